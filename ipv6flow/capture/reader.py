@@ -1,0 +1,132 @@
+"""``open_capture``: pick the source and the format reader, expose the result.
+
+Strategy: ``source`` hands over a (decompressed) byte stream; its first
+bytes name the format, pcap or pcapng, by their magic number (never by the
+file name). The chosen reader checks the file header at once, so a file
+that is not a capture fails at open, and then yields records lazily. What
+the readers learn while they run (packets, link types, truncation,
+warnings) lands in a ``Tally`` that ``Capture`` shows as attributes.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator, Optional, Union
+
+from ..errors import CaptureError
+from .base import Record, Tally, hex_prefix, refill
+from .pcap import MAGICS as PCAP_MAGICS
+from .pcap import OTHER_MAGICS as OTHER_PCAP_MAGICS
+from .pcap import PcapReader
+from .pcapng import SHB_MAGIC, PcapngReader
+from .source import Source, open_source
+
+PathArg = Union[str, "os.PathLike[str]"]
+
+# Bytes to read before choosing a format: a pcap file header is 24, the
+# smallest pcapng section header 28; the readers fetch more themselves.
+_HEAD_LEN = 32
+
+
+def _display_name(path: PathArg) -> str:
+    if isinstance(path, str) and path == "-":
+        return "<stdin>"
+    return os.fspath(path)
+
+
+class Capture:
+    """An open capture: iterate it for ``Record``s; see the package docstring.
+
+    ``packets`` counts the records yielded so far and ``bytes_read`` the
+    bytes consumed from the file (compressed bytes for a compressed file),
+    for progress reporting.
+    """
+
+    def __init__(self, path: PathArg):
+        self.path = path
+        self.name = _display_name(path)
+        self._tally = Tally()
+        self._records: Optional[Iterator[Record]] = None
+        self._source: Source = open_source(path, self.name)
+        try:
+            self._source.on_failure = self._tally.cut_off
+            self._reader = self._open_reader()
+        except BaseException:
+            self._source.close()
+            raise
+        self.format: str = self._reader.format
+        self.compression: Optional[str] = self._source.compression
+        if isinstance(self._reader, PcapReader):
+            # A pcap file has one link type, known from its header; pcapng
+            # link types appear as interface blocks are read.
+            self._tally.linktype(self._reader.linktype)
+
+    def _open_reader(self):
+        source, name = self._source, self.name
+        head = refill(b"", 0, _HEAD_LEN, source.read)
+        inside = f" inside the {source.compression} data" if source.compression else ""
+        if source.failure and len(head) < 4:
+            raise CaptureError(name, source.failure)
+        if not head:
+            raise CaptureError(name, f"empty file (no capture header{inside})")
+        magic = head[:4]
+        if magic in PCAP_MAGICS:
+            return PcapReader(name, head, source.read)
+        if magic == SHB_MAGIC:
+            return PcapngReader(name, head, source.read)
+        if magic in OTHER_PCAP_MAGICS:
+            raise CaptureError(name, f"{OTHER_PCAP_MAGICS[magic]} is not supported")
+        raise CaptureError(name, f"not a pcap or pcapng file{inside} "
+                                 f"(first bytes {hex_prefix(head)})")
+
+    # -- what the readers report --
+
+    @property
+    def linktypes(self) -> list[int]:
+        return self._tally.linktypes
+
+    @property
+    def truncated(self) -> bool:
+        return self._tally.truncated
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._tally.warnings
+
+    @property
+    def packets(self) -> int:
+        return self._tally.packets
+
+    @property
+    def bytes_read(self) -> int:
+        return self._source.bytes_read
+
+    # -- iteration and lifetime --
+
+    def __iter__(self) -> Iterator[Record]:
+        # One pass only: a second ``for`` continues where the first stopped.
+        if self._records is None:
+            self._records = self._reader.records(self._tally)
+        return self._records
+
+    def close(self) -> None:
+        if self._records is not None:
+            self._records.close()
+        self._source.close()
+
+    def __enter__(self) -> "Capture":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<Capture {self.name!r} format={self.format} "
+                f"compression={self.compression} packets={self.packets}>")
+
+
+def open_capture(path: PathArg) -> Capture:
+    """Open a pcap or pcapng file, possibly compressed; "-" reads stdin.
+
+    Raises CaptureError if the file cannot be opened or is not a capture.
+    """
+    return Capture(path)

@@ -1,0 +1,330 @@
+"""Where the bytes come from: a file or stdin, decompressed if need be.
+
+Strategy: open the file (or take ``sys.stdin.buffer`` for ``-``), read its
+first bytes and push them back in front of the stream (``_Raw``), so the
+compression can be recognised by its magic bytes on a pipe too: nothing here
+ever seeks. A compressed stream is wrapped in the matching streaming
+decompressor, which is read at most ``CHUNK`` decompressed bytes at a time,
+so memory stays flat whatever the file size (and whatever a decompression
+bomb expands to).
+
+A decompressor that fails part-way (data cut off, or corrupt) ends the
+stream as if the file ended there and reports the failure through
+``on_failure``: the capture keeps every record read so far and is marked
+truncated. Errors of the file itself (cannot open, read error) are
+``CaptureError`` at once.
+
+python-zstandard's ``stream_reader`` returns a clean end of stream when its
+input stops in the middle of a frame, so ``_ZstdFrames`` follows the frame
+layout of RFC 8878 in the compressed bytes to notice that case.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import sys
+import zlib
+from typing import Callable, Optional
+
+import zstandard
+
+from ..errors import CaptureError
+from .base import CHUNK
+
+# Magic bytes of the compressed formats we undo (RFC 1952 section 2.3.1
+# for gzip; the bzip2 "BZh" stream header followed by the block-size digit;
+# the xz file format spec section 2.1.1.1; RFC 8878 section 3.1.1 for zstd).
+GZIP_MAGIC = b"\x1f\x8b"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+# Enough bytes to tell every format above apart (xz needs six, bzip2 four).
+SNIFF_LEN = 6
+
+
+def detect_compression(head: bytes) -> Optional[str]:
+    """Name the compression of a stream from its first bytes, or None."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(BZIP2_MAGIC) and head[3:4].isdigit() and head[3:4] != b"0":
+        return "bzip2"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
+class _Raw:
+    """The undecompressed byte stream: counts what it reads, replays the
+    bytes sniffed at open, and turns OS read errors into ``CaptureError``.
+
+    Decompressors call ``read`` on it, so it must look enough like a binary
+    file object for ``gzip.GzipFile``, ``bz2.BZ2File``, ``lzma.LZMAFile``
+    and ``zstandard``'s ``stream_reader``.
+    """
+
+    def __init__(self, name: str, read: Callable[[int], bytes]):
+        self._name = name
+        self._read = read
+        self._prefix = b""
+        self.count = 0
+        self.observe: Optional[Callable[[bytes], None]] = None
+
+    def sniff(self, count: int) -> bytes:
+        """Read up to ``count`` bytes now and keep them for the next read.
+
+        Loops because a pipe may hand over fewer bytes than asked.
+        """
+        parts = []
+        have = 0
+        while have < count:
+            chunk = self._read_raw(count - have)
+            if not chunk:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        self._prefix = b"".join(parts)
+        return self._prefix
+
+    def _read_raw(self, size: int) -> bytes:
+        try:
+            data = self._read(size)
+        except OSError as exc:
+            raise CaptureError(self._name, f"read error: {exc.strerror or exc}") from exc
+        self.count += len(data)
+        if self.observe is not None:
+            self.observe(data)
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = CHUNK
+        if self._prefix:
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return self._read_raw(size)
+
+    # What the decompressors' file wrappers look for on a file object.
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class _ZstdFrames:
+    """Follow zstd frame boundaries in the compressed bytes (RFC 8878 §3.1).
+
+    Only to tell a stream that ends between frames from one cut off inside
+    a frame. It walks headers and skips block contents without decoding
+    them, so it costs a few operations per 128 KiB block. If the bytes stop
+    looking like zstd it gives up (``at_boundary`` is then True) and leaves
+    the complaint to the decompressor.
+    """
+
+    _MAGIC, _FHD, _FH_REST, _BLOCK, _CHECKSUM, _SKIPPABLE_SIZE = range(6)
+
+    def __init__(self) -> None:
+        self._state = self._MAGIC
+        self._want = 4          # size of the header field being collected
+        self._field = b""       # the part of that field seen so far
+        self._skip = 0          # content bytes to pass over before the next field
+        self._checksum = False  # current frame ends with a 4-byte checksum
+        self._lost = False
+
+    @property
+    def at_boundary(self) -> bool:
+        return self._lost or (
+            self._state == self._MAGIC and not self._field and not self._skip)
+
+    def feed(self, data: bytes) -> None:
+        i, end = 0, len(data)
+        while i < end and not self._lost:
+            if self._skip:
+                step = min(self._skip, end - i)
+                self._skip -= step
+                i += step
+                continue
+            take = min(self._want - len(self._field), end - i)
+            self._field += data[i:i + take]
+            i += take
+            if len(self._field) == self._want:
+                field, self._field = self._field, b""
+                self._step(field)
+
+    def _expect(self, state: int, want: int) -> None:
+        self._state, self._want = state, want
+
+    def _step(self, field: bytes) -> None:
+        state = self._state
+        if state == self._MAGIC:
+            magic = int.from_bytes(field, "little")
+            if field == ZSTD_MAGIC:
+                self._expect(self._FHD, 1)
+            elif magic & 0xFFFFFFF0 == 0x184D2A50:  # skippable frame, §3.1.2
+                self._expect(self._SKIPPABLE_SIZE, 4)
+            else:
+                self._lost = True
+        elif state == self._FHD:
+            # Frame_Header_Descriptor, §3.1.1.1.1: the sizes of the optional
+            # header fields that follow it.
+            fhd = field[0]
+            single_segment = (fhd >> 5) & 1
+            fcs_flag = fhd >> 6
+            fcs_size = (single_segment, 2, 4, 8)[fcs_flag]
+            did_size = (0, 1, 2, 4)[fhd & 3]
+            self._checksum = bool(fhd & 4)
+            rest = (0 if single_segment else 1) + did_size + fcs_size
+            if rest:
+                self._expect(self._FH_REST, rest)
+            else:
+                self._expect(self._BLOCK, 3)
+        elif state == self._FH_REST:
+            self._expect(self._BLOCK, 3)
+        elif state == self._BLOCK:
+            # Block_Header, §3.1.1.2: Last_Block bit, Block_Type, Block_Size.
+            header = int.from_bytes(field, "little")
+            block_type = (header >> 1) & 3
+            if block_type == 3:  # reserved: not zstd after all
+                self._lost = True
+                return
+            self._skip = 1 if block_type == 1 else header >> 3  # RLE holds one byte
+            if not header & 1:
+                self._expect(self._BLOCK, 3)
+            elif self._checksum:
+                self._expect(self._CHECKSUM, 4)
+            else:
+                self._expect(self._MAGIC, 4)
+        elif state == self._CHECKSUM:
+            self._expect(self._MAGIC, 4)
+        elif state == self._SKIPPABLE_SIZE:
+            self._skip = int.from_bytes(field, "little")
+            self._expect(self._MAGIC, 4)
+
+
+# What each decompressor raises on bad or cut-off input. EOFError is the
+# stdlib's "compressed file ended before the end-of-stream marker".
+_GZIP_ERRORS = (EOFError, OSError, zlib.error)
+_BZIP2_ERRORS = (EOFError, OSError, ValueError)
+_XZ_ERRORS = (EOFError, lzma.LZMAError)
+_ZSTD_ERRORS = (zstandard.ZstdError,)
+
+
+class Source:
+    """A readable byte stream, decompressed if the file was compressed.
+
+    ``read(n)`` returns at most ``n`` bytes and ``b""`` only at the end. When
+    a decompressor fails, ``read`` reports it once through ``on_failure``
+    (set by the capture) and then behaves as at the end of the stream.
+    """
+
+    def __init__(self, name: str, read: Callable[[int], bytes],
+                 close: Optional[Callable[[], None]]):
+        self.name = name
+        self._raw = _Raw(name, read)
+        self._close_raw = close
+        self.compression: Optional[str] = None
+        self.failure: Optional[str] = None
+        self.on_failure: Callable[[str], None] = lambda message: None
+        self._decoder = None
+        self._errors: tuple = ()
+        self._frames: Optional[_ZstdFrames] = None
+        self.read = self._raw.read
+        compression = detect_compression(self._raw.sniff(SNIFF_LEN))
+        if compression is not None:
+            self._wrap(compression)
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes consumed from the file itself (compressed bytes if compressed)."""
+        return self._raw.count
+
+    def _wrap(self, compression: str) -> None:
+        raw = self._raw
+        self.compression = compression
+        if compression == "gzip":
+            decoder = gzip.GzipFile(fileobj=raw, mode="rb")
+            self._errors = _GZIP_ERRORS
+        elif compression == "bzip2":
+            decoder = bz2.BZ2File(raw, mode="rb")
+            self._errors = _BZIP2_ERRORS
+        elif compression == "xz":
+            decoder = lzma.LZMAFile(raw, mode="rb", format=lzma.FORMAT_XZ)
+            self._errors = _XZ_ERRORS
+        else:
+            frames = self._frames = _ZstdFrames()
+            raw.observe = frames.feed
+            decoder = zstandard.ZstdDecompressor().stream_reader(
+                raw, read_size=CHUNK, read_across_frames=True, closefd=False)
+            self._errors = _ZSTD_ERRORS
+        self._decoder = decoder
+        # read1 does at most one decompression step, so a pipe being
+        # written live is not held back waiting for a full chunk; the
+        # zstandard reader's read1 may return b"" before the end, so it
+        # gets read, which is bounded by ``size`` all the same.
+        self._decode = decoder.read if compression == "zstd" else decoder.read1
+        self.read = self._read_decoded
+
+    def _read_decoded(self, size: int) -> bytes:
+        if self.failure is not None:
+            return b""
+        try:
+            data = self._decode(size)
+        except self._errors as exc:
+            self._fail(exc)
+            return b""
+        if not data and self._frames is not None and not self._frames.at_boundary:
+            self._fail(None)
+        return data
+
+    def _fail(self, exc: Optional[BaseException]) -> None:
+        offset = self._raw.count
+        if exc is None or isinstance(exc, EOFError):
+            what = f"{self.compression} data is cut off (ends inside a compressed stream"
+        else:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            what = f"{self.compression} data is corrupt ({detail}"
+        self.failure = f"{what}, after {offset} compressed bytes)"
+        self.on_failure(self.failure)
+
+    def close(self) -> None:
+        if self._decoder is not None:
+            try:
+                self._decoder.close()
+            except Exception:  # closing a failed decoder may complain again
+                pass
+        if self._close_raw is not None:
+            self._close_raw()
+
+
+def open_source(path, name: str) -> Source:
+    """Open ``path`` ("-" for stdin) and detect its compression.
+
+    Raises CaptureError with a short reason a user can act on.
+    """
+    if isinstance(path, str) and path == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            raise CaptureError(name, "standard input is not available")
+        # read1: return what the pipe has instead of waiting for a full chunk.
+        read = getattr(stdin, "read1", None) or stdin.read
+        return Source(name, read, None)  # stdin is not ours to close
+    try:
+        raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by Source.close
+    except FileNotFoundError:
+        raise CaptureError(name, "no such file") from None
+    except IsADirectoryError:
+        raise CaptureError(name, "is a directory") from None
+    except PermissionError:
+        raise CaptureError(name, "permission denied") from None
+    except OSError as exc:
+        raise CaptureError(name, f"cannot open ({exc.strerror or exc})") from None
+    try:
+        return Source(name, raw.read, raw.close)
+    except BaseException:
+        raw.close()
+        raise
+

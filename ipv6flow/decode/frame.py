@@ -1,0 +1,65 @@
+"""What the decoder says about one frame, and the options it decodes with."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Decoding choices a user makes on the command line.
+
+    ``sixrd_prefixes`` are (value, mask, length) tuples over 128-bit
+    addresses (see ``addresses.parse_prefix``). The caps bound the work per
+    frame (STYLE habit 6); hitting one is counted, never fatal.
+    """
+
+    sixrd_prefixes: tuple = ()
+    max_tunnel_depth: int = 8      # encapsulations followed per frame
+    max_chain: int = 64            # extension headers walked per IPv6 header
+    max_layers: int = 64           # link/IP layers of any kind per frame
+
+
+class Frame:
+    """Per-frame result of the reference decoder.
+
+    carrier / payload: 'ipv4' | 'ipv6' | 'non_ip' (REPORT.md section 3).
+    tunnels: encapsulation kinds, outermost first; ``tunnel`` the first.
+    ext_types: by_type names found anywhere in the frame.
+    chain_len: extension headers in the outermost IPv6 header's chain.
+    proto: upper-layer protocol number of the innermost IP header.
+    src6 / dst6: the innermost IPv6 header's addresses (16 bytes each).
+    problem: None | 'malformed' | 'truncated' | 'unsupported_linktype' |
+    'depth_exceeded' -- the first thing that stopped the decode early.
+    """
+
+    __slots__ = ("carrier", "payload", "tunnels", "ext_types", "routing_types",
+                 "chain_len", "anomalies", "proto", "src6", "dst6", "src4", "dst4",
+                 "problem", "l4_off", "l4_end", "data")
+
+    def __init__(self):
+        self.carrier = "non_ip"
+        self.payload = "non_ip"
+        self.tunnels = []
+        self.ext_types = set()
+        self.routing_types = set()
+        self.chain_len = None
+        self.anomalies = set()
+        self.proto = None
+        self.src6 = self.dst6 = None
+        self.src4 = self.dst4 = None
+        self.problem = None
+        self.l4_off = self.l4_end = None
+        self.data = None
+
+    @property
+    def tunnel(self) -> str:
+        return self.tunnels[0] if self.tunnels else "none"
+
+    def fail(self, problem: str) -> None:
+        """Record why decoding stopped; the first reason is kept."""
+        if self.problem is None:
+            self.problem = problem
+
+    def __repr__(self):
+        return (f"Frame(carrier={self.carrier}, payload={self.payload}, tunnel={self.tunnel},"
+                f" ext={sorted(self.ext_types)}, anomalies={sorted(self.anomalies)},"
+                f" proto={self.proto}, problem={self.problem})")

@@ -1,0 +1,1 @@
+"""Engines wire readers, decoders and Summaries together (no figures here)."""

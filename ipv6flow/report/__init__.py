@@ -1,0 +1,1 @@
+"""Summary -> text and JSON. No decoding here."""

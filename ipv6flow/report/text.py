@@ -1,0 +1,177 @@
+"""The text report: what an engineer reads first.
+
+The headline is the IPv6 share (payload view: what end hosts speak), then
+the carrier/payload table, tunnels, extension headers and anomalies,
+address classes, transport and decode problems. Rows of zeros are left
+out of the long tables (the JSON keeps every key); counts and percentages
+are right-aligned in fixed columns. Anything that may come from outside
+(paths now, DNS names later) goes through ``safe`` before it is printed.
+"""
+
+import datetime as _dt
+
+from ..summary import TRANSPORT_KEYS
+
+FAMILY_LABELS = {"ipv4": "IPv4", "ipv6": "IPv6", "non_ip": "non-IP"}
+
+
+def safe(text: str) -> str:
+    """Escape control and non-printable characters (no terminal escapes)."""
+    out = []
+    for ch in str(text):
+        if ch.isprintable() and ch not in "\x1b":
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def _pct(part, whole):
+    return f"{100.0 * part / whole:6.1f}%" if whole else "      -"
+
+
+def _n(v):
+    return f"{v:,}"
+
+
+def _ts(t):
+    if t is None:
+        return "-"
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _size(n):
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+
+
+class _Table:
+    """Rows of (label, packets, bytes) with percentages of a total."""
+
+    def __init__(self, title, total_p, total_b, label_width=28):
+        self.title, self.tp, self.tb, self.w = title, total_p, total_b, label_width
+        self.rows = []
+
+    def row(self, label, p, b=None, indent=2):
+        self.rows.append((" " * indent + label, p, b))
+
+    def render(self):
+        w = max([self.w] + [len(r[0]) + 2 for r in self.rows])
+        head = f"{self.title:<{w}}{'packets':>13} {'%':>7} {'bytes':>16} {'%':>7}"
+        lines = [head]
+        for label, p, b in self.rows:
+            if p is None:
+                lines.append(label)
+                continue
+            line = f"{label:<{w}}{_n(p):>13} {_pct(p, self.tp)}"
+            if b is not None:
+                line += f" {_n(b):>16} {_pct(b, self.tb)}"
+            lines.append(line)
+        return "\n".join(lines)
+
+
+def _count_lines(title, counts, total, names=None, empty="none"):
+    items = [(k, v) for k, v in counts.items() if v]
+    lines = [title]
+    if not items:
+        lines.append(f"  {empty}")
+        return lines
+    w = max(len(names.get(k, k) if names else k) for k, _ in items) + 4
+    w = max(w, 28)
+    for k, v in items:
+        label = names.get(k, k) if names else k
+        lines.append(f"  {label:<{w - 2}}{_n(v):>13} {_pct(v, total)}")
+    return lines
+
+
+def render(report: dict) -> str:
+    r = report
+    t = r["totals"]
+    tp, tb = t["packets"], t["bytes"]
+    sh = r["share"]
+    out = []
+
+    # -- header and inputs ------------------------------------------------
+    out.append(f"ipv6flow {r['tool']['version']} report")
+    for inp in r["inputs"]:
+        comp = f"+{inp['compression']}" if inp.get("compression") else ""
+        state = " TRUNCATED" if inp.get("truncated") else ""
+        state += " ERROR" if inp.get("errors") else ""
+        out.append(f"  {safe(inp['path'])}: {inp.get('format') or '?'}{comp}, "
+                   f"{_n(inp['packets'])} frames, {_size(inp['bytes'])}{state}")
+    first, last = r["time"]["first"], r["time"]["last"]
+    if first is not None:
+        out.append(f"  time: {_ts(first)} .. {_ts(last)} UTC ({last - first:.3f} s)")
+    out.append("")
+
+    # -- headline ---------------------------------------------------------
+    if sh["ipv6_packets"] is None:
+        out.append("IPv6 share: no IP traffic in the input")
+    else:
+        out.append(f"IPv6 share of IP traffic: {100 * sh['ipv6_packets']:.1f}% of packets, "
+                   f"{100 * sh['ipv6_bytes']:.1f}% of bytes  (payload: what end hosts speak)")
+        out.append(f"  on the wire (outer header): {100 * sh['carrier_ipv6_packets']:.1f}% of "
+                   f"packets, {100 * sh['carrier_ipv6_bytes']:.1f}% of bytes")
+        v6 = r["payload"]["ipv6"]["packets"]
+        nat, tun = r["ipv6"]["native"]["packets"], r["ipv6"]["tunnelled"]["packets"]
+        out.append(f"  IPv6 packets: {_n(nat)} native ({_pct(nat, v6).strip()}), "
+                   f"{_n(tun)} tunnelled over IPv4 ({_pct(tun, v6).strip()})")
+    out.append("")
+
+    # -- families ---------------------------------------------------------
+    tab = _Table(f"Frames ({_n(tp)} in all)", tp, tb)
+    for view, title in (("carrier", "carrier (outermost IP header)"),
+                        ("payload", "payload (innermost IP header)")):
+        tab.row(title, None)
+        for fam in ("ipv4", "ipv6", "non_ip"):
+            e = r[view][fam]
+            tab.row(FAMILY_LABELS[fam], e["packets"], e["bytes"], indent=4)
+    tab.row("IPv6 payload", None)
+    for k in ("native", "tunnelled"):
+        e = r["ipv6"][k]
+        tab.row(k, e["packets"], e["bytes"], indent=4)
+    out.append(tab.render())
+    out.append("")
+
+    # -- tunnels ----------------------------------------------------------
+    tab = _Table("Tunnels (outermost encapsulation)", tp, tb)
+    for kind, e in r["tunnels"].items():
+        if e["packets"] or kind == "none":
+            tab.row("not tunnelled" if kind == "none" else kind, e["packets"], e["bytes"])
+    out.append(tab.render())
+    out.append("")
+
+    # -- extension headers ------------------------------------------------
+    eh = r["extension_headers"]
+    v6frames = sum(eh["chain_length"].values())
+    out.append(f"IPv6 extension headers: {_n(eh['frames_with_any'])} frames "
+               f"({_pct(eh['frames_with_any'], v6frames).strip()} of frames with IPv6)")
+    out.extend(_count_lines("  by type (frames)", eh["by_type"], v6frames)[1:] or [])
+    if not eh["frames_with_any"]:
+        out.append("  none")
+    if eh["routing_types"]:
+        out.append("  routing types: " + ", ".join(
+            f"type {k}: {_n(v)}" for k, v in eh["routing_types"].items()))
+    if eh["chain_length"]:
+        out.append("  chain length (outermost IPv6 header): " + ", ".join(
+            f"{k}: {_n(v)}" for k, v in eh["chain_length"].items()))
+    out.append("")
+    out.extend(_count_lines("Anomalies (frames)", eh["anomalies"], tp))
+    out.append("")
+
+    # -- addresses, transport, decode --------------------------------------
+    addr = r["addresses"]["ipv6"]
+    out.extend(_count_lines("IPv6 address classes (innermost source + destination)",
+                            addr, sum(addr.values()), empty="no IPv6 payload"))
+    out.append("")
+    for fam in ("ipv4", "ipv6"):
+        tr = r["transport"][fam]
+        out.extend(_count_lines(f"Transport over {FAMILY_LABELS[fam]} (payload view)",
+                                {k: tr[k] for k in TRANSPORT_KEYS[fam]},
+                                r["payload"][fam]["packets"], empty=f"no {FAMILY_LABELS[fam]}"))
+    out.append("")
+    out.extend(_count_lines("Decode problems (frames)", r["decode"], tp))
+    out.append("")
+    return "\n".join(out)

@@ -1,0 +1,256 @@
+"""The mergeable Summary behind every report (STYLE habit 8).
+
+Frames are first folded into a small table keyed by everything the report
+needs to know about a frame (views, tunnel, transport, extension headers,
+anomalies, address classes, decode problem): real traffic has few distinct
+keys, so adding a frame is one dict update, and a vectorized decoder can
+add whole batches of identical keys at once. The table is expanded into
+the report's counters only when a report is made.
+
+A Summary also reads a report back (``from_report``), so merging earlier
+reports and merging in-process Summaries are the same operation:
+``merge`` adds every counter, unions inputs, and takes min/max of times.
+It is associative and commutative; ``Summary()`` is its identity.
+"""
+
+import math
+
+from . import __version__
+from .decode.addresses import ADDRESS_CLASSES, address_class
+from .decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
+
+SCHEMA_ID = "ipv6flow/report/1"
+FAMILIES = ("ipv4", "ipv6", "non_ip")
+TRANSPORT = {
+    "ipv4": {6: "tcp", 17: "udp", 1: "icmp"},
+    "ipv6": {6: "tcp", 17: "udp", 58: "icmpv6", 59: "no_next_header"},
+}
+TRANSPORT_KEYS = {"ipv4": ("tcp", "udp", "icmp", "other"),
+                  "ipv6": ("tcp", "udp", "icmpv6", "no_next_header", "other")}
+DECODE_KEYS = ("malformed", "truncated", "unsupported_linktype", "depth_exceeded")
+DEFAULT_INTERVAL = 60.0
+
+
+def pb(packets=0, nbytes=0):
+    return {"packets": packets, "bytes": nbytes}
+
+
+def frame_key(f):
+    """Everything the report counts about one decoded frame, hashable."""
+    fam = f.payload
+    transport = None
+    if fam != "non_ip":
+        transport = TRANSPORT[fam].get(f.proto, "other")
+    if fam == "ipv6" and f.src6 is not None:
+        classes = (address_class(f.src6), address_class(f.dst6))
+    else:
+        classes = ()
+    return (f.carrier, fam, f.tunnel, transport,
+            tuple(sorted(f.ext_types)), tuple(sorted(f.routing_types)), f.chain_len,
+            tuple(sorted(f.anomalies)), classes, f.problem)
+
+
+def _empty_counts():
+    return {
+        "totals": pb(),
+        "carrier": {k: pb() for k in FAMILIES},
+        "payload": {k: pb() for k in FAMILIES},
+        "ipv6": {"native": pb(), "tunnelled": pb()},
+        "tunnels": {k: pb() for k in TUNNEL_KINDS},
+        "extension_headers": {
+            "frames_with_any": 0,
+            "by_type": {k: 0 for k in EXT_TYPES},
+            "routing_types": {},
+            "chain_length": {},
+            "anomalies": {k: 0 for k in ANOMALIES},
+        },
+        "transport": {fam: {k: 0 for k in keys} for fam, keys in TRANSPORT_KEYS.items()},
+        "addresses": {"ipv6": {k: 0 for k in ADDRESS_CLASSES}},
+        "decode": {k: 0 for k in DECODE_KEYS},
+    }
+
+
+def _add_counts(dst, src):
+    """Add nested counters of the same shape; keys missing in dst appear."""
+    for k, v in src.items():
+        if isinstance(v, dict):
+            _add_counts(dst.setdefault(k, {}), v)
+        else:
+            dst[k] = dst.get(k, 0) + v
+
+
+def _add_pb(d, key, packets, nbytes):
+    e = d.setdefault(key, pb())
+    e["packets"] += packets
+    e["bytes"] += nbytes
+
+
+def _expand(counts, key, packets, nbytes):
+    (carrier, payload, tunnel, transport, ext, rtypes, chain_len, anomalies,
+     classes, problem) = key
+    t = counts["totals"]
+    t["packets"] += packets
+    t["bytes"] += nbytes
+    _add_pb(counts["carrier"], carrier, packets, nbytes)
+    _add_pb(counts["payload"], payload, packets, nbytes)
+    if payload == "ipv6":
+        _add_pb(counts["ipv6"], "native" if carrier == "ipv6" else "tunnelled", packets, nbytes)
+    _add_pb(counts["tunnels"], tunnel, packets, nbytes)
+    eh = counts["extension_headers"]
+    if ext:
+        eh["frames_with_any"] += packets
+    for name in ext:
+        eh["by_type"][name] += packets
+    for rt in rtypes:
+        k = str(rt)
+        eh["routing_types"][k] = eh["routing_types"].get(k, 0) + packets
+    if chain_len is not None:
+        k = str(chain_len)
+        eh["chain_length"][k] = eh["chain_length"].get(k, 0) + packets
+    for a in anomalies:
+        eh["anomalies"][a] += packets
+    if transport is not None:
+        counts["transport"][payload][transport] += packets
+    for c in classes:
+        counts["addresses"]["ipv6"][c] += packets
+    if problem is not None:
+        counts["decode"][problem] += packets
+
+
+def _share(part, whole):
+    return part / whole if whole else None
+
+
+class Summary:
+    """Mergeable figures of one or more inputs."""
+
+    def __init__(self, interval: float = DEFAULT_INTERVAL):
+        if not interval > 0 or not math.isfinite(interval):
+            raise ValueError("interval must be a positive number of seconds")
+        self.interval = float(interval)
+        self.inputs = []
+        self.first = None
+        self.last = None
+        self._keys = {}          # frame key -> [packets, bytes]
+        self._counts = _empty_counts()
+        self._bins = {}          # bin index -> [v4 packets, v4 bytes, v6 packets, v6 bytes]
+
+    # -- adding -----------------------------------------------------------
+    def add(self, f, ts: float, wirelen: int) -> None:
+        """Count one decoded frame."""
+        key = frame_key(f)
+        e = self._keys.get(key)
+        if e is None:
+            self._keys[key] = [1, wirelen]
+        else:
+            e[0] += 1
+            e[1] += wirelen
+        self.add_time(ts, f.payload, 1, wirelen)
+
+    def add_time(self, ts, payload, packets, nbytes):
+        if self.first is None or ts < self.first:
+            self.first = ts
+        if self.last is None or ts > self.last:
+            self.last = ts
+        if payload == "non_ip":
+            return
+        b = self._bins.get(idx := math.floor(ts / self.interval))
+        if b is None:
+            b = self._bins[idx] = [0, 0, 0, 0]
+        i = 0 if payload == "ipv4" else 2
+        b[i] += packets
+        b[i + 1] += nbytes
+
+    def add_input(self, entry: dict) -> None:
+        self.inputs.append(entry)
+
+    def _flush(self):
+        for key, (p, b) in self._keys.items():
+            _expand(self._counts, key, p, b)
+        self._keys.clear()
+
+    # -- merging ----------------------------------------------------------
+    def merge(self, other: "Summary") -> "Summary":
+        """A new Summary holding both; neither operand is changed."""
+        if self.interval != other.interval:
+            raise ValueError(f"cannot merge reports with intervals {self.interval} s "
+                             f"and {other.interval} s")
+        out = Summary(self.interval)
+        for s in (self, other):
+            s._flush()
+            _add_counts(out._counts, s._counts)
+            out.inputs.extend(s.inputs)
+            for idx, b in s._bins.items():
+                t = out._bins.setdefault(idx, [0, 0, 0, 0])
+                for i in range(4):
+                    t[i] += b[i]
+            for ts in (s.first, s.last):
+                if ts is not None:
+                    out.first = ts if out.first is None else min(out.first, ts)
+                    out.last = ts if out.last is None else max(out.last, ts)
+        return out
+
+    # -- reports ----------------------------------------------------------
+    def counts(self) -> dict:
+        self._flush()
+        return self._counts
+
+    def to_report(self) -> dict:
+        """The JSON report of REPORT.md section 7 (plain dicts, stable order)."""
+        c = self.counts()
+        ip_p = c["payload"]["ipv4"]["packets"] + c["payload"]["ipv6"]["packets"]
+        ip_b = c["payload"]["ipv4"]["bytes"] + c["payload"]["ipv6"]["bytes"]
+        cip_p = c["carrier"]["ipv4"]["packets"] + c["carrier"]["ipv6"]["packets"]
+        cip_b = c["carrier"]["ipv4"]["bytes"] + c["carrier"]["ipv6"]["bytes"]
+        eh = c["extension_headers"]
+        return {
+            "schema": SCHEMA_ID,
+            "tool": {"name": "ipv6flow", "version": __version__},
+            "inputs": list(self.inputs),
+            "time": {"first": self.first, "last": self.last},
+            "totals": dict(c["totals"]),
+            "carrier": c["carrier"],
+            "payload": c["payload"],
+            "ipv6": c["ipv6"],
+            "share": {
+                "ipv6_packets": _share(c["payload"]["ipv6"]["packets"], ip_p),
+                "ipv6_bytes": _share(c["payload"]["ipv6"]["bytes"], ip_b),
+                "carrier_ipv6_packets": _share(c["carrier"]["ipv6"]["packets"], cip_p),
+                "carrier_ipv6_bytes": _share(c["carrier"]["ipv6"]["bytes"], cip_b),
+            },
+            "tunnels": c["tunnels"],
+            "extension_headers": {
+                "frames_with_any": eh["frames_with_any"],
+                "by_type": eh["by_type"],
+                "routing_types": dict(sorted(eh["routing_types"].items(), key=lambda kv: int(kv[0]))),
+                "chain_length": dict(sorted(eh["chain_length"].items(), key=lambda kv: int(kv[0]))),
+                "anomalies": eh["anomalies"],
+            },
+            "transport": c["transport"],
+            "addresses": c["addresses"],
+            "nat64": {"suspects": [], "dns64": {"synthesized_answers": 0, "resolvers": []}},
+            "decode": c["decode"],
+            "timeseries": {
+                "interval_s": self.interval,
+                "bins": [{"start": idx * self.interval,
+                          "ipv4": pb(b[0], b[1]), "ipv6": pb(b[2], b[3])}
+                         for idx, b in sorted(self._bins.items())],
+            },
+        }
+
+    @classmethod
+    def from_report(cls, report: dict) -> "Summary":
+        """Rebuild a Summary from a report made by ``to_report``."""
+        if report.get("schema") != SCHEMA_ID:
+            raise ValueError(f"not an ipv6flow report (schema {report.get('schema')!r})")
+        s = cls(report["timeseries"]["interval_s"])
+        s.inputs = list(report["inputs"])
+        s.first, s.last = report["time"]["first"], report["time"]["last"]
+        for k in ("totals", "carrier", "payload", "ipv6", "tunnels", "extension_headers",
+                  "transport", "addresses", "decode"):
+            _add_counts(s._counts[k], report[k])
+        for b in report["timeseries"]["bins"]:
+            idx = round(b["start"] / s.interval)
+            s._bins[idx] = [b["ipv4"]["packets"], b["ipv4"]["bytes"],
+                            b["ipv6"]["packets"], b["ipv6"]["bytes"]]
+        return s
