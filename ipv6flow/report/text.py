@@ -26,8 +26,15 @@ def safe(text: str) -> str:
     return "".join(out)
 
 
+LABEL_W = 36     # one label column for every table, so all columns line up
+
+
 def _pct(part, whole):
-    return f"{100.0 * part / whole:6.1f}%" if whole else "      -"
+    if not whole:
+        return "      -"
+    if part and 100.0 * part / whole < 0.05:
+        return "  <0.1%"
+    return f"{100.0 * part / whole:6.1f}%"
 
 
 def _n(v):
@@ -50,7 +57,7 @@ def _size(n):
 class _Table:
     """Rows of (label, packets, bytes) with percentages of a total."""
 
-    def __init__(self, title, total_p, total_b, label_width=28):
+    def __init__(self, title, total_p, total_b, label_width=LABEL_W):
         self.title, self.tp, self.tb, self.w = title, total_p, total_b, label_width
         self.rows = []
 
@@ -58,7 +65,7 @@ class _Table:
         self.rows.append((" " * indent + label, p, b))
 
     def render(self):
-        w = max([self.w] + [len(r[0]) + 2 for r in self.rows])
+        w = max([self.w, len(self.title) + 1] + [len(r[0]) + 2 for r in self.rows])
         head = f"{self.title:<{w}}{'packets':>13} {'%':>7} {'bytes':>16} {'%':>7}"
         lines = [head]
         for label, p, b in self.rows:
@@ -72,17 +79,15 @@ class _Table:
         return "\n".join(lines)
 
 
-def _count_lines(title, counts, total, names=None, empty="none"):
+def _count_lines(title, counts, total, empty="none"):
     items = [(k, v) for k, v in counts.items() if v]
     lines = [title]
     if not items:
         lines.append(f"  {empty}")
         return lines
-    w = max(len(names.get(k, k) if names else k) for k, _ in items) + 4
-    w = max(w, 28)
+    w = max([LABEL_W] + [len(k) + 4 for k, _ in items])
     for k, v in items:
-        label = names.get(k, k) if names else k
-        lines.append(f"  {label:<{w - 2}}{_n(v):>13} {_pct(v, total)}")
+        lines.append(f"  {k:<{w - 2}}{_n(v):>13} {_pct(v, total)}")
     return lines
 
 
