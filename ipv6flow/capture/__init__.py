@@ -21,6 +21,7 @@ before it. A file cut off mid-record is not an error: iteration ends,
 """
 
 from .base import Record
+from .batch import Batch
 from .reader import Capture, open_capture
 
-__all__ = ["Capture", "Record", "open_capture"]
+__all__ = ["Batch", "Capture", "Record", "open_capture"]

@@ -32,8 +32,11 @@ from __future__ import annotations
 import struct
 from typing import Iterator
 
+import numpy as np
+
 from ..errors import CaptureError
 from .base import Read, Record, Tally, make_record, refill
+from .batch import Batch
 
 FILE_HEADER_LEN = 24
 RECORD_HEADER_LEN = 16
@@ -58,6 +61,11 @@ OTHER_MAGICS = {
 # link type. Record header: ts seconds, ts fraction, caplen, len.
 _FILE_HEADER = {order: struct.Struct(order + "4sHHiIII") for order in "<>"}
 _RECORD_HEADER = {order: struct.Struct(order + "IIII") for order in "<>"}
+# Only the two length fields (caplen, len as stored), for the batch walk.
+_RECORD_LENGTHS = {order: struct.Struct(order + "II") for order in "<>"}
+# The record header as numpy sees it in the batch path: 4 x 32-bit fields.
+_RECORD_FIELDS = {order: np.dtype(order + "u4") for order in "<>"}
+_HEADER_INDEX = np.arange(RECORD_HEADER_LEN, dtype=np.int64)
 
 # libpcap's max_snaplen_for_dlt(): LINKTYPE_DBUS (231), LINKTYPE_EBHSCR
 # (279) and LINKTYPE_USBPCAP (249) may carry bigger packets than the 262144
@@ -110,12 +118,13 @@ class PcapReader:
             self.lengths_swapped = MAYBE_SWAPPED
         else:
             self.lengths_swapped = NOT_SWAPPED
+        self._order = order
         self._record_header = _RECORD_HEADER[order]
         self._buf = buf
         self._pos = FILE_HEADER_LEN
 
     def records(self, tally: Tally) -> Iterator[Record]:
-        name, read = self.name, self._read
+        read = self._read
         buf, pos = self._buf, self._pos
         self._buf = b""
         base = 0                      # stream offset of buf[0]
@@ -141,15 +150,12 @@ class PcapReader:
             if swapped and (swapped == SWAPPED or caplen > wirelen):
                 caplen, wirelen = wirelen, caplen
             if caplen > limit:
-                raise CaptureError(
-                    name, f"record {count + 1} at byte offset {base + pos}: "
-                          f"captured length {caplen} exceeds the maximum snapshot "
-                          f"length {limit} (file snapshot length {self.snaplen})")
+                raise self._too_long(count + 1, base + pos, caplen)
             start = pos + RECORD_HEADER_LEN
             stop = start + caplen
             if stop > size:
-                # Checked against ``limit`` above, so this reads at most
-                # 256 KiB (or the per-link-type maximum) past the buffer.
+                # caplen was checked against ``limit`` above, so what we
+                # wait for here is bounded whatever the header claimed.
                 base += pos
                 buf = refill(buf, pos, RECORD_HEADER_LEN + caplen, read)
                 pos, size = 0, len(buf)
@@ -164,3 +170,78 @@ class PcapReader:
             tally.packets = count
             yield new(record, (sec + frac / units, linktype, wirelen, buf[start:stop]))
             pos = stop
+
+    def _too_long(self, number: int, offset: int, caplen: int) -> CaptureError:
+        return CaptureError(
+            self.name, f"record {number} at byte offset {offset}: captured length "
+                       f"{caplen} exceeds the maximum snapshot length {self.max_caplen} "
+                       f"(file snapshot length {self.snaplen})")
+
+    # -- batches (see batch.py) --
+
+    def batches(self, tally: Tally) -> Iterator[Batch]:
+        """One Batch per buffer; same checks and messages as ``records``."""
+        read = self._read
+        buf, pos = self._buf, self._pos
+        self._buf = b""
+        base = 0
+        lengths = _RECORD_LENGTHS[self._order].unpack_from
+        swapped, limit = self.lengths_swapped, self.max_caplen
+        count = 0
+        while True:
+            size = len(buf)
+            offsets: list[int] = []
+            append = offsets.append
+            caplen = 0
+            too_long = False
+            # Walk the headers only, applying the checks of ``records``.
+            while size - pos >= RECORD_HEADER_LEN:
+                caplen, wirelen = lengths(buf, pos + 8)
+                if swapped and (swapped == SWAPPED or caplen > wirelen):
+                    caplen = wirelen
+                if caplen > limit:
+                    too_long = True
+                    break
+                stop = pos + RECORD_HEADER_LEN + caplen
+                if stop > size:
+                    break
+                append(pos)
+                pos = stop
+            if offsets:
+                count += len(offsets)
+                tally.packets = count
+                yield self._batch(buf, offsets)
+            if too_long:
+                raise self._too_long(count + 1, base + pos, caplen)
+            # The next record runs past the buffer: start a new one with it.
+            whole_header = size - pos >= RECORD_HEADER_LEN
+            need = RECORD_HEADER_LEN + (caplen if whole_header else 0)
+            base += pos
+            buf = refill(buf, pos, need, read)
+            pos = 0
+            got = len(buf)
+            if got < need:
+                if whole_header:
+                    tally.cut_off(f"record {count + 1} at byte offset {base}: file ends "
+                                  f"inside the packet data ({got - RECORD_HEADER_LEN} of "
+                                  f"{caplen} captured bytes)")
+                elif got:
+                    tally.cut_off(f"record {count + 1} at byte offset {base}: file ends "
+                                  f"inside the record header ({got} of "
+                                  f"{RECORD_HEADER_LEN} bytes)")
+                return
+
+    def _batch(self, buf: bytes, offsets: list[int]) -> Batch:
+        starts = np.array(offsets, dtype=np.int64)
+        raw = np.frombuffer(buf, dtype=np.uint8)
+        fields = raw[starts[:, None] + _HEADER_INDEX].view(_RECORD_FIELDS[self._order])
+        sec, frac, caplen, wirelen = (fields[:, k].astype(np.int64) for k in range(4))
+        if self.lengths_swapped == SWAPPED:
+            caplen, wirelen = wirelen, caplen
+        elif self.lengths_swapped == MAYBE_SWAPPED:
+            caplen, wirelen = np.minimum(caplen, wirelen), np.maximum(caplen, wirelen)
+        # The same two IEEE operations as ``sec + frac / units`` in
+        # ``records``, so both paths give bit-identical timestamps.
+        ts = sec.astype(np.float64) + frac.astype(np.float64) / float(self.units)
+        linktypes = np.full(len(starts), self.linktype, dtype=np.int32)
+        return Batch(buf, starts + RECORD_HEADER_LEN, caplen, wirelen, ts, linktypes)

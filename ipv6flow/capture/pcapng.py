@@ -29,10 +29,11 @@ Wireshark. A file that ends inside a block is a truncation, not an error.
 from __future__ import annotations
 
 import struct
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, NoReturn
 
 from ..errors import CaptureError
 from .base import CHUNK, Read, Record, Tally, make_record, refill, skip
+from .batch import Batch, batches_from_records
 
 SHB_MAGIC = b"\x0a\x0d\x0d\x0a"
 
@@ -189,7 +190,7 @@ class PcapngReader:
             raise CaptureError(self.name, f"{_block_name(btype)} at byte offset "
                                           f"{offset}: {problem}")
 
-    def _trailer_error(self, btype: int, trailer: int, blen: int, offset: int) -> None:
+    def _trailer_error(self, btype: int, trailer: int, blen: int, offset: int) -> NoReturn:
         raise CaptureError(
             self.name, f"{_block_name(btype)} at byte offset {offset}: trailing "
                        f"total length {trailer} does not match the leading {blen}")
@@ -327,8 +328,12 @@ class PcapngReader:
                 interfaces = []
             pos += blen
 
+    def batches(self, tally: Tally) -> Iterator[Batch]:
+        """Batches built from ``records`` (no pcapng fast path yet)."""
+        return batches_from_records(self, tally)
+
     def _packet_error(self, btype: int, iface: int, ninterfaces: int, caplen: int,
-                      blen: int, number: int, offset: int) -> None:
+                      blen: int, number: int, offset: int) -> NoReturn:
         where = f"record {number} ({_block_name(btype)} at byte offset {offset})"
         if iface >= ninterfaces:
             raise CaptureError(self.name, f"{where}: interface id {iface} but the section "

@@ -14,6 +14,7 @@ from typing import Iterator, Optional, Union
 
 from ..errors import CaptureError
 from .base import Record, Tally, hex_prefix, refill
+from .batch import Batch
 from .pcap import MAGICS as PCAP_MAGICS
 from .pcap import OTHER_MAGICS as OTHER_PCAP_MAGICS
 from .pcap import PcapReader
@@ -45,7 +46,8 @@ class Capture:
         self.path = path
         self.name = _display_name(path)
         self._tally = Tally()
-        self._records: Optional[Iterator[Record]] = None
+        self._records: Optional[Iterator] = None
+        self._mode = ""
         self._source: Source = open_source(path, self.name)
         try:
             self._source.on_failure = self._tally.cut_off
@@ -69,10 +71,16 @@ class Capture:
         if not head:
             raise CaptureError(name, f"empty file (no capture header{inside})")
         magic = head[:4]
-        if magic in PCAP_MAGICS:
-            return PcapReader(name, head, source.read)
-        if magic == SHB_MAGIC:
-            return PcapngReader(name, head, source.read)
+        reader_class = (PcapReader if magic in PCAP_MAGICS else
+                        PcapngReader if magic == SHB_MAGIC else None)
+        if reader_class is not None:
+            try:
+                return reader_class(name, head, source.read)
+            except CaptureError as exc:
+                if source.failure is None:
+                    raise
+                # the header was cut short by the decompressor: say so
+                raise CaptureError(name, f"{exc.message}: {source.failure}") from None
         if magic in OTHER_PCAP_MAGICS:
             raise CaptureError(name, f"{OTHER_PCAP_MAGICS[magic]} is not supported")
         raise CaptureError(name, f"not a pcap or pcapng file{inside} "
@@ -106,6 +114,23 @@ class Capture:
         # One pass only: a second ``for`` continues where the first stopped.
         if self._records is None:
             self._records = self._reader.records(self._tally)
+            self._mode = "records"
+        elif self._mode != "records":
+            raise RuntimeError("this capture is already being read in batches")
+        return self._records
+
+    def iter_batches(self) -> Iterator[Batch]:
+        """Yield ``Batch(buffer, offsets, caplens, wirelens, ts, linktypes)``:
+        the same records as iterating, as numpy arrays over a buffer.
+
+        Use either this or plain iteration on one Capture, not both.
+        Errors, truncation and warnings are as for plain iteration.
+        """
+        if self._records is None:
+            self._records = self._reader.batches(self._tally)
+            self._mode = "batches"
+        elif self._mode != "batches":
+            raise RuntimeError("this capture is already being read record by record")
         return self._records
 
     def close(self) -> None:

@@ -107,6 +107,11 @@ class _Raw:
             return data
         return self._read_raw(size)
 
+    @property
+    def pending(self) -> bytes:
+        """Sniffed bytes not yet handed to a reader."""
+        return self._prefix
+
     # What the decompressors' file wrappers look for on a file object.
     def readable(self) -> bool:
         return True
@@ -256,6 +261,7 @@ class Source:
             self._errors = _XZ_ERRORS
         else:
             frames = self._frames = _ZstdFrames()
+            frames.feed(raw.pending)  # the sniffed bytes come first
             raw.observe = frames.feed
             decoder = zstandard.ZstdDecompressor().stream_reader(
                 raw, read_size=CHUNK, read_across_frames=True, closefd=False)
