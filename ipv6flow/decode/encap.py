@@ -45,6 +45,10 @@ def gre(f, d, off, end, opts):
             return None
         hlen += 4 * (bool(flags & 0x80) + bool(flags & 0x20) + bool(flags & 0x10))
     elif ver == 1:
+        # Enhanced GRE: the key field holds the payload length; an
+        # acknowledgement alone carries no payload.
+        if off + 8 > end or not (d[off + 4] | d[off + 5]):
+            return None
         hlen += 4 + 4 * bool(flags & 0x10) + 4 * bool(d[off + 1] & 0x80)
     else:
         return None
