@@ -76,9 +76,12 @@ def test_teredo_by_port_and_by_prefix_and_not_by_nibble():
     # not 2001::/32, not port 3544: just UDP
     f = dec(Ether() / IP() / UDP(sport=50000, dport=40000) / IPv6(src=A6, dst=B6) / UDP())
     assert views(f) == ("ipv4", "ipv4", "none")
-    # payload starting with nibble 6 whose length does not fit: not Teredo
-    f = dec(Ether() / IP() / UDP(sport=3544, dport=40000) / (bytes(inner) + b"xx"))
+    # payload starting with nibble 6 whose length runs past the datagram: not Teredo
+    f = dec(Ether() / IP() / UDP(sport=3544, dport=40000) / bytes(inner)[:-2])
     assert f.tunnel == "none"
+    # RFC 6081 trailers after the IPv6 packet: still Teredo
+    f = dec(Ether() / IP() / UDP(sport=3544, dport=40000) / (bytes(inner) + b"\x01\x04abcd"))
+    assert f.tunnel == "teredo"
     # bubble: next header 59, no payload
     f = dec(Ether() / IP() / UDP(sport=3544, dport=40000) / IPv6(src="2001::1", dst=B6, nh=59))
     assert f.tunnel == "teredo" and f.proto == 59

@@ -66,6 +66,9 @@ _RECORD_LENGTHS = {order: struct.Struct(order + "II") for order in "<>"}
 # The record header as numpy sees it in the batch path: 4 x 32-bit fields.
 _RECORD_FIELDS = {order: np.dtype(order + "u4") for order in "<>"}
 _HEADER_INDEX = np.arange(RECORD_HEADER_LEN, dtype=np.int64)
+# Read-ahead per batch: numpy work per batch has a fixed cost, so batches
+# of a few thousand frames would spend it thousands of times per GB.
+BATCH_BYTES = 8 << 20
 
 # libpcap's max_snaplen_for_dlt(): LINKTYPE_DBUS (231), LINKTYPE_EBHSCR
 # (279) and LINKTYPE_USBPCAP (249) may carry bigger packets than the 262144
@@ -217,7 +220,9 @@ class PcapReader:
             whole_header = size - pos >= RECORD_HEADER_LEN
             need = RECORD_HEADER_LEN + (caplen if whole_header else 0)
             base += pos
-            buf = refill(buf, pos, need, read)
+            # Batches are worth their numpy overhead only when large: read
+            # ahead BATCH_BYTES at a time (bounded, whatever caplen says).
+            buf = refill(buf, pos, max(need, BATCH_BYTES), read)
             pos = 0
             got = len(buf)
             if got < need:

@@ -4,7 +4,8 @@ UDP tunnels are found by port first (a table, STYLE habit 2), then each
 candidate's own header must validate; Teredo has no reliable port, so it is
 a heuristic tried last and only over IPv4 (RFC 4380: Teredo carries IPv6
 in UDP over IPv4). A UDP payload that merely starts with nibble 6 is not
-Teredo: the inner payload length must fit the datagram exactly.
+Teredo: the inner payload length must fit inside the datagram, and the
+port or the inner addresses must say Teredo.
 
 A tunnel header that does not validate is not an error: the datagram is
 ordinary UDP (zeek's gtp3_false_gtp.pcap is DNS from port 2152).
@@ -102,7 +103,9 @@ def teredo(f, d, off, end, decl_end, on_port):
     if pos + 40 > end or d[pos] >> 4 != 6:
         return None
     plen = (d[pos + 4] << 8) | d[pos + 5]
-    if pos + 40 + plen != decl_end:
+    # "Fits": the IPv6 packet may be followed by RFC 6081 trailers (nonce,
+    # alternate address, random port) but never run past the datagram.
+    if pos + 40 + plen > decl_end:
         return None
     if not on_port and d[pos + 8:pos + 12] != b"\x20\x01\x00\x00" \
             and d[pos + 24:pos + 28] != b"\x20\x01\x00\x00":
