@@ -10,6 +10,7 @@ half-written report.
 import os
 import sys
 import tempfile
+import time
 
 import click
 
@@ -68,7 +69,14 @@ def main():
 @click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX",
               help="A 6rd prefix (e.g. 2a01:e30::/28): protocol-41 traffic to or from it "
                    "counts as 6rd. Repeatable.")
-def analyze(paths, fmt, output, interval, sixrd):
+@click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
+              show_default=True,
+              help="fast: numpy over batches of frames; reference: one frame at a time. "
+                   "Both give the same report.")
+@click.option("--stats", is_flag=True,
+              help="Print decoder statistics (frames, fallback to the reference decoder, "
+                   "time) on stderr.")
+def analyze(paths, fmt, output, interval, sixrd, decoder, stats):
     """Analyse pcap/pcapng captures (gzip, bzip2, xz, zstd; '-' for stdin).
 
     Several PATHS give one combined report with one `inputs` entry each.
@@ -77,7 +85,16 @@ def analyze(paths, fmt, output, interval, sixrd):
     if not interval > 0:
         raise click.BadParameter("must be a positive number of seconds", param_hint="--interval")
     opts = DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"))
-    summary = analyze_paths(paths, opts, interval)
+    counters = {}
+    started = time.perf_counter()
+    summary = analyze_paths(paths, opts, interval, decoder, counters)
+    if stats:
+        took = time.perf_counter() - started
+        n, fb = counters.get("frames", 0), counters.get("fallback", 0)
+        click.echo(f"decoder {decoder}: {n:,} frames in {took:.2f} s "
+                   f"({n / took if took else 0:,.0f} frames/s); {fb:,} "
+                   f"({100.0 * fb / n if n else 0:.2f}%) decoded by the reference decoder",
+                   err=True)
     report = summary.to_report()
     failed = False
     for inp in report["inputs"]:

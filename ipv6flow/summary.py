@@ -147,6 +147,30 @@ class Summary:
             e[1] += wirelen
         self.add_time(ts, f.payload, 1, wirelen)
 
+    def add_key(self, key, packets: int, nbytes: int) -> None:
+        """Count ``packets`` frames with the same ``frame_key`` at once."""
+        e = self._keys.get(key)
+        if e is None:
+            self._keys[key] = [packets, nbytes]
+        else:
+            e[0] += packets
+            e[1] += nbytes
+
+    def add_span(self, first: float, last: float) -> None:
+        if self.first is None or first < self.first:
+            self.first = first
+        if self.last is None or last > self.last:
+            self.last = last
+
+    def add_bin(self, idx: int, payload: str, packets: int, nbytes: int) -> None:
+        """Add to time bin ``idx`` (start ``idx * interval``) of a family."""
+        b = self._bins.get(idx)
+        if b is None:
+            b = self._bins[idx] = [0, 0, 0, 0]
+        i = 0 if payload == "ipv4" else 2
+        b[i] += packets
+        b[i + 1] += nbytes
+
     def add_time(self, ts, payload, packets, nbytes):
         if self.first is None or ts < self.first:
             self.first = ts

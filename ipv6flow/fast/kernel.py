@@ -1,0 +1,539 @@
+"""The columnar fast path: whole batches of frames classified with numpy.
+
+Strategy. Every row (frame) of a batch carries a small state: the token of
+the header it is at (Ethernet, IPv4, IPv6, UDP, GRE), its offset, the end of
+the enclosing packet, and the figures found so far. Each round takes all rows
+at one token and advances them one header with array operations, exactly as
+the reference engine advances one frame (``ipv6flow.decode``), until every
+row is DONE or FALLBACK. The extension-header chain is a loop over depth.
+
+The kernel only decides what it is sure of. Anything odd -- a header cut by
+the snap length, a malformed field, a rare link layer or tunnel option, a
+chain deeper than ``MAX_DEPTH`` -- turns the row into FALLBACK, and the
+caller decodes those rows with the reference decoder. So every frame gets
+the reference decoder's answer by construction; the differential tests
+check it frame for frame.
+
+Kernels here assume checked inputs (STYLE habit 7): offsets and lengths
+come from the capture reader. Gathers use ``np.take(..., mode='clip')`` so
+that no index can fault, and every value read is used only where a length
+check says it lies inside the frame.
+"""
+
+import numpy as np
+
+from ..decode.addresses import ADDRESS_CLASSES, _CLASS_PREFIXES, parse_prefix
+from ..decode.constants import (ANOMALIES, EXT_NAMES, IPPROTO_AH, IPPROTO_DSTOPTS,
+                                IPPROTO_ESP, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
+                                IPPROTO_NONE, IPPROTO_ROUTING, TUNNEL_KINDS)
+from ..summary import TRANSPORT, TRANSPORT_KEYS
+
+# Row tokens.
+T_DONE, T_FALLBACK, T_ETH, T_IPV4, T_IPV6, T_UDP, T_GRE = range(7)
+
+FAM_NON_IP, FAM_IPV4, FAM_IPV6 = 0, 1, 2
+FAMILY_NAMES = ("non_ip", "ipv4", "ipv6")
+TUNNEL_CODE = {k: i for i, k in enumerate(TUNNEL_KINDS)}
+K_NONE, K_6IN4, K_6TO4, K_ISATAP, K_6RD, K_TEREDO = (TUNNEL_CODE[k] for k in (
+    "none", "6in4", "6to4", "isatap", "6rd", "teredo"))
+K_GRE, K_GTPU, K_VXLAN, K_4IN6, K_6IN6, K_IPIP = (TUNNEL_CODE[k] for k in (
+    "gre", "gtpu", "vxlan", "4in6", "6in6", "ipip"))
+
+# Extension headers: one bit per by_type name (253 and 254 share one).
+EXT_TYPE_NAMES = tuple(sorted(set(EXT_NAMES.values())))   # sorted, as frame_key sorts
+EXT_BIT = np.zeros(256, dtype=np.int64)
+for _nh, _name in EXT_NAMES.items():
+    EXT_BIT[_nh] = 1 << EXT_TYPE_NAMES.index(_name)
+IS_EXT = EXT_BIT != 0
+ANOMALY_NAMES = tuple(sorted(ANOMALIES))
+A_BIT = {name: 1 << i for i, name in enumerate(ANOMALY_NAMES)}
+UNKNOWN_NH = np.zeros(256, dtype=bool)
+UNKNOWN_NH[146:253] = True
+UNKNOWN_NH[255] = True
+UL_MIN = np.ones(256, dtype=np.int64)          # RFC 7112 check, as ip.UPPER_LAYER_MIN
+UL_MIN[6], UL_MIN[17], UL_MIN[58] = 20, 8, 4
+
+# Transport codes: index into TRANSPORT_KEYS[family]; -1 for non-IP.
+TRANSPORT_CODE = {}
+for _fam, _keys in TRANSPORT_KEYS.items():
+    _t = np.full(256, _keys.index("other"), dtype=np.int64)
+    for _proto, _name in TRANSPORT[_fam].items():
+        _t[_proto] = _keys.index(_name)
+    TRANSPORT_CODE[_fam] = _t
+
+CLASS_NAMES = ADDRESS_CLASSES
+_CLASS_MASKS = []
+for _name, _prefix in _CLASS_PREFIXES:
+    _value, _mask, _ = parse_prefix(_prefix)
+    _CLASS_MASKS.append((ADDRESS_CLASSES.index(_name),
+                         np.uint64(_value >> 64), np.uint64(_mask >> 64),
+                         np.uint64(_value & (2**64 - 1)), np.uint64(_mask & (2**64 - 1))))
+CLASS_OTHER = ADDRESS_CLASSES.index("other")
+
+MAX_DEPTH = 8          # extension headers walked vectorially; deeper chains fall back
+MAX_ROUNDS = 24        # token rounds per batch; rows still going fall back
+ETHERTYPE_TOKENS = {0x0800: T_IPV4, 0x86DD: T_IPV6}
+VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
+# Ethertypes the reference decoder follows (link.ETHERTYPES) that this
+# kernel leaves to it: MPLS, PPPoE (unless plain IPv4/IPv6), TEB.
+FALLBACK_ETHERTYPES = (0x8847, 0x8848, 0x8864, 0x6558)
+UDP_TUNNEL_PORTS = (2152, 4789, 6081, 1701, 5072)
+
+# Bit layout of a row's int64 key (see ``pack`` / ``unpack``).
+_FIELDS = (("carrier", 2), ("payload", 2), ("tunnel", 4), ("transport", 3),
+           ("ext", len(EXT_TYPE_NAMES)), ("rtype", 9), ("chain", 7),
+           ("anom", len(ANOMALY_NAMES)), ("src", 4), ("dst", 4))
+_SHIFT = {}
+_s = 0
+for _f, _bits in _FIELDS:
+    _SHIFT[_f] = (_s, (1 << _bits) - 1)
+    _s += _bits
+assert _s <= 63
+
+
+class Rows:
+    """The per-row state of one batch (all arrays of length n)."""
+
+    def __init__(self, buf, offsets, caplens):
+        n = len(offsets)
+        self.buf = buf
+        self.n = n
+        self.tok = np.full(n, T_FALLBACK, dtype=np.int8)
+        self.pos = offsets.astype(np.int64, copy=True)
+        self.end = self.pos + caplens
+        self.carrier = np.zeros(n, dtype=np.int64)
+        self.payload = np.zeros(n, dtype=np.int64)
+        self.tunnel = np.zeros(n, dtype=np.int64)       # outermost kind
+        self.ntun = np.zeros(n, dtype=np.int64)
+        self.pending = np.zeros(n, dtype=np.int64)      # kind being entered
+        self.proto = np.zeros(n, dtype=np.int64)
+        self.ext = np.zeros(n, dtype=np.int64)
+        self.rtype = np.full(n, -1, dtype=np.int64)
+        self.chain = np.full(n, -1, dtype=np.int64)
+        self.anom = np.zeros(n, dtype=np.int64)
+        self.v6 = np.full(n, -1, dtype=np.int64)        # innermost IPv6 header offset
+
+    # -- gathers ------------------------------------------------------------
+    def u8(self, at):
+        return np.take(self.buf, at, mode="clip").astype(np.int64)
+
+    def u16(self, at):
+        b = self.buf
+        return (np.take(b, at, mode="clip").astype(np.int64) << 8) | np.take(b, at + 1, mode="clip")
+
+    def u32(self, at):
+        return (self.u16(at) << 16) | self.u16(at + 2)
+
+    def u64(self, at):
+        idx = at[:, None] + np.arange(8)
+        return np.take(self.buf, idx, mode="clip").view(">u8")[:, 0].astype(np.uint64)
+
+    def fall(self, idx):
+        self.tok[idx] = T_FALLBACK
+
+
+def _enter(rows, idx):
+    """Rows in ``idx`` have validated the header they were entering: count
+    the pending tunnel (first one is the frame's tunnel)."""
+    k = rows.pending[idx]
+    t = idx[k != 0]
+    if len(t):
+        first = rows.ntun[t] == 0
+        rows.tunnel[t[first]] = rows.pending[t[first]]
+        rows.ntun[t] += 1
+        rows.pending[t] = 0
+
+
+def step_eth(rows, idx, opts):
+    idx = _depth_ok(rows, idx, opts)
+    pos, end = rows.pos[idx], rows.end[idx]
+    ok = pos + 14 <= end
+    rows.fall(idx[~ok])
+    idx, pos, end = idx[ok], pos[ok], end[ok]
+    _enter(rows, idx)
+    et = rows.u16(pos + 12)
+    pos = pos + 14
+    for _ in range(3):                          # up to three VLAN tags
+        tagged = np.isin(et, VLAN_TYPES)
+        if not tagged.any():
+            break
+        ok = ~tagged | (pos + 4 <= end)
+        rows.fall(idx[~ok])
+        idx, pos, end, et, tagged = idx[ok], pos[ok], end[ok], et[ok], tagged[ok]
+        et = np.where(tagged, rows.u16(pos + 2), et)
+        pos = np.where(tagged, pos + 4, pos)
+    rows.pos[idx] = pos
+    # 802.3 length field: LLC. SNAP is left to the reference; other LLC
+    # (STP, ...) holds no IP.
+    llc = et <= 1500
+    if llc.any():
+        li, lp, le = idx[llc], pos[llc], end[llc]
+        snap = (le - lp >= 8) & (rows.u8(lp) == 0xAA) & (rows.u8(lp + 1) == 0xAA) \
+            & (rows.u8(lp + 2) == 0x03)
+        rows.fall(li[snap])
+        rows.tok[li[~snap]] = T_DONE
+    big = ~llc
+    bi, bet = idx[big], et[big]
+    tok = np.full(len(bi), T_DONE, dtype=np.int8)          # other ethertypes: not IP
+    tok[bet == 0x0800] = T_IPV4
+    tok[bet == 0x86DD] = T_IPV6
+    tok[np.isin(bet, VLAN_TYPES + FALLBACK_ETHERTYPES)] = T_FALLBACK
+    rows.tok[bi] = tok
+    # PPPoE session frames carrying plain IPv4/IPv6 are common on ISP links.
+    pp = bi[bet == 0x8864]
+    if len(pp):
+        p = rows.pos[pp]
+        proto = rows.u16(p + 6)
+        good = (p + 8 <= rows.end[pp]) & (rows.u8(p) == 0x11) & (rows.u8(p + 1) == 0) \
+            & ((proto == 0x0021) | (proto == 0x0057))
+        g = pp[good]
+        rows.pos[g] = p[good] + 8
+        rows.tok[g] = np.where(proto[good] == 0x0021, T_IPV4, T_IPV6).astype(np.int8)
+
+
+def _next_by_proto(rows, idx, proto, pos, pend, v6):
+    """Dispatch on an IP protocol number, as ip.IP_PROTOCOLS."""
+    tok = np.full(len(idx), T_DONE, dtype=np.int8)
+    pend_kind = np.zeros(len(idx), dtype=np.int64)
+    m = proto == 41
+    tok[m], pend_kind[m] = T_IPV6, (K_6IN6 if v6 else K_6IN4)
+    m = proto == 4
+    tok[m], pend_kind[m] = T_IPV4, (K_4IN6 if v6 else K_IPIP)
+    tok[proto == 47] = T_GRE
+    tok[proto == 17] = T_UDP
+    rows.tok[idx] = tok
+    rows.pending[idx] = pend_kind
+    rows.pos[idx] = pos
+    rows.end[idx] = pend
+
+
+def _depth_ok(rows, idx, opts):
+    """Rows about to count one more tunnel than the cap allows fall back."""
+    over = (rows.pending[idx] != 0) & (rows.ntun[idx] >= opts.max_tunnel_depth)
+    rows.fall(idx[over])
+    return idx[~over]
+
+
+def step_ipv4(rows, idx, opts):
+    idx = _depth_ok(rows, idx, opts)
+    pos, end = rows.pos[idx], rows.end[idx]
+    v = rows.u8(pos)
+    ihl = (v & 0x0F) * 4
+    tot = rows.u16(pos + 2)
+    pend = np.where(tot == 0, end, np.minimum(end, pos + tot))
+    ok = (pos + 20 <= end) & (v >> 4 == 4) & (ihl >= 20) & ((tot == 0) | (tot >= ihl)) \
+        & (pos + ihl <= pend)
+    rows.fall(idx[~ok])
+    idx, pos, ihl, pend = idx[ok], pos[ok], ihl[ok], pend[ok]
+    _enter(rows, idx)
+    rows.carrier[idx] = np.where(rows.carrier[idx] == FAM_NON_IP, FAM_IPV4, rows.carrier[idx])
+    rows.payload[idx] = FAM_IPV4
+    proto = rows.u8(pos + 9)
+    rows.proto[idx] = proto
+    frag = rows.u16(pos + 6) & 0x1FFF
+    proto = np.where(frag != 0, -1, proto)              # non-first fragment: done
+    _next_by_proto(rows, idx, proto, pos + ihl, pend, False)
+
+
+def _sixin4_kind(rows, idx, pos, opts):
+    """Refine pending 6in4 by the inner IPv6 addresses (decode.sixin4_kind)."""
+    p = rows.pending[idx] == K_6IN4
+    if not p.any():
+        return
+    i, at = idx[p], pos[p]
+    src_hi, dst_hi = rows.u64(at + 8), rows.u64(at + 24)
+    kind = np.full(len(i), K_6IN4, dtype=np.int64)
+    six = ((src_hi >> np.uint64(48)) == 0x2002) | ((dst_hi >> np.uint64(48)) == 0x2002)
+    iid_s, iid_d = rows.u32(at + 16), rows.u32(at + 32)
+    isatap = np.isin(iid_s, (0x00005EFE, 0x02005EFE)) | np.isin(iid_d, (0x00005EFE, 0x02005EFE))
+    sixrd = np.zeros(len(i), dtype=bool)
+    long_prefix = False
+    for value, mask, length in opts.sixrd_prefixes:
+        if length > 64:             # needs the low word too: leave to the reference
+            long_prefix = True
+            continue
+        vh, mh = np.uint64(value >> 64), np.uint64(mask >> 64)
+        sixrd |= ((src_hi & mh) == vh) | ((dst_hi & mh) == vh)
+    kind[sixrd] = K_6RD
+    kind[isatap] = K_ISATAP
+    kind[six] = K_6TO4
+    rows.pending[i] = kind
+    if long_prefix:
+        rows.fall(i[~isatap & ~six])
+
+
+def step_ipv6(rows, idx, opts):
+    idx = _depth_ok(rows, idx, opts)
+    pos, end = rows.pos[idx], rows.end[idx]
+    ok = (pos + 40 <= end) & (rows.u8(pos) >> 4 == 6)
+    rows.fall(idx[~ok])
+    idx, pos, end = idx[ok], pos[ok], end[ok]
+    _sixin4_kind(rows, idx, pos, opts)
+    keep = rows.tok[idx] != T_FALLBACK
+    idx, pos, end = idx[keep], pos[keep], end[keep]
+    _enter(rows, idx)
+    rows.carrier[idx] = np.where(rows.carrier[idx] == FAM_NON_IP, FAM_IPV6, rows.carrier[idx])
+    rows.payload[idx] = FAM_IPV6
+    rows.v6[idx] = pos
+    plen = rows.u16(pos + 4)
+    nh = rows.u8(pos + 6)
+    decl = np.where((plen == 0) & (nh != IPPROTO_NONE), end, pos + 40 + plen)
+    limit = np.minimum(end, decl)
+    outermost = rows.chain[idx] < 0
+
+    # -- the extension-header walk, one header per round, all rows at once --
+    cur = pos + 40
+    n = np.zeros(len(idx), dtype=np.int64)
+    seen = np.zeros(len(idx), dtype=np.int64)          # ext bits seen in this chain
+    dst_count = np.zeros(len(idx), dtype=np.int64)
+    first_frag = np.zeros(len(idx), dtype=bool)
+    going = np.ones(len(idx), dtype=bool)               # still walking
+    follow = np.ones(len(idx), dtype=bool)              # decode what comes next
+    fallback = np.zeros(len(idx), dtype=bool)
+    ext, anom, rtype = rows.ext[idx], rows.anom[idx], rows.rtype[idx]
+    for depth in range(MAX_DEPTH + 1):
+        act = going & IS_EXT[nh]
+        if not act.any():
+            break
+        a = np.flatnonzero(act)
+        if depth == MAX_DEPTH:
+            fallback[a] = True
+            going[a] = False
+            break
+        h, c = nh[a], cur[a]
+        bit = EXT_BIT[h]
+        n[a] += 1
+        is_dst = h == IPPROTO_DSTOPTS
+        dst_count[a] += is_dst
+        rep = np.where(is_dst, dst_count[a] > 2, (seen[a] & bit) != 0)
+        seen[a] |= bit
+        ext[a] |= bit
+        anom[a] |= np.where(rep, A_BIT["repeated_header"], 0)
+        anom[a] |= np.where((h == IPPROTO_HOPOPTS) & (n[a] != 1), A_BIT["hbh_not_first"], 0)
+        esp = h == IPPROTO_ESP
+        going[a[esp]] = False
+        follow[a[esp]] = False
+        rest = ~esp
+        a, h, c = a[rest], h[rest], c[rest]
+        lim = limit[a]
+        b1 = rows.u8(c + 1)
+        hlen = np.where(h == IPPROTO_FRAGMENT, 8,
+                        np.where(h == IPPROTO_AH, (b1 + 2) * 4, (b1 + 1) * 8))
+        cut = c + hlen > lim                             # runs past bytes or length: reference
+        fallback[a[cut]] = True
+        going[a[cut]] = False
+        a, h, c, hlen = a[~cut], h[~cut], c[~cut], hlen[~cut]
+        # Routing type: one per frame here; a second routing header (rare,
+        # and already a repeat) goes to the reference decoder.
+        r = h == IPPROTO_ROUTING
+        if r.any():
+            ar = a[r]
+            rt = rows.u8(c[r] + 2)
+            again = rtype[ar] >= 0
+            fallback[ar[again]] = True
+            going[ar[again]] = False
+            rtype[ar] = rt
+            anom[ar] |= np.where(rt == 0, A_BIT["rh0"], 0)
+        nxt = rows.u8(c)
+        f = h == IPPROTO_FRAGMENT
+        if f.any():
+            af, cf = a[f], c[f]
+            w = rows.u16(cf + 2)
+            fo, more = w >> 3, w & 1
+            nonfirst = fo != 0
+            going[af[nonfirst]] = False
+            follow[af[nonfirst]] = False
+            anom[af] |= np.where((fo == 0) & (more == 0), A_BIT["atomic_fragment"], 0)
+            first_frag[af[(fo == 0) & (more == 1)]] = True
+        nh[a] = nxt                  # a non-first fragment keeps it as its protocol
+        cur[a] = c + hlen
+
+    # fragments' and ESP's protocol: nh as it stands (ESP: 50; non-first: nxt)
+    done_walk = follow & ~fallback
+    anom = anom | np.where(done_walk & UNKNOWN_NH[nh], A_BIT["unknown_next_header"], 0)
+    nfit = done_walk & first_frag & (nh != IPPROTO_NONE) & (cur + UL_MIN[nh] > decl)
+    anom = anom | np.where(nfit, A_BIT["chain_not_in_first_fragment"], 0)
+    rows.ext[idx], rows.anom[idx], rows.rtype[idx] = ext, anom, rtype
+    rows.chain[idx] = np.where(outermost, n, rows.chain[idx])
+    rows.proto[idx] = nh
+    rows.fall(idx[fallback])
+    keep = ~fallback
+    idx, nh, cur, limit, follow = idx[keep], nh[keep], cur[keep], limit[keep], follow[keep]
+    _next_by_proto(rows, idx, np.where(follow, nh, -1), cur, limit, True)
+
+
+def step_udp(rows, idx, opts):
+    pos, end = rows.pos[idx], rows.end[idx]
+    ok = pos + 8 <= end
+    rows.fall(idx[~ok])
+    idx, pos, end = idx[ok], pos[ok], end[ok]
+    sport, dport, ulen = rows.u16(pos), rows.u16(pos + 2), rows.u16(pos + 4)
+    uend = np.where((ulen >= 8) & (pos + ulen <= end), pos + ulen, end)
+    pay = pos + 8
+    rows.tok[idx] = T_DONE
+    on_s, on_d = np.isin(sport, UDP_TUNNEL_PORTS), np.isin(dport, UDP_TUNNEL_PORTS)
+    both = on_s & on_d & (sport != dport)
+    port = np.where(on_d, dport, sport)
+    tun = on_s | on_d
+    # GTP-U T-PDU: version 1, PT=1, type 0xFF, no optional fields (else reference)
+    g = tun & ~both & (port == 2152)
+    if g.any():
+        gi, gp, ge = idx[g], pay[g], uend[g]
+        fl = rows.u8(gp)
+        inner = rows.u8(gp + 8) >> 4
+        good = (gp + 8 < ge) & (fl == 0x30) & (rows.u8(gp + 1) == 0xFF) \
+            & ((inner == 4) | (inner == 6))
+        rows.fall(gi[~good])
+        gi, inner = gi[good], inner[good]
+        rows.tok[gi] = np.where(inner == 4, T_IPV4, T_IPV6).astype(np.int8)
+        rows.pending[gi] = K_GTPU
+        rows.pos[gi] = gp[good] + 8
+        rows.end[gi] = ge[good]
+    x = tun & ~both & (port == 4789)
+    if x.any():
+        xi, xp, xe = idx[x], pay[x], uend[x]
+        good = (xp + 8 <= xe) & ((rows.u8(xp) & 0x08) != 0)
+        rows.fall(xi[~good])
+        xi = xi[good]
+        rows.tok[xi] = T_ETH
+        rows.pending[xi] = K_VXLAN
+        rows.pos[xi] = xp[good] + 8
+        rows.end[xi] = xe[good]
+    rows.fall(idx[tun & (both | ~np.isin(port, (2152, 4789)))])
+    # Teredo: over IPv4, no tunnel port, UDP length valid (decode.encap.teredo)
+    t = ~tun & (rows.payload[idx] == FAM_IPV4) & (ulen >= 8)
+    if t.any():
+        ti, tp, te = idx[t], pay[t], uend[t]
+        decl_end = pos[t] + ulen[t]
+        on_port = (sport[t] == 3544) | (dport[t] == 3544)
+        b0, b1 = rows.u8(tp), rows.u8(tp + 1)
+        auth = (tp + 4 <= te) & (b0 == 0) & (b1 == 1)
+        rows.fall(ti[auth])
+        origin = ~auth & (tp + 8 <= te) & (b0 == 0) & (b1 == 0)
+        tp = np.where(origin, tp + 8, tp)
+        plen = rows.u16(tp + 4)
+        s_pfx, d_pfx = rows.u32(tp + 8), rows.u32(tp + 24)
+        good = ~auth & (tp + 40 <= te) & ((rows.u8(tp) >> 4) == 6) & (tp + 40 + plen <= decl_end) \
+            & (on_port | (s_pfx == 0x20010000) | (d_pfx == 0x20010000))
+        gi = ti[good]
+        rows.tok[gi] = T_IPV6
+        rows.pending[gi] = K_TEREDO
+        rows.pos[gi] = tp[good]
+        rows.end[gi] = te[good]
+
+
+def step_gre(rows, idx, opts):
+    pos, end = rows.pos[idx], rows.end[idx]
+    fl, ver, proto = rows.u8(pos), rows.u8(pos + 1) & 0x07, rows.u16(pos + 2)
+    hlen = 4 + 4 * (((fl & 0x80) != 0).astype(np.int64) + ((fl & 0x20) != 0) + ((fl & 0x10) != 0))
+    tok = np.full(len(idx), T_FALLBACK, dtype=np.int8)
+    tok[proto == 0x86DD] = T_IPV6
+    tok[proto == 0x0800] = T_IPV4
+    tok[proto == 0x6558] = T_ETH
+    good = (pos + 4 <= end) & (ver == 0) & ((fl & 0x40) == 0) & (tok != T_FALLBACK)
+    rows.fall(idx[~good])
+    gi = idx[good]
+    rows.tok[gi] = tok[good]
+    rows.pending[gi] = K_GRE
+    rows.pos[gi] = pos[good] + hlen[good]
+
+
+STEPS = ((T_ETH, step_eth), (T_IPV4, step_ipv4), (T_IPV6, step_ipv6), (T_UDP, step_udp),
+         (T_GRE, step_gre))
+
+RAW_LINKTYPES = (12, 14, 101)
+
+
+def start(rows, linktypes):
+    """First token per row from its link type (others: reference)."""
+    lt = linktypes
+    rows.tok[lt == 1] = T_ETH
+    raw = np.isin(lt, RAW_LINKTYPES)
+    if raw.any():
+        ri = np.flatnonzero(raw)
+        ok = rows.pos[ri] < rows.end[ri]
+        v = rows.u8(rows.pos[ri]) >> 4
+        rows.tok[ri[ok & (v == 4)]] = T_IPV4
+        rows.tok[ri[ok & (v == 6)]] = T_IPV6
+        rows.tok[ri[ok & (v != 4) & (v != 6)]] = T_DONE
+    rows.tok[lt == 228] = T_IPV4
+    rows.tok[lt == 229] = T_IPV6
+    for lt_code, hlen, at in ((113, 16, 14), (276, 20, 0)):     # Linux SLL, SLL2
+        m = lt == lt_code
+        if m.any():
+            si = np.flatnonzero(m)
+            p = rows.pos[si]
+            ok = p + hlen <= rows.end[si]
+            et = rows.u16(p + at)
+            tok = np.full(len(si), T_DONE, dtype=np.int8)
+            tok[et == 0x0800] = T_IPV4
+            tok[et == 0x86DD] = T_IPV6
+            tok[np.isin(et, VLAN_TYPES + FALLBACK_ETHERTYPES)] = T_FALLBACK
+            tok[~ok] = T_FALLBACK
+            rows.tok[si] = tok
+            rows.pos[si] = p + hlen
+
+
+def classify(batch, opts):
+    """Run the kernel over a batch. Returns (keys, fallback_rows): an int64
+    key per row (meaningless for fallback rows) and the indices of the rows
+    the reference decoder must decode."""
+    buf = np.frombuffer(batch.buffer, dtype=np.uint8)
+    rows = Rows(buf, batch.offsets, batch.caplens)
+    start(rows, batch.linktypes)
+    for _ in range(MAX_ROUNDS):
+        active = False
+        for token, step in STEPS:
+            idx = np.flatnonzero(rows.tok == token)
+            if len(idx):
+                active = True
+                step(rows, idx, opts)
+        if not active:
+            break
+    else:
+        rows.tok[rows.tok > T_FALLBACK] = T_FALLBACK
+    return pack(rows), np.flatnonzero(rows.tok == T_FALLBACK)
+
+
+def _classes(rows, at):
+    hi, lo = rows.u64(at), rows.u64(at + 8)
+    conds = [((hi & mh) == vh) & ((lo & ml) == vl) for _, vh, mh, vl, ml in _CLASS_MASKS]
+    return np.select(conds, [c for c, *_ in _CLASS_MASKS], default=CLASS_OTHER)
+
+
+def pack(rows):
+    """One int64 per row holding every field of ``summary.frame_key``."""
+    n = rows.n
+    fam = rows.payload
+    transport = np.zeros(n, dtype=np.int64)
+    for code, name in ((FAM_IPV4, "ipv4"), (FAM_IPV6, "ipv6")):
+        m = fam == code
+        transport[m] = TRANSPORT_CODE[name][rows.proto[m] & 0xFF] + 1
+    src = np.zeros(n, dtype=np.int64)
+    dst = np.zeros(n, dtype=np.int64)
+    v6 = np.flatnonzero((fam == FAM_IPV6) & (rows.v6 >= 0))
+    if len(v6):
+        at = rows.v6[v6]
+        src[v6] = _classes(rows, at + 8) + 1
+        dst[v6] = _classes(rows, at + 24) + 1
+    vals = {"carrier": rows.carrier, "payload": fam, "tunnel": rows.tunnel,
+            "transport": transport, "ext": rows.ext, "rtype": rows.rtype + 1,
+            "chain": rows.chain + 1, "anom": rows.anom, "src": src, "dst": dst}
+    key = np.zeros(n, dtype=np.int64)
+    for name, (shift, _) in _SHIFT.items():
+        key |= vals[name] << shift
+    return key
+
+
+def unpack(key):
+    """The ``summary.frame_key`` tuple of one packed key."""
+    key = int(key)
+    v = {name: (key >> shift) & mask for name, (shift, mask) in _SHIFT.items()}
+    fam = FAMILY_NAMES[v["payload"]]
+    transport = None if fam == "non_ip" else TRANSPORT_KEYS[fam][v["transport"] - 1]
+    ext = tuple(n for i, n in enumerate(EXT_TYPE_NAMES) if v["ext"] >> i & 1)
+    anom = tuple(n for i, n in enumerate(ANOMALY_NAMES) if v["anom"] >> i & 1)
+    classes = (CLASS_NAMES[v["src"] - 1], CLASS_NAMES[v["dst"] - 1]) if v["src"] else ()
+    return (FAMILY_NAMES[v["carrier"]], fam, TUNNEL_KINDS[v["tunnel"]], transport, ext,
+            (v["rtype"] - 1,) if v["rtype"] else (), v["chain"] - 1 if v["chain"] else None,
+            anom, classes, None)
