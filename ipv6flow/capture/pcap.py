@@ -29,6 +29,7 @@ What we accept, and why (libpcap 1.10 ``sf-pcap.c`` and Wireshark 4.0
 """
 from __future__ import annotations
 
+import os
 import struct
 from typing import Iterator
 
@@ -37,6 +38,13 @@ import numpy as np
 from ..errors import CaptureError
 from .base import Read, Record, Tally, make_record, refill
 from .batch import Batch
+
+try:                                   # optional compiled record walk (setup.py)
+    if os.environ.get("IPV6FLOW_PURE_PYTHON"):
+        raise ImportError("pure Python requested")
+    from .._speedups import walk_pcap as _walk_pcap
+except ImportError:
+    _walk_pcap = None
 
 FILE_HEADER_LEN = 24
 RECORD_HEADER_LEN = 16
@@ -197,23 +205,34 @@ class PcapReader:
             append = offsets.append
             caplen = 0
             too_long = False
-            # Walk the headers only, applying the checks of ``records``.
-            while size - pos >= RECORD_HEADER_LEN:
-                caplen, wirelen = lengths(buf, pos + 8)
-                if swapped and (swapped == SWAPPED or caplen > wirelen):
-                    caplen = wirelen
-                if caplen > limit:
-                    too_long = True
-                    break
-                stop = pos + RECORD_HEADER_LEN + caplen
-                if stop > size:
-                    break
-                append(pos)
-                pos = stop
-            if offsets:
-                count += len(offsets)
-                tally.packets = count
-                yield self._batch(buf, offsets)
+            if _walk_pcap is not None:
+                # The compiled walk: same checks, and the header fields too.
+                blob, pos, too_long, caplen = _walk_pcap(buf, pos, self._order == ">",
+                                                         swapped, limit)
+                rows = np.frombuffer(blob, dtype=np.int64).reshape(-1, 5)
+                if len(rows):
+                    count += len(rows)
+                    tally.packets = count
+                    yield self._batch_from_fields(buf, rows[:, 0], rows[:, 1], rows[:, 2],
+                                                  rows[:, 3], rows[:, 4])
+            else:
+                # Walk the headers only, applying the checks of ``records``.
+                while size - pos >= RECORD_HEADER_LEN:
+                    caplen, wirelen = lengths(buf, pos + 8)
+                    if swapped and (swapped == SWAPPED or caplen > wirelen):
+                        caplen = wirelen
+                    if caplen > limit:
+                        too_long = True
+                        break
+                    stop = pos + RECORD_HEADER_LEN + caplen
+                    if stop > size:
+                        break
+                    append(pos)
+                    pos = stop
+                if offsets:
+                    count += len(offsets)
+                    tally.packets = count
+                    yield self._batch(buf, offsets)
             if too_long:
                 raise self._too_long(count + 1, base + pos, caplen)
             # The next record runs past the buffer: start a new one with it.
@@ -241,6 +260,9 @@ class PcapReader:
         raw = np.frombuffer(buf, dtype=np.uint8)
         fields = raw[starts[:, None] + _HEADER_INDEX].view(_RECORD_FIELDS[self._order])
         sec, frac, caplen, wirelen = (fields[:, k].astype(np.int64) for k in range(4))
+        return self._batch_from_fields(buf, starts, sec, frac, caplen, wirelen)
+
+    def _batch_from_fields(self, buf, starts, sec, frac, caplen, wirelen) -> Batch:
         if self.lengths_swapped == SWAPPED:
             caplen, wirelen = wirelen, caplen
         elif self.lengths_swapped == MAYBE_SWAPPED:
