@@ -108,3 +108,25 @@ def test_compiled_record_walk_equals_pure_python():
     if out[""][0] == "True":
         pytest.skip("compiled helper not built here; only the fallback was checked")
     assert out[""][1] == out["1"][1]
+
+
+def test_address_class_kernel_equals_reference():
+    import ipaddress
+    import numpy as np
+    from ipv6flow.decode.addresses import ADDRESS_CLASSES, address_class
+    from ipv6flow.fast.kernel import Rows, _classes
+    rng = np.random.default_rng(7)
+    addrs = [rng.bytes(16) for _ in range(3000)]
+    # every /16 once, and the edges of every class prefix
+    addrs += [t.to_bytes(2, "big") + rng.bytes(14) for t in range(0, 65536, 7)]
+    for text in ("::", "::1", "::2", "::ffff:1.2.3.4", "::fffe:1.2.3.4", "64:ff9b::1.2.3.4",
+                 "64:ff9b::1:0:0", "64:ff9b:1::", "64:ff9b:1:ffff::1", "64:ff9b:2::",
+                 "2001::", "2001:0:ffff::", "2001:1::", "2001:db8::", "2001:db9::",
+                 "3fff::", "3fff:fff:ffff::", "3fff:1000::", "fe80::", "febf::", "fec0::",
+                 "fc00::", "fdff::", "fe00::", "ff00::", "1fff::", "2000::", "4000::"):
+        addrs.append(ipaddress.IPv6Address(text).packed)
+    buf = np.frombuffer(b"".join(addrs), dtype=np.uint8)
+    at = np.arange(len(addrs), dtype=np.int64) * 16
+    rows = Rows(buf, at, np.full(len(addrs), 16))
+    got = [ADDRESS_CLASSES[c] for c in _classes(rows, at)]
+    assert got == [address_class(a) for a in addrs]
