@@ -76,7 +76,7 @@ _RECORD_FIELDS = {order: np.dtype(order + "u4") for order in "<>"}
 _HEADER_INDEX = np.arange(RECORD_HEADER_LEN, dtype=np.int64)
 # Read-ahead per batch: numpy work per batch has a fixed cost, so batches
 # of a few thousand frames would spend it thousands of times per GB.
-BATCH_BYTES = 8 << 20
+BATCH_BYTES = 4 << 20
 
 # libpcap's max_snaplen_for_dlt(): LINKTYPE_DBUS (231), LINKTYPE_EBHSCR
 # (279) and LINKTYPE_USBPCAP (249) may carry bigger packets than the 262144

@@ -53,13 +53,14 @@ UNKNOWN_NH[255] = True
 UL_MIN = np.ones(256, dtype=np.int64)          # RFC 7112 check, as ip.UPPER_LAYER_MIN
 UL_MIN[6], UL_MIN[17], UL_MIN[58] = 20, 8, 4
 
-# Transport codes: index into TRANSPORT_KEYS[family]; -1 for non-IP.
-TRANSPORT_CODE = {}
-for _fam, _keys in TRANSPORT_KEYS.items():
-    _t = np.full(256, _keys.index("other"), dtype=np.int64)
+# Transport code by family * 256 + protocol: 1 + index into
+# TRANSPORT_KEYS[family], 0 for non-IP.
+TRANSPORT_CODE = np.zeros(3 * 256, dtype=np.int64)
+for _code, _fam in ((1, "ipv4"), (2, "ipv6")):
+    _keys = TRANSPORT_KEYS[_fam]
+    TRANSPORT_CODE[_code * 256:(_code + 1) * 256] = _keys.index("other") + 1
     for _proto, _name in TRANSPORT[_fam].items():
-        _t[_proto] = _keys.index(_name)
-    TRANSPORT_CODE[_fam] = _t
+        TRANSPORT_CODE[_code * 256 + _proto] = _keys.index(_name) + 1
 
 CLASS_NAMES = ADDRESS_CLASSES
 _CLASS_MASKS = []
@@ -191,9 +192,11 @@ def step_eth(rows, idx, opts):
             break
         ok = ~tagged | (pos + 4 <= end)
         rows.fall(idx[~ok])
-        idx, pos, end, et, tagged = idx[ok], pos[ok], end[ok], et[ok], tagged[ok]
-        et = np.where(tagged, rows.u16(pos + 2), et)
-        pos = np.where(tagged, pos + 4, pos)
+        if not ok.all():
+            idx, pos, end, et, tagged = idx[ok], pos[ok], end[ok], et[ok], tagged[ok]
+        t = np.flatnonzero(tagged)
+        et[t] = rows.u16(pos[t] + 2)
+        pos[t] += 4
     rows.pos[idx] = pos
     tok = ET_TOKEN[et]
     rows.tok[idx] = tok
@@ -217,18 +220,19 @@ def step_eth(rows, idx, opts):
         rows.tok[g] = np.where(proto[good] == 0x0021, T_IPV4, T_IPV6).astype(np.int8)
 
 
+# IP protocol -> next token and pending tunnel kind (ip.IP_PROTOCOLS);
+# index 256 stands for "stop here" (non-first fragment, ESP).
+PROTO_TOKEN = np.full(257, T_DONE, dtype=np.int8)
+PROTO_TOKEN[[41, 4, 47, 17]] = [T_IPV6, T_IPV4, T_GRE, T_UDP]
+PROTO_KIND = {False: np.zeros(257, dtype=np.int64), True: np.zeros(257, dtype=np.int64)}
+PROTO_KIND[False][[41, 4]] = [K_6IN4, K_IPIP]
+PROTO_KIND[True][[41, 4]] = [K_6IN6, K_4IN6]
+
+
 def _next_by_proto(rows, idx, proto, pos, pend, v6):
-    """Dispatch on an IP protocol number, as ip.IP_PROTOCOLS."""
-    tok = np.full(len(idx), T_DONE, dtype=np.int8)
-    pend_kind = np.zeros(len(idx), dtype=np.int64)
-    m = proto == 41
-    tok[m], pend_kind[m] = T_IPV6, (K_6IN6 if v6 else K_6IN4)
-    m = proto == 4
-    tok[m], pend_kind[m] = T_IPV4, (K_4IN6 if v6 else K_IPIP)
-    tok[proto == 47] = T_GRE
-    tok[proto == 17] = T_UDP
-    rows.tok[idx] = tok
-    rows.pending[idx] = pend_kind
+    """Dispatch on an IP protocol number (256: stop), as ip.IP_PROTOCOLS."""
+    rows.tok[idx] = PROTO_TOKEN[proto]
+    rows.pending[idx] = PROTO_KIND[v6][proto]
     rows.pos[idx] = pos
     rows.end[idx] = pend
 
@@ -257,7 +261,7 @@ def step_ipv4(rows, idx, opts):
     proto = rows.u8(pos + 9)
     rows.proto[idx] = proto
     frag = rows.u16(pos + 6) & 0x1FFF
-    proto = np.where(frag != 0, -1, proto)              # non-first fragment: done
+    proto = np.where(frag != 0, 256, proto)             # non-first fragment: done
     _next_by_proto(rows, idx, proto, pos + ihl, pend, False)
 
 
@@ -385,7 +389,7 @@ def step_ipv6(rows, idx, opts):
     rows.fall(idx[fallback])
     keep = ~fallback
     idx, nh, cur, limit, follow = idx[keep], nh[keep], cur[keep], limit[keep], follow[keep]
-    _next_by_proto(rows, idx, np.where(follow, nh, -1), cur, limit, True)
+    _next_by_proto(rows, idx, np.where(follow, nh, 256), cur, limit, True)
 
 
 def step_udp(rows, idx, opts):
@@ -534,17 +538,14 @@ def pack(rows):
     """One int64 per row holding every field of ``summary.frame_key``."""
     n = rows.n
     fam = rows.payload
-    transport = np.zeros(n, dtype=np.int64)
-    for code, name in ((FAM_IPV4, "ipv4"), (FAM_IPV6, "ipv6")):
-        m = fam == code
-        transport[m] = TRANSPORT_CODE[name][rows.proto[m] & 0xFF] + 1
+    transport = TRANSPORT_CODE[fam * 256 + (rows.proto & 0xFF)]
     src = np.zeros(n, dtype=np.int64)
     dst = np.zeros(n, dtype=np.int64)
     v6 = np.flatnonzero((fam == FAM_IPV6) & (rows.v6 >= 0))
     if len(v6):
         at = rows.v6[v6]
-        src[v6] = _classes(rows, at + 8) + 1
-        dst[v6] = _classes(rows, at + 24) + 1
+        both = _classes(rows, np.concatenate((at + 8, at + 24))) + 1
+        src[v6], dst[v6] = both[:len(v6)], both[len(v6):]
     vals = {"carrier": rows.carrier, "payload": fam, "tunnel": rows.tunnel,
             "transport": transport, "ext": rows.ext, "rtype": rows.rtype + 1,
             "chain": rows.chain + 1, "anom": rows.anom, "src": src, "dst": dst}

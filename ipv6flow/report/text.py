@@ -153,7 +153,7 @@ def render(report: dict) -> str:
     v6frames = sum(eh["chain_length"].values())
     out.append(f"IPv6 extension headers: {_n(eh['frames_with_any'])} frames "
                f"({_pct(eh['frames_with_any'], v6frames).strip()} of frames with IPv6)")
-    out.extend(_count_lines("  by type (frames)", eh["by_type"], v6frames)[1:] or [])
+    out.extend(_count_lines("", eh["by_type"], v6frames)[1:])
     if not eh["frames_with_any"]:
         out.append("  none")
     if eh["routing_types"]:
@@ -163,12 +163,14 @@ def render(report: dict) -> str:
         out.append("  chain length (outermost IPv6 header): " + ", ".join(
             f"{k}: {_n(v)}" for k, v in eh["chain_length"].items()))
     out.append("")
-    out.extend(_count_lines("Anomalies (frames)", eh["anomalies"], tp))
+    out.extend(_count_lines("IPv6 anomalies (frames, % of frames with IPv6)", eh["anomalies"],
+                            v6frames))
     out.append("")
 
     # -- addresses, transport, decode --------------------------------------
     addr = r["addresses"]["ipv6"]
-    out.extend(_count_lines("IPv6 address classes (innermost source + destination)",
+    out.extend(_count_lines("IPv6 address classes (innermost source and destination, "
+                            "% of addresses)",
                             addr, sum(addr.values()), empty="no IPv6 payload"))
     out.append("")
     for fam in ("ipv4", "ipv6"):
@@ -179,4 +181,30 @@ def render(report: dict) -> str:
     out.append("")
     out.extend(_count_lines("Decode problems (frames)", r["decode"], tp))
     out.append("")
+    out.extend(_timeseries(r["timeseries"]))
     return "\n".join(out)
+
+
+MAX_TIME_ROWS = 24
+
+
+def _timeseries(ts):
+    """IPv6 share per time bin; long series are shown in at most
+    MAX_TIME_ROWS rows of consecutive bins (the JSON keeps every bin)."""
+    bins = ts["bins"]
+    if not bins:
+        return []
+    per_row = -(-len(bins) // MAX_TIME_ROWS)
+    width = ts["interval_s"] * per_row
+    lines = [f"IPv6 share over time ({width:g} s per row, payload view)",
+             f"  {'start (UTC)':<21}{'IP packets':>13} {'IPv6 pkts':>8} {'IPv6 bytes':>10}"]
+    for i in range(0, len(bins), per_row):
+        group = bins[i:i + per_row]
+        v4p = sum(b["ipv4"]["packets"] for b in group)
+        v6p = sum(b["ipv6"]["packets"] for b in group)
+        v4b = sum(b["ipv4"]["bytes"] for b in group)
+        v6b = sum(b["ipv6"]["bytes"] for b in group)
+        lines.append(f"  {_ts(group[0]['start']):<21}{_n(v4p + v6p):>13} "
+                     f"{_pct(v6p, v4p + v6p):>8} {_pct(v6b, v4b + v6b):>10}")
+    lines.append("")
+    return lines
