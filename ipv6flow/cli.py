@@ -15,6 +15,7 @@ import time
 import click
 
 from . import __version__
+from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
 from .engine.local import analyze_paths
 from .report import jsonout, text
@@ -52,6 +53,16 @@ def _prefixes(values, option):
     return tuple(out)
 
 
+def _nat64_prefixes(values):
+    out = []
+    for v in values:
+        try:
+            out.append(parse_nat64_prefix(v))
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--nat64-prefix")
+    return tuple(out)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ipv6flow")
 def main():
@@ -69,6 +80,9 @@ def main():
 @click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX",
               help="A 6rd prefix (e.g. 2a01:e30::/28): protocol-41 traffic to or from it "
                    "counts as 6rd. Repeatable.")
+@click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX",
+              help="A NAT64 prefix in use (RFC 6052 length /32, /40, /48, /56, /64 or /96); "
+                   "its traffic is counted as NAT64 even without evidence. Repeatable.")
 @click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
               show_default=True,
               help="fast: numpy over batches of frames; reference: one frame at a time. "
@@ -76,7 +90,7 @@ def main():
 @click.option("--stats", is_flag=True,
               help="Print decoder statistics (frames, fallback to the reference decoder, "
                    "time) on stderr.")
-def analyze(paths, fmt, output, interval, sixrd, decoder, stats):
+def analyze(paths, fmt, output, interval, sixrd, nat64, decoder, stats):
     """Analyse pcap/pcapng captures (gzip, bzip2, xz, zstd; '-' for stdin).
 
     Several PATHS give one combined report with one `inputs` entry each.
@@ -87,7 +101,8 @@ def analyze(paths, fmt, output, interval, sixrd, decoder, stats):
     opts = DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"))
     counters = {}
     started = time.perf_counter()
-    summary = analyze_paths(paths, opts, interval, decoder, counters)
+    summary = analyze_paths(paths, opts, interval, decoder, counters,
+                            _nat64_prefixes(nat64))
     if stats:
         took = time.perf_counter() - started
         n, fb = counters.get("frames", 0), counters.get("fallback", 0)

@@ -16,6 +16,7 @@ It is associative and commutative; ``Summary()`` is its identity.
 import math
 
 from . import __version__
+from .analysis.nat64 import Nat64State
 from .decode.addresses import ADDRESS_CLASSES, address_class
 from .decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
 
@@ -124,7 +125,7 @@ def _share(part, whole):
 class Summary:
     """Mergeable figures of one or more inputs."""
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL):
+    def __init__(self, interval: float = DEFAULT_INTERVAL, nat64_prefixes=()):
         if not interval > 0 or not math.isfinite(interval):
             raise ValueError("interval must be a positive number of seconds")
         self.interval = float(interval)
@@ -134,6 +135,7 @@ class Summary:
         self._keys = {}          # frame key -> [packets, bytes]
         self._counts = _empty_counts()
         self._bins = {}          # bin index -> [v4 packets, v4 bytes, v6 packets, v6 bytes]
+        self.nat64 = Nat64State(nat64_prefixes)
 
     # -- adding -----------------------------------------------------------
     def add(self, f, ts: float, wirelen: int) -> None:
@@ -200,6 +202,7 @@ class Summary:
             raise ValueError(f"cannot merge reports with intervals {self.interval} s "
                              f"and {other.interval} s")
         out = Summary(self.interval)
+        out.nat64 = self.nat64.merge(other.nat64)
         for s in (self, other):
             s._flush()
             _add_counts(out._counts, s._counts)
@@ -252,7 +255,7 @@ class Summary:
             },
             "transport": c["transport"],
             "addresses": c["addresses"],
-            "nat64": {"suspects": [], "dns64": {"synthesized_answers": 0, "resolvers": []}},
+            "nat64": self.nat64.report(),
             "decode": c["decode"],
             "timeseries": {
                 "interval_s": self.interval,

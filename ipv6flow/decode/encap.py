@@ -76,9 +76,7 @@ def udp(f, d, off, end, opts):
     sport = (d[off] << 8) | d[off + 1]
     dport = (d[off + 2] << 8) | d[off + 3]
     ulen = (d[off + 4] << 8) | d[off + 5]
-    f.l4_off = off
     uend = off + ulen if 8 <= ulen and off + ulen <= end else end
-    f.l4_end = uend
     pay = off + 8
     for port in (dport, sport) if dport != sport else (dport,):
         parser = UDP_PORTS.get(port)

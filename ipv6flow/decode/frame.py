@@ -26,7 +26,11 @@ class Frame:
     ext_types: by_type names found anywhere in the frame.
     chain_len: extension headers in the outermost IPv6 header's chain.
     proto: upper-layer protocol number of the innermost IP header.
-    src6 / dst6: the innermost IPv6 header's addresses (16 bytes each).
+    src6 / dst6: the innermost IPv6 header's addresses (16 bytes each);
+    src4 / dst4 the same for IPv4.
+    l4_off / l4_end: where the innermost IP header's upper-layer header
+    starts and where that packet ends (None when there is none to read:
+    non-first fragment, ESP, a cut chain).
     problem: None | 'malformed' | 'truncated' | 'unsupported_linktype' |
     'depth_exceeded' -- the first thing that stopped the decode early.
     """

@@ -86,7 +86,9 @@ def ipv4(f, d, off, end, opts):
         f.fail("truncated" if off + ihl > end else "malformed")
         return None
     if ((d[off + 6] & 0x1F) << 8) | d[off + 7]:
+        f.l4_off = None
         return None                      # non-first fragment: no header inside
+    f.l4_off, f.l4_end = off + ihl, pend
     return _next(f, proto, off + ihl, pend, False)
 
 
@@ -110,7 +112,9 @@ def ipv6(f, d, off, end, opts):
         f.chain_len = n
     f.proto = nh
     if not follow:
+        f.l4_off = None
         return None
+    f.l4_off, f.l4_end = pos, min(end, decl)
     return _next(f, nh, pos, min(end, decl), True)
 
 

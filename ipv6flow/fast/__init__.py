@@ -3,24 +3,32 @@
 ``summarize_batch`` folds one capture Batch into a Summary: the numpy
 kernel classifies the rows it can, the reference decoder the rest, and the
 figures are identical to decoding every frame with the reference decoder.
+
+NAT64 and DNS: the rows that matter are picked out with array operations
+(innermost IPv6 address in a suspect prefix; UDP/TCP port 53 responses
+with answers; ICMPv6 Router Advertisements) and only those few are
+handled one by one in Python, by the same code as the reference path.
 """
 
 from functools import lru_cache
 
 import numpy as np
 
+from ..analysis import nat64 as nat64_mod
+from ..analysis import rfc6052
 from ..decode import decode_frame
 from ..summary import frame_key
-from .kernel import FAMILY_NAMES, _SHIFT, classify, unpack
+from .kernel import FAM_IPV4, FAM_IPV6, FAMILY_NAMES, _SHIFT, classify, unpack
 
 _PAYLOAD_SHIFT, _PAYLOAD_MASK = _SHIFT["payload"]
 _unpack = lru_cache(maxsize=4096)(unpack)
+_V4_INDEX = {length: np.array(pos, dtype=np.int64) for length, pos in rfc6052.POSITIONS.items()}
 
 
 def frame_keys(batch, opts):
     """Per-row ``summary.frame_key`` tuples, and how many rows fell back
     (for differential tests; the analysis path never builds these)."""
-    keys, fallback = classify(batch, opts)
+    keys, fallback, _ = classify(batch, opts)
     out = [_unpack(k) for k in keys.tolist()]
     for i in fallback.tolist():
         rec = _record(batch, i)
@@ -34,40 +42,125 @@ def _record(batch, i):
             batch.buffer[off:off + cap])
 
 
-def summarize_batch(summary, batch, opts, on_frame=None):
+def _add_figures(summary, keys, fast, batch):
+    k, w, ts = keys[fast], batch.wirelens[fast], batch.ts[fast]
+    if not len(k):
+        return
+    uniq, inv = np.unique(k, return_inverse=True)
+    packets = np.bincount(inv, minlength=len(uniq))
+    nbytes = np.bincount(inv, weights=w, minlength=len(uniq))
+    for key, p, b in zip(uniq.tolist(), packets.tolist(), nbytes.tolist()):
+        summary.add_key(_unpack(key), p, int(b))
+    summary.add_span(float(ts.min()), float(ts.max()))
+    fam = (k >> _PAYLOAD_SHIFT) & _PAYLOAD_MASK
+    ip = fam != 0
+    if ip.any():
+        bins = np.floor(ts[ip] / summary.interval).astype(np.int64)
+        combo = bins * 4 + fam[ip]
+        uc, inv = np.unique(combo, return_inverse=True)
+        packets = np.bincount(inv, minlength=len(uc))
+        nbytes = np.bincount(inv, weights=w[ip], minlength=len(uc))
+        for c, p, b in zip(uc.tolist(), packets.tolist(), nbytes.tolist()):
+            summary.add_bin(c >> 2, FAMILY_NAMES[c & 3], p, int(b))
+
+
+def _nat64_traffic(state, rows, sel, wirelens, prefixes):
+    """Count rows ``sel`` (IPv6 payload) whose innermost source or
+    destination lies in one of ``prefixes`` (as Nat64State.add_frame)."""
+    at = rows.v6[sel]
+    src32, dst32 = rows.u32(at + 8), rows.u32(at + 24)
+    for value, length in prefixes:
+        top = value >> 96
+        cand = np.flatnonzero((src32 == top) | (dst32 == top))     # every prefix is >= /32
+        if not len(cand):
+            continue
+        a = at[cand]
+        src = np.take(rows.buf, a[:, None] + np.arange(8, 24), mode="clip")
+        dst = np.take(rows.buf, a[:, None] + np.arange(24, 40), mode="clip")
+        s_in = _in_prefix(src, value, length)
+        d_in = _in_prefix(dst, value, length)
+        hit = s_in | d_in
+        if not hit.any():
+            continue
+        s_in, d_in, src, dst = s_in[hit], d_in[hit], src[hit], dst[hit]
+        t = state.traffic.get((value, length))
+        if t is None:
+            t = state.traffic[(value, length)] = nat64_mod.Traffic()
+        t.packets += int(hit.sum())
+        t.bytes += int(wirelens[sel[cand[hit]]].sum())
+        one = s_in != d_in
+        clients = np.where(s_in[one, None], dst[one], src[one])
+        t.clients.update(bytes(r) for r in np.unique(clients, axis=0))
+        pos = _V4_INDEX[length]
+        inside = np.concatenate((src[s_in][:, pos], dst[d_in][:, pos]))
+        t.v4.update(bytes(r) for r in np.unique(inside, axis=0))
+
+
+def _in_prefix(addrs, value, length):
+    """Rows of an (n, 16) uint8 array whose first ``length`` bits equal
+    those of ``value``."""
+    pfx = np.frombuffer(value.to_bytes(16, "big"), dtype=np.uint8)
+    full, rest = divmod(length, 8)
+    ok = (addrs[:, :full] == pfx[:full]).all(axis=1)
+    if rest:
+        mask = (0xFF << (8 - rest)) & 0xFF
+        ok &= (addrs[:, full] & mask) == (pfx[full] & mask)
+    return ok
+
+
+def _observe(state, rows, idx, batch):
+    """DNS responses and Router Advertisements among rows ``idx``."""
+    buf = batch.buffer
+    fam, proto, l4, l4end = rows.payload[idx], rows.proto[idx], rows.l4[idx], rows.l4end[idx]
+    tp = (l4 >= 0) & ((proto == 17) | (proto == 6)) & (l4 + 8 <= l4end)
+    cand = idx[tp]
+    if len(cand):
+        at = rows.l4[cand]
+        port53 = (rows.u16(at) == nat64_mod.DNS_PORT) | (rows.u16(at + 2) == nat64_mod.DNS_PORT)
+        for i in cand[port53].tolist():
+            d = buf
+            found = nat64_mod.dns_payload(d, int(rows.proto[i]), int(rows.l4[i]),
+                                          int(rows.l4end[i]))
+            if found is not None:
+                ip = int(rows.ip[i])
+                src = d[ip + 8:ip + 24] if rows.payload[i] == FAM_IPV6 else d[ip + 12:ip + 16]
+                state.observe_dns(found[0], nat64_mod._addr_text(src), found[1])
+    ra = (fam == FAM_IPV6) & (proto == 58) & (l4 >= 0) & (l4 < l4end)
+    cand = idx[ra]
+    if len(cand):
+        for i in cand[rows.u8(rows.l4[cand]) == nat64_mod.ICMPV6_RA].tolist():
+            state.observe_ra(bytes(buf[int(rows.l4[i]):int(rows.l4end[i])]))
+
+
+def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=True):
     """Add a batch to ``summary``; returns the number of fallback rows.
 
+    ``prefixes``: NAT64 prefixes whose traffic to count. With ``observe``
+    False only that traffic is counted (the engine's second pass).
     ``on_frame(frame, linktype)`` is called for each fallback frame (the
     engine uses it to warn about unsupported link types).
     """
     n = len(batch)
     if n == 0:
         return 0
-    keys, fallback = classify(batch, opts)
+    keys, fallback, rows = classify(batch, opts)
     fast = np.ones(n, dtype=bool)
     fast[fallback] = False
-    k, w, ts = keys[fast], batch.wirelens[fast], batch.ts[fast]
-    if len(k):
-        uniq, inv = np.unique(k, return_inverse=True)
-        packets = np.bincount(inv, minlength=len(uniq))
-        nbytes = np.bincount(inv, weights=w, minlength=len(uniq))
-        for key, p, b in zip(uniq.tolist(), packets.tolist(), nbytes.tolist()):
-            summary.add_key(_unpack(key), p, int(b))
-        summary.add_span(float(ts.min()), float(ts.max()))
-        fam = (k >> _PAYLOAD_SHIFT) & _PAYLOAD_MASK
-        ip = fam != 0
-        if ip.any():
-            bins = np.floor(ts[ip] / summary.interval).astype(np.int64)
-            combo = bins * 4 + fam[ip]
-            uc, inv = np.unique(combo, return_inverse=True)
-            packets = np.bincount(inv, minlength=len(uc))
-            nbytes = np.bincount(inv, weights=w[ip], minlength=len(uc))
-            for c, p, b in zip(uc.tolist(), packets.tolist(), nbytes.tolist()):
-                summary.add_bin(c >> 2, FAMILY_NAMES[c & 3], p, int(b))
+    if observe:
+        _add_figures(summary, keys, fast, batch)
+    state = summary.nat64
+    if prefixes:
+        sel = np.flatnonzero(fast & (rows.payload == FAM_IPV6) & (rows.v6 >= 0))
+        if len(sel):
+            _nat64_traffic(state, rows, sel, batch.wirelens, prefixes)
+    if observe:
+        _observe(state, rows, np.flatnonzero(fast & (rows.payload != 0)), batch)
     for i in fallback.tolist():
         ts_i, lt, wire, data = _record(batch, i)
         f = decode_frame(lt, data, wire, opts)
-        if on_frame is not None:
-            on_frame(f, lt)
-        summary.add(f, ts_i, wire)
+        if observe:
+            if on_frame is not None:
+                on_frame(f, lt)
+            summary.add(f, ts_i, wire)
+        nat64_mod.inspect_frame(state, f, data, wire, prefixes, observe)
     return len(fallback)

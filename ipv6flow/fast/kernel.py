@@ -145,6 +145,9 @@ class Rows:
         self.chain = np.full(n, -1, dtype=np.int64)
         self.anom = np.zeros(n, dtype=np.int64)
         self.v6 = np.full(n, -1, dtype=np.int64)        # innermost IPv6 header offset
+        self.ip = np.full(n, -1, dtype=np.int64)        # innermost IP header offset
+        self.l4 = np.full(n, -1, dtype=np.int64)        # its upper-layer header
+        self.l4end = np.zeros(n, dtype=np.int64)
 
     # -- gathers ------------------------------------------------------------
     def u8(self, at):
@@ -235,6 +238,8 @@ def _next_by_proto(rows, idx, proto, pos, pend, v6):
     rows.pending[idx] = PROTO_KIND[v6][proto]
     rows.pos[idx] = pos
     rows.end[idx] = pend
+    rows.l4[idx] = np.where(proto == 256, -1, pos)   # as Frame.l4_off / l4_end
+    rows.l4end[idx] = pend
 
 
 def _depth_ok(rows, idx, opts):
@@ -258,6 +263,7 @@ def step_ipv4(rows, idx, opts):
     _enter(rows, idx)
     rows.carrier[idx] = np.where(rows.carrier[idx] == FAM_NON_IP, FAM_IPV4, rows.carrier[idx])
     rows.payload[idx] = FAM_IPV4
+    rows.ip[idx] = pos
     proto = rows.u8(pos + 9)
     rows.proto[idx] = proto
     frag = rows.u16(pos + 6) & 0x1FFF
@@ -305,6 +311,7 @@ def step_ipv6(rows, idx, opts):
     rows.carrier[idx] = np.where(rows.carrier[idx] == FAM_NON_IP, FAM_IPV6, rows.carrier[idx])
     rows.payload[idx] = FAM_IPV6
     rows.v6[idx] = pos
+    rows.ip[idx] = pos
     plen = rows.u16(pos + 4)
     nh = rows.u8(pos + 6)
     decl = np.where((plen == 0) & (nh != IPPROTO_NONE), end, pos + 40 + plen)
@@ -503,9 +510,10 @@ def start(rows, linktypes):
 
 
 def classify(batch, opts):
-    """Run the kernel over a batch. Returns (keys, fallback_rows): an int64
-    key per row (meaningless for fallback rows) and the indices of the rows
-    the reference decoder must decode."""
+    """Run the kernel over a batch. Returns (keys, fallback_rows, rows): an
+    int64 key per row (meaningless for fallback rows), the indices of the
+    rows the reference decoder must decode, and the row state (offsets of
+    the innermost headers, for NAT64 and DNS)."""
     buf = np.frombuffer(batch.buffer, dtype=np.uint8)
     rows = Rows(buf, batch.offsets, batch.caplens)
     start(rows, batch.linktypes)
@@ -520,7 +528,7 @@ def classify(batch, opts):
             break
     else:
         rows.tok[rows.tok > T_FALLBACK] = T_FALLBACK
-    return pack(rows), np.flatnonzero(rows.tok == T_FALLBACK)
+    return pack(rows), np.flatnonzero(rows.tok == T_FALLBACK), rows
 
 
 def _classes(rows, at):

@@ -181,8 +181,38 @@ def render(report: dict) -> str:
     out.append("")
     out.extend(_count_lines("Decode problems (frames)", r["decode"], tp))
     out.append("")
+    out.extend(_nat64(r["nat64"], tp))
     out.extend(_timeseries(r["timeseries"]))
     return "\n".join(out)
+
+
+def _plural(n, word):
+    return f"{_n(n)} {word}" + ("" if n == 1 else "s")
+
+
+def _nat64(nat, total):
+    """Each NAT64 suspect with its evidence, traffic and a short reading."""
+    lines = ["NAT64 / DNS64"]
+    if not nat["suspects"]:
+        lines.append("  no NAT64 prefix in use or announced")
+    for sp in nat["suspects"]:
+        lines.append(f"  {sp['prefix']} ({sp['kind']}; evidence: {', '.join(sp['evidence'])})")
+        lines.append(f"    {_n(sp['packets'])} packets ({_pct(sp['packets'], total).strip()} of all), "
+                     f"{_n(sp['bytes'])} bytes, {_plural(sp['ipv6_clients'], 'IPv6 client')}, "
+                     f"{_plural(sp['ipv4_destinations'], 'IPv4 destination')}")
+        if sp["packets"]:
+            reading = (f"clients reach IPv4-only services through NAT64 prefix {sp['prefix']}")
+        else:
+            found = [e for e in sp["evidence"] if e != "traffic"]
+            reading = (f"announced by {', '.join(found)} but no traffic through it in this capture")
+        lines.append(f"    reading: {reading}")
+    d = nat["dns64"]
+    lines.append(f"  DNS64: {_plural(d['synthesized_answers'], 'synthesized AAAA answer')}"
+                 + (f" from {', '.join(safe(x) for x in d['resolvers'])}" if d["resolvers"] else ""))
+    if nat.get("malformed_dns"):
+        lines.append(f"  malformed DNS messages skipped: {_n(nat['malformed_dns'])}")
+    lines.append("")
+    return lines
 
 
 MAX_TIME_ROWS = 24

@@ -1,0 +1,1 @@
+"""What figures mean beyond per-frame classification: NAT64/DNS64 and DNS."""

@@ -1,0 +1,320 @@
+"""NAT64 / DNS64 suspects (REPORT.md section 6) and DNS service readiness.
+
+What is kept while frames stream by:
+
+* ``dns``: per name, the A and AAAA answers seen (with how often, and which
+  resolver sent each AAAA), the names tied together by CNAME chains inside
+  each response, and the AAAA answers for ``ipv4only.arpa`` (RFC 7050).
+* ``pref64``: prefixes from PREF64 options in Router Advertisements.
+* ``traffic``: per suspect prefix, packets, bytes, the distinct IPv6
+  addresses on the other side (clients) and the distinct embedded IPv4
+  addresses (destinations).
+
+Which prefixes are suspects is only known at the end (a DNS64 answer can
+come after the traffic through its prefix), so the engine reads the
+captures twice when a prefix was *discovered*: the first pass counts the
+traffic of the prefixes known from the start (well-known, local-use,
+configured) and collects the evidence; the second pass counts only the
+traffic of the discovered prefixes. stdin is spooled to a temporary file
+so that it can be read twice too (see engine/local.py).
+
+Everything here merges (``merge``) so that parts of a capture analysed
+apart give the same figures.
+"""
+
+import ipaddress
+
+from . import dnsmsg, rfc6052
+from .dnsmsg import TYPE_A, TYPE_AAAA, TYPE_CNAME
+
+IPV4ONLY = "ipv4only.arpa"
+WELL_KNOWN_V4 = (bytes([192, 0, 0, 170]), bytes([192, 0, 0, 171]))   # RFC 7050
+ICMPV6_RA = 134
+ND_OPT_PREF64 = 38
+DNS_PORT = 53
+
+
+def _addr_text(b: bytes) -> str:
+    return str(ipaddress.ip_address(bytes(b)))
+
+
+class Traffic:
+    """Frames seen through one prefix."""
+
+    __slots__ = ("packets", "bytes", "clients", "v4")
+
+    def __init__(self):
+        self.packets = 0
+        self.bytes = 0
+        self.clients = set()
+        self.v4 = set()
+
+    def merge(self, other):
+        self.packets += other.packets
+        self.bytes += other.bytes
+        self.clients |= other.clients
+        self.v4 |= other.v4
+
+
+class Nat64State:
+    """Evidence and traffic of NAT64/DNS64; see the module note."""
+
+    def __init__(self, configured=()):
+        self.configured = set(configured)            # {(value, length)}
+        self.a = {}            # name -> {ipv4 bytes: count}
+        self.aaaa = {}         # name -> {ipv6 bytes: {resolver text: count}}
+        self.queried = set()   # names asked about (answered or not)
+        self.rfc7050 = set()   # {(value, length)}
+        self.pref64 = set()
+        self.traffic = {}      # (value, length) -> Traffic
+        self.malformed = 0
+
+    # -- static prefixes ----------------------------------------------------
+    def static_prefixes(self):
+        """Prefixes whose traffic is counted from the first frame on."""
+        return sorted({rfc6052.WKP, rfc6052.LOCAL_USE} | self.configured)
+
+    # -- evidence -----------------------------------------------------------
+    def observe_dns(self, payload: bytes, resolver: str, tcp: bool = False) -> None:
+        messages = dnsmsg.tcp_messages(payload) if tcp else [payload]
+        for msg in messages:
+            try:
+                parsed = dnsmsg.parse(msg)
+            except dnsmsg.DnsError:
+                self.malformed += 1
+                continue
+            if parsed is not None:
+                self._response(*parsed, resolver)
+
+    def _response(self, qname, qtype, rcode, records, resolver):
+        if qname is not None and qtype in (TYPE_A, TYPE_AAAA):
+            self.queried.add(qname)
+        # Names that lead to an owner through this response's CNAMEs.
+        aliases = {}
+        for owner, rtype, rdata in records:
+            if rtype == TYPE_CNAME:
+                aliases.setdefault(rdata, set()).add(owner)
+
+        def names_of(owner):
+            out, todo = {owner}, [owner]
+            while todo and len(out) < 64:
+                for alias in aliases.get(todo.pop(), ()):
+                    if alias not in out:
+                        out.add(alias)
+                        todo.append(alias)
+            return out
+
+        for owner, rtype, rdata in records:
+            if rtype == TYPE_A:
+                for name in names_of(owner):
+                    d = self.a.setdefault(name, {})
+                    d[rdata] = d.get(rdata, 0) + 1
+            elif rtype == TYPE_AAAA:
+                names = names_of(owner)
+                for name in names:
+                    d = self.aaaa.setdefault(name, {}).setdefault(rdata, {})
+                    d[resolver] = d.get(resolver, 0) + 1
+                if IPV4ONLY in names:
+                    for v4 in WELL_KNOWN_V4:
+                        length = rfc6052.embedding_length(rdata, v4)
+                        if length is not None:
+                            self.rfc7050.add((rfc6052.prefix_of(rdata, length), length))
+
+    def observe_ra(self, icmp: bytes) -> None:
+        """An ICMPv6 Router Advertisement (from its type byte): PREF64
+        options (RFC 8781) name NAT64 prefixes."""
+        off = 16                                     # RA header: 4 + 12 bytes
+        while off + 2 <= len(icmp):
+            otype, olen = icmp[off], icmp[off + 1] * 8
+            if olen == 0:
+                self.malformed += 1
+                return
+            if otype == ND_OPT_PREF64 and olen == 16 and off + 16 <= len(icmp):
+                plc = icmp[off + 3] & 0x07
+                length = rfc6052.PLC_LENGTHS.get(plc)
+                if length is not None:
+                    value = int.from_bytes(icmp[off + 4:off + 16] + bytes(4), "big")
+                    self.pref64.add((value >> (128 - length) << (128 - length), length))
+            off += olen
+
+    # -- conclusions ---------------------------------------------------------
+    def dns64(self):
+        """(prefixes found by DNS64 correlation, synthesized AAAA count,
+        resolvers that sent them, {name: set of synthesized AAAA})."""
+        prefixes, resolvers, synthesized = set(), set(), {}
+        count = 0
+        for name, aaaas in self.aaaa.items():
+            a4 = self.a.get(name)
+            if not a4:
+                continue
+            for addr6, by_resolver in aaaas.items():
+                for addr4 in a4:
+                    length = rfc6052.embedding_length(addr6, addr4)
+                    if length is not None:
+                        prefixes.add((rfc6052.prefix_of(addr6, length), length))
+                        synthesized.setdefault(name, set()).add(addr6)
+                        resolvers.update(by_resolver)
+                        break
+        # Each occurrence counts once, whichever of its names matched.
+        seen = set()
+        for name, addrs in synthesized.items():
+            for addr6 in addrs:
+                for resolver, n in self.aaaa[name][addr6].items():
+                    key = (addr6, resolver)
+                    if key not in seen:
+                        seen.add(key)
+                        count += n
+        return prefixes, count, resolvers, synthesized
+
+    def discovered(self):
+        """Prefixes named by evidence, with the evidence kinds."""
+        out = {}
+        for p in self.rfc7050:
+            out.setdefault(p, set()).add("rfc7050")
+        for p in self.pref64:
+            out.setdefault(p, set()).add("pref64")
+        for p in self.dns64()[0]:
+            out.setdefault(p, set()).add("dns64")
+        for p in self.configured:
+            out.setdefault(p, set()).add("configured")
+        return out
+
+    # -- traffic --------------------------------------------------------------
+    def add_frame(self, prefixes, src6: bytes, dst6: bytes, wirelen: int) -> None:
+        """Count one frame for every prefix its innermost IPv6 source or
+        destination is in."""
+        s, d = int.from_bytes(src6, "big"), int.from_bytes(dst6, "big")
+        for value, length in prefixes:
+            shift = 128 - length
+            s_in, d_in = s >> shift == value >> shift, d >> shift == value >> shift
+            if not (s_in or d_in):
+                continue
+            t = self.traffic.get((value, length))
+            if t is None:
+                t = self.traffic[(value, length)] = Traffic()
+            t.packets += 1
+            t.bytes += wirelen
+            if s_in != d_in:
+                t.clients.add(bytes(dst6 if s_in else src6))
+            for addr, inside in ((src6, s_in), (dst6, d_in)):
+                if inside:
+                    t.v4.add(rfc6052.extract(addr, length))
+
+    # -- merging and reporting -------------------------------------------------
+    def merge(self, other: "Nat64State") -> "Nat64State":
+        out = Nat64State(self.configured | other.configured)
+        for st in (self, other):
+            for name, d in st.a.items():
+                t = out.a.setdefault(name, {})
+                for k, v in d.items():
+                    t[k] = t.get(k, 0) + v
+            for name, d in st.aaaa.items():
+                t = out.aaaa.setdefault(name, {})
+                for addr, by in d.items():
+                    tt = t.setdefault(addr, {})
+                    for r, v in by.items():
+                        tt[r] = tt.get(r, 0) + v
+            out.queried |= st.queried
+            out.rfc7050 |= st.rfc7050
+            out.pref64 |= st.pref64
+            for p, tr in st.traffic.items():
+                out.traffic.setdefault(p, Traffic()).merge(tr)
+            out.malformed += st.malformed
+        return out
+
+    def report(self) -> dict:
+        """The ``nat64`` object of the report."""
+        evidence = self.discovered()
+        for p, tr in self.traffic.items():
+            if tr.packets:
+                evidence.setdefault(p, set()).add("traffic")
+        suspects = []
+        for (value, length), ev in sorted(evidence.items()):
+            tr = self.traffic.get((value, length), Traffic())
+            suspects.append({
+                "prefix": rfc6052.prefix_text(value, length),
+                "kind": rfc6052.kind_of(value, length),
+                "evidence": sorted(ev),
+                "packets": tr.packets,
+                "bytes": tr.bytes,
+                "ipv6_clients": len(tr.clients),
+                "ipv4_destinations": len(tr.v4),
+            })
+        _, count, resolvers, _ = self.dns64()
+        return {"suspects": suspects,
+                "dns64": {"synthesized_answers": count,
+                          "resolvers": sorted(resolvers, key=_sort_ip)},
+                "malformed_dns": self.malformed}
+
+    def services(self, suffixes=()) -> list:
+        """Per queried name: A, native AAAA, synthesized AAAA, verdict."""
+        _, _, _, synthesized = self.dns64()
+        prefixes = [p for p in self.discovered()] + [rfc6052.WKP, rfc6052.LOCAL_USE]
+        names = set(self.queried) | set(self.a) | set(self.aaaa)
+        if suffixes:
+            names = {n for n in names if any(n == s or n.endswith("." + s) for s in suffixes)}
+        out = []
+        for name in sorted(names):
+            a = sorted(self.a.get(name, {}), key=bytes)
+            syn, native = [], []
+            for addr in sorted(self.aaaa.get(name, {}), key=bytes):
+                if addr in synthesized.get(name, ()) or any(
+                        rfc6052.in_prefix(addr, v, ln) for v, ln in prefixes):
+                    syn.append(addr)
+                else:
+                    native.append(addr)
+            verdict = ("ipv6-ready" if native else "dns64-only" if syn
+                       else "ipv4-only" if a else "no-answer")
+            out.append({"name": name, "a": [_addr_text(x) for x in a],
+                        "aaaa_native": [_addr_text(x) for x in native],
+                        "aaaa_synthesized": [_addr_text(x) for x in syn],
+                        "verdict": verdict})
+        return out
+
+
+def _sort_ip(text):
+    ip = ipaddress.ip_address(text)
+    return (ip.version, int(ip))
+
+
+def dns_payload(d: bytes, proto: int, off: int, end: int):
+    """(payload, over_tcp) of a UDP or TCP segment to or from port 53, or
+    None. ``off`` is the transport header, ``end`` the packet's end."""
+    if proto == 17:
+        if off + 8 > end:
+            return None
+        if (d[off] << 8 | d[off + 1]) != DNS_PORT and (d[off + 2] << 8 | d[off + 3]) != DNS_PORT:
+            return None
+        ulen = d[off + 4] << 8 | d[off + 5]
+        if ulen < 8 or off + ulen > end:
+            # Cut by the snap length, or the first fragment of a datagram:
+            # not a whole message, and not a malformed one either.
+            return None
+        return bytes(d[off + 8:off + ulen]), False
+    if proto == 6:
+        if off + 20 > end:
+            return None
+        if (d[off] << 8 | d[off + 1]) != DNS_PORT and (d[off + 2] << 8 | d[off + 3]) != DNS_PORT:
+            return None
+        doff = (d[off + 12] >> 4) * 4
+        if doff < 20 or off + doff > end:
+            return None
+        return bytes(d[off + doff:end]), True
+    return None
+
+
+def inspect_frame(state: Nat64State, f, d: bytes, wirelen: int, prefixes, observe=True):
+    """Feed one reference-decoded frame to ``state``: NAT64 traffic for
+    ``prefixes``, and (with ``observe``) DNS answers and RA options."""
+    if prefixes and f.payload == "ipv6" and f.src6 is not None:
+        state.add_frame(prefixes, f.src6, f.dst6, wirelen)
+    if not observe or f.l4_off is None or f.payload == "non_ip":
+        return
+    off, end = f.l4_off, min(f.l4_end, len(d))
+    if f.proto in (6, 17):
+        found = dns_payload(d, f.proto, off, end)
+        if found is not None:
+            src = f.src6 if f.payload == "ipv6" else f.src4
+            state.observe_dns(found[0], _addr_text(src), found[1])
+    elif f.proto == 58 and f.payload == "ipv6" and off < end and d[off] == ICMPV6_RA:
+        state.observe_ra(bytes(d[off:end]))

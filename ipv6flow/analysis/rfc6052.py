@@ -1,0 +1,70 @@
+"""IPv4-embedded IPv6 addresses (RFC 6052 section 2.2).
+
+The IPv4 address sits right after a prefix of 32, 40, 48, 56, 64 or 96
+bits, skipping bits 64-71 (the "u" octet, which must be zero). Byte
+positions of the four IPv4 octets for each prefix length:
+"""
+
+import ipaddress
+
+POSITIONS = {
+    32: (4, 5, 6, 7),
+    40: (5, 6, 7, 9),
+    48: (6, 7, 9, 10),
+    56: (7, 9, 10, 11),
+    64: (9, 10, 11, 12),
+    96: (12, 13, 14, 15),
+}
+LENGTHS = (96, 64, 56, 48, 40, 32)     # most specific first
+WKP = (int(ipaddress.IPv6Address("64:ff9b::")), 96)           # RFC 6052
+LOCAL_USE = (int(ipaddress.IPv6Address("64:ff9b:1::")), 48)   # RFC 8215
+# PREF64 prefix length codes (RFC 8781 section 4)
+PLC_LENGTHS = {0: 96, 1: 64, 2: 56, 3: 48, 4: 40, 5: 32}
+
+
+def extract(addr: bytes, length: int) -> bytes:
+    """The IPv4 address embedded in a 16-byte IPv6 address at ``length``."""
+    return bytes(addr[i] for i in POSITIONS[length])
+
+
+def prefix_of(addr: bytes, length: int) -> int:
+    """The address's first ``length`` bits as a 128-bit prefix value."""
+    a = int.from_bytes(addr, "big")
+    return a >> (128 - length) << (128 - length)
+
+
+def in_prefix(addr: bytes, value: int, length: int) -> bool:
+    return int.from_bytes(addr, "big") >> (128 - length) == value >> (128 - length)
+
+
+def embedding_length(addr6: bytes, addr4: bytes):
+    """The RFC 6052 length at which addr6 embeds addr4 (u octet zero), or
+    None. Most specific first."""
+    if addr6[8] != 0:
+        return None
+    for length in LENGTHS:
+        if extract(addr6, length) == addr4:
+            return length
+    return None
+
+
+def prefix_text(value: int, length: int) -> str:
+    return f"{ipaddress.IPv6Address(value)}/{length}"
+
+
+def kind_of(value: int, length: int) -> str:
+    if (value, length) == WKP:
+        return "well-known"
+    if (value, length) == LOCAL_USE:
+        return "local-use"
+    return "network-specific"
+
+
+def parse_nat64_prefix(text: str) -> tuple[int, int]:
+    """'2001:db8:64::/96' -> (value, length); ValueError for a bad prefix
+    or a length RFC 6052 does not allow."""
+    net = ipaddress.IPv6Network(text, strict=False)
+    if net.prefixlen not in POSITIONS:
+        raise ValueError(f"{text}: a NAT64 prefix must be /32, /40, /48, /56, /64 or /96 "
+                         f"(RFC 6052), not /{net.prefixlen}")
+    return int(net.network_address), net.prefixlen
