@@ -64,15 +64,16 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
 
 
 def parse(msg: bytes):
-    """Parse a DNS response. Returns None for a query (QR=0), else
-    (qname or None, qtype or None, rcode, records) where records is a list
-    of (owner, type, rdata) for A, AAAA and CNAME answers in class IN
-    (rdata: 4 or 16 address bytes, or the CNAME target name)."""
+    """Parse a DNS message. Returns (response, qname or None, qtype or
+    None, rcode, records) where records is a list of (owner, type, rdata)
+    for A, AAAA and CNAME answers in class IN (rdata: 4 or 16 address
+    bytes, or the CNAME target name); a query has no records."""
     if len(msg) < 12:
         raise DnsError("shorter than a DNS header")
     _id, flags, qd, an, _ns, _ar = _HEADER.unpack_from(msg)
-    if not flags & 0x8000:
-        return None
+    response = bool(flags & 0x8000)
+    if not response:
+        an = 0
     rcode = flags & 0x0F
     off = 12
     qname = qtype = None
@@ -101,7 +102,7 @@ def parse(msg: bytes):
                 target, _ = read_name(msg, off)
                 records.append((owner, TYPE_CNAME, target))
         off += rdlen
-    return qname, qtype, rcode, records
+    return response, qname, qtype, rcode, records
 
 
 def tcp_messages(payload: bytes):

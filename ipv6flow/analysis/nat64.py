@@ -83,12 +83,13 @@ class Nat64State:
             except dnsmsg.DnsError:
                 self.malformed += 1
                 continue
-            if parsed is not None:
-                self._response(*parsed, resolver)
+            response, qname, qtype, rcode, records = parsed
+            if qname is not None and qtype in (TYPE_A, TYPE_AAAA):
+                self.queried.add(qname)
+            if response:
+                self._response(records, resolver)
 
-    def _response(self, qname, qtype, rcode, records, resolver):
-        if qname is not None and qtype in (TYPE_A, TYPE_AAAA):
-            self.queried.add(qname)
+    def _response(self, records, resolver):
         # Names that lead to an owner through this response's CNAMEs.
         aliases = {}
         for owner, rtype, rdata in records:
@@ -247,10 +248,12 @@ class Nat64State:
                 "malformed_dns": self.malformed}
 
     def services(self, suffixes=()) -> list:
-        """Per queried name: A, native AAAA, synthesized AAAA, verdict."""
+        """Per name asked about: A, native AAAA, synthesized AAAA, verdict."""
         _, _, _, synthesized = self.dns64()
         prefixes = [p for p in self.discovered()] + [rfc6052.WKP, rfc6052.LOCAL_USE]
-        names = set(self.queried) | set(self.a) | set(self.aaaa)
+        # One entry per name asked about (in a query or a response); the
+        # records at the end of a CNAME chain belong to the asked name.
+        names = set(self.queried)
         if suffixes:
             names = {n for n in names if any(n == s or n.endswith("." + s) for s in suffixes)}
         out = []

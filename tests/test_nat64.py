@@ -1,0 +1,106 @@
+"""NAT64/DNS64 detection against scenarios whose truth was written by
+construction (samples/nat64/generate.py), and against the real captures."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ipv6flow.analysis import dnsmsg, rfc6052
+from ipv6flow.analysis.rfc6052 import parse_nat64_prefix
+from ipv6flow.decode import DecodeOptions
+from ipv6flow.engine.local import analyze_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+SCEN = ROOT / "samples" / "nat64"
+CAPTURES = ROOT.parent / "shared" / "captures"
+SCENARIOS = sorted(p.name[:-len(".truth.json")] for p in SCEN.glob("*.truth.json"))
+# Real captures that do carry NAT64 (IPv6-only clients through 64:ff9b::/96,
+# a PREF64 Router Advertisement); every other one must show no suspect.
+REAL_NAT64 = {"nDPI/reddit.pcap", "nDPI/tumblr.pcap", "nDPI/pinterest.pcap",
+              "tcpdump/icmpv6-ra-pref64.pcap"}
+
+
+def run(path, decoder, configured=(), services=False):
+    s = analyze_paths([str(path)], DecodeOptions(), 60.0, decoder,
+                      nat64_prefixes=tuple(parse_nat64_prefix(p) for p in configured))
+    rep = s.to_report()
+    return rep, (s.nat64.services() if services else None)
+
+
+@pytest.mark.parametrize("decoder", ["fast", "reference"])
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_suspects_match_truth(name, decoder):
+    truth = json.loads((SCEN / f"{name}.truth.json").read_text())
+    rep, _ = run(SCEN / f"{name}.pcap", decoder, truth["options"]["nat64_prefix"])
+    got = rep["nat64"]
+    assert got["suspects"] == truth["nat64"]["suspects"]
+    assert got["dns64"] == truth["nat64"]["dns64"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_services_match_truth(name):
+    truth = json.loads((SCEN / f"{name}.truth.json").read_text())
+    _, services = run(SCEN / f"{name}.pcap", "fast", truth["options"]["nat64_prefix"], True)
+    assert services == truth["services"]
+
+
+def test_every_rfc6052_length_is_covered():
+    lengths = set()
+    for name in SCENARIOS:
+        truth = json.loads((SCEN / f"{name}.truth.json").read_text())
+        for sp in truth["nat64"]["suspects"]:
+            ev = set(sp["evidence"])
+            if ev & {"rfc7050", "dns64"}:
+                lengths.add((sp["prefix"].split("/")[1], tuple(sorted(ev & {"rfc7050", "dns64"}))))
+    for L in ("32", "40", "48", "56", "64", "96"):
+        assert (L, ("rfc7050",)) in lengths and (L, ("dns64",)) in lengths
+
+
+CAPTURE_FILES = sorted(str(p.relative_to(CAPTURES)) for p in CAPTURES.rglob("*")
+                       if p.is_file() and p.suffix not in (".tsv", ".md"))
+
+
+@pytest.mark.parametrize("name", CAPTURE_FILES)
+def test_no_suspect_on_real_captures_without_nat64(name):
+    rep, _ = run(CAPTURES / name, "fast")
+    prefixes = [(s["prefix"], s["evidence"]) for s in rep["nat64"]["suspects"]]
+    if name in REAL_NAT64:
+        assert prefixes
+    else:
+        assert prefixes == [] and rep["nat64"]["dns64"]["synthesized_answers"] == 0
+
+
+def test_real_nat64_client_capture_figures():
+    rep, _ = run(CAPTURES / "nDPI/reddit.pcap", "fast")
+    (sp,) = rep["nat64"]["suspects"]
+    assert sp == {"prefix": "64:ff9b::/96", "kind": "well-known", "evidence": ["traffic"],
+                  "packets": 903, "bytes": 328228, "ipv6_clients": 1, "ipv4_destinations": 12}
+
+
+def test_rfc6052_positions_round_trip():
+    v4 = bytes([192, 0, 2, 33])
+    # RFC 6052 section 2.4 examples, prefix 2001:db8::/L (L = 32 ... 96)
+    examples = {32: "2001:db8:c000:221::", 40: "2001:db8:1c0:2:21::", 48: "2001:db8:122:c000:2:2100::",
+                56: "2001:db8:122:3c0:0:221::", 64: "2001:db8:122:344:c0:2:2100:0",
+                96: "2001:db8:122:344::192.0.2.33"}
+    import ipaddress
+    for L, text in examples.items():
+        a = ipaddress.IPv6Address(text).packed
+        assert rfc6052.extract(a, L) == v4
+        assert rfc6052.embedding_length(a, v4) == L
+
+
+def test_bad_nat64_prefix_length_is_refused():
+    with pytest.raises(ValueError, match="/32, /40, /48, /56, /64 or /96"):
+        parse_nat64_prefix("2001:db8::/80")
+
+
+@pytest.mark.parametrize("msg", [
+    b"\x00\x01\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + b"\xc0\x0c" + b"\x00\x01\x00\x01",  # pointer to itself
+    b"\x00\x01\x81\x80\x00\x01\x00\x05\x00\x00\x00\x00" + b"\x01a\x00\x00\x01\x00\x01",          # lying ancount
+    b"\x00\x01\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00" + b"\x3fab",                           # label past the end
+])
+def test_malformed_dns_raises_only_dns_error(msg):
+    with pytest.raises(dnsmsg.DnsError):
+        dnsmsg.parse(msg)
