@@ -19,6 +19,7 @@ from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
 from .engine.local import analyze_paths
 from .report import jsonout, text
+from .report import services as services_report
 from .report.text import safe
 
 FORMATS = ("text", "json")
@@ -83,6 +84,12 @@ def main():
 @click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX",
               help="A NAT64 prefix in use (RFC 6052 length /32, /40, /48, /56, /64 or /96); "
                    "its traffic is counted as NAT64 even without evidence. Repeatable.")
+@click.option("--dns-report", is_flag=True,
+              help="Add the DNS service-readiness report: per asked name, its answers, a "
+                   "verdict (ipv6-ready, dns64-only, ipv4-only, no-answer) and its traffic.")
+@click.option("--domain-suffix", "suffixes", multiple=True, metavar="SUFFIX",
+              help="Limit the DNS report to names under SUFFIX (e.g. gov.vn). Repeatable; "
+                   "implies --dns-report.")
 @click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
               show_default=True,
               help="fast: numpy over batches of frames; reference: one frame at a time. "
@@ -90,7 +97,7 @@ def main():
 @click.option("--stats", is_flag=True,
               help="Print decoder statistics (frames, fallback to the reference decoder, "
                    "time) on stderr.")
-def analyze(paths, fmt, output, interval, sixrd, nat64, decoder, stats):
+def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, decoder, stats):
     """Analyse pcap/pcapng captures (gzip, bzip2, xz, zstd; '-' for stdin).
 
     Several PATHS give one combined report with one `inputs` entry each.
@@ -101,8 +108,9 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, decoder, stats):
     opts = DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"))
     counters = {}
     started = time.perf_counter()
+    want = _suffixes(suffixes) if (dns_report or suffixes) else None
     summary = analyze_paths(paths, opts, interval, decoder, counters,
-                            _nat64_prefixes(nat64))
+                            _nat64_prefixes(nat64), want)
     if stats:
         took = time.perf_counter() - started
         n, fb = counters.get("frames", 0), counters.get("fallback", 0)
@@ -111,6 +119,24 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, decoder, stats):
                    f"({100.0 * fb / n if n else 0:.2f}%) decoded by the reference decoder",
                    err=True)
     report = summary.to_report()
+    failed = _print_problems(report)
+    if any(inp["format"] for inp in report["inputs"]):
+        if fmt == "json":
+            content = jsonout.dumps(report)
+        else:
+            content = text.render(report)
+            if "services" in report:
+                content += "\n" + services_report.to_text(report["services"])
+        write_output(content, output)
+    sys.exit(1 if failed else 0)
+
+
+def _suffixes(values):
+    return tuple(v.strip(".").lower() for v in values)
+
+
+def _print_problems(report) -> bool:
+    """Warnings and errors of every input on stderr; True when any failed."""
     failed = False
     for inp in report["inputs"]:
         shown = "<stdin>" if inp["path"] == "-" else safe(inp["path"])
@@ -119,8 +145,43 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, decoder, stats):
         for e in inp["errors"]:
             click.echo(f"Error: {shown}: {safe(e)}", err=True)
             failed = True
+    return failed
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(("text", "json", "csv")), default="text",
+              show_default=True, help="Report format (csv: one row per name, for spreadsheets).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("--domain-suffix", "suffixes", multiple=True, metavar="SUFFIX",
+              help="Only names under SUFFIX (e.g. gov.vn); prints the share of IPv6-ready "
+                   "names as a programme's scorecard would. Repeatable.")
+@click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX",
+              help="A NAT64 prefix in use (see analyze). Repeatable.")
+@click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
+              show_default=True, help="As for analyze.")
+def dns(paths, fmt, output, suffixes, nat64, decoder):
+    """Which services DNS shows as IPv6-ready, DNS64-only or IPv4-only.
+
+    For every name asked in the captures: its A answers, native AAAA
+    answers, AAAA answers a DNS64 synthesized, a verdict, and the traffic
+    seen to its addresses over IPv4, native IPv6 and NAT64.
+    """
+    summary = analyze_paths(paths, DecodeOptions(), 60.0, decoder, None,
+                            _nat64_prefixes(nat64), _suffixes(suffixes))
+    report = summary.to_report()
+    failed = _print_problems(report)
     if any(inp["format"] for inp in report["inputs"]):
-        write_output(jsonout.dumps(report) if fmt == "json" else text.render(report), output)
+        svc = report["services"]
+        if fmt == "json":
+            content = jsonout.dumps({"schema": "ipv6flow/services/1", "inputs": report["inputs"],
+                                     "services": svc})
+        elif fmt == "csv":
+            content = services_report.to_csv(svc)
+        else:
+            content = services_report.to_text(svc)
+        write_output(content, output)
     sys.exit(1 if failed else 0)
 
 

@@ -136,6 +136,7 @@ class Summary:
         self._counts = _empty_counts()
         self._bins = {}          # bin index -> [v4 packets, v4 bytes, v6 packets, v6 bytes]
         self.nat64 = Nat64State(nat64_prefixes)
+        self.services = None     # the DNS service report, when asked for
 
     # -- adding -----------------------------------------------------------
     def add(self, f, ts: float, wirelen: int) -> None:
@@ -230,7 +231,7 @@ class Summary:
         cip_p = c["carrier"]["ipv4"]["packets"] + c["carrier"]["ipv6"]["packets"]
         cip_b = c["carrier"]["ipv4"]["bytes"] + c["carrier"]["ipv6"]["bytes"]
         eh = c["extension_headers"]
-        return {
+        report = {
             "schema": SCHEMA_ID,
             "tool": {"name": "ipv6flow", "version": __version__},
             "inputs": list(self.inputs),
@@ -264,6 +265,9 @@ class Summary:
                          for idx, b in sorted(self._bins.items())],
             },
         }
+        if self.services is not None:
+            report["services"] = self.services
+        return report
 
     @classmethod
     def from_report(cls, report: dict) -> "Summary":

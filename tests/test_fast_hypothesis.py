@@ -46,8 +46,9 @@ from ipv6flow.decode import DecodeOptions, decode_frame
 from ipv6flow.decode.addresses import ADDRESS_CLASSES
 from ipv6flow.decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
 from ipv6flow.decode.link import LINKTYPES
-from ipv6flow.fast import frame_keys
-from ipv6flow.summary import DECODE_KEYS, FAMILIES, TRANSPORT_KEYS, frame_key
+from ipv6flow.analysis.nat64 import inspect_frame
+from ipv6flow.fast import frame_keys, summarize_batch
+from ipv6flow.summary import DECODE_KEYS, FAMILIES, TRANSPORT_KEYS, Summary, frame_key
 
 EXAMPLES = int(os.environ.get("IPV6FLOW_HYPOTHESIS_EXAMPLES", "0") or 0)
 DEFAULT = DecodeOptions()
@@ -76,11 +77,23 @@ def describe(row, opts, fast, ref):
             f"  fast {fast}\n  ref  {ref}")
 
 
-def assert_agree(batch, rows, opts):
+def open_bug1(fast, ref):
+    """The disagreement open bug 1 explains: the kernel adds
+    ``repeated_header`` to a frame with experimental headers (253 then
+    254), nothing else differs. Byte flips make such chains now and then
+    (about 3 rows in a million), so the general properties let it pass
+    while the bug is open; the regression tests below are strict."""
+    return (S.AVOID_OPEN_BUGS and "experimental" in ref[4]
+            and fast[:7] == ref[:7] and fast[8:] == ref[8:]
+            and set(fast[7]) - set(ref[7]) == {"repeated_header"}
+            and set(ref[7]) <= set(fast[7]))
+
+
+def assert_agree(batch, rows, opts, strict=False):
     fast, fallback = frame_keys(batch, opts)
     assert len(fast) == len(rows) and 0 <= fallback <= len(rows)
     bad = [describe(r, opts, a, b) for r, a in zip(rows, fast)
-           if a != (b := reference_key(r, opts))]
+           if a != (b := reference_key(r, opts)) and (strict or not open_bug1(a, b))]
     assert not bad, f"{len(bad)} of {len(rows)} rows disagree:\n" + "\n".join(bad[:5])
 
 
@@ -202,6 +215,42 @@ def test_fast_equals_reference_at_the_default_layer_cap():
     assert fallback == 0
 
 
+def two_pass_reports(batch, rows, opts, configured):
+    """The engine's two passes (engine/local.py), fast and reference: the
+    figures plus NAT64 traffic for the static prefixes, DNS and RA
+    evidence; then NAT64 traffic for the prefixes discovered. Returns the
+    (fast, reference) reports after each pass."""
+    fast, ref = Summary(60.0, configured), Summary(60.0, configured)
+    static = ref.nat64.static_prefixes()
+    frames = [decode_frame(r.linktype, r.data, r.wirelen, opts) for r in rows]
+    summarize_batch(fast, batch, opts, None, static, True)
+    for r, f, ts in zip(rows, frames, batch.ts.tolist()):
+        ref.add(f, ts, r.wirelen)
+        inspect_frame(ref.nat64, f, r.data, r.wirelen, static, True)
+    first = fast.to_report(), ref.to_report()
+    later = sorted(set(ref.nat64.discovered()) - set(static))
+    summarize_batch(fast, batch, opts, None, later, False)
+    for r, f in zip(rows, frames):
+        inspect_frame(ref.nat64, f, r.data, r.wirelen, later, False)
+    return first, (fast.to_report(), ref.to_report())
+
+
+@fuzz(150)
+@given(S.batches(S.rows(), max_rows=50), S.options(),
+       st.sampled_from(((), (S.NSP_96,), (S.NSP_48,), (S.NSP_96, S.NSP_48))))
+def test_fast_summary_equals_reference_summary(batch_rows, opts, configured):
+    # beyond frame_key: bytes, time bins, and the NAT64 / DNS64 state that
+    # the fast path gathers with array operations (fast/__init__.py)
+    batch, rows = batch_rows
+    for fast, ref in two_pass_reports(batch, rows, opts, configured):
+        if fast != ref and S.AVOID_OPEN_BUGS:
+            keys, _ = frame_keys(batch, opts)
+            if any(open_bug1(k, reference_key(r, opts)) for k, r in zip(keys, rows)):
+                return                   # open bug 1 (see its regression test)
+        diff = {k: (fast[k], ref[k]) for k in ref if fast.get(k) != ref[k]}
+        assert fast == ref, f"fast vs reference report differ: {diff}"
+
+
 # -- 2. nothing raises ---------------------------------------------------------------
 
 ANY_LINKTYPE = st.one_of(st.sampled_from(S.SUPPORTED_LINKTYPES + S.UNSUPPORTED_LINKTYPES),
@@ -304,7 +353,7 @@ EXP_253_253 = raw6(253, b"\xfd\x00" + bytes(6) + b"\x06\x00" + bytes(6) + TCP)
 def test_bug1_experimental_253_then_254_is_no_repeat(frame):
     row = S.Row(101, frame, len(frame))
     assert "repeated_header" not in reference_key(row, DEFAULT)[7]
-    assert_agree(single(row), [row], DEFAULT)
+    assert_agree(single(row), [row], DEFAULT, strict=True)
 
 
 def test_experimental_253_twice_is_a_repeat_on_both_paths():
@@ -327,7 +376,7 @@ def test_experimental_253_twice_is_a_repeat_on_both_paths():
 @pytest.mark.parametrize("linktype", [12, 14, 101, 113, 228, 229, 276])
 def test_bug2_empty_buffer(linktype):
     rows = [S.Row(linktype, b"", 40), S.Row(linktype, b"", 0)]
-    assert_agree(S.pack_batch(rows), rows, DEFAULT)
+    assert_agree(S.pack_batch(rows), rows, DEFAULT, strict=True)
 
 
 def test_empty_rows_in_a_non_empty_buffer():
@@ -376,7 +425,7 @@ def test_bug3_max_chain_is_honoured(max_chain):
     opts = DecodeOptions(max_chain=max_chain)
     row = S.Row(101, DSTOPTS_2, len(DSTOPTS_2))
     assert "chain_too_long" in reference_key(row, opts)[7]
-    assert_agree(single(row), [row], opts)
+    assert_agree(single(row), [row], opts, strict=True)
 
 
 # Bug 4. DecodeOptions.max_layers is ignored by the kernel: the reference
@@ -396,4 +445,4 @@ def test_bug4_max_layers_is_honoured(case):
         frame, opts = vxlan_stack(10, raw4(6, TCP)), DecodeOptions(max_tunnel_depth=10)
     row = S.Row(1, frame, len(frame))
     assert reference_key(row, opts)[9] == "depth_exceeded"
-    assert_agree(single(row), [row], opts)
+    assert_agree(single(row), [row], opts, strict=True)

@@ -104,3 +104,50 @@ def test_bad_nat64_prefix_length_is_refused():
 def test_malformed_dns_raises_only_dns_error(msg):
     with pytest.raises(dnsmsg.DnsError):
         dnsmsg.parse(msg)
+
+
+@pytest.mark.parametrize("name", ["nsp-dns64-48", "wkp", "not-nat64", "malformed-dns"])
+def test_service_traffic_fast_equals_reference(name):
+    out = {}
+    for d in ("fast", "reference"):
+        s = analyze_paths([str(SCEN / f"{name}.pcap")], DecodeOptions(), 60.0, d, services=())
+        out[d] = s.to_report()["services"]
+    assert out["fast"] == out["reference"]
+    assert sum(n["traffic"][r]["packets"] for n in out["fast"]["names"]
+               for r in ("ipv4", "ipv6_native", "nat64")) > 0
+
+
+def test_service_traffic_figures():
+    s = analyze_paths([str(SCEN / "nsp-dns64-48.pcap")], DecodeOptions(), 60.0, "fast", services=())
+    names = {n["name"]: n for n in s.to_report()["services"]["names"]}
+    # synthesized names are reached through the NAT64 prefix, by construction
+    nat64_total = sum(n["traffic"]["nat64"]["packets"] for n in names.values())
+    truth = json.loads((SCEN / "nsp-dns64-48.truth.json").read_text())
+    assert nat64_total <= truth["nat64"]["suspects"][0]["packets"]
+    assert names["api.example.com"]["traffic"]["nat64"]["packets"] > 0
+    assert names["legacy.example.org"]["verdict"] == "ipv4-only"
+
+
+def test_dns_command_json_csv_and_schema(tmp_path):
+    import subprocess
+    import sys
+    import jsonschema
+    p = str(SCEN / "nsp-dns64-48.pcap")
+    r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "dns", "--format", "csv",
+                        "--domain-suffix", "example.org", p], capture_output=True, text=True)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and lines[0].startswith("name,verdict,a,")
+    assert all(line.split(",")[0].endswith("example.org") for line in lines[1:]) and len(lines) > 2
+    r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "analyze", "--format", "json",
+                        "--dns-report", p], capture_output=True, text=True)
+    rep = json.loads(r.stdout)
+    schema = json.loads((ROOT / "ipv6flow" / "schema" / "report.schema.json").read_text())
+    jsonschema.validate(rep, schema)
+    assert rep["services"]["summary"]["names"] == len(rep["services"]["names"]) > 0
+
+
+def test_csv_cells_cannot_be_formulas():
+    from ipv6flow.report.services import cell
+    assert cell("=cmd|' /C calc'!A0") == "'=cmd|' /C calc'!A0"
+    assert cell("+1") == "'+1" and cell("-1") == "'-1" and cell("@x") == "'@x"
+    assert cell("www.example.org") == "www.example.org"

@@ -18,10 +18,11 @@ import tempfile
 from contextlib import contextmanager
 
 from ..analysis.nat64 import inspect_frame
+from ..analysis.services import ServiceIndex
 from ..capture import open_capture
 from ..decode import DecodeOptions, decode_frame
 from ..errors import CaptureError
-from ..fast import summarize_batch
+from ..fast import services_batch, summarize_batch
 from ..summary import Summary
 
 SPOOL_CHUNK = 1 << 20
@@ -120,8 +121,24 @@ def readable_twice(paths):
             os.unlink(spooled)
 
 
+def count_services(path: str, opts: DecodeOptions, decoder: str, index: ServiceIndex) -> None:
+    """A pass that counts the traffic to the addresses DNS gave for each name."""
+    try:
+        with open_capture(path) as cap:
+            if decoder == "fast":
+                for batch in cap.iter_batches():
+                    services_batch(index, batch, opts)
+            else:
+                for ts, linktype, wirelen, data in cap:
+                    index.add_frame(decode_frame(linktype, data, wirelen, opts), wirelen)
+    except CaptureError:
+        pass                            # reported by the first pass; frames before it counted
+
+
 def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "fast",
-                  stats: dict | None = None, nat64_prefixes=()) -> Summary:
+                  stats: dict | None = None, nat64_prefixes=(), services=None) -> Summary:
+    """One Summary of all ``paths``. ``services``: None, or a tuple of
+    domain suffixes (empty: every name) for the DNS service report."""
     with readable_twice(paths) as real:
         total = Summary(interval, nat64_prefixes)
         for shown, path in zip(paths, real):
@@ -132,4 +149,10 @@ def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "f
         if later:
             for path in real:
                 count_nat64(path, opts, decoder, total, later)
+        if services is not None:
+            index = ServiceIndex(total.nat64.services(services))
+            if index.v4 or index.v6:
+                for path in real:
+                    count_services(path, opts, decoder, index)
+            total.services = index.report(services)
     return total

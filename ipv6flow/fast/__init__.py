@@ -164,3 +164,45 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
             summary.add(f, ts_i, wire)
         nat64_mod.inspect_frame(state, f, data, wire, prefixes, observe)
     return len(fallback)
+
+
+def services_batch(index, batch, opts):
+    """Count the traffic of a batch to the addresses of ``index`` (a
+    ServiceIndex): vectorized pre-selection, then one Python call per
+    distinct address pair."""
+    n = len(batch)
+    if n == 0:
+        return
+    _, fallback, rows = classify(batch, opts)
+    fast = np.ones(n, dtype=bool)
+    fast[fallback] = False
+    w = batch.wirelens
+    for fam, table, at_field, width, first in ((FAM_IPV4, index.v4, rows.ip, 4, 12),
+                                               (FAM_IPV6, index.v6, rows.v6, 16, 8)):
+        if not table:
+            continue
+        sel = np.flatnonzero(fast & (rows.payload == fam) & (at_field >= 0))
+        if not len(sel):
+            continue
+        at = at_field[sel]
+        src = np.take(rows.buf, at[:, None] + np.arange(first, first + width), mode="clip")
+        dst = np.take(rows.buf, at[:, None] + np.arange(first + width, first + 2 * width),
+                      mode="clip")
+        # Pre-select on the first 4 address bytes, then check whole pairs.
+        heads = np.array(sorted({int.from_bytes(k[:4], "big") for k in table}), dtype=np.int64)
+        sh = src[:, :4].copy().view(">u4")[:, 0].astype(np.int64)
+        dh = dst[:, :4].copy().view(">u4")[:, 0].astype(np.int64)
+        hit = np.isin(sh, heads) | np.isin(dh, heads)
+        if not hit.any():
+            continue
+        pairs = np.concatenate((src[hit], dst[hit]), axis=1)
+        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        packets = np.bincount(inv, minlength=len(uniq))
+        nbytes = np.bincount(inv, weights=w[sel[hit]], minlength=len(uniq))
+        for row, p, b in zip(uniq, packets.tolist(), nbytes.tolist()):
+            raw = row.tobytes()
+            index.add(table, raw[:width], raw[width:], p, int(b))
+    for i in fallback.tolist():
+        _, lt, wire, data = _record(batch, i)
+        index.add_frame(decode_frame(lt, data, wire, opts), wire)
