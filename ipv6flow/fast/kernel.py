@@ -45,6 +45,11 @@ EXT_BIT = np.zeros(256, dtype=np.int64)
 for _nh, _name in EXT_NAMES.items():
     EXT_BIT[_nh] = 1 << EXT_TYPE_NAMES.index(_name)
 IS_EXT = EXT_BIT != 0
+# Repeats are judged per next-header value, as the reference does (253 and
+# 254 share a by_type name but are different headers): one bit per value.
+SEEN_BIT = np.zeros(256, dtype=np.int64)
+for _i, _nh in enumerate(sorted(EXT_NAMES)):
+    SEEN_BIT[_nh] = 1 << _i
 ANOMALY_NAMES = tuple(sorted(ANOMALIES))
 A_BIT = {name: 1 << i for i, name in enumerate(ANOMALY_NAMES)}
 UNKNOWN_NH = np.zeros(256, dtype=bool)
@@ -93,6 +98,9 @@ def _class_lut():
 CLASS16 = _class_lut()
 
 MAX_DEPTH = 8          # extension headers walked vectorially; deeper chains fall back
+# Most reference parser steps one encapsulation level can take on the
+# kernel's path: Ethernet, three VLAN tags, PPPoE, IP, UDP (then VXLAN).
+MAX_LAYERS_PER_TUNNEL = 7
 MAX_ROUNDS = 24        # token rounds per batch; rows still going fall back
 ETHERTYPE_TOKENS = {0x0800: T_IPV4, 0x86DD: T_IPV6}
 VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
@@ -328,22 +336,25 @@ def step_ipv6(rows, idx, opts):
     follow = np.ones(len(idx), dtype=bool)              # decode what comes next
     fallback = np.zeros(len(idx), dtype=bool)
     ext, anom, rtype = rows.ext[idx], rows.anom[idx], rows.rtype[idx]
-    for depth in range(MAX_DEPTH + 1):
+    # Past max_chain headers the reference stops with chain_too_long: leave
+    # such chains (and any deeper than MAX_DEPTH) to it.
+    depth_cap = min(MAX_DEPTH, opts.max_chain)
+    for depth in range(depth_cap + 1):
         act = going & IS_EXT[nh]
         if not act.any():
             break
         a = np.flatnonzero(act)
-        if depth == MAX_DEPTH:
+        if depth == depth_cap:
             fallback[a] = True
             going[a] = False
             break
         h, c = nh[a], cur[a]
-        bit = EXT_BIT[h]
+        bit, sbit = EXT_BIT[h], SEEN_BIT[h]
         n[a] += 1
         is_dst = h == IPPROTO_DSTOPTS
         dst_count[a] += is_dst
-        rep = np.where(is_dst, dst_count[a] > 2, (seen[a] & bit) != 0)
-        seen[a] |= bit
+        rep = np.where(is_dst, dst_count[a] > 2, (seen[a] & sbit) != 0)
+        seen[a] |= sbit
         ext[a] |= bit
         anom[a] |= np.where(rep, A_BIT["repeated_header"], 0)
         anom[a] |= np.where((h == IPPROTO_HOPOPTS) & (n[a] != 1), A_BIT["hbh_not_first"], 0)
@@ -515,7 +526,15 @@ def classify(batch, opts):
     rows the reference decoder must decode, and the row state (offsets of
     the innermost headers, for NAT64 and DNS)."""
     buf = np.frombuffer(batch.buffer, dtype=np.uint8)
+    if not len(buf):
+        # np.take cannot clip into an empty array; every row is empty, and
+        # every length check below fails on a one-byte stand-in as well.
+        buf = np.zeros(1, dtype=np.uint8)
     rows = Rows(buf, batch.offsets, batch.caplens)
+    if MAX_LAYERS_PER_TUNNEL * opts.max_tunnel_depth + MAX_LAYERS_PER_TUNNEL - 1 > opts.max_layers:
+        # The reference could stop a row on its layer cap, which the kernel
+        # does not count: with such options, every row goes to it.
+        return pack(rows), np.arange(rows.n), rows
     start(rows, batch.linktypes)
     for _ in range(MAX_ROUNDS):
         active = False
