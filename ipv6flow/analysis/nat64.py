@@ -32,6 +32,7 @@ WELL_KNOWN_V4 = (bytes([192, 0, 0, 170]), bytes([192, 0, 0, 171]))   # RFC 7050
 ICMPV6_RA = 134
 ND_OPT_PREF64 = 38
 DNS_PORT = 53
+MAX_PENDING = 50000    # distinct DNS messages held before they are parsed
 
 
 def _addr_text(b: bytes) -> str:
@@ -68,6 +69,7 @@ class Nat64State:
         self.pref64 = set()
         self.traffic = {}      # (value, length) -> Traffic
         self.malformed = 0
+        self._pending = {}     # (DNS message without its ID, resolver) -> times seen
 
     # -- static prefixes ----------------------------------------------------
     def static_prefixes(self):
@@ -75,21 +77,33 @@ class Nat64State:
         return sorted({rfc6052.WKP, rfc6052.LOCAL_USE} | self.configured)
 
     # -- evidence -----------------------------------------------------------
-    def observe_dns(self, payload: bytes, resolver: str, tcp: bool = False) -> None:
-        messages = dnsmsg.tcp_messages(payload) if tcp else [payload]
-        for msg in messages:
+    def observe_dns(self, payload: bytes, resolver: bytes, tcp: bool = False) -> None:
+        """A DNS payload (UDP, or a TCP segment) sent by ``resolver`` (its
+        address bytes). Messages are not parsed here: identical messages
+        (the ID aside) are common, so each distinct one is parsed once, at
+        the next ``_flush``, and applied as often as it was seen."""
+        pending = self._pending
+        for msg in (dnsmsg.tcp_messages(payload) if tcp else (payload,)):
+            key = (bytes(msg[2:]), bytes(resolver))
+            pending[key] = pending.get(key, 0) + 1
+        if len(pending) > MAX_PENDING:
+            self._flush()
+
+    def _flush(self):
+        pending, self._pending = self._pending, {}
+        for (body, resolver), count in pending.items():
             try:
-                parsed = dnsmsg.parse(msg)
+                parsed = dnsmsg.parse(b"\0\0" + body)
             except dnsmsg.DnsError:
-                self.malformed += 1
+                self.malformed += count
                 continue
             response, qname, qtype, rcode, records = parsed
             if qname is not None and qtype in (TYPE_A, TYPE_AAAA):
                 self.queried.add(qname)
             if response:
-                self._response(records, resolver)
+                self._response(records, resolver, count)
 
-    def _response(self, records, resolver):
+    def _response(self, records, resolver, count):
         # Names that lead to an owner through this response's CNAMEs.
         aliases = {}
         for owner, rtype, rdata in records:
@@ -109,12 +123,12 @@ class Nat64State:
             if rtype == TYPE_A:
                 for name in names_of(owner):
                     d = self.a.setdefault(name, {})
-                    d[rdata] = d.get(rdata, 0) + 1
+                    d[rdata] = d.get(rdata, 0) + count
             elif rtype == TYPE_AAAA:
                 names = names_of(owner)
                 for name in names:
                     d = self.aaaa.setdefault(name, {}).setdefault(rdata, {})
-                    d[resolver] = d.get(resolver, 0) + 1
+                    d[resolver] = d.get(resolver, 0) + count
                 if IPV4ONLY in names:
                     for v4 in WELL_KNOWN_V4:
                         length = rfc6052.embedding_length(rdata, v4)
@@ -142,6 +156,7 @@ class Nat64State:
     def dns64(self):
         """(prefixes found by DNS64 correlation, synthesized AAAA count,
         resolvers that sent them, {name: set of synthesized AAAA})."""
+        self._flush()
         prefixes, resolvers, synthesized = set(), set(), {}
         count = 0
         for name, aaaas in self.aaaa.items():
@@ -169,6 +184,7 @@ class Nat64State:
 
     def discovered(self):
         """Prefixes named by evidence, with the evidence kinds."""
+        self._flush()
         out = {}
         for p in self.rfc7050:
             out.setdefault(p, set()).add("rfc7050")
@@ -205,6 +221,7 @@ class Nat64State:
     def merge(self, other: "Nat64State") -> "Nat64State":
         out = Nat64State(self.configured | other.configured)
         for st in (self, other):
+            st._flush()
             for name, d in st.a.items():
                 t = out.a.setdefault(name, {})
                 for k, v in d.items():
@@ -244,11 +261,12 @@ class Nat64State:
         _, count, resolvers, _ = self.dns64()
         return {"suspects": suspects,
                 "dns64": {"synthesized_answers": count,
-                          "resolvers": sorted(resolvers, key=_sort_ip)},
+                          "resolvers": [_addr_text(r) for r in sorted(resolvers, key=_sort_ip)]},
                 "malformed_dns": self.malformed}
 
     def services(self, suffixes=()) -> list:
         """Per name asked about: A, native AAAA, synthesized AAAA, verdict."""
+        self._flush()
         _, _, _, synthesized = self.dns64()
         prefixes = [p for p in self.discovered()] + [rfc6052.WKP, rfc6052.LOCAL_USE]
         # One entry per name asked about (in a query or a response); the
@@ -275,9 +293,9 @@ class Nat64State:
         return out
 
 
-def _sort_ip(text):
-    ip = ipaddress.ip_address(text)
-    return (ip.version, int(ip))
+def _sort_ip(raw: bytes):
+    """IPv4 before IPv6, each in numeric order."""
+    return (len(raw), raw)
 
 
 def dns_payload(d: bytes, proto: int, off: int, end: int):
@@ -318,6 +336,6 @@ def inspect_frame(state: Nat64State, f, d: bytes, wirelen: int, prefixes, observ
         found = dns_payload(d, f.proto, off, end)
         if found is not None:
             src = f.src6 if f.payload == "ipv6" else f.src4
-            state.observe_dns(found[0], _addr_text(src), found[1])
+            state.observe_dns(found[0], src, found[1])
     elif f.proto == 58 and f.payload == "ipv6" and off < end and d[off] == ICMPV6_RA:
         state.observe_ra(bytes(d[off:end]))

@@ -109,7 +109,9 @@ def _in_prefix(addrs, value, length):
 
 
 def _observe(state, rows, idx, batch):
-    """DNS responses and Router Advertisements among rows ``idx``."""
+    """DNS messages and Router Advertisements among rows ``idx``: where each
+    payload lies is worked out with arrays (as nat64.dns_payload does one
+    frame at a time); Python only slices and counts them."""
     buf = batch.buffer
     fam, proto, l4, l4end = rows.payload[idx], rows.proto[idx], rows.l4[idx], rows.l4end[idx]
     tp = (l4 >= 0) & ((proto == 17) | (proto == 6)) & (l4 + 8 <= l4end)
@@ -117,14 +119,24 @@ def _observe(state, rows, idx, batch):
     if len(cand):
         at = rows.l4[cand]
         port53 = (rows.u16(at) == nat64_mod.DNS_PORT) | (rows.u16(at + 2) == nat64_mod.DNS_PORT)
-        for i in cand[port53].tolist():
-            d = buf
-            found = nat64_mod.dns_payload(d, int(rows.proto[i]), int(rows.l4[i]),
-                                          int(rows.l4end[i]))
-            if found is not None:
-                ip = int(rows.ip[i])
-                src = d[ip + 8:ip + 24] if rows.payload[i] == FAM_IPV6 else d[ip + 12:ip + 16]
-                state.observe_dns(found[0], nat64_mod._addr_text(src), found[1])
+        cand, at = cand[port53], at[port53]
+        end = rows.l4end[cand]
+        tcp = rows.proto[cand] == 6
+        ulen = rows.u16(at + 4)
+        doff = (rows.u8(at + 12) >> 4) * 4
+        start = np.where(tcp, at + doff, at + 8)
+        stop = np.where(tcp, end, at + ulen)
+        ok = np.where(tcp, (at + 20 <= end) & (doff >= 20) & (at + doff <= end),
+                      (ulen >= 8) & (at + ulen <= end))
+        cand, start, stop, tcp = cand[ok], start[ok], stop[ok], tcp[ok]
+        ip = rows.ip[cand]
+        v6 = rows.payload[cand] == FAM_IPV6
+        rs = np.where(v6, ip + 8, ip + 12)
+        re = np.where(v6, ip + 24, ip + 16)
+        observe = state.observe_dns
+        for a, b, c, d, t in zip(start.tolist(), stop.tolist(), rs.tolist(), re.tolist(),
+                                 tcp.tolist()):
+            observe(buf[a:b], buf[c:d], t)
     ra = (fam == FAM_IPV6) & (proto == 58) & (l4 >= 0) & (l4 < l4end)
     cand = idx[ra]
     if len(cand):
