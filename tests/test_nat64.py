@@ -151,3 +151,45 @@ def test_csv_cells_cannot_be_formulas():
     assert cell("=cmd|' /C calc'!A0") == "'=cmd|' /C calc'!A0"
     assert cell("+1") == "'+1" and cell("-1") == "'-1" and cell("@x") == "'@x"
     assert cell("www.example.org") == "www.example.org"
+
+
+def _split_pcap(src: Path, at: int, out_a: Path, out_b: Path):
+    """Write records [0, at) and [at, end) of a classic pcap to two files."""
+    raw = src.read_bytes()
+    head, off, n = raw[:24], 24, 0
+    parts = [bytearray(head), bytearray(head)]
+    while off + 16 <= len(raw):
+        caplen = int.from_bytes(raw[off + 8:off + 12], "little")
+        parts[n >= at] += raw[off:off + 16 + caplen]
+        off += 16 + caplen
+        n += 1
+    out_a.write_bytes(parts[0])
+    out_b.write_bytes(parts[1])
+    return n
+
+
+@pytest.mark.parametrize("decoder", ["fast", "reference"])
+@pytest.mark.parametrize("name", ["nsp-rfc7050-56", "nsp-dns64-40", "pref64"])
+def test_discovery_in_a_later_file_counts_earlier_files(tmp_path, name, decoder):
+    """Traffic in file A, the evidence in file B: the combined report equals
+    the report of the whole capture."""
+    truth = json.loads((SCEN / f"{name}.truth.json").read_text())
+    src = SCEN / f"{name}.pcap"
+    total = len(truth["frames"])
+    for at in (total // 4, total // 2, 3 * total // 4):
+        a, b = tmp_path / f"a{at}.pcap", tmp_path / f"b{at}.pcap"
+        assert _split_pcap(src, at, a, b) == total
+        s = analyze_paths([str(a), str(b)], DecodeOptions(), 60.0, decoder)
+        assert s.to_report()["nat64"]["suspects"] == truth["nat64"]["suspects"], at
+
+
+def test_stdin_is_read_twice_through_a_spool():
+    import subprocess
+    import sys
+    truth = json.loads((SCEN / "nsp-rfc7050-48.truth.json").read_text())
+    r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "analyze", "--format", "json", "-"],
+                       input=(SCEN / "nsp-rfc7050-48.pcap").read_bytes(), capture_output=True)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["inputs"][0]["path"] == "-"
+    assert rep["nat64"]["suspects"] == truth["nat64"]["suspects"]

@@ -70,6 +70,8 @@ class Nat64State:
         self.traffic = {}      # (value, length) -> Traffic
         self.malformed = 0
         self._pending = {}     # (DNS message without its ID, resolver) -> times seen
+        self._parsed = {}      # message body -> parse result (a bounded cache)
+        self.dns64_prefixes = set()
 
     # -- static prefixes ----------------------------------------------------
     def static_prefixes(self):
@@ -91,10 +93,18 @@ class Nat64State:
 
     def _flush(self):
         pending, self._pending = self._pending, {}
+        cache = self._parsed
         for (body, resolver), count in pending.items():
-            try:
-                parsed = dnsmsg.parse(b"\0\0" + body)
-            except dnsmsg.DnsError:
+            parsed = cache.get(body)
+            if parsed is None:
+                try:
+                    parsed = dnsmsg.parse(b"\0\0" + body)
+                except dnsmsg.DnsError:
+                    parsed = False
+                if len(cache) >= MAX_PENDING:
+                    cache.clear()
+                cache[body] = parsed
+            if parsed is False:
                 self.malformed += count
                 continue
             response, qname, qtype, rcode, records = parsed
@@ -123,17 +133,32 @@ class Nat64State:
             if rtype == TYPE_A:
                 for name in names_of(owner):
                     d = self.a.setdefault(name, {})
+                    if rdata not in d:
+                        self._correlate(name, (rdata,), self.aaaa.get(name, ()))
                     d[rdata] = d.get(rdata, 0) + count
             elif rtype == TYPE_AAAA:
                 names = names_of(owner)
                 for name in names:
-                    d = self.aaaa.setdefault(name, {}).setdefault(rdata, {})
+                    by_addr = self.aaaa.setdefault(name, {})
+                    if rdata not in by_addr:
+                        self._correlate(name, self.a.get(name, ()), (rdata,))
+                    d = by_addr.setdefault(rdata, {})
                     d[resolver] = d.get(resolver, 0) + count
                 if IPV4ONLY in names:
                     for v4 in WELL_KNOWN_V4:
                         length = rfc6052.embedding_length(rdata, v4)
                         if length is not None:
                             self.rfc7050.add((rfc6052.prefix_of(rdata, length), length))
+
+    def _correlate(self, name, a4s, a6s):
+        """DNS64 evidence: a AAAA of ``name`` that embeds an A of ``name``
+        (RFC 6052 position, u octet zero) names the synthesizing prefix."""
+        for addr6 in a6s:
+            for addr4 in a4s:
+                length = rfc6052.embedding_length(addr6, addr4)
+                if length is not None:
+                    self.dns64_prefixes.add((rfc6052.prefix_of(addr6, length), length))
+                    break
 
     def observe_ra(self, icmp: bytes) -> None:
         """An ICMPv6 Router Advertisement (from its type byte): PREF64
@@ -190,7 +215,7 @@ class Nat64State:
             out.setdefault(p, set()).add("rfc7050")
         for p in self.pref64:
             out.setdefault(p, set()).add("pref64")
-        for p in self.dns64()[0]:
+        for p in self.dns64_prefixes:
             out.setdefault(p, set()).add("dns64")
         for p in self.configured:
             out.setdefault(p, set()).add("configured")
@@ -238,6 +263,8 @@ class Nat64State:
             for p, tr in st.traffic.items():
                 out.traffic.setdefault(p, Traffic()).merge(tr)
             out.malformed += st.malformed
+        # An A seen in one part may pair with a AAAA seen in the other.
+        out.dns64_prefixes = out.dns64()[0]
         return out
 
     def report(self) -> dict:
@@ -296,6 +323,14 @@ class Nat64State:
 def _sort_ip(raw: bytes):
     """IPv4 before IPv6, each in numeric order."""
     return (len(raw), raw)
+
+
+def prefixes_at(prefixes, limits, index):
+    """The prefixes to count at frame ``index`` of a file, given per-prefix
+    exclusive limits (None: every frame)."""
+    if not limits:
+        return prefixes
+    return [p for p in prefixes if limits.get(p) is None or index < limits[p]]
 
 
 def dns_payload(d: bytes, proto: int, off: int, end: int):

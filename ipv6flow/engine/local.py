@@ -4,10 +4,13 @@ Nothing read is lost: an error part-way through a file keeps every frame
 before it, and is recorded on that input's entry (``errors``); a file cut
 off mid-record is a warning with ``truncated: true``.
 
-NAT64 needs two passes (see analysis/nat64.py): the first pass makes the
-whole Summary and counts the traffic of the NAT64 prefixes known from the
-start; if evidence in the captures discovered other prefixes, a second
-pass over the same inputs counts only their traffic. stdin cannot be read
+NAT64 traffic (see analysis/nat64.py) is counted for a prefix from the
+moment it is known: from the first frame for the well-known, local-use and
+configured prefixes; for a prefix that evidence in the captures discovers
+(DNS64, RFC 7050, PREF64), from the batch after its discovery on. The
+frames before that point are counted by a second pass that reads only as
+far as needed: the start of a file up to the discovery point, and whole
+files that came before the file of the discovery. stdin cannot be read
 twice, so it is first spooled to a temporary file (deleted afterwards).
 """
 
@@ -17,7 +20,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 
-from ..analysis.nat64 import inspect_frame
+from ..analysis.nat64 import inspect_frame, prefixes_at
 from ..analysis.services import ServiceIndex
 from ..capture import open_capture
 from ..decode import DecodeOptions, decode_frame
@@ -33,28 +36,87 @@ def new_input(path: str) -> dict:
             "packets": 0, "bytes": 0, "truncated": False, "errors": [], "warnings": []}
 
 
-def _frames(cap, opts, decoder, summary, prefixes, observe, on_frame, fallback):
-    """Decode every frame of an open capture into ``summary`` (whole
-    figures when ``observe``; else NAT64 traffic for ``prefixes`` only).
-    ``fallback[0]`` counts the frames the reference decoder handled."""
+REFERENCE_CHECK_EVERY = 4096     # frames between discovery checks, reference decoder
+
+
+class LivePrefixes:
+    """NAT64 prefixes counted in the first pass, and where each began."""
+
+    def __init__(self, static):
+        self.static = set(static)
+        self.order = sorted(static)
+        self.start = {}                 # discovered prefix -> (path index, frame index)
+
+    def update(self, state, path_i, frame_i):
+        for p in sorted(state.discovered()):
+            if p not in self.static and p not in self.start:
+                self.order.append(p)
+                self.start[p] = (path_i, frame_i)
+
+    def catch_up(self, path_i):
+        """{prefix: frame limit or None (whole file)} for the second pass."""
+        jobs = {}
+        for p, (j, k) in self.start.items():
+            if j > path_i:
+                jobs[p] = None
+            elif j == path_i and k > 0:
+                jobs[p] = k
+        return jobs
+
+
+def _frames(cap, opts, decoder, summary, live, path_i, on_frame, fallback):
+    """First pass over an open capture: every figure, and NAT64 traffic for
+    the prefixes live at each point. ``fallback[0]`` counts the frames the
+    reference decoder handled."""
     nat = summary.nat64
+    done = 0
     if decoder == "fast":
         for batch in cap.iter_batches():
-            fallback[0] += summarize_batch(summary, batch, opts, on_frame, prefixes, observe)
+            fallback[0] += summarize_batch(summary, batch, opts, on_frame, list(live.order))
+            done += len(batch)
+            live.update(nat, path_i, done)
         return
     add = summary.add
+    prefixes = list(live.order)
     for ts, linktype, wirelen, data in cap:
         f = decode_frame(linktype, data, wirelen, opts)
-        if observe:
-            if f.problem is not None:
-                on_frame(f, linktype)
-            add(f, ts, wirelen)
-        inspect_frame(nat, f, data, wirelen, prefixes, observe)
-        fallback[0] += 1
+        if f.problem is not None:
+            on_frame(f, linktype)
+        add(f, ts, wirelen)
+        inspect_frame(nat, f, data, wirelen, prefixes, True)
+        done += 1
+        if done % REFERENCE_CHECK_EVERY == 0:
+            live.update(nat, path_i, done)
+            prefixes = list(live.order)
+    fallback[0] += done
+    live.update(nat, path_i, done)
+
+
+def _catch_up(cap, opts, decoder, state, jobs):
+    """Second pass: NAT64 traffic of ``jobs`` ({prefix: limit}) only."""
+    prefixes = sorted(jobs)
+    last = None if None in jobs.values() else max(jobs.values())
+    done = 0
+    if decoder == "fast":
+        scratch = Summary()
+        scratch.nat64 = state
+        for batch in cap.iter_batches():
+            summarize_batch(scratch, batch, opts, None, prefixes, False, done, jobs)
+            done += len(batch)
+            if last is not None and done >= last:
+                return
+        return
+    for ts, linktype, wirelen, data in cap:
+        if last is not None and done >= last:
+            return
+        f = decode_frame(linktype, data, wirelen, opts)
+        inspect_frame(state, f, data, wirelen, prefixes_at(prefixes, jobs, done), False)
+        done += 1
 
 
 def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str = "fast",
-                 stats: dict | None = None, nat64_prefixes=(), shown: str | None = None) -> Summary:
+                 stats: dict | None = None, nat64_prefixes=(), shown: str | None = None,
+                 live: LivePrefixes | None = None, path_i: int = 0) -> Summary:
     """Summary of one capture (first pass); its single ``inputs`` entry says
     how reading went. ``decoder`` is "fast" (numpy kernel over batches,
     reference decoder for the rows it leaves) or "reference"; both give the
@@ -74,7 +136,9 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
     try:
         with open_capture(path) as cap:
             entry["format"], entry["compression"] = cap.format, cap.compression
-            _frames(cap, opts, decoder, s, s.nat64.static_prefixes(), True, on_frame, fallback)
+            if live is None:
+                live = LivePrefixes(s.nat64.static_prefixes())
+            _frames(cap, opts, decoder, s, live, path_i, on_frame, fallback)
     except CaptureError as e:
         entry["errors"].append(e.message)
     # Every frame read (also before an error) is in the Summary.
@@ -92,15 +156,13 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
     return s
 
 
-def count_nat64(path: str, opts: DecodeOptions, decoder: str, summary: Summary, prefixes) -> None:
-    """Second pass: add the traffic of ``prefixes`` in ``path`` to ``summary``."""
-    scratch = Summary(summary.interval)
+def count_nat64(path: str, opts: DecodeOptions, decoder: str, state, jobs) -> None:
+    """Second pass over one path: add the traffic of ``jobs`` to ``state``."""
     try:
         with open_capture(path) as cap:
-            _frames(cap, opts, decoder, scratch, prefixes, False, lambda f, lt: None, [0])
+            _catch_up(cap, opts, decoder, state, jobs)
     except CaptureError:
         pass                            # reported by the first pass; frames before it counted
-    summary.nat64 = summary.nat64.merge(scratch.nat64)
 
 
 @contextmanager
@@ -141,14 +203,18 @@ def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "f
     domain suffixes (empty: every name) for the DNS service report."""
     with readable_twice(paths) as real:
         total = Summary(interval, nat64_prefixes)
-        for shown, path in zip(paths, real):
+        live = LivePrefixes(total.nat64.static_prefixes())
+        for i, (shown, path) in enumerate(zip(paths, real)):
             total = total.merge(analyze_path(path, opts, interval, decoder, stats,
-                                             nat64_prefixes, shown))
-        static = set(total.nat64.static_prefixes())
-        later = sorted(set(total.nat64.discovered()) - static)
-        if later:
-            for path in real:
-                count_nat64(path, opts, decoder, total, later)
+                                             nat64_prefixes, shown, live, i))
+            # evidence from all parts so far (an A in one file, its AAAA in another)
+            live.update(total.nat64, i + 1, 0)
+        for i, path in enumerate(real):
+            jobs = live.catch_up(i)
+            if jobs:
+                scratch = type(total.nat64)()
+                count_nat64(path, opts, decoder, scratch, jobs)
+                total.nat64 = total.nat64.merge(scratch)
         if services is not None:
             index = ServiceIndex(total.nat64.services(services))
             if index.v4 or index.v6:

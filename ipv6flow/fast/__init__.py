@@ -144,11 +144,14 @@ def _observe(state, rows, idx, batch):
             state.observe_ra(bytes(buf[int(rows.l4[i]):int(rows.l4end[i])]))
 
 
-def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=True):
+def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=True,
+                    base=0, limits=None):
     """Add a batch to ``summary``; returns the number of fallback rows.
 
     ``prefixes``: NAT64 prefixes whose traffic to count. With ``observe``
-    False only that traffic is counted (the engine's second pass).
+    False only that traffic is counted (the engine's second pass), and
+    ``limits`` may cap a prefix to the frames before a given index of the
+    file (``base`` is the index of the batch's first frame).
     ``on_frame(frame, linktype)`` is called for each fallback frame (the
     engine uses it to warn about unsupported link types).
     """
@@ -164,7 +167,14 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
     if prefixes:
         sel = np.flatnonzero(fast & (rows.payload == FAM_IPV6) & (rows.v6 >= 0))
         if len(sel):
-            _nat64_traffic(state, rows, sel, batch.wirelens, prefixes)
+            if not limits:
+                _nat64_traffic(state, rows, sel, batch.wirelens, prefixes)
+            else:
+                for p in prefixes:
+                    lim = limits.get(p)
+                    part = sel if lim is None else sel[sel + base < lim]
+                    if len(part):
+                        _nat64_traffic(state, rows, part, batch.wirelens, [p])
     if observe:
         _observe(state, rows, np.flatnonzero(fast & (rows.payload != 0)), batch)
     for i in fallback.tolist():
@@ -174,7 +184,8 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
             if on_frame is not None:
                 on_frame(f, lt)
             summary.add(f, ts_i, wire)
-        nat64_mod.inspect_frame(state, f, data, wire, prefixes, observe)
+        nat64_mod.inspect_frame(state, f, data, wire,
+                                nat64_mod.prefixes_at(prefixes, limits, base + i), observe)
     return len(fallback)
 
 
