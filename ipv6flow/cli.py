@@ -7,6 +7,7 @@ file in the same folder, then rename), so a scheduled job never reads a
 half-written report.
 """
 
+import json
 import os
 import sys
 import tempfile
@@ -18,9 +19,12 @@ from . import __version__
 from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
 from .engine.local import analyze_paths
+from .engine.parallel import analyze_parallel, default_workers
 from .report import jsonout, text
 from .report import services as services_report
+from .errors import Ipv6flowError
 from .report.text import safe
+from .summary import Summary
 
 FORMATS = ("text", "json")
 
@@ -94,10 +98,21 @@ def main():
               show_default=True,
               help="fast: numpy over batches of frames; reference: one frame at a time. "
                    "Both give the same report.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: the machine's cores). Files, and parts of "
+                   "large pcap files, are spread over them; the report is the same.")
+@click.option("--engine", type=click.Choice(("local", "dask")), default="local",
+              show_default=True,
+              help="local: processes on this machine; dask: a Dask cluster "
+                   "(pip install 'ipv6flow[dask]').")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Dask scheduler address (tcp://host:8786); without it --engine dask "
+                   "starts a LocalCluster.")
 @click.option("--stats", is_flag=True,
               help="Print decoder statistics (frames, fallback to the reference decoder, "
                    "time) on stderr.")
-def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, decoder, stats):
+def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, decoder, workers,
+            engine, scheduler, stats):
     """Analyse pcap/pcapng captures (gzip, bzip2, xz, zstd; '-' for stdin).
 
     Several PATHS give one combined report with one `inputs` entry each.
@@ -109,8 +124,12 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
     counters = {}
     started = time.perf_counter()
     want = _suffixes(suffixes) if (dns_report or suffixes) else None
-    summary = analyze_paths(paths, opts, interval, decoder, counters,
-                            _nat64_prefixes(nat64), want)
+    try:
+        summary = run_engine(paths, opts, interval, decoder, counters, _nat64_prefixes(nat64),
+                             want, workers, engine, scheduler)
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted", err=True)
+        sys.exit(130)
     if stats:
         took = time.perf_counter() - started
         n, fb = counters.get("frames", 0), counters.get("fallback", 0)
@@ -120,7 +139,9 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
                    err=True)
     report = summary.to_report()
     failed = _print_problems(report)
-    if any(inp["format"] for inp in report["inputs"]):
+    if report.get("partial"):
+        click.echo("Warning: interrupted: the report covers only what was read", err=True)
+    if report.get("partial") or any(inp["format"] for inp in report["inputs"]):
         if fmt == "json":
             content = jsonout.dumps(report)
         else:
@@ -128,7 +149,23 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
             if "services" in report:
                 content += "\n" + services_report.to_text(report["services"])
         write_output(content, output)
-    sys.exit(1 if failed else 0)
+    sys.exit(130 if report.get("partial") else 1 if failed else 0)
+
+
+def run_engine(paths, opts, interval, decoder, counters, nat64, services, workers, engine,
+               scheduler):
+    """Pick the engine: one process, local worker processes, or Dask."""
+    if engine == "dask":
+        from .engine.daskengine import analyze_dask
+        try:
+            return analyze_dask(paths, opts, interval, decoder, counters, nat64, services,
+                                scheduler, workers)
+        except Ipv6flowError as e:
+            raise click.ClickException(str(e))
+    workers = workers or default_workers()
+    if workers == 1:
+        return analyze_paths(paths, opts, interval, decoder, counters, nat64, services)
+    return analyze_parallel(paths, opts, interval, decoder, counters, nat64, services, workers)
 
 
 def _suffixes(values):
@@ -146,6 +183,44 @@ def _print_problems(report) -> bool:
             click.echo(f"Error: {shown}: {safe(e)}", err=True)
             failed = True
     return failed
+
+
+@main.command()
+@click.argument("reports", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,
+              help="Report format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the merged report to FILE (atomically) instead of stdout.")
+def merge(reports, fmt, output):
+    """Merge JSON reports of earlier runs (e.g. one per rotated capture).
+
+    Counts add, NAT64 suspects unite with their counts added and their
+    distinct counts merged (exact, or HyperLogLog past a threshold), time
+    bins add. The reports must share one time-series interval.
+    """
+    total = None
+    for path in reports:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            part = Summary.from_report(data)
+        except OSError as e:
+            raise click.ClickException(f"{safe(path)}: {e.strerror or e}")
+        except (ValueError, KeyError, TypeError) as e:
+            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise click.ClickException(f"{safe(path)}: not an ipv6flow report ({safe(detail)})")
+        try:
+            total = part if total is None else total.merge(part)
+        except ValueError as e:
+            raise click.ClickException(f"{safe(path)}: {e}")
+    report = total.to_report()
+    if fmt == "json":
+        content = jsonout.dumps(report)
+    else:
+        content = text.render(report)
+        if "services" in report:
+            content += "\n" + services_report.to_text(report["services"])
+    write_output(content, output)
 
 
 @main.command()
@@ -168,8 +243,8 @@ def dns(paths, fmt, output, suffixes, nat64, decoder):
     answers, AAAA answers a DNS64 synthesized, a verdict, and the traffic
     seen to its addresses over IPv4, native IPv6 and NAT64.
     """
-    summary = analyze_paths(paths, DecodeOptions(), 60.0, decoder, None,
-                            _nat64_prefixes(nat64), _suffixes(suffixes))
+    summary = run_engine(paths, DecodeOptions(), 60.0, decoder, None, _nat64_prefixes(nat64),
+                         _suffixes(suffixes), None, "local", None)
     report = summary.to_report()
     failed = _print_problems(report)
     if any(inp["format"] for inp in report["inputs"]):

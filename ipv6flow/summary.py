@@ -17,6 +17,7 @@ import math
 
 from . import __version__
 from .analysis.nat64 import Nat64State
+from .analysis.services import merge_reports as merge_services
 from .decode.addresses import ADDRESS_CLASSES, address_class
 from .decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
 
@@ -137,6 +138,8 @@ class Summary:
         self._bins = {}          # bin index -> [v4 packets, v4 bytes, v6 packets, v6 bytes]
         self.nat64 = Nat64State(nat64_prefixes)
         self.services = None     # the DNS service report, when asked for
+        self.interrupted = False  # Ctrl-C: the report is partial
+        self.landed = None       # for a part of a file: did it end on its boundary
 
     # -- adding -----------------------------------------------------------
     def add(self, f, ts: float, wirelen: int) -> None:
@@ -204,6 +207,8 @@ class Summary:
                              f"and {other.interval} s")
         out = Summary(self.interval)
         out.nat64 = self.nat64.merge(other.nat64)
+        out.interrupted = self.interrupted or other.interrupted
+        out.services = merge_services(self.services, other.services)
         for s in (self, other):
             s._flush()
             _add_counts(out._counts, s._counts)
@@ -267,6 +272,8 @@ class Summary:
         }
         if self.services is not None:
             report["services"] = self.services
+        if self.interrupted:
+            report["partial"] = True
         return report
 
     @classmethod
@@ -280,6 +287,9 @@ class Summary:
         for k in ("totals", "carrier", "payload", "ipv6", "tunnels", "extension_headers",
                   "transport", "addresses", "decode"):
             _add_counts(s._counts[k], report[k])
+        s.nat64 = Nat64State.from_report(report["nat64"])
+        s.services = report.get("services")
+        s.interrupted = bool(report.get("partial"))
         for b in report["timeseries"]["bins"]:
             idx = round(b["start"] / s.interval)
             s._bins[idx] = [b["ipv4"]["packets"], b["ipv4"]["bytes"],

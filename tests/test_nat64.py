@@ -21,6 +21,11 @@ REAL_NAT64 = {"nDPI/reddit.pcap", "nDPI/tumblr.pcap", "nDPI/pinterest.pcap",
               "tcpdump/icmpv6-ra-pref64.pcap"}
 
 
+def suspects(rep):
+    """The contract's fields of each suspect (the mergeable sketches aside)."""
+    return [{k: v for k, v in sp.items() if k != "distinct"} for sp in rep["nat64"]["suspects"]]
+
+
 def run(path, decoder, configured=(), services=False):
     s = analyze_paths([str(path)], DecodeOptions(), 60.0, decoder,
                       nat64_prefixes=tuple(parse_nat64_prefix(p) for p in configured))
@@ -33,9 +38,8 @@ def run(path, decoder, configured=(), services=False):
 def test_scenario_suspects_match_truth(name, decoder):
     truth = json.loads((SCEN / f"{name}.truth.json").read_text())
     rep, _ = run(SCEN / f"{name}.pcap", decoder, truth["options"]["nat64_prefix"])
-    got = rep["nat64"]
-    assert got["suspects"] == truth["nat64"]["suspects"]
-    assert got["dns64"] == truth["nat64"]["dns64"]
+    assert suspects(rep) == truth["nat64"]["suspects"]
+    assert rep["nat64"]["dns64"] == truth["nat64"]["dns64"]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -73,7 +77,7 @@ def test_no_suspect_on_real_captures_without_nat64(name):
 
 def test_real_nat64_client_capture_figures():
     rep, _ = run(CAPTURES / "nDPI/reddit.pcap", "fast")
-    (sp,) = rep["nat64"]["suspects"]
+    (sp,) = suspects(rep)
     assert sp == {"prefix": "64:ff9b::/96", "kind": "well-known", "evidence": ["traffic"],
                   "packets": 903, "bytes": 328228, "ipv6_clients": 1, "ipv4_destinations": 12}
 
@@ -180,7 +184,7 @@ def test_discovery_in_a_later_file_counts_earlier_files(tmp_path, name, decoder)
         a, b = tmp_path / f"a{at}.pcap", tmp_path / f"b{at}.pcap"
         assert _split_pcap(src, at, a, b) == total
         s = analyze_paths([str(a), str(b)], DecodeOptions(), 60.0, decoder)
-        assert s.to_report()["nat64"]["suspects"] == truth["nat64"]["suspects"], at
+        assert suspects(s.to_report()) == truth["nat64"]["suspects"], at
 
 
 def test_stdin_is_read_twice_through_a_spool():
@@ -192,4 +196,4 @@ def test_stdin_is_read_twice_through_a_spool():
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["inputs"][0]["path"] == "-"
-    assert rep["nat64"]["suspects"] == truth["nat64"]["suspects"]
+    assert suspects(rep) == truth["nat64"]["suspects"]

@@ -25,6 +25,8 @@ apart give the same figures.
 import ipaddress
 
 from . import dnsmsg, rfc6052
+from . import services as services_mod
+from .distinct import RELATIVE_ERROR, THRESHOLD, Distinct
 from .dnsmsg import TYPE_A, TYPE_AAAA, TYPE_CNAME
 
 IPV4ONLY = "ipv4only.arpa"
@@ -40,21 +42,22 @@ def _addr_text(b: bytes) -> str:
 
 
 class Traffic:
-    """Frames seen through one prefix."""
+    """Frames seen through one prefix; the distinct counts are mergeable
+    (exact up to a threshold, then a HyperLogLog sketch: distinct.py)."""
 
     __slots__ = ("packets", "bytes", "clients", "v4")
 
     def __init__(self):
         self.packets = 0
         self.bytes = 0
-        self.clients = set()
-        self.v4 = set()
+        self.clients = Distinct()
+        self.v4 = Distinct()
 
     def merge(self, other):
         self.packets += other.packets
         self.bytes += other.bytes
-        self.clients |= other.clients
-        self.v4 |= other.v4
+        self.clients.merge(other.clients)
+        self.v4.merge(other.v4)
 
 
 class Nat64State:
@@ -72,6 +75,10 @@ class Nat64State:
         self._pending = {}     # (DNS message without its ID, resolver) -> times seen
         self._parsed = {}      # message body -> parse result (a bounded cache)
         self.dns64_prefixes = set()
+        # what merged reports bring (their DNS records are not in a report)
+        self.frozen_evidence = {}  # (value, length) -> set of evidence kinds
+        self.frozen_synthesized = 0
+        self.frozen_resolvers = set()
 
     # -- static prefixes ----------------------------------------------------
     def static_prefixes(self):
@@ -219,6 +226,10 @@ class Nat64State:
             out.setdefault(p, set()).add("dns64")
         for p in self.configured:
             out.setdefault(p, set()).add("configured")
+        for p, ev in self.frozen_evidence.items():
+            ev = ev - {"traffic"}
+            if ev:
+                out.setdefault(p, set()).update(ev)
         return out
 
     # -- traffic --------------------------------------------------------------
@@ -242,6 +253,13 @@ class Nat64State:
                 if inside:
                     t.v4.add(rfc6052.extract(addr, length))
 
+    def __getstate__(self):
+        """For other processes: parse what is pending, leave the cache."""
+        self._flush()
+        state = dict(self.__dict__)
+        state["_parsed"] = {}
+        return state
+
     # -- merging and reporting -------------------------------------------------
     def merge(self, other: "Nat64State") -> "Nat64State":
         out = Nat64State(self.configured | other.configured)
@@ -263,6 +281,10 @@ class Nat64State:
             for p, tr in st.traffic.items():
                 out.traffic.setdefault(p, Traffic()).merge(tr)
             out.malformed += st.malformed
+            for p, ev in st.frozen_evidence.items():
+                out.frozen_evidence.setdefault(p, set()).update(ev)
+            out.frozen_synthesized += st.frozen_synthesized
+            out.frozen_resolvers |= st.frozen_resolvers
         # An A seen in one part may pair with a AAAA seen in the other.
         out.dns64_prefixes = out.dns64()[0]
         return out
@@ -284,12 +306,37 @@ class Nat64State:
                 "bytes": tr.bytes,
                 "ipv6_clients": len(tr.clients),
                 "ipv4_destinations": len(tr.v4),
+                "distinct": {"ipv6_clients": tr.clients.to_json(),
+                             "ipv4_destinations": tr.v4.to_json()},
             })
         _, count, resolvers, _ = self.dns64()
+        count += self.frozen_synthesized
+        resolvers = set(resolvers) | self.frozen_resolvers
         return {"suspects": suspects,
                 "dns64": {"synthesized_answers": count,
                           "resolvers": [_addr_text(r) for r in sorted(resolvers, key=_sort_ip)]},
-                "malformed_dns": self.malformed}
+                "malformed_dns": self.malformed,
+                "distinct_counts": {"exact_up_to": THRESHOLD, "sketch": "hyperloglog",
+                                    "relative_error": round(RELATIVE_ERROR, 4)}}
+
+    @classmethod
+    def from_report(cls, nat: dict, configured=()) -> "Nat64State":
+        """The state a finished report's ``nat64`` object stands for."""
+        st = cls(configured)
+        for sp in nat["suspects"]:
+            net = ipaddress.IPv6Network(sp["prefix"])
+            p = (int(net.network_address), net.prefixlen)
+            st.frozen_evidence[p] = set(sp["evidence"])
+            t = st.traffic[p] = Traffic()
+            t.packets, t.bytes = sp["packets"], sp["bytes"]
+            dist = sp.get("distinct") or {}
+            if "ipv6_clients" in dist:
+                t.clients = Distinct.from_json(dist["ipv6_clients"])
+                t.v4 = Distinct.from_json(dist["ipv4_destinations"])
+        st.frozen_synthesized = nat["dns64"]["synthesized_answers"]
+        st.frozen_resolvers = {ipaddress.ip_address(r).packed for r in nat["dns64"]["resolvers"]}
+        st.malformed = nat.get("malformed_dns", 0)
+        return st
 
     def services(self, suffixes=()) -> list:
         """Per name asked about: A, native AAAA, synthesized AAAA, verdict."""
@@ -311,8 +358,7 @@ class Nat64State:
                     syn.append(addr)
                 else:
                     native.append(addr)
-            verdict = ("ipv6-ready" if native else "dns64-only" if syn
-                       else "ipv4-only" if a else "no-answer")
+            verdict = services_mod.verdict(native, syn, a)
             out.append({"name": name, "a": [_addr_text(x) for x in a],
                         "aaaa_native": [_addr_text(x) for x in native],
                         "aaaa_synthesized": [_addr_text(x) for x in syn],

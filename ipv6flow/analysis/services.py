@@ -62,9 +62,41 @@ class ServiceIndex:
             entry["traffic"] = {r: {"packets": p, "bytes": b}
                                 for r, (p, b) in self.traffic[s["name"]].items()}
             names.append(entry)
-        counts = {v: sum(1 for s in self.services if s["verdict"] == v) for v in VERDICTS}
-        total = len(self.services)
-        return {"domain_suffixes": list(suffixes),
-                "names": names,
-                "summary": {"names": total, **{v.replace("-", "_"): n for v, n in counts.items()},
-                            "ipv6_ready_share": counts["ipv6-ready"] / total if total else None}}
+        empty = {"domain_suffixes": list(suffixes), "names": []}
+        return merge_reports(empty, {"domain_suffixes": [], "names": names})
+
+
+def verdict(native, synthesized, a) -> str:
+    return ("ipv6-ready" if native else "dns64-only" if synthesized
+            else "ipv4-only" if a else "no-answer")
+
+
+def merge_reports(x: dict | None, y: dict | None) -> dict | None:
+    """Two ``services`` report objects as one: answers united per name,
+    verdicts made again from them, traffic added."""
+    if x is None or y is None:
+        return x if y is None else y
+    names = {}
+    for part in (x, y):
+        for s in part["names"]:
+            e = names.get(s["name"])
+            if e is None:
+                names[s["name"]] = {**s, "traffic": {r: dict(v) for r, v in s["traffic"].items()}}
+                continue
+            for key in ("a", "aaaa_native", "aaaa_synthesized"):
+                e[key] = sorted(set(e[key]) | set(s[key]),
+                                key=lambda t: ipaddress.ip_address(t).packed)
+            e["aaaa_native"] = [t for t in e["aaaa_native"] if t not in e["aaaa_synthesized"]]
+            for r, v in s["traffic"].items():
+                e["traffic"][r]["packets"] += v["packets"]
+                e["traffic"][r]["bytes"] += v["bytes"]
+    out = []
+    for name in sorted(names):
+        e = names[name]
+        e["verdict"] = verdict(e["aaaa_native"], e["aaaa_synthesized"], e["a"])
+        out.append(e)
+    suffixes = list(dict.fromkeys(x["domain_suffixes"] + y["domain_suffixes"]))
+    counts = {v: sum(1 for s in out if s["verdict"] == v) for v in VERDICTS}
+    return {"domain_suffixes": suffixes, "names": out,
+            "summary": {"names": len(out), **{v.replace("-", "_"): n for v, n in counts.items()},
+                        "ipv6_ready_share": counts["ipv6-ready"] / len(out) if out else None}}

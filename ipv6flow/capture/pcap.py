@@ -133,6 +133,15 @@ class PcapReader:
         self._record_header = _RECORD_HEADER[order]
         self._buf = buf
         self._pos = FILE_HEADER_LEN
+        # A window (engine/parallel.py): the stream is the file header then
+        # the file from some record boundary on; records are numbered and
+        # offsets given as in the whole file, and no record starting at or
+        # after ``stop_at`` (a stream offset) is read. ``landed`` tells
+        # whether the walk stopped exactly on ``stop_at``.
+        self.record_base = 0
+        self.offset_base = 0
+        self.stop_at = None
+        self.landed = None
 
     def records(self, tally: Tally) -> Iterator[Record]:
         read = self._read
@@ -144,8 +153,12 @@ class PcapReader:
         units, linktype, limit = self.units, self.linktype, self.max_caplen
         swapped = self.lengths_swapped
         new, record = make_record, Record
-        count = 0
+        count = self.record_base
+        stop_at = self.stop_at
         while True:
+            if stop_at is not None and base + pos >= stop_at:
+                self.landed = base + pos == stop_at
+                return
             if size - pos < RECORD_HEADER_LEN:
                 base += pos
                 buf = refill(buf, pos, RECORD_HEADER_LEN, read)
@@ -153,15 +166,15 @@ class PcapReader:
                 if size < RECORD_HEADER_LEN:
                     if size:
                         tally.cut_off(
-                            f"record {count + 1} at byte offset {base}: file ends "
-                            f"inside the record header ({size} of "
+                            f"record {count + 1} at byte offset {base + self.offset_base}: "
+                            f"file ends inside the record header ({size} of "
                             f"{RECORD_HEADER_LEN} bytes)")
                     return
             sec, frac, caplen, wirelen = unpack(buf, pos)
             if swapped and (swapped == SWAPPED or caplen > wirelen):
                 caplen, wirelen = wirelen, caplen
             if caplen > limit:
-                raise self._too_long(count + 1, base + pos, caplen)
+                raise self._too_long(count + 1, base + pos + self.offset_base, caplen)
             start = pos + RECORD_HEADER_LEN
             stop = start + caplen
             if stop > size:
@@ -173,12 +186,12 @@ class PcapReader:
                 start, stop = RECORD_HEADER_LEN, RECORD_HEADER_LEN + caplen
                 if stop > size:
                     tally.cut_off(
-                        f"record {count + 1} at byte offset {base}: file ends "
-                        f"inside the packet data ({size - RECORD_HEADER_LEN} of "
+                        f"record {count + 1} at byte offset {base + self.offset_base}: "
+                        f"file ends inside the packet data ({size - RECORD_HEADER_LEN} of "
                         f"{caplen} captured bytes)")
                     return
             count += 1
-            tally.packets = count
+            tally.packets = count - self.record_base
             yield new(record, (sec + frac / units, linktype, wirelen, buf[start:stop]))
             pos = stop
 
@@ -198,7 +211,8 @@ class PcapReader:
         base = 0
         lengths = _RECORD_LENGTHS[self._order].unpack_from
         swapped, limit = self.lengths_swapped, self.max_caplen
-        count = 0
+        count = self.record_base
+        stop_at = self.stop_at
         while True:
             size = len(buf)
             offsets: list[int] = []
@@ -210,14 +224,36 @@ class PcapReader:
                 blob, pos, too_long, caplen = _walk_pcap(buf, pos, self._order == ">",
                                                          swapped, limit)
                 rows = np.frombuffer(blob, dtype=np.int64).reshape(-1, 5)
+                if stop_at is not None and len(rows) and base + rows[-1, 0] >= stop_at:
+                    keep = int(np.searchsorted(rows[:, 0], stop_at - base))
+                    self.landed = keep < len(rows) and base + rows[keep, 0] == stop_at
+                    rows = rows[:keep]
+                    if len(rows):
+                        count += len(rows)
+                        tally.packets = count - self.record_base
+                        yield self._batch_from_fields(buf, rows[:, 0], rows[:, 1], rows[:, 2],
+                                                      rows[:, 3], rows[:, 4])
+                    return
+                if stop_at is not None and base + pos >= stop_at:
+                    self.landed = base + pos == stop_at
+                    stop_now = True
+                else:
+                    stop_now = False
                 if len(rows):
                     count += len(rows)
-                    tally.packets = count
+                    tally.packets = count - self.record_base
                     yield self._batch_from_fields(buf, rows[:, 0], rows[:, 1], rows[:, 2],
                                                   rows[:, 3], rows[:, 4])
+                if stop_now:
+                    return
             else:
                 # Walk the headers only, applying the checks of ``records``.
+                stop_now = False
                 while size - pos >= RECORD_HEADER_LEN:
+                    if stop_at is not None and base + pos >= stop_at:
+                        self.landed = base + pos == stop_at
+                        stop_now = True
+                        break
                     caplen, wirelen = lengths(buf, pos + 8)
                     if swapped and (swapped == SWAPPED or caplen > wirelen):
                         caplen = wirelen
@@ -231,13 +267,18 @@ class PcapReader:
                     pos = stop
                 if offsets:
                     count += len(offsets)
-                    tally.packets = count
+                    tally.packets = count - self.record_base
                     yield self._batch(buf, offsets)
+                if stop_now:
+                    return
             if too_long:
-                raise self._too_long(count + 1, base + pos, caplen)
+                raise self._too_long(count + 1, base + pos + self.offset_base, caplen)
             # The next record runs past the buffer: start a new one with it.
             whole_header = size - pos >= RECORD_HEADER_LEN
             need = RECORD_HEADER_LEN + (caplen if whole_header else 0)
+            if stop_at is not None and base + pos >= stop_at:
+                self.landed = base + pos == stop_at
+                return
             base += pos
             # Batches are worth their numpy overhead only when large: read
             # ahead BATCH_BYTES at a time (bounded, whatever caplen says).
@@ -246,11 +287,13 @@ class PcapReader:
             got = len(buf)
             if got < need:
                 if whole_header:
-                    tally.cut_off(f"record {count + 1} at byte offset {base}: file ends "
+                    tally.cut_off(f"record {count + 1} at byte offset "
+                                  f"{base + self.offset_base}: file ends "
                                   f"inside the packet data ({got - RECORD_HEADER_LEN} of "
                                   f"{caplen} captured bytes)")
                 elif got:
-                    tally.cut_off(f"record {count + 1} at byte offset {base}: file ends "
+                    tally.cut_off(f"record {count + 1} at byte offset "
+                                  f"{base + self.offset_base}: file ends "
                                   f"inside the record header ({got} of "
                                   f"{RECORD_HEADER_LEN} bytes)")
                 return

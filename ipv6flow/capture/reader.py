@@ -17,7 +17,7 @@ from .base import Record, Tally, hex_prefix, refill
 from .batch import Batch
 from .pcap import MAGICS as PCAP_MAGICS
 from .pcap import OTHER_MAGICS as OTHER_PCAP_MAGICS
-from .pcap import PcapReader
+from .pcap import FILE_HEADER_LEN, PcapReader
 from .pcapng import SHB_MAGIC, PcapngReader
 from .source import Source, open_source
 
@@ -42,16 +42,19 @@ class Capture:
     for progress reporting.
     """
 
-    def __init__(self, path: PathArg):
+    def __init__(self, path: PathArg, window=None):
         self.path = path
         self.name = _display_name(path)
         self._tally = Tally()
         self._records: Optional[Iterator] = None
         self._mode = ""
-        self._source: Source = open_source(path, self.name)
+        self._source: Source = (open_source(path, self.name) if window is None
+                                else _window_source(path, self.name, window[0]))
         try:
             self._source.on_failure = self._tally.cut_off
             self._reader = self._open_reader()
+            if window is not None:
+                self._set_window(*window)
         except BaseException:
             self._source.close()
             raise
@@ -61,6 +64,19 @@ class Capture:
             # A pcap file has one link type, known from its header; pcapng
             # link types appear as interface blocks are read.
             self._tally.linktype(self._reader.linktype)
+
+    def _set_window(self, start: int, end, record_base: int) -> None:
+        reader = self._reader
+        if not isinstance(reader, PcapReader) or self._source.compression:
+            raise CaptureError(self.name, "only an uncompressed pcap file can be read in parts")
+        reader.record_base = record_base
+        reader.offset_base = start - FILE_HEADER_LEN
+        reader.stop_at = None if end is None else end - start + FILE_HEADER_LEN
+
+    @property
+    def landed(self):
+        """For a window: did the walk end exactly on its end offset?"""
+        return getattr(self._reader, "landed", None)
 
     def _open_reader(self):
         source, name = self._source, self.name
@@ -149,9 +165,38 @@ class Capture:
                 f"compression={self.compression} packets={self.packets}>")
 
 
-def open_capture(path: PathArg) -> Capture:
+def open_capture(path: PathArg, window=None) -> Capture:
     """Open a pcap or pcapng file, possibly compressed; "-" reads stdin.
+
+    ``window`` = (start, end, record_base) reads only the records of an
+    uncompressed classic pcap file that start in [start, end) (end None:
+    to the end of the file); ``start`` must be a record boundary, and
+    ``record_base`` the number of records before it. Records are numbered
+    and offsets reported as in the whole file; ``Capture.landed`` then says
+    whether the walk ended exactly on ``end`` (a check of the boundary).
 
     Raises CaptureError if the file cannot be opened or is not a capture.
     """
-    return Capture(path)
+    return Capture(path, window)
+
+
+def _window_source(path: PathArg, name: str, start: int) -> Source:
+    """The file header, then the file from ``start`` on: a pcap stream."""
+    try:
+        raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by Source.close
+    except OSError as exc:
+        raise CaptureError(name, f"cannot open ({exc.strerror or exc})") from None
+    head = raw.read(FILE_HEADER_LEN)
+    raw.seek(start)
+    pending = [head]
+
+    def read(size: int) -> bytes:
+        if pending:
+            first = pending.pop()
+            if len(first) > size:
+                pending.append(first[size:])
+                return first[:size]
+            return first
+        return raw.read(size)
+
+    return Source(name, read, raw.close)

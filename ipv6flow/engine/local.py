@@ -116,7 +116,7 @@ def _catch_up(cap, opts, decoder, state, jobs):
 
 def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str = "fast",
                  stats: dict | None = None, nat64_prefixes=(), shown: str | None = None,
-                 live: LivePrefixes | None = None, path_i: int = 0) -> Summary:
+                 live: LivePrefixes | None = None, path_i: int = 0, window=None) -> Summary:
     """Summary of one capture (first pass); its single ``inputs`` entry says
     how reading went. ``decoder`` is "fast" (numpy kernel over batches,
     reference decoder for the rows it leaves) or "reference"; both give the
@@ -134,17 +134,22 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
     fallback = [0]
     cap = None
     try:
-        with open_capture(path) as cap:
+        with open_capture(path, window) as cap:
             entry["format"], entry["compression"] = cap.format, cap.compression
             if live is None:
                 live = LivePrefixes(s.nat64.static_prefixes())
             _frames(cap, opts, decoder, s, live, path_i, on_frame, fallback)
     except CaptureError as e:
         entry["errors"].append(e.message)
+    except KeyboardInterrupt:
+        # Ctrl-C: keep what was read; the caller reports it as partial.
+        s.interrupted = True
+        entry["warnings"].append("interrupted: only the frames read before Ctrl-C are counted")
     # Every frame read (also before an error) is in the Summary.
     totals = s.counts()["totals"]
     packets, nbytes = totals["packets"], totals["bytes"]
     if cap is not None:
+        s.landed = cap.landed
         entry["linktypes"] = list(cap.linktypes)
         entry["truncated"] = bool(cap.truncated)
         entry["warnings"][:0] = list(cap.warnings)
@@ -156,10 +161,10 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
     return s
 
 
-def count_nat64(path: str, opts: DecodeOptions, decoder: str, state, jobs) -> None:
+def count_nat64(path: str, opts: DecodeOptions, decoder: str, state, jobs, window=None) -> None:
     """Second pass over one path: add the traffic of ``jobs`` to ``state``."""
     try:
-        with open_capture(path) as cap:
+        with open_capture(path, window) as cap:
             _catch_up(cap, opts, decoder, state, jobs)
     except CaptureError:
         pass                            # reported by the first pass; frames before it counted
@@ -183,10 +188,11 @@ def readable_twice(paths):
             os.unlink(spooled)
 
 
-def count_services(path: str, opts: DecodeOptions, decoder: str, index: ServiceIndex) -> None:
+def count_services(path: str, opts: DecodeOptions, decoder: str, index: ServiceIndex,
+                   window=None) -> None:
     """A pass that counts the traffic to the addresses DNS gave for each name."""
     try:
-        with open_capture(path) as cap:
+        with open_capture(path, window) as cap:
             if decoder == "fast":
                 for batch in cap.iter_batches():
                     services_batch(index, batch, opts)
@@ -205,8 +211,12 @@ def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "f
         total = Summary(interval, nat64_prefixes)
         live = LivePrefixes(total.nat64.static_prefixes())
         for i, (shown, path) in enumerate(zip(paths, real)):
-            total = total.merge(analyze_path(path, opts, interval, decoder, stats,
-                                             nat64_prefixes, shown, live, i))
+            part = analyze_path(path, opts, interval, decoder, stats, nat64_prefixes, shown,
+                                live, i)
+            total = total.merge(part)
+            if part.interrupted:
+                total.interrupted = True
+                return total
             # evidence from all parts so far (an A in one file, its AAAA in another)
             live.update(total.nat64, i + 1, 0)
         for i, path in enumerate(real):

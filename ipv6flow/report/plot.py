@@ -1,0 +1,447 @@
+"""The report as one PNG for a slide: IPv6 share over time, tunnel and
+extension-header mix.
+
+Left, the IPv6 share of IP traffic per time bin in percent (payload view,
+packets and bytes) on a UTC time axis; bins are drawn as steps, the width
+they cover, and a time without IP traffic (no bin in the report) is a gap
+in the line. Report schema 1 keeps only the payload view per bin, so the
+carrier view (outer header, what the link carries) is drawn as the
+whole-capture share, a flat reference line, and the legend says so; should
+bins one day carry ``"carrier": {"ipv4": PB, "ipv6": PB}``, it is drawn
+per bin instead. Right, frames per tunnel kind (outermost encapsulation,
+``none`` left out) and per IPv6 extension-header type, as horizontal bars
+with their counts, largest first; kinds with no frame are left out.
+
+matplotlib is an optional extra (``pip install 'ipv6flow[plot]'``),
+imported only when a plot is made; without it ``render`` raises
+``MissingExtra``, whose message is the one line the CLI prints. The figure
+is drawn with the Agg canvas directly (no pyplot: no global state, no
+display needed) at 100 dpi, so the PNG has exactly the pixel size asked
+for, and is written through a temp file and a rename like every report.
+"""
+
+import datetime as _dt
+import json
+import os
+import tempfile
+
+from ..errors import Ipv6flowError
+from .text import safe
+
+DPI = 100
+COLORS = {"payload": "#1d4ed8", "carrier": "#ea580c", "tunnel": "#0f766e",
+          "ext": "#7c3aed", "text": "#1f2937", "muted": "#6b7280", "grid": "#e5e7eb"}
+TUNNEL_LABELS = {"6in4": "6in4", "6to4": "6to4", "isatap": "ISATAP", "6rd": "6rd",
+                 "teredo": "Teredo", "ayiya": "AYIYA", "gre": "GRE", "gtpu": "GTP-U",
+                 "l2tp": "L2TP", "vxlan": "VXLAN", "geneve": "Geneve", "4in6": "4in6",
+                 "6in6": "6in6", "ipip": "IP-in-IP"}
+EXT_LABELS = {"hop_by_hop": "Hop-by-Hop", "routing": "Routing", "fragment": "Fragment",
+              "destination_options": "Dest. Options", "ah": "AH", "esp": "ESP",
+              "mobility": "Mobility", "hip": "HIP", "shim6": "Shim6",
+              "experimental": "Experimental"}
+
+
+class MissingExtra(Ipv6flowError):
+    """An optional dependency is not installed."""
+
+
+class ReportFileError(Ipv6flowError):
+    """A file that should hold an ipv6flow JSON report does not."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+def load_report(path: str) -> dict:
+    """Read a JSON report made by ``analyze --format json`` ('-': stdin)."""
+    import sys
+
+    shown = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            data = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as fh:
+                data = fh.read()
+    except FileNotFoundError:
+        raise ReportFileError(shown, "no such file")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReportFileError(shown, f"cannot be read ({e.__class__.__name__}: "
+                                     f"{getattr(e, 'strerror', None) or e})")
+    try:
+        report = json.loads(data)
+    except ValueError:
+        raise ReportFileError(shown, "not a JSON report (run: ipv6flow analyze --format json)")
+    if not isinstance(report, dict) or report.get("schema") != "ipv6flow/report/1":
+        found = report.get("schema") if isinstance(report, dict) else None
+        raise ReportFileError(shown, f"not an ipv6flow report (schema {found!r}, "
+                                     f"expected 'ipv6flow/report/1')")
+    return report
+
+
+def _matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingExtra("plotting needs matplotlib, an optional extra: "
+                           "pip install 'ipv6flow[plot]'") from None
+    matplotlib.use("Agg", force=False)  # only if no backend was chosen yet; we use Agg below
+    from matplotlib import dates as mdates
+    from matplotlib import ticker
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    return Figure, FigureCanvasAgg, mdates, ticker
+
+
+# -- text ----------------------------------------------------------------------
+
+def _n(v: int) -> str:
+    return f"{v:,}"
+
+
+def _pct(part, whole) -> str:
+    if not whole:
+        return "-"
+    p = 100.0 * part / whole
+    return "<0.1%" if 0 < p < 0.05 else f"{p:.1f}%"
+
+
+def _utc(ts: float):
+    """The UTC datetime of epoch seconds; None past what datetime holds."""
+    try:
+        return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _duration(s: float) -> str:
+    if s < 60:
+        return f"{s:.3g} s" if s < 10 else f"{s:.0f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60)} s"
+    if s < 86400:
+        return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+    return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+
+
+def _span(first, last) -> str:
+    if first is None:
+        return "no frames"
+    a, b = _utc(first), _utc(last)
+    if a is None or b is None:
+        return f"epoch {first:.0f} – {last:.0f} s (clock out of range)"
+    fmt = "%H:%M:%S" if a.date() == b.date() else "%Y-%m-%d %H:%M:%S"
+    return (f"{a:%Y-%m-%d %H:%M:%S} – {b.strftime(fmt)} UTC "
+            f"({_duration(last - first)})")
+
+
+def _names(inputs, most=3) -> str:
+    names = [safe(os.path.basename(i["path"]) or i["path"]) if i["path"] != "-" else "<stdin>"
+             for i in inputs]
+    if not names:
+        return "no input"
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+# -- data ----------------------------------------------------------------------
+
+def _series(bins, interval, view="payload"):
+    """Step points (epoch x, packet share %, byte share %) with NaN at gaps.
+
+    Each bin is a point at its start; a point at its end closes the step,
+    with NaN when the next bin does not follow at once (a gap), else the
+    next bin's point continues the line.
+    """
+    xs, yp, yb = [], [], []
+    nan = float("nan")
+    for i, b in enumerate(bins):
+        if view == "payload":
+            v4, v6 = b["ipv4"], b["ipv6"]
+        else:
+            v4, v6 = b["carrier"]["ipv4"], b["carrier"]["ipv6"]
+        ip_p = v4["packets"] + v6["packets"]
+        ip_b = v4["bytes"] + v6["bytes"]
+        sp = 100.0 * v6["packets"] / ip_p if ip_p else nan
+        sb = 100.0 * v6["bytes"] / ip_b if ip_b else nan
+        xs.append(b["start"])
+        yp.append(sp)
+        yb.append(sb)
+        end = b["start"] + interval
+        nxt = bins[i + 1]["start"] if i + 1 < len(bins) else None
+        if nxt is None:
+            xs.append(end)
+            yp.append(sp)
+            yb.append(sb)
+        elif nxt > end + interval * 1e-6:
+            xs.append(end)
+            yp.append(nan)
+            yb.append(nan)
+    return xs, yp, yb
+
+
+# -- drawing -------------------------------------------------------------------
+
+def _style_axes(ax, fs):
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color(COLORS["muted"])
+    ax.tick_params(labelsize=fs["tick"], colors=COLORS["text"])
+
+
+def _bars(ax, title, items, total_label, whole, color, fs, empty_text):
+    """Horizontal bars of (label, count), largest on top, counts at the ends."""
+    ax.set_title(title, loc="left", fontsize=fs["panel"], color=COLORS["text"],
+                 fontweight="bold", pad=fs["panel"] * 0.6)
+    _style_axes(ax, fs)
+    ax.spines["bottom"].set_visible(False)
+    ax.set_xticks([])
+    items = sorted(((lab, v) for lab, v in items if v), key=lambda kv: (-kv[1], kv[0]))
+    if not items:
+        ax.set_yticks([])
+        ax.spines["left"].set_visible(False)
+        ax.text(0.5, 0.5, empty_text, transform=ax.transAxes, ha="center", va="center",
+                fontsize=fs["label"], color=COLORS["muted"], parse_math=False)
+        return
+    # Bar labels no taller than their slot: many kinds shrink the font.
+    slot_px = ax.get_position().height * ax.figure.get_figheight() * DPI / max(len(items), 4)
+    bar_fs = min(fs["bar"], slot_px * 0.8 * 72 / DPI)
+    labels = [lab for lab, _ in items]
+    values = [v for _, v in items]
+    ys = list(range(len(items)))
+    ax.barh(ys, values, color=color, height=0.7)
+    ax.set_yticks(ys, labels)
+    # At least four bar slots, so one or two bars do not become slabs.
+    ax.set_ylim(max(len(items), 4) - 0.5, -0.5)
+    ax.tick_params(axis="y", length=0, labelsize=bar_fs)
+    top = max(values)
+    ax.set_xlim(0, top * 1.45)
+    for y, v in zip(ys, values):
+        ax.text(v + top * 0.015, y, f"{_n(v)}  ({_pct(v, whole)})", va="center", ha="left",
+                fontsize=bar_fs, color=COLORS["text"], parse_math=False)
+    ax.text(0.0, -0.02, total_label, transform=ax.transAxes, ha="left", va="top",
+            fontsize=fs["note"], color=COLORS["muted"], parse_math=False)
+
+
+def _isolated(bins, interval):
+    """Midpoints and shares of bins with no neighbour bin on either side."""
+    out = []
+    eps = interval * 1e-6
+    for i, b in enumerate(bins):
+        before = i > 0 and bins[i - 1]["start"] + interval >= b["start"] - eps
+        after = i + 1 < len(bins) and b["start"] + interval >= bins[i + 1]["start"] - eps
+        if not (before or after):
+            ip = b["ipv4"]["packets"] + b["ipv6"]["packets"]
+            if ip:
+                out.append((b["start"] + interval / 2, 100.0 * b["ipv6"]["packets"] / ip))
+    return out
+
+
+def _share_panel(ax, report, fs, mdates, ticker):
+    ts = report["timeseries"]
+    bins, interval = ts["bins"], ts["interval_s"]
+    share = report["share"]
+    _style_axes(ax, fs)
+    ax.set_title(f"IPv6 share of IP traffic over time ({_duration(interval)} bins)",
+                 loc="left", fontsize=fs["panel"], fontweight="bold", color=COLORS["text"],
+                 pad=fs["panel"] * 0.6)
+    ax.set_ylim(-1.5, 101.5)
+    ax.yaxis.set_major_locator(ticker.MultipleLocator(20))
+    ax.yaxis.set_minor_locator(ticker.MultipleLocator(10))
+    ax.yaxis.set_major_formatter(ticker.PercentFormatter(100, decimals=0))
+    ax.grid(True, which="major", axis="both", color=COLORS["grid"], linewidth=1)
+    ax.grid(True, which="minor", axis="y", color=COLORS["grid"], linewidth=0.5)
+    ax.set_axisbelow(True)
+    ax.set_ylabel("IPv6 share (percent)", fontsize=fs["label"], color=COLORS["text"])
+
+    first, last = report["time"]["first"], report["time"]["last"]
+    if bins:
+        x0, x1 = bins[0]["start"], bins[-1]["start"] + interval
+    elif first is not None:
+        x0, x1 = first, max(last, first + interval)
+    else:
+        x0 = x1 = None
+    pad = (x1 - x0) * 0.01 if x0 is not None else 0.0
+    # matplotlib dates end at year 9999; a capture with a broken clock
+    # (pcapng-example.pcapng says year 586524) is drawn on epoch seconds.
+    use_dates = x0 is not None and _utc(x0 - pad) is not None and _utc(x1 + pad) is not None
+    if use_dates:
+        def xconv(xs):
+            return [mdates.date2num(_utc(x)) for x in xs]
+        ax.set_xlabel("time (UTC)", fontsize=fs["label"], color=COLORS["text"])
+    else:
+        def xconv(xs):
+            return list(xs)
+        ax.set_xlabel("time (epoch seconds: some timestamps lie past year 9999)",
+                      fontsize=fs["label"], color=COLORS["text"])
+
+    lw = fs["line"]
+    if bins:
+        xs, yp, yb = _series(bins, interval)
+        ax.plot(xconv(xs), yp, drawstyle="steps-post", color=COLORS["payload"], linewidth=lw,
+                label="payload view, packets (per bin)", solid_joinstyle="miter")
+        ax.plot(xconv(xs), yb, drawstyle="steps-post", color=COLORS["payload"],
+                linewidth=lw * 0.8, linestyle=(0, (4, 2)), alpha=0.75,
+                label="payload view, bytes (per bin)")
+        # A lone bin narrower than a few pixels would vanish as a step:
+        # mark it with a dot (long captures with gaps, merged reports).
+        axis_px = ax.get_position().width * ax.figure.get_figwidth() * DPI
+        if interval / (x1 - x0 + 2 * pad) * axis_px < 6:
+            lone = _isolated(bins, interval)
+            if lone:
+                ax.plot(xconv([x for x, _ in lone]), [y for _, y in lone], linestyle="none",
+                        marker="o", markersize=lw * 2.6, color=COLORS["payload"])
+    per_bin_carrier = bool(bins) and all("carrier" in b for b in bins)
+    if per_bin_carrier:
+        xs, cp, cb = _series(bins, interval, view="carrier")
+        ax.plot(xconv(xs), cp, drawstyle="steps-post", color=COLORS["carrier"], linewidth=lw,
+                label="carrier view, packets (per bin)")
+        ax.plot(xconv(xs), cb, drawstyle="steps-post", color=COLORS["carrier"],
+                linewidth=lw * 0.8, linestyle=(0, (4, 2)), alpha=0.75,
+                label="carrier view, bytes (per bin)")
+    elif share["carrier_ipv6_packets"] is not None:
+        ax.axhline(100 * share["carrier_ipv6_packets"], color=COLORS["carrier"],
+                   linewidth=lw * 0.8,
+                   label=f"carrier view, packets: whole capture "
+                         f"({100 * share['carrier_ipv6_packets']:.1f}%)")
+        ax.axhline(100 * share["carrier_ipv6_bytes"], color=COLORS["carrier"],
+                   linewidth=lw * 0.7, linestyle=(0, (1, 1.5)),
+                   label=f"carrier view, bytes: whole capture "
+                         f"({100 * share['carrier_ipv6_bytes']:.1f}%)")
+    if use_dates:
+        ax.set_xlim(_utc(x0 - pad), _utc(x1 + pad))
+        locator = mdates.AutoDateLocator(tz=_dt.timezone.utc, minticks=4, maxticks=8)
+        # matplotlib steps seconds and minutes 1, 5, 10...: a 9 s capture
+        # got two ticks. With 2 in the list it gets five.
+        locator.intervald[mdates.SECONDLY] = [1, 2, 5, 10, 15, 30]
+        locator.intervald[mdates.MINUTELY] = [1, 2, 5, 10, 15, 30]
+        ax.xaxis.set_major_locator(locator)
+        formatter = mdates.ConciseDateFormatter(locator, tz=_dt.timezone.utc)
+        # Clock times on every tick (not a bare "20" for 22:13:20); the
+        # date goes to the offset text at the axis end.
+        formatter.formats = ["%Y", "%b", "%b %d", "%H:%M", "%H:%M", "%H:%M:%S"]
+        formatter.zero_formats = ["", "%Y", "%b %d", "%b %d", "%H:%M", "%H:%M:%S"]
+        formatter.offset_formats = ["", "%Y", "%Y-%m", "%Y-%m-%d (UTC)", "%Y-%m-%d (UTC)",
+                                    "%Y-%m-%d (UTC)"]
+        ax.xaxis.set_major_formatter(formatter)
+        ax.xaxis.get_offset_text().set_fontsize(fs["tick"])
+    elif x0 is not None:
+        ax.set_xlim(x0 - pad, x1 + pad)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0), useOffset=False)
+    else:
+        ax.set_xticks([])
+
+    note = None
+    if share["ipv6_packets"] is None:
+        note = "No IP traffic in this report"
+    elif report["payload"]["ipv6"]["packets"] == 0:
+        note = "No IPv6 traffic in this report (0%)"
+    elif len(bins) == 1:
+        note = "One time bin: use a smaller --interval for a curve"
+    if note:
+        ax.text(0.5, 0.55, note, transform=ax.transAxes, ha="center", va="center",
+                fontsize=fs["label"], color=COLORS["muted"], parse_math=False,
+                bbox={"boxstyle": "round,pad=0.5", "facecolor": "white",
+                      "edgecolor": COLORS["grid"]})
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(-0.01, -0.115), ncol=2, frameon=False,
+                  fontsize=fs["legend"], handlelength=3, columnspacing=2.0)
+    return per_bin_carrier
+
+
+def _headline(report) -> str:
+    sh = report["share"]
+    if sh["ipv6_packets"] is None:
+        return "No IP traffic"
+    return (f"IPv6: {100 * sh['ipv6_packets']:.1f}% of packets, "
+            f"{100 * sh['ipv6_bytes']:.1f}% of bytes (payload view)   ·   "
+            f"on the wire: {100 * sh['carrier_ipv6_packets']:.1f}% / "
+            f"{100 * sh['carrier_ipv6_bytes']:.1f}% (carrier view)")
+
+
+def render(report: dict, path: str, width_px: int = 1600, height_px: int = 900) -> None:
+    """Draw the report to a PNG of exactly ``width_px`` x ``height_px`` at ``path``."""
+    if not (isinstance(width_px, int) and isinstance(height_px, int)
+            and 320 <= width_px <= 10000 and 240 <= height_px <= 10000):
+        raise ValueError("the PNG size must be 320..10000 x 240..10000 pixels")
+    Figure, FigureCanvasAgg, mdates, ticker = _matplotlib()
+
+    # Font sizes in points scale with the image, so a smaller PNG keeps its layout.
+    k = min(width_px / 1600, height_px / 900)
+    fs = {name: size * k for name, size in (
+        ("title", 24), ("subtitle", 15), ("panel", 16), ("label", 14), ("tick", 13),
+        ("legend", 13), ("bar", 13), ("note", 11.5), ("line", 2.6))}
+
+    fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI, facecolor="white")
+    FigureCanvasAgg(fig)
+    r = report
+    t = r["totals"]
+    fig.text(0.035, 0.955, f"IPv6 share — {_names(r['inputs'])}", ha="left", va="top",
+             fontsize=fs["title"], fontweight="bold", color=COLORS["text"], parse_math=False)
+    fig.text(0.035, 0.895, f"{_span(r['time']['first'], r['time']['last'])}  ·  "
+                           f"{_n(t['packets'])} frames  ·  {_n(t['bytes'])} bytes",
+             ha="left", va="top", fontsize=fs["subtitle"], color=COLORS["muted"],
+             parse_math=False)
+    fig.text(0.035, 0.853, _headline(r), ha="left", va="top", fontsize=fs["subtitle"],
+             color=COLORS["text"], parse_math=False)
+
+    tunnels = [(TUNNEL_LABELS.get(k, k), e["packets"]) for k, e in r["tunnels"].items()
+               if k != "none"]
+    eh = r["extension_headers"]
+    ext = [(EXT_LABELS.get(k, k), v) for k, v in eh["by_type"].items()]
+    # The two bar panels share the column by their number of bars, so bars
+    # have one thickness in both.
+    slots = [max(sum(1 for _, v in items if v), 4) + 2.5 for items in (tunnels, ext)]
+    # The legend and notes sit under the share panel only; the bars use
+    # the height down to the footer.
+    ax_share = fig.add_subplot(fig.add_gridspec(1, 1, left=0.065, right=0.56, top=0.76,
+                                                bottom=0.25)[0, 0])
+    gs = fig.add_gridspec(2, 1, left=0.66, right=0.975, top=0.76, bottom=0.14,
+                          height_ratios=slots, hspace=0.42)
+    per_bin_carrier = _share_panel(ax_share, r, fs, mdates, ticker)
+
+    tunnelled = sum(v for _, v in tunnels)
+    _bars(fig.add_subplot(gs[0, 0]), "Tunnel mix (frames)", tunnels,
+          f"{_n(tunnelled)} of {_n(t['packets'])} frames tunnelled "
+          f"({_pct(tunnelled, t['packets'])}); % of all frames",
+          t["packets"], COLORS["tunnel"], fs, "No tunnelled frames")
+
+    v6frames = sum(eh["chain_length"].values())
+    _bars(fig.add_subplot(gs[1, 0]), "IPv6 extension headers (frames)", ext,
+          f"{_n(eh['frames_with_any'])} of {_n(v6frames)} IPv6 frames carry any "
+          f"({_pct(eh['frames_with_any'], v6frames)}); % of IPv6 frames",
+          v6frames, COLORS["ext"], fs,
+          "No extension headers" if v6frames else "No IPv6 frames")
+
+    foot = ("Payload view: innermost IP header (what end hosts speak).  Carrier view: "
+            "outermost IP header (6in4, Teredo ... are IPv4 on the wire).")
+    if not per_bin_carrier:
+        foot += "\nThe report keeps the carrier view for the whole capture only, not per bin."
+    fig.text(0.035, 0.025, foot, ha="left", va="bottom", fontsize=fs["note"],
+             color=COLORS["muted"], parse_math=False)
+    fig.text(0.975, 0.025, f"ipv6flow {r['tool']['version']}", ha="right", va="bottom",
+             fontsize=fs["note"], color=COLORS["muted"], parse_math=False)
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".ipv6flow-", suffix=".png", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=DPI, facecolor="white",
+                        metadata={"Software": f"ipv6flow {r['tool']['version']}"})
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
