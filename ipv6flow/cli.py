@@ -20,6 +20,7 @@ from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
 from .engine.local import analyze_paths
 from .engine.parallel import analyze_parallel, default_workers
+from .engine.progress import Progress
 from .report import jsonout, text
 from .report import services as services_report
 from .errors import Ipv6flowError
@@ -108,11 +109,13 @@ def main():
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Dask scheduler address (tcp://host:8786); without it --engine dask "
                    "starts a LocalCluster.")
+@click.option("--no-progress", is_flag=True,
+              help="No progress line on stderr (it is shown only on a terminal anyway).")
 @click.option("--stats", is_flag=True,
               help="Print decoder statistics (frames, fallback to the reference decoder, "
                    "time) on stderr.")
 def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, decoder, workers,
-            engine, scheduler, stats):
+            engine, scheduler, no_progress, stats):
     """Analyse pcap/pcapng captures (gzip, bzip2, xz, zstd; '-' for stdin).
 
     Several PATHS give one combined report with one `inputs` entry each.
@@ -124,12 +127,16 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
     counters = {}
     started = time.perf_counter()
     want = _suffixes(suffixes) if (dns_report or suffixes) else None
+    progress = Progress(sum(_size_of(p) for p in paths),
+                        sys.stderr.isatty() and not no_progress)
     try:
         summary = run_engine(paths, opts, interval, decoder, counters, _nat64_prefixes(nat64),
-                             want, workers, engine, scheduler)
+                             want, workers, engine, scheduler, progress)
     except KeyboardInterrupt:
         click.echo("Error: interrupted", err=True)
         sys.exit(130)
+    finally:
+        progress.close()
     if stats:
         took = time.perf_counter() - started
         n, fb = counters.get("frames", 0), counters.get("fallback", 0)
@@ -152,8 +159,15 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
     sys.exit(130 if report.get("partial") else 1 if failed else 0)
 
 
+def _size_of(path):
+    try:
+        return 0 if path == "-" else os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def run_engine(paths, opts, interval, decoder, counters, nat64, services, workers, engine,
-               scheduler):
+               scheduler, progress=None):
     """Pick the engine: one process, local worker processes, or Dask."""
     if engine == "dask":
         from .engine.daskengine import analyze_dask
@@ -164,8 +178,9 @@ def run_engine(paths, opts, interval, decoder, counters, nat64, services, worker
             raise click.ClickException(str(e))
     workers = workers or default_workers()
     if workers == 1:
-        return analyze_paths(paths, opts, interval, decoder, counters, nat64, services)
-    return analyze_parallel(paths, opts, interval, decoder, counters, nat64, services, workers)
+        return analyze_paths(paths, opts, interval, decoder, counters, nat64, services, progress)
+    return analyze_parallel(paths, opts, interval, decoder, counters, nat64, services, workers,
+                            progress=progress)
 
 
 def _suffixes(values):

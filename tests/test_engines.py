@@ -165,3 +165,24 @@ def test_ctrl_c_prints_a_partial_report_and_leaves_no_process(tmp_path, workers)
     for pid in children:
         assert not os.path.exists(f"/proc/{pid}") or \
             "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), pid
+
+
+def test_progress_line_only_on_a_terminal():
+    import io
+    from ipv6flow.engine.progress import Progress
+    buf = io.StringIO()
+    p = Progress(1000, True, buf)
+    p.last = -1e9
+    p(500, 10)
+    p.close()
+    out = buf.getvalue()
+    assert "50.0% 500 B of 1000 B" in out and "10 frames" in out and out.endswith("\r\x1b[K")
+    buf = io.StringIO()
+    q = Progress(1000, False, buf)
+    q(500, 10)
+    q.close()
+    assert buf.getvalue() == ""
+    # through a pipe (not a terminal) the CLI writes no progress at all
+    r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "analyze", str(SAMPLES / "mixed.pcap")],
+                       capture_output=True)
+    assert b"\r" not in r.stderr and b"\x1b" not in r.stdout

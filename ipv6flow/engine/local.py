@@ -64,17 +64,21 @@ class LivePrefixes:
         return jobs
 
 
-def _frames(cap, opts, decoder, summary, live, path_i, on_frame, fallback):
+def _frames(cap, opts, decoder, summary, live, path_i, on_frame, fallback, progress=None):
     """First pass over an open capture: every figure, and NAT64 traffic for
     the prefixes live at each point. ``fallback[0]`` counts the frames the
-    reference decoder handled."""
+    reference decoder handled; ``progress(bytes, frames)`` hears how far."""
     nat = summary.nat64
     done = 0
+    seen = 0
     if decoder == "fast":
         for batch in cap.iter_batches():
             fallback[0] += summarize_batch(summary, batch, opts, on_frame, list(live.order))
             done += len(batch)
             live.update(nat, path_i, done)
+            if progress is not None:
+                progress(cap.bytes_read - seen, len(batch))
+                seen = cap.bytes_read
         return
     add = summary.add
     prefixes = list(live.order)
@@ -88,6 +92,9 @@ def _frames(cap, opts, decoder, summary, live, path_i, on_frame, fallback):
         if done % REFERENCE_CHECK_EVERY == 0:
             live.update(nat, path_i, done)
             prefixes = list(live.order)
+            if progress is not None:
+                progress(cap.bytes_read - seen, REFERENCE_CHECK_EVERY)
+                seen = cap.bytes_read
     fallback[0] += done
     live.update(nat, path_i, done)
 
@@ -116,7 +123,8 @@ def _catch_up(cap, opts, decoder, state, jobs):
 
 def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str = "fast",
                  stats: dict | None = None, nat64_prefixes=(), shown: str | None = None,
-                 live: LivePrefixes | None = None, path_i: int = 0, window=None) -> Summary:
+                 live: LivePrefixes | None = None, path_i: int = 0, window=None,
+                 progress=None) -> Summary:
     """Summary of one capture (first pass); its single ``inputs`` entry says
     how reading went. ``decoder`` is "fast" (numpy kernel over batches,
     reference decoder for the rows it leaves) or "reference"; both give the
@@ -138,7 +146,7 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
             entry["format"], entry["compression"] = cap.format, cap.compression
             if live is None:
                 live = LivePrefixes(s.nat64.static_prefixes())
-            _frames(cap, opts, decoder, s, live, path_i, on_frame, fallback)
+            _frames(cap, opts, decoder, s, live, path_i, on_frame, fallback, progress)
     except CaptureError as e:
         entry["errors"].append(e.message)
     except KeyboardInterrupt:
@@ -204,7 +212,8 @@ def count_services(path: str, opts: DecodeOptions, decoder: str, index: ServiceI
 
 
 def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "fast",
-                  stats: dict | None = None, nat64_prefixes=(), services=None) -> Summary:
+                  stats: dict | None = None, nat64_prefixes=(), services=None,
+                  progress=None) -> Summary:
     """One Summary of all ``paths``. ``services``: None, or a tuple of
     domain suffixes (empty: every name) for the DNS service report."""
     with readable_twice(paths) as real:
@@ -212,7 +221,7 @@ def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "f
         live = LivePrefixes(total.nat64.static_prefixes())
         for i, (shown, path) in enumerate(zip(paths, real)):
             part = analyze_path(path, opts, interval, decoder, stats, nat64_prefixes, shown,
-                                live, i)
+                                live, i, None, progress)
             total = total.merge(part)
             if part.interrupted:
                 total.interrupted = True

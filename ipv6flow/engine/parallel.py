@@ -56,6 +56,25 @@ class Part:
         self.window = window          # (start, end, records before) or None
 
 
+def _reporter(progress, part):
+    """Progress of a finished first-pass part: its bytes and frames."""
+    def report(future):
+        if future.cancelled() or future.exception() is not None:
+            return
+        s = future.result()[0]
+        end = part.window[1] if part.window and part.window[1] else _file_size(part.path)
+        start = part.window[0] if part.window else 0
+        progress(max(end - start, 0), s.inputs[0]["packets"])
+    return report
+
+
+def _file_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def _stop(executor, futures):
     """Ctrl-C: parts not started are cancelled; running ones are told to
     stop (SIGINT, also when only the parent got it) and hand back what they
@@ -129,7 +148,8 @@ def _fold_inputs(entries):
 
 
 def analyze_parallel(paths, opts, interval, decoder="fast", stats=None, nat64_prefixes=(),
-                     services=None, workers=None, min_part=32 << 20, engine_map=None):
+                     services=None, workers=None, min_part=32 << 20, engine_map=None,
+                     progress=None):
     """As local.analyze_paths, on ``workers`` processes (or through
     ``engine_map(fn, items)`` when given: the Dask engine)."""
     workers = workers or default_workers()
@@ -141,6 +161,9 @@ def analyze_parallel(paths, opts, interval, decoder="fast", stats=None, nat64_pr
 
             def engine_map(fn, items):
                 futures = [executor.submit(fn, item) for item in items]
+                if progress is not None and fn.fn is _first_pass:
+                    for f, part in zip(futures, items):
+                        f.add_done_callback(_reporter(progress, part))
                 try:
                     return [f.result() for f in futures]
                 except KeyboardInterrupt:

@@ -22,6 +22,7 @@ for, and is written through a temp file and a rename like every report.
 
 import datetime as _dt
 import json
+import math
 import os
 import tempfile
 
@@ -39,6 +40,10 @@ EXT_LABELS = {"hop_by_hop": "Hop-by-Hop", "routing": "Routing", "fragment": "Fra
               "destination_options": "Dest. Options", "ah": "AH", "esp": "ESP",
               "mobility": "Mobility", "hip": "HIP", "shim6": "Shim6",
               "experimental": "Experimental"}
+
+
+NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+               43200, 86400, 7 * 86400)
 
 
 class MissingExtra(Ipv6flowError):
@@ -123,7 +128,18 @@ def _duration(s: float) -> str:
         return f"{int(s // 60)} min {int(s % 60)} s"
     if s < 86400:
         return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
-    return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+    if s < 365 * 86400:
+        return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+    return f"{s / (365.25 * 86400):.1f} years"
+
+
+def _width(s: float) -> str:
+    """A bin width as given: 0.5 s, 60 s -> 1 min, 3600 s -> 1 h."""
+    if s >= 3600 and s % 3600 == 0:
+        return f"{s / 3600:g} h"
+    if s >= 60 and s % 60 == 0:
+        return f"{s / 60:g} min"
+    return f"{s:g} s"
 
 
 def _span(first, last) -> str:
@@ -137,13 +153,28 @@ def _span(first, last) -> str:
             f"({_duration(last - first)})")
 
 
-def _names(inputs, most=3) -> str:
+def _names(inputs, room=60) -> str:
+    """Capture names for the title, within about ``room`` characters.
+
+    One name; two or three joined; more as "first … last (N captures)",
+    which reads well for tcpdump -G rotations. Long names are cut in the
+    middle, keeping the end (the date part of a rotated name).
+    """
     names = [safe(os.path.basename(i["path"]) or i["path"]) if i["path"] != "-" else "<stdin>"
              for i in inputs]
+
+    def cut(name, n):
+        return name if len(name) <= n else name[:n // 3] + "…" + name[-(n - n // 3 - 1):]
+
     if not names:
         return "no input"
-    shown = ", ".join(names[:most])
-    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+    if len(names) == 1:
+        return cut(names[0], room)
+    joined = ", ".join(names)
+    if len(names) <= 3 and len(joined) <= room:
+        return joined
+    each = max((room - 20) // 2, 12)
+    return f"{cut(names[0], each)} … {cut(names[-1], each)} ({len(names)} captures)"
 
 
 # -- data ----------------------------------------------------------------------
@@ -226,6 +257,45 @@ def _bars(ax, title, items, total_label, whole, color, fs, empty_text):
             fontsize=fs["note"], color=COLORS["muted"], parse_math=False)
 
 
+def _regroup(bins, interval, max_steps):
+    """Bins merged k at a time (aligned to k * interval) so that the span
+    holds at most ``max_steps`` steps; shares come from the summed counts.
+
+    A day of 1 s bins is 86,400 steps on 900 pixels: drawn as is, it is a
+    solid smear. Returns (bins, interval) unchanged when they fit.
+    """
+    if not bins:
+        return bins, interval
+    span = bins[-1]["start"] + interval - bins[0]["start"]
+    k = math.ceil(span / interval / max_steps)
+    if k <= 1:
+        return bins, interval
+    # Prefer a round width (10 min rather than 8) when it is a whole
+    # number of bins.
+    for nice in NICE_WIDTHS:
+        m = nice / interval
+        if m >= k and abs(m - round(m)) < 1e-9:
+            k = round(m)
+            break
+    width = k * interval
+    out = {}
+    for b in bins:
+        g = math.floor(round(b["start"] / interval) / k)
+        e = out.get(g)
+        if e is None:
+            e = out[g] = {"start": g * width, "ipv4": {"packets": 0, "bytes": 0},
+                          "ipv6": {"packets": 0, "bytes": 0}}
+            if "carrier" in b:
+                e["carrier"] = {f: {"packets": 0, "bytes": 0} for f in ("ipv4", "ipv6")}
+        for view, src, dst in (("payload", b, e), ("carrier", b.get("carrier"), e.get("carrier"))):
+            if src is None or dst is None:
+                continue
+            for fam in ("ipv4", "ipv6"):
+                dst[fam]["packets"] += src[fam]["packets"]
+                dst[fam]["bytes"] += src[fam]["bytes"]
+    return [out[g] for g in sorted(out)], width
+
+
 def _isolated(bins, interval):
     """Midpoints and shares of bins with no neighbour bin on either side."""
     out = []
@@ -242,10 +312,14 @@ def _isolated(bins, interval):
 
 def _share_panel(ax, report, fs, mdates, ticker):
     ts = report["timeseries"]
-    bins, interval = ts["bins"], ts["interval_s"]
+    axis_px = ax.get_position().width * ax.figure.get_figwidth() * DPI
+    bins, interval = _regroup(ts["bins"], ts["interval_s"], max(int(axis_px / 4), 10))
     share = report["share"]
     _style_axes(ax, fs)
-    ax.set_title(f"IPv6 share of IP traffic over time ({_duration(interval)} bins)",
+    shown = f"{_width(interval)} bins"
+    if interval != ts["interval_s"]:
+        shown = f"{_width(ts['interval_s'])} bins drawn as {_width(interval)}"
+    ax.set_title(f"IPv6 share of IP traffic over time ({shown})",
                  loc="left", fontsize=fs["panel"], fontweight="bold", color=COLORS["text"],
                  pad=fs["panel"] * 0.6)
     ax.set_ylim(-1.5, 101.5)
@@ -288,7 +362,6 @@ def _share_panel(ax, report, fs, mdates, ticker):
                 label="payload view, bytes (per bin)")
         # A lone bin narrower than a few pixels would vanish as a step:
         # mark it with a dot (long captures with gaps, merged reports).
-        axis_px = ax.get_position().width * ax.figure.get_figwidth() * DPI
         if interval / (x1 - x0 + 2 * pad) * axis_px < 6:
             lone = _isolated(bins, interval)
             if lone:
@@ -379,10 +452,11 @@ def render(report: dict, path: str, width_px: int = 1600, height_px: int = 900) 
     FigureCanvasAgg(fig)
     r = report
     t = r["totals"]
-    fig.text(0.035, 0.955, f"IPv6 share — {_names(r['inputs'])}", ha="left", va="top",
+    fig.text(0.035, 0.955, f"IPv6 share — {_names(r['inputs'], int(62 * width_px / 1600 / k))}", ha="left", va="top",
              fontsize=fs["title"], fontweight="bold", color=COLORS["text"], parse_math=False)
     fig.text(0.035, 0.895, f"{_span(r['time']['first'], r['time']['last'])}  ·  "
-                           f"{_n(t['packets'])} frames  ·  {_n(t['bytes'])} bytes",
+                           f"{_n(t['packets'])} frame{'' if t['packets'] == 1 else 's'}  ·  "
+                           f"{_n(t['bytes'])} bytes",
              ha="left", va="top", fontsize=fs["subtitle"], color=COLORS["muted"],
              parse_math=False)
     fig.text(0.035, 0.853, _headline(r), ha="left", va="top", fontsize=fs["subtitle"],
