@@ -176,7 +176,7 @@ def test_progress_line_only_on_a_terminal():
     p(500, 10)
     p.close()
     out = buf.getvalue()
-    assert "50.0% 500 B of 1000 B" in out and "10 frames" in out and out.endswith("\r\x1b[K")
+    assert "50.0% 500 B of 1.0 kB" in out and "10 frames" in out and out.endswith("\r\x1b[K")
     buf = io.StringIO()
     q = Progress(1000, False, buf)
     q(500, 10)

@@ -8,14 +8,9 @@ clears its line when done. Redrawn at most ``EVERY`` seconds.
 import sys
 import time
 
+from ..report.text import human_size as _size
+
 EVERY = 0.25
-
-
-def _size(n):
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000.0
 
 
 class Progress:

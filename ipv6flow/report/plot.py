@@ -29,7 +29,7 @@ import tempfile
 from ..errors import Ipv6flowError
 from .text import safe
 
-DPI = 100
+FIG_WIDTH_IN = 16.0     # the layout is made for 16 x 9 inches; dpi sets the pixels
 COLORS = {"payload": "#1d4ed8", "carrier": "#ea580c", "tunnel": "#0f766e",
           "ext": "#7c3aed", "text": "#1f2937", "muted": "#6b7280", "grid": "#e5e7eb"}
 TUNNEL_LABELS = {"6in4": "6in4", "6to4": "6to4", "isatap": "ISATAP", "6rd": "6rd",
@@ -238,8 +238,8 @@ def _bars(ax, title, items, total_label, whole, color, fs, empty_text):
                 fontsize=fs["label"], color=COLORS["muted"], parse_math=False)
         return
     # Bar labels no taller than their slot: many kinds shrink the font.
-    slot_px = ax.get_position().height * ax.figure.get_figheight() * DPI / max(len(items), 4)
-    bar_fs = min(fs["bar"], slot_px * 0.8 * 72 / DPI)
+    slot_in = ax.get_position().height * ax.figure.get_figheight() / max(len(items), 4)
+    bar_fs = min(fs["bar"], slot_in * 0.8 * 72)
     labels = [lab for lab, _ in items]
     values = [v for _, v in items]
     ys = list(range(len(items)))
@@ -312,7 +312,7 @@ def _isolated(bins, interval):
 
 def _share_panel(ax, report, fs, mdates, ticker):
     ts = report["timeseries"]
-    axis_px = ax.get_position().width * ax.figure.get_figwidth() * DPI
+    axis_px = ax.get_position().width * ax.figure.get_figwidth() * ax.figure.dpi
     bins, interval = _regroup(ts["bins"], ts["interval_s"], max(int(axis_px / 4), 10))
     share = report["share"]
     _style_axes(ax, fs)
@@ -443,16 +443,21 @@ def render(report: dict, path: str, width_px: int = 1600, height_px: int = 900) 
     Figure, FigureCanvasAgg, mdates, ticker = _matplotlib()
 
     # Font sizes in points scale with the image, so a smaller PNG keeps its layout.
-    k = min(width_px / 1600, height_px / 900)
+    # Every size is the 16-inch-wide slide at another dpi, so fonts, lines
+    # and gaps keep their proportions; a taller or flatter image than 16:9
+    # scales the fonts with its height.
+    dpi = width_px / FIG_WIDTH_IN
+    fig_h = height_px / dpi
+    k = min(1.0, fig_h / 9.0)
     fs = {name: size * k for name, size in (
         ("title", 24), ("subtitle", 15), ("panel", 16), ("label", 14), ("tick", 13),
         ("legend", 13), ("bar", 13), ("note", 11.5), ("line", 2.6))}
 
-    fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI, facecolor="white")
+    fig = Figure(figsize=(FIG_WIDTH_IN, fig_h), dpi=dpi, facecolor="white")
     FigureCanvasAgg(fig)
     r = report
     t = r["totals"]
-    fig.text(0.035, 0.955, f"IPv6 share — {_names(r['inputs'], int(62 * width_px / 1600 / k))}", ha="left", va="top",
+    fig.text(0.035, 0.955, f"IPv6 share — {_names(r['inputs'], int(62 / k))}", ha="left", va="top",
              fontsize=fs["title"], fontweight="bold", color=COLORS["text"], parse_math=False)
     fig.text(0.035, 0.895, f"{_span(r['time']['first'], r['time']['last'])}  ·  "
                            f"{_n(t['packets'])} frame{'' if t['packets'] == 1 else 's'}  ·  "
@@ -503,7 +508,7 @@ def render(report: dict, path: str, width_px: int = 1600, height_px: int = 900) 
     fd, tmp = tempfile.mkstemp(prefix=".ipv6flow-", suffix=".png", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=DPI, facecolor="white",
+            fig.savefig(fh, format="png", dpi=dpi, facecolor="white",
                         metadata={"Software": f"ipv6flow {r['tool']['version']}"})
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)

@@ -47,7 +47,7 @@ def _ts(t):
     return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _size(n):
+def human_size(n):
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -105,7 +105,7 @@ def render(report: dict) -> str:
         state = " TRUNCATED" if inp.get("truncated") else ""
         state += " ERROR" if inp.get("errors") else ""
         out.append(f"  {safe(inp['path'])}: {inp.get('format') or '?'}{comp}, "
-                   f"{_n(inp['packets'])} frames, {_size(inp['bytes'])}{state}")
+                   f"{_n(inp['packets'])} frames, {human_size(inp['bytes'])}{state}")
     first, last = r["time"]["first"], r["time"]["last"]
     if first is not None:
         out.append(f"  time: {_ts(first)} .. {_ts(last)} UTC ({last - first:.3f} s)")
