@@ -87,6 +87,29 @@ def refill(buf: bytes, pos: int, need: int, read: Read) -> bytes:
     return b"".join(parts)
 
 
+def refill_into(buf, pos: int, size: int, readinto) -> bytearray:
+    """``buf[pos:]`` then the stream's next bytes, ``size`` in all (fewer
+    only at the end of the stream), in one new bytearray: the stream reads
+    straight into it, so a batch costs one copy, not two.
+
+    ``size`` is bounded by the caller (a batch size, or a caplen already
+    checked against the snapshot limit)."""
+    tail = memoryview(buf)[pos:]
+    have = len(tail)
+    out = bytearray(max(size, have))
+    out[:have] = tail
+    view = memoryview(out)
+    while have < len(out):
+        n = readinto(view[have:])
+        if not n:
+            break
+        have += n
+    view.release()
+    if have < len(out):
+        del out[have:]
+    return out
+
+
 def skip(buf: bytes, pos: int, count: int, read: Read) -> tuple[int, bytes]:
     """Consume ``count`` bytes from ``buf[pos:]`` onwards without keeping them.
 

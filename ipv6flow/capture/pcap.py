@@ -36,7 +36,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import CaptureError
-from .base import Read, Record, Tally, make_record, refill
+from .base import Read, Record, Tally, make_record, refill, refill_into
 from .batch import Batch
 
 try:                                   # optional compiled record walk (setup.py)
@@ -90,6 +90,14 @@ LINKTYPE_MASK = 0xFFFF
 NOT_SWAPPED, SWAPPED, MAYBE_SWAPPED = 0, 1, 2
 
 
+def _readinto_from(read):
+    def readinto(view):
+        data = read(len(view))
+        view[:len(data)] = data
+        return len(data)
+    return readinto
+
+
 def max_caplen(linktype: int) -> int:
     """The largest captured length libpcap accepts for a link type."""
     return _MAX_SNAPLEN_FOR.get(linktype, MAXIMUM_SNAPLEN)
@@ -104,9 +112,10 @@ class PcapReader:
 
     format = "pcap"
 
-    def __init__(self, name: str, head: bytes, read: Read):
+    def __init__(self, name: str, head: bytes, read: Read, readinto=None):
         self.name = name
         self._read = read
+        self._readinto = readinto or _readinto_from(read)
         buf = refill(head, 0, FILE_HEADER_LEN, read)
         if len(buf) < FILE_HEADER_LEN:
             raise CaptureError(name, "file ends inside the pcap file header "
@@ -282,7 +291,7 @@ class PcapReader:
             base += pos
             # Batches are worth their numpy overhead only when large: read
             # ahead BATCH_BYTES at a time (bounded, whatever caplen says).
-            buf = refill(buf, pos, max(need, BATCH_BYTES), read)
+            buf = refill_into(buf, pos, max(need, BATCH_BYTES), self._readinto)
             pos = 0
             got = len(buf)
             if got < need:

@@ -91,7 +91,8 @@ class Capture:
                         PcapngReader if magic == SHB_MAGIC else None)
         if reader_class is not None:
             try:
-                return reader_class(name, head, source.read)
+                return (PcapReader(name, head, source.read, source.readinto)
+                        if reader_class is PcapReader else reader_class(name, head, source.read))
             except CaptureError as exc:
                 if source.failure is None:
                     raise

@@ -66,9 +66,10 @@ class _Raw:
     and ``zstandard``'s ``stream_reader``.
     """
 
-    def __init__(self, name: str, read: Callable[[int], bytes]):
+    def __init__(self, name: str, read: Callable[[int], bytes], readinto=None):
         self._name = name
         self._read = read
+        self._readinto = readinto
         self._prefix = b""
         self.count = 0
         self.observe: Optional[Callable[[bytes], None]] = None
@@ -106,6 +107,21 @@ class _Raw:
             data, self._prefix = self._prefix[:size], self._prefix[size:]
             return data
         return self._read_raw(size)
+
+    def readinto(self, view) -> int:
+        """Fill ``view`` (as much as one read gives); 0 at the end."""
+        if self._prefix or self._readinto is None:
+            data = self.read(len(view))
+            view[:len(data)] = data
+            return len(data)
+        try:
+            n = self._readinto(view) or 0
+        except OSError as exc:
+            raise CaptureError(self._name, f"read error: {exc.strerror or exc}") from exc
+        self.count += n
+        if self.observe is not None and n:
+            self.observe(bytes(view[:n]))
+        return n
 
     @property
     def pending(self) -> bytes:
@@ -227,9 +243,9 @@ class Source:
     """
 
     def __init__(self, name: str, read: Callable[[int], bytes],
-                 close: Optional[Callable[[], None]]):
+                 close: Optional[Callable[[], None]], readinto=None):
         self.name = name
-        self._raw = _Raw(name, read)
+        self._raw = _Raw(name, read, readinto)
         self._close_raw = close
         self.compression: Optional[str] = None
         self.failure: Optional[str] = None
@@ -273,6 +289,15 @@ class Source:
         # gets read, which is bounded by ``size`` all the same.
         self._decode = decoder.read if compression == "zstd" else decoder.read1
         self.read = self._read_decoded
+
+    def readinto(self, view) -> int:
+        """Fill ``view`` from the (decompressed) stream; 0 at the end.
+        Uncompressed files read straight into ``view``: no extra copy."""
+        if self.compression is None:
+            return self._raw.readinto(view)
+        data = self.read(len(view))
+        view[:len(data)] = data
+        return len(data)
 
     def _read_decoded(self, size: int) -> bytes:
         if self.failure is not None:
@@ -329,7 +354,7 @@ def open_source(path, name: str) -> Source:
     except OSError as exc:
         raise CaptureError(name, f"cannot open ({exc.strerror or exc})") from None
     try:
-        return Source(name, raw.read, raw.close)
+        return Source(name, raw.read, raw.close, raw.readinto)
     except BaseException:
         raw.close()
         raise

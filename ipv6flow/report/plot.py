@@ -2,31 +2,39 @@
 extension-header mix.
 
 Left, the IPv6 share of IP traffic per time bin in percent (payload view,
-packets and bytes) on a UTC time axis; bins are drawn as steps, the width
-they cover, and a time without IP traffic (no bin in the report) is a gap
-in the line. Report schema 1 keeps only the payload view per bin, so the
-carrier view (outer header, what the link carries) is drawn as the
-whole-capture share, a flat reference line, and the legend says so; should
-bins one day carry ``"carrier": {"ipv4": PB, "ipv6": PB}``, it is drawn
-per bin instead. Right, frames per tunnel kind (outermost encapsulation,
-``none`` left out) and per IPv6 extension-header type, as horizontal bars
-with their counts, largest first; kinds with no frame are left out.
+packets and bytes) on a UTC time axis. Bins are drawn as steps, the width
+they cover; a time without IP traffic (no bin in the report) is a gap in
+the line; a lone bin too narrow to see gets a dot; more bins than the axis
+has room for are merged into wider round ones (shares from summed counts,
+and the panel title says so). Report schema 1 keeps only the payload view
+per bin, so the carrier view (outer header, what the link carries) is drawn
+as the whole-capture share, a flat reference line, and the legend and a
+footnote say so; should bins one day carry ``"carrier": {"ipv4": PB,
+"ipv6": PB}``, it is drawn per bin instead. Right, frames per tunnel kind
+(outermost encapsulation, ``none`` left out) and per IPv6 extension-header
+type, as horizontal bars with counts and percentages, largest first; kinds
+with no frame are left out.
 
 matplotlib is an optional extra (``pip install 'ipv6flow[plot]'``),
 imported only when a plot is made; without it ``render`` raises
 ``MissingExtra``, whose message is the one line the CLI prints. The figure
-is drawn with the Agg canvas directly (no pyplot: no global state, no
-display needed) at 100 dpi, so the PNG has exactly the pixel size asked
-for, and is written through a temp file and a rename like every report.
+is drawn on the Agg canvas directly (no pyplot: no global state, no display
+needed) as a 16-inch-wide slide at ``width_px / 16`` dpi, so any size keeps
+the layout and the PNG has exactly the pixels asked for. It is written
+through a temp file and a rename like every report. Capture names come from
+the user: they are drawn with ``safe`` and with mathtext off (a ``$`` in a
+file name stays a dollar).
 """
 
 import datetime as _dt
 import json
 import math
 import os
+import sys
 import tempfile
 
 from ..errors import Ipv6flowError
+from ..summary import SCHEMA_ID
 from .text import safe
 
 FIG_WIDTH_IN = 16.0     # the layout is made for 16 x 9 inches; dpi sets the pixels
@@ -40,10 +48,13 @@ EXT_LABELS = {"hop_by_hop": "Hop-by-Hop", "routing": "Routing", "fragment": "Fra
               "destination_options": "Dest. Options", "ah": "AH", "esp": "ESP",
               "mobility": "Mobility", "hip": "HIP", "shim6": "Shim6",
               "experimental": "Experimental"}
-
-
 NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
                43200, 86400, 7 * 86400)
+
+
+# The parts of the report the plot reads (REPORT.md section 7).
+REPORT_KEYS = ("tool", "inputs", "time", "totals", "payload", "share", "tunnels",
+               "extension_headers", "timeseries")
 
 
 class MissingExtra(Ipv6flowError):
@@ -61,8 +72,6 @@ class ReportFileError(Ipv6flowError):
 
 def load_report(path: str) -> dict:
     """Read a JSON report made by ``analyze --format json`` ('-': stdin)."""
-    import sys
-
     shown = "<stdin>" if path == "-" else path
     try:
         if path == "-":
@@ -79,10 +88,13 @@ def load_report(path: str) -> dict:
         report = json.loads(data)
     except ValueError:
         raise ReportFileError(shown, "not a JSON report (run: ipv6flow analyze --format json)")
-    if not isinstance(report, dict) or report.get("schema") != "ipv6flow/report/1":
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA_ID:
         found = report.get("schema") if isinstance(report, dict) else None
         raise ReportFileError(shown, f"not an ipv6flow report (schema {found!r}, "
-                                     f"expected 'ipv6flow/report/1')")
+                                     f"expected {SCHEMA_ID!r})")
+    missing = [k for k in REPORT_KEYS if k not in report]
+    if missing:
+        raise ReportFileError(shown, f"incomplete ipv6flow report (no {', '.join(missing)})")
     return report
 
 
@@ -92,7 +104,7 @@ def _matplotlib():
     except ImportError:
         raise MissingExtra("plotting needs matplotlib, an optional extra: "
                            "pip install 'ipv6flow[plot]'") from None
-    matplotlib.use("Agg", force=False)  # only if no backend was chosen yet; we use Agg below
+    del matplotlib  # the Agg canvas below needs no backend choice (no matplotlib.use)
     from matplotlib import dates as mdates
     from matplotlib import ticker
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -421,7 +433,7 @@ def _share_panel(ax, report, fs, mdates, ticker):
                       "edgecolor": COLORS["grid"]})
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(-0.01, -0.115), ncol=2, frameon=False,
-                  fontsize=fs["legend"], handlelength=3, columnspacing=2.0)
+                  fontsize=fs["legend"], handlelength=2.6, columnspacing=1.4)
     return per_bin_carrier
 
 

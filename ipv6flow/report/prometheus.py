@@ -46,6 +46,7 @@ Metrics (``ipv6flow_`` prefix; a label value is as in the JSON report):
   added together (label sets must be unique)
 - ``capture_first_timestamp_seconds``, ``capture_last_timestamp_seconds``:
   the time span of the frames (no sample for an empty capture)
+- ``report_partial``: 1 when the run was interrupted (Ctrl-C, SIGTERM)
 - ``last_run_timestamp_seconds``: when this text was made; alert on it
   going stale to catch a cron job that stopped running
 """
@@ -204,6 +205,10 @@ def render(report: dict, now: float | None = None) -> str:
     fam("dns64_synthesized_answers", "counter",
         "AAAA answers that embed an address an A record for the same name gave.",
         [({}, r["nat64"]["dns64"]["synthesized_answers"])])
+
+    fam("report_partial", "gauge",
+        "1 when the run was interrupted and the figures cover only what was read.",
+        [({}, bool(r.get("partial")))])
 
     # -- inputs and time --------------------------------------------------------
     inputs = _inputs(r)
