@@ -21,13 +21,31 @@ from .decode import DecodeOptions, parse_prefix
 from .engine.local import analyze_paths
 from .engine.parallel import analyze_parallel, default_workers
 from .engine.progress import Progress
-from .report import jsonout, text
+from .report import csvout, jsonout, prometheus, text
 from .report import services as services_report
 from .errors import Ipv6flowError
 from .report.text import safe
 from .summary import Summary
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "csv", "prometheus")
+FORMAT_HELP = ("Report format. json: the full report (REPORT.md section 7); csv: one row per "
+               "time bin (start, start_utc, interval_s, IPv4 and IPv6 packets and bytes, "
+               "IPv6 share; payload view); prometheus: OpenMetrics text for node_exporter's "
+               "textfile collector (-o DIR/ipv6flow.prom).")
+
+
+def render(report: dict, fmt: str) -> str:
+    """The report in one of FORMATS."""
+    if fmt == "json":
+        return jsonout.dumps(report)
+    if fmt == "csv":
+        return csvout.render(report)
+    if fmt == "prometheus":
+        return prometheus.render(report)
+    content = text.render(report)
+    if "services" in report:
+        content += "\n" + services_report.to_text(report["services"])
+    return content
 
 
 def write_output(content: str, output: str | None) -> None:
@@ -39,6 +57,11 @@ def write_output(content: str, output: str | None) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(content)
+        # mkstemp makes the file 0600: give it the usual mode (umask), or
+        # node_exporter, another user, cannot read a .prom file.
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, output)
     except BaseException:
         try:
@@ -78,11 +101,11 @@ def main():
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
-              show_default=True, help="Report format.")
+              show_default=True, help=FORMAT_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the report to FILE (atomically) instead of stdout.")
 @click.option("--interval", type=float, default=60.0, show_default=True,
-              help="Time-series bin width in seconds.")
+              help="Time-series bin width in seconds (JSON time series, CSV rows, plot).")
 @click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX",
               help="A 6rd prefix (e.g. 2a01:e30::/28): protocol-41 traffic to or from it "
                    "counts as 6rd. Repeatable.")
@@ -149,13 +172,7 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
     if report.get("partial"):
         click.echo("Warning: interrupted: the report covers only what was read", err=True)
     if report.get("partial") or any(inp["format"] for inp in report["inputs"]):
-        if fmt == "json":
-            content = jsonout.dumps(report)
-        else:
-            content = text.render(report)
-            if "services" in report:
-                content += "\n" + services_report.to_text(report["services"])
-        write_output(content, output)
+        write_output(render(report, fmt), output)
     sys.exit(130 if report.get("partial") else 1 if failed else 0)
 
 
@@ -203,7 +220,7 @@ def _print_problems(report) -> bool:
 @main.command()
 @click.argument("reports", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,
-              help="Report format.")
+              help=FORMAT_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the merged report to FILE (atomically) instead of stdout.")
 def merge(reports, fmt, output):
@@ -228,14 +245,7 @@ def merge(reports, fmt, output):
             total = part if total is None else total.merge(part)
         except ValueError as e:
             raise click.ClickException(f"{safe(path)}: {e}")
-    report = total.to_report()
-    if fmt == "json":
-        content = jsonout.dumps(report)
-    else:
-        content = text.render(report)
-        if "services" in report:
-            content += "\n" + services_report.to_text(report["services"])
-    write_output(content, output)
+    write_output(render(total.to_report(), fmt), output)
 
 
 @main.command()
@@ -273,6 +283,31 @@ def dns(paths, fmt, output, suffixes, nat64, decoder):
             content = services_report.to_text(svc)
         write_output(content, output)
     sys.exit(1 if failed else 0)
+
+
+@main.command("plot")
+@click.argument("report_path", metavar="REPORT.json")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The PNG to write (atomically), e.g. share.png.")
+@click.option("--width", type=click.IntRange(320, 10000), default=1600, show_default=True,
+              help="Image width in pixels.")
+@click.option("--height", type=click.IntRange(240, 10000), default=900, show_default=True,
+              help="Image height in pixels.")
+def plot_cmd(report_path, output, width, height):
+    """Draw a JSON report as a PNG for a slide.
+
+    The IPv6 share over time (payload view per bin, carrier view for the
+    whole capture) and the tunnel and extension-header mix. REPORT.json
+    comes from `ipv6flow analyze --format json` ('-' for stdin). Needs the
+    plot extra: pip install 'ipv6flow[plot]'.
+    """
+    from .report import plot    # imports matplotlib only when drawing
+    try:
+        plot.render(plot.load_report(report_path), output, width, height)
+    except Ipv6flowError as e:
+        raise click.ClickException(safe(str(e)))
+    except OSError as e:
+        raise click.ClickException(f"{safe(output)}: cannot write ({e.strerror or e})")
 
 
 if __name__ == "__main__":

@@ -135,7 +135,9 @@ class Summary:
         self.last = None
         self._keys = {}          # frame key -> [packets, bytes]
         self._counts = _empty_counts()
-        self._bins = {}          # bin index -> [v4 packets, v4 bytes, v6 packets, v6 bytes]
+        # bin index -> packets and bytes of IPv4 and IPv6, payload view then
+        # carrier view: [p4, b4, p6, b6, carrier p4, b4, p6, b6]
+        self._bins = {}
         self.nat64 = Nat64State(nat64_prefixes)
         self.services = None     # the DNS service report, when asked for
         self.interrupted = False  # Ctrl-C: the report is partial
@@ -151,7 +153,7 @@ class Summary:
         else:
             e[0] += 1
             e[1] += wirelen
-        self.add_time(ts, f.payload, 1, wirelen)
+        self.add_time(ts, f.payload, f.carrier, 1, wirelen)
 
     def add_key(self, key, packets: int, nbytes: int) -> None:
         """Count ``packets`` frames with the same ``frame_key`` at once."""
@@ -168,28 +170,25 @@ class Summary:
         if self.last is None or last > self.last:
             self.last = last
 
-    def add_bin(self, idx: int, payload: str, packets: int, nbytes: int) -> None:
-        """Add to time bin ``idx`` (start ``idx * interval``) of a family."""
+    def add_bin(self, idx: int, payload: str, carrier: str, packets: int, nbytes: int) -> None:
+        """Add IP frames to time bin ``idx`` (start ``idx * interval``)."""
         b = self._bins.get(idx)
         if b is None:
-            b = self._bins[idx] = [0, 0, 0, 0]
+            b = self._bins[idx] = [0] * 8
         i = 0 if payload == "ipv4" else 2
         b[i] += packets
         b[i + 1] += nbytes
+        i = 4 if carrier == "ipv4" else 6
+        b[i] += packets
+        b[i + 1] += nbytes
 
-    def add_time(self, ts, payload, packets, nbytes):
+    def add_time(self, ts, payload, carrier, packets, nbytes):
         if self.first is None or ts < self.first:
             self.first = ts
         if self.last is None or ts > self.last:
             self.last = ts
-        if payload == "non_ip":
-            return
-        b = self._bins.get(idx := math.floor(ts / self.interval))
-        if b is None:
-            b = self._bins[idx] = [0, 0, 0, 0]
-        i = 0 if payload == "ipv4" else 2
-        b[i] += packets
-        b[i + 1] += nbytes
+        if payload != "non_ip":
+            self.add_bin(math.floor(ts / self.interval), payload, carrier, packets, nbytes)
 
     def add_input(self, entry: dict) -> None:
         self.inputs.append(entry)
@@ -214,8 +213,8 @@ class Summary:
             _add_counts(out._counts, s._counts)
             out.inputs.extend(s.inputs)
             for idx, b in s._bins.items():
-                t = out._bins.setdefault(idx, [0, 0, 0, 0])
-                for i in range(4):
+                t = out._bins.setdefault(idx, [0] * 8)
+                for i in range(8):
                     t[i] += b[i]
             for ts in (s.first, s.last):
                 if ts is not None:
@@ -266,7 +265,8 @@ class Summary:
             "timeseries": {
                 "interval_s": self.interval,
                 "bins": [{"start": idx * self.interval,
-                          "ipv4": pb(b[0], b[1]), "ipv6": pb(b[2], b[3])}
+                          "ipv4": pb(b[0], b[1]), "ipv6": pb(b[2], b[3]),
+                          "carrier": {"ipv4": pb(b[4], b[5]), "ipv6": pb(b[6], b[7])}}
                          for idx, b in sorted(self._bins.items())],
             },
         }
@@ -292,6 +292,9 @@ class Summary:
         s.interrupted = bool(report.get("partial"))
         for b in report["timeseries"]["bins"]:
             idx = round(b["start"] / s.interval)
+            c = b.get("carrier") or {"ipv4": pb(), "ipv6": pb()}
             s._bins[idx] = [b["ipv4"]["packets"], b["ipv4"]["bytes"],
-                            b["ipv6"]["packets"], b["ipv6"]["bytes"]]
+                            b["ipv6"]["packets"], b["ipv6"]["bytes"],
+                            c["ipv4"]["packets"], c["ipv4"]["bytes"],
+                            c["ipv6"]["packets"], c["ipv6"]["bytes"]]
         return s

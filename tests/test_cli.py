@@ -40,6 +40,9 @@ def check_partitions(rep):
             == rep["payload"]["ipv6"][unit]
         assert sum(b["ipv4"][unit] + b["ipv6"][unit] for b in rep["timeseries"]["bins"]) \
             == rep["payload"]["ipv4"][unit] + rep["payload"]["ipv6"][unit]
+        for fam in ("ipv4", "ipv6"):
+            assert sum(b["carrier"][fam][unit] for b in rep["timeseries"]["bins"]) \
+                == rep["carrier"][fam][unit]
 
 
 @pytest.mark.parametrize("name", ["zeek/6in4.pcap", "arkime/arkime_synthetic.pcap",
@@ -151,3 +154,9 @@ def test_every_command_has_help():
     for cmd in main.commands:
         res = runner.invoke(main, [cmd, "--help"])
         assert res.exit_code == 0 and "Usage:" in res.output
+
+
+def test_text_report_survives_a_clock_past_year_9999():
+    r = run("analyze", CAPTURES / "PcapPlusPlus/pcapng-example.pcapng")
+    assert r.returncode == 0 and b"Traceback" not in r.stderr
+    assert b"IPv6 share of IP traffic" in r.stdout

@@ -21,6 +21,7 @@ from ..summary import frame_key
 from .kernel import FAM_IPV4, FAM_IPV6, FAMILY_NAMES, _SHIFT, classify, unpack
 
 _PAYLOAD_SHIFT, _PAYLOAD_MASK = _SHIFT["payload"]
+_CARRIER_SHIFT, _CARRIER_MASK = _SHIFT["carrier"]
 _unpack = lru_cache(maxsize=4096)(unpack)
 _V4_INDEX = {length: np.array(pos, dtype=np.int64) for length, pos in rfc6052.POSITIONS.items()}
 
@@ -55,13 +56,14 @@ def _add_figures(summary, keys, fast, batch):
     fam = (k >> _PAYLOAD_SHIFT) & _PAYLOAD_MASK
     ip = fam != 0
     if ip.any():
+        carrier = (k[ip] >> _CARRIER_SHIFT) & _CARRIER_MASK
         bins = np.floor(ts[ip] / summary.interval).astype(np.int64)
-        combo = bins * 4 + fam[ip]
+        combo = bins * 16 + fam[ip] * 4 + carrier
         uc, inv = np.unique(combo, return_inverse=True)
         packets = np.bincount(inv, minlength=len(uc))
         nbytes = np.bincount(inv, weights=w[ip], minlength=len(uc))
         for c, p, b in zip(uc.tolist(), packets.tolist(), nbytes.tolist()):
-            summary.add_bin(c >> 2, FAMILY_NAMES[c & 3], p, int(b))
+            summary.add_bin(c >> 4, FAMILY_NAMES[(c >> 2) & 3], FAMILY_NAMES[c & 3], p, int(b))
 
 
 def _nat64_traffic(state, rows, sel, wirelens, prefixes):

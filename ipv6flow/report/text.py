@@ -44,7 +44,10 @@ def _n(v):
 def _ts(t):
     if t is None:
         return "-"
-    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):   # a clock past year 9999, or garbage
+        return f"{t:.0f} s"
 
 
 def human_size(n):

@@ -1,0 +1,509 @@
+"""Live capture: frames from a network interface, folded into the same Summary as files.
+
+Serves ``ipv6flow live`` (see ``capture_live`` for the options).
+
+Which capture path, and why: **libpcap, through scapy's ctypes binding
+(``scapy.libs.winpcapy``)**, not scapy's native ``L2ListenSocket`` and not
+``sniff()``:
+
+* libpcap on Linux reads a TPACKET_V3 memory-mapped ring (its size set
+  with ``pcap_set_buffer_size``, 32 MiB here): the kernel fills whole blocks
+  while Python decodes a batch, so a burst is absorbed by the ring instead of
+  being dropped; the native socket costs one ``recvmsg`` per frame.
+* ``pcap_compile`` turns ``--bpf`` into an in-kernel filter (scapy's native
+  path would shell out to ``tcpdump -ddd`` for that).
+* ``pcap_stats`` gives the kernel drop counts (on Linux it accumulates the
+  ``PACKET_STATISTICS`` getsockopt of the AF_PACKET socket) and the
+  interface drops.
+* The per-frame cost stays small: we call ``pcap_next_ex`` ourselves and
+  copy each frame with ``ctypes.string_at``. Scapy's own wrapper slices the
+  ctypes pointer into a list of ints and drops the wire length, and
+  ``sniff()`` would dissect every frame into scapy layers.
+* scapy's binding changes no global scapy setting (``conf.use_pcap`` stays
+  as it is) and is already a dependency; a separate libpcap binding
+  (pcapy-ng, python-libpcap) would add a compiled package for no gain here.
+
+libpcap itself is a system library (Debian/Ubuntu: ``libpcap0.8``, which
+tcpdump and tshark pull in); without it ``capture_live`` raises a one-line
+Ipv6flowError saying so.
+
+Strategy of the loop: the handle is non-blocking and we ``poll`` its
+selectable fd with a timeout of at most ``TIMEOUT_MS``: with TPACKET_V3 a
+blocking ``pcap_next_ex`` can wait forever on an idle link, and neither a
+signal nor ``--duration`` could end it. Frames are gathered as rows
+(timestamp, captured bytes, wire length) and, every ``FLUSH_SECONDS`` or
+``BATCH_BYTES``, become a ``capture.batch.Batch``: written to the ``--write``
+pcap first (one write of whole records, then flushed), then folded into the
+Summary with ``fast.summarize_batch`` exactly as a file's batches are (or
+one frame at a time with the reference decoder: the figures are the same).
+
+Ending: ``--count`` ends at exactly that many frames. ``--duration``,
+SIGINT/SIGTERM (only when running in the main thread) or the ``stop``
+event end the capture at that instant ``T``; the ring is then drained for up
+to ``DRAIN_SECONDS`` (a TPACKET_V3 block reaches user space only when full
+or after the block timeout) of the frames the kernel stamped at or before
+``T``, so nothing the kernel captured before the stop is lost. A second
+signal skips the drain. Either way the final Summary is returned, and the
+``--write`` file is closed complete.
+
+NAT64: a live capture cannot be read twice, so traffic through a prefix
+that evidence discovers (DNS64, RFC 7050, PREF64) is counted from the batch
+after its discovery on (engine/local.py explains the second pass that files
+get); well-known, local-use and configured prefixes are counted from the
+first frame.
+"""
+
+import ctypes
+import math
+import os
+import select
+import signal
+import struct
+import threading
+import time
+
+import numpy as np
+
+from ..analysis.nat64 import inspect_frame
+from ..capture.batch import Batch
+from ..decode import DecodeOptions, decode_frame
+from ..decode.link import LINKTYPES
+from ..errors import Ipv6flowError, UsageError
+from ..fast import summarize_batch
+from ..summary import DEFAULT_INTERVAL, Summary
+from .local import LivePrefixes, new_input
+
+SNAPLEN = 262144              # libpcap's MAXIMUM_SNAPLEN, tcpdump's default
+BUFFER_BYTES = 32 << 20       # the kernel ring (tcpdump -B); libpcap's default is 2 MiB
+TIMEOUT_MS = 100              # TPACKET_V3 block timeout, and the longest poll
+FLUSH_SECONDS = 0.25          # pending frames become a batch at least this often
+BATCH_BYTES = 1 << 20         # ... or once they hold this many bytes (as files: CHUNK)
+READ_AT_ONCE = 4096           # frames read between looks at the clock
+DRAIN_SECONDS = 3 * TIMEOUT_MS / 1000 + 0.05
+STATUS_EVERY = 2.0            # seconds between status lines
+
+# libpcap's dlt_to_linktype() for the DLT values that differ from the
+# LINKTYPE written in files (DLT_RAW is 12 on Linux, 14 on OpenBSD).
+DLT_TO_LINKTYPE = {12: 101, 14: 101}
+
+# pcap_activate() error codes (pcap/pcap.h).
+PCAP_ERROR_NO_SUCH_DEVICE = -5
+PCAP_ERROR_PERM_DENIED = -8
+PCAP_ERROR_IFACE_NOT_UP = -9
+PCAP_ERROR_PROMISC_PERM_DENIED = -11
+PCAP_NETMASK_UNKNOWN = -1     # 0xffffffff, as the binding's signed bpf_u_int32
+
+NEED_CAP = ("live capture needs the CAP_NET_RAW capability: run as root, or grant it "
+            "with 'setcap cap_net_raw,cap_net_admin=eip' on the Python interpreter")
+
+# Classic pcap, microsecond timestamps, little-endian (what tcpdump writes).
+_PCAP_HEADER = struct.Struct("<IHHiIII")
+_PCAP_RECORD = struct.Struct("<IIII")
+PCAP_MAGIC_US = 0xA1B2C3D4
+
+
+def _libpcap():
+    """scapy's ctypes binding of libpcap, or a clear error without libpcap."""
+    try:
+        from scapy.libs import winpcapy
+    except OSError as e:        # the binding raises OSError when libpcap is absent
+        raise Ipv6flowError("live capture needs libpcap, which was not found "
+                            f"({e}); on Debian/Ubuntu: apt-get install libpcap0.8")
+    return winpcapy
+
+
+def _text(raw) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, bytes):
+        raw = bytes(raw)
+    return raw.split(b"\x00", 1)[0].decode("utf-8", "replace").strip()
+
+
+class PcapHandle:
+    """One activated libpcap capture handle, non-blocking."""
+
+    def __init__(self, iface: str, snaplen: int = SNAPLEN, promisc: bool = True,
+                 buffer_bytes: int = BUFFER_BYTES, bpf: str | None = None):
+        self.wp = wp = _libpcap()
+        self.iface = iface
+        self.errbuf = ctypes.create_string_buffer(256)      # PCAP_ERRBUF_SIZE
+        self.p = wp.pcap_create(iface.encode(), self.errbuf)
+        if not self.p:
+            raise Ipv6flowError(f"{iface}: cannot capture: {_text(self.errbuf.raw)}")
+        try:
+            self._activate(snaplen, promisc, buffer_bytes)
+            if bpf:
+                self._filter(bpf)
+            if wp.pcap_setnonblock(self.p, 1, self.errbuf) < 0:
+                raise Ipv6flowError(f"{iface}: cannot capture: {_text(self.errbuf.raw)}")
+            self.fd = wp.pcap_get_selectable_fd(self.p)
+            if self.fd < 0:
+                raise Ipv6flowError(f"{iface}: cannot capture: no selectable descriptor")
+            dlt = wp.pcap_datalink(self.p)
+            self.linktype = DLT_TO_LINKTYPE.get(dlt, dlt)
+            self.snaplen = wp.pcap_snapshot(self.p)
+        except BaseException:
+            wp.pcap_close(self.p)
+            raise
+        self._hdr = ctypes.POINTER(wp.pcap_pkthdr)()
+        self._data = ctypes.POINTER(ctypes.c_ubyte)()
+        self._stat = wp.pcap_stat()
+
+    def _activate(self, snaplen, promisc, buffer_bytes):
+        wp, p = self.wp, self.p
+        wp.pcap_set_snaplen(p, snaplen)
+        wp.pcap_set_promisc(p, 1 if promisc else 0)
+        wp.pcap_set_timeout(p, TIMEOUT_MS)
+        wp.pcap_set_buffer_size(p, buffer_bytes)
+        status = wp.pcap_activate(p)
+        if status >= 0:                  # > 0: a warning (e.g. promisc not supported)
+            return
+        detail = _text(wp.pcap_geterr(p)) or _text(wp.pcap_statustostr(status))
+        iface = self.iface
+        if status == PCAP_ERROR_PERM_DENIED:
+            raise Ipv6flowError(f"{iface}: permission denied: {NEED_CAP}")
+        if status == PCAP_ERROR_PROMISC_PERM_DENIED:
+            raise Ipv6flowError(f"{iface}: promiscuous mode not permitted: {NEED_CAP}")
+        if status == PCAP_ERROR_NO_SUCH_DEVICE:
+            raise Ipv6flowError(f"{iface}: no such network interface")
+        if status == PCAP_ERROR_IFACE_NOT_UP:
+            raise Ipv6flowError(f"{iface}: the interface is down")
+        raise Ipv6flowError(f"{iface}: cannot capture: {detail}")
+
+    def _filter(self, expr):
+        wp = self.wp
+        prog = wp.bpf_program()
+        if wp.pcap_compile(self.p, ctypes.byref(prog), expr.encode(), 1,
+                           PCAP_NETMASK_UNKNOWN) < 0:
+            raise UsageError(f"bad capture filter {expr!r}: {_text(wp.pcap_geterr(self.p))}")
+        try:
+            if wp.pcap_setfilter(self.p, ctypes.byref(prog)) < 0:
+                raise Ipv6flowError(f"{self.iface}: cannot set the capture filter: "
+                                    f"{_text(wp.pcap_geterr(self.p))}")
+        finally:
+            wp.pcap_freecode(ctypes.byref(prog))
+
+    def read(self, rows, limit: int, not_after: float | None = None):
+        """Append up to ``limit`` frames (sec, usec, wirelen, data) to
+        ``rows``; stop early when none is waiting. With ``not_after``, a frame
+        stamped later ends the reading (it is not taken); returns "late"
+        then, "empty" when no frame was waiting, else None."""
+        next_ex, p, hdr, data = self.wp.pcap_next_ex, self.p, self._hdr, self._data
+        hdr_ref, data_ref = ctypes.byref(hdr), ctypes.byref(data)
+        string_at = ctypes.string_at
+        append = rows.append
+        for _ in range(limit):
+            r = next_ex(p, hdr_ref, data_ref)
+            if r == 1:
+                h = hdr.contents
+                sec, usec = h.ts.tv_sec, h.ts.tv_usec
+                if not_after is not None and sec + usec / 1_000_000 > not_after:
+                    return "late"
+                append((sec, usec, h.len, string_at(data, h.caplen)))
+            elif r == 0:
+                return "empty"
+            else:
+                raise Ipv6flowError(f"{self.iface}: capture failed: "
+                                    f"{_text(self.wp.pcap_geterr(p))}")
+        return None
+
+    def stats(self) -> dict:
+        """Kernel counters since the handle opened (pcap_stats)."""
+        st = self._stat
+        if self.wp.pcap_stats(self.p, ctypes.byref(st)) < 0:
+            return {"received": None, "dropped": None, "interface_dropped": None}
+        return {"received": st.ps_recv & 0xFFFFFFFF, "dropped": st.ps_drop & 0xFFFFFFFF,
+                "interface_dropped": st.ps_ifdrop & 0xFFFFFFFF}
+
+    def close(self):
+        if self.p:
+            self.wp.pcap_close(self.p)
+            self.p = None
+
+
+class PcapWriter:
+    """A classic pcap file that is complete after every ``write``: the file
+    header is written at once, then each batch as whole records in one
+    unbuffered write (a crash can lose at most the batch being written)."""
+
+    def __init__(self, path: str, linktype: int, snaplen: int):
+        self.path = path
+        try:
+            self.fh = open(path, "wb", buffering=0)
+        except OSError as e:
+            raise Ipv6flowError(f"{path}: cannot write: {e.strerror or e}")
+        self._write(_PCAP_HEADER.pack(PCAP_MAGIC_US, 2, 4, 0, 0, snaplen, linktype))
+
+    def _write(self, data):
+        try:
+            self.fh.write(data)
+        except OSError as e:
+            raise Ipv6flowError(f"{self.path}: cannot write: {e.strerror or e}")
+
+    def write(self, rows):
+        pack = _PCAP_RECORD.pack
+        parts = []
+        for sec, usec, wire, data in rows:
+            parts.append(pack(sec, usec, len(data), wire))
+            parts.append(data)
+        self._write(b"".join(parts))
+
+    def close(self):
+        if self.fh is not None:
+            try:
+                os.fsync(self.fh.fileno())
+            except OSError:
+                pass
+            self.fh.close()
+            self.fh = None
+
+
+def rows_to_batch(rows, linktype: int) -> Batch:
+    """A ``capture.batch.Batch`` of rows (sec, usec, wirelen, data), with the
+    timestamps computed as the pcap reader computes them (sec + usec / 1e6)."""
+    n = len(rows)
+    lens = np.fromiter((len(r[3]) for r in rows), dtype=np.int64, count=n)
+    offsets = np.zeros(n, dtype=np.int64)
+    if n:
+        np.cumsum(lens[:-1], out=offsets[1:])
+    sec = np.fromiter((r[0] for r in rows), dtype=np.float64, count=n)
+    usec = np.fromiter((r[1] for r in rows), dtype=np.float64, count=n)
+    wire = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
+    return Batch(b"".join(r[3] for r in rows), offsets, lens, wire, sec + usec / 1_000_000,
+                 np.full(n, linktype, dtype=np.int32))
+
+
+class _Signals:
+    """SIGINT/SIGTERM set a flag (the first ends the capture, a second also
+    skips the drain); handlers are installed only in the main thread and
+    restored afterwards."""
+
+    def __init__(self, enabled: bool):
+        self.count = 0
+        self.old = {}
+        if enabled and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.count += 1
+
+    def restore(self):
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+        self.old = {}
+
+
+def _pct(part, whole):
+    return f"{100.0 * part / whole:.1f}%" if whole else "-"
+
+
+def status_line(iface, summary, frames, fps, bps, kernel) -> str:
+    """``eth0: 1,234 frames, 410 frames/s, 3.2 Mbit/s; IPv6 41.0% of IP
+    packets (carrier 35.2%), 38.9% of IP bytes; kernel drops 0``: totals so
+    far, rates over the last period."""
+    c = summary.counts()
+    pay, car = c["payload"], c["carrier"]
+    ip = pay["ipv4"]["packets"] + pay["ipv6"]["packets"]
+    ipb = pay["ipv4"]["bytes"] + pay["ipv6"]["bytes"]
+    cip = car["ipv4"]["packets"] + car["ipv6"]["packets"]
+    drops = kernel.get("dropped")
+    return (f"{iface}: {frames:,} frames, {fps:,.0f} frames/s, {bps / 1e6:,.1f} Mbit/s; "
+            f"IPv6 {_pct(pay['ipv6']['packets'], ip)} of IP packets "
+            f"(carrier {_pct(car['ipv6']['packets'], cip)}), "
+            f"{_pct(pay['ipv6']['bytes'], ipb)} of IP bytes; "
+            f"kernel drops {'?' if drops is None else f'{drops:,}'}")
+
+
+def capture_live(iface: str, bpf: str | None = None, duration: float | None = None,
+                 count: int | None = None, report_every: float | None = None,
+                 write: str | None = None, interval: float = DEFAULT_INTERVAL,
+                 opts: DecodeOptions = DecodeOptions(), on_status=None, on_report=None, *,
+                 status_every: float = STATUS_EVERY, nat64_prefixes=(), decoder: str = "fast",
+                 snaplen: int = SNAPLEN, promisc: bool = True,
+                 buffer_bytes: int = BUFFER_BYTES, stop: threading.Event | None = None,
+                 handle_signals: bool = True):
+    """Capture on ``iface`` until a limit, a signal or ``stop``; returns
+    ``(summary, stats)``.
+
+    CLI (``ipv6flow live``): ``-i/--interface IFACE`` -> ``iface``;
+    ``--bpf EXPR`` -> ``bpf`` (pcap-filter syntax, applied in the kernel);
+    ``--duration S`` -> ``duration``; ``--count N`` -> ``count`` (exactly N
+    frames, those that pass the filter); ``--report-every S`` ->
+    ``report_every`` with ``on_report(report)`` receiving the report so far
+    (a plain dict as ``Summary.to_report``, its ``inputs`` entry included);
+    ``--write FILE.pcap`` -> ``write`` (every captured frame, classic pcap,
+    complete after SIGINT/SIGTERM); ``--interval`` -> ``interval``;
+    ``--6rd-prefix`` -> ``opts``; ``--nat64-prefix`` -> ``nat64_prefixes``;
+    ``--decoder`` -> ``decoder``; ``--status-every S`` -> ``status_every``
+    with ``on_status(line)`` receiving one line per period (also a first
+    "listening on ..." line once the capture is active); ``--snaplen``,
+    ``--no-promisc`` and ``--buffer-size`` map to the keywords of the same
+    names.
+
+    ``summary``: a ``Summary`` whose single ``inputs`` entry has
+    ``format: "live"``, ``path``: the interface, and a ``capture`` object
+    (interface, filter, snaplen, start and end time, ``stopped_by``, and the
+    ``kernel`` counters). A read error part-way (the interface went away) is
+    recorded in the entry's ``errors``; everything read before it is kept.
+
+    ``stats``: ``frames``, ``bytes``, ``seconds``, ``fallback`` (frames the
+    reference decoder handled), ``stopped_by`` ("count", "duration",
+    "signal", "stop" or "error"), ``linktype``, and the kernel counters from
+    pcap_stats: ``received`` (frames that passed the filter, dropped or
+    not), ``dropped`` (no room in the ring: the figures miss them) and
+    ``interface_dropped`` (dropped by the interface or its driver).
+
+    Raises Ipv6flowError before capturing: no libpcap, missing privileges
+    (the message names CAP_NET_RAW), no such interface, a bad filter
+    (UsageError), an unwritable ``write`` file.
+    """
+    if count is not None and count < 1:
+        raise UsageError("count must be at least 1")
+    if duration is not None and not duration >= 0:
+        raise UsageError("duration must be a number of seconds (0 or more)")
+    if decoder not in ("fast", "reference"):
+        raise UsageError(f"unknown decoder {decoder!r}")
+    say = on_status or (lambda line: None)
+    summary = Summary(interval, nat64_prefixes)
+    handle = PcapHandle(iface, snaplen, promisc, buffer_bytes, bpf)
+    writer = None
+    signals = None
+    try:
+        if write:
+            writer = PcapWriter(write, handle.linktype, handle.snaplen)
+        signals = _Signals(handle_signals)
+        return _run(handle, writer, summary, signals, iface, bpf, duration, count,
+                    report_every, opts, say, on_report, status_every, decoder, stop)
+    finally:
+        if signals is not None:
+            signals.restore()
+        if writer is not None:
+            writer.close()
+        handle.close()
+
+
+def _run(handle, writer, summary, signals, iface, bpf, duration, count, report_every,
+         opts, say, on_report, status_every, decoder, stop):
+    lt = handle.linktype
+    entry = new_input(iface)
+    entry["format"] = "live"
+    entry["linktypes"] = [lt]
+    if lt not in LINKTYPES:
+        entry["warnings"].append(f"link type {lt} is not supported: its frames count as non_ip")
+    live = LivePrefixes(summary.nat64.static_prefixes())
+    started = time.time()
+    capture_info = {"interface": iface, "filter": bpf, "snaplen": handle.snaplen,
+                    "started": started, "ended": None, "stopped_by": None,
+                    "kernel": handle.stats()}
+    entry["capture"] = capture_info
+    totals = {"frames": 0, "bytes": 0, "fallback": 0}
+
+    def fold(rows):
+        if writer is not None:
+            writer.write(rows)           # on disk before it is counted
+        if decoder == "fast":
+            batch = rows_to_batch(rows, lt)
+            totals["fallback"] += summarize_batch(summary, batch, opts, None, list(live.order))
+        else:
+            prefixes = list(live.order)
+            for sec, usec, wire, data in rows:
+                f = decode_frame(lt, data, wire, opts)
+                summary.add(f, sec + usec / 1_000_000, wire)
+                inspect_frame(summary.nat64, f, data, wire, prefixes, True)
+            totals["fallback"] += len(rows)
+        totals["frames"] += len(rows)
+        totals["bytes"] += sum(r[2] for r in rows)
+        live.update(summary.nat64, 0, totals["frames"])
+
+    def finish_entry(e, kernel, ended, reason):
+        e["packets"], e["bytes"] = totals["frames"], totals["bytes"]
+        info = dict(capture_info, kernel=kernel, ended=ended, stopped_by=reason)
+        e["capture"] = info
+        drops = kernel.get("dropped")
+        if drops:
+            e["warnings"] = list(e["warnings"]) + [
+                f"the kernel dropped {drops:,} frames (capture buffer full): "
+                "the figures miss them"]
+        return e
+
+    def snapshot():
+        snap = Summary(summary.interval).merge(summary)
+        snap.add_input(finish_entry(dict(entry, warnings=list(entry["warnings"])),
+                                    handle.stats(), time.time(), None))
+        return snap.to_report()
+
+    say(f"listening on {iface}, link type {lt}, snapshot length {handle.snaplen} bytes"
+        + (f", filter {bpf!r}" if bpf else ""))
+    poller = select.poll()
+    poller.register(handle.fd, select.POLLIN | select.POLLPRI)
+    t0 = time.monotonic()
+    last_flush = t0
+    next_status = t0 + status_every if status_every else math.inf
+    next_report = t0 + report_every if report_every else math.inf
+    status_frames, status_bytes, status_t = 0, 0, t0
+    rows, pending_bytes = [], 0
+    reason = None
+    stop_ts = None                        # wall-clock end, frames stamped later are not taken
+    drain_until = math.inf
+    while True:
+        now = time.monotonic()
+        if reason is None:
+            if signals.count:
+                reason = "signal"
+            elif stop is not None and stop.is_set():
+                reason = "stop"
+            elif duration is not None and now - t0 >= duration:
+                reason = "duration"
+            if reason is not None:
+                stop_ts = time.time()
+                drain_until = now + DRAIN_SECONDS
+        if reason is not None and (now >= drain_until or signals.count > 1):
+            break
+        want = READ_AT_ONCE
+        if count is not None:
+            want = min(want, count - totals["frames"] - len(rows))
+        before = len(rows)
+        try:
+            got = handle.read(rows, want, stop_ts)
+        except Ipv6flowError as e:
+            entry["errors"].append(str(e))
+            reason = "error"
+            break
+        for r in rows[before:]:
+            pending_bytes += len(r[3])
+        if count is not None and totals["frames"] + len(rows) >= count:
+            reason = "count"
+            break
+        if got == "late":                 # drained up to the stop instant
+            break
+        if rows and (pending_bytes >= BATCH_BYTES or now - last_flush >= FLUSH_SECONDS
+                     or got == "empty"):
+            fold(rows)
+            rows, pending_bytes, last_flush = [], 0, now
+        if now >= next_status:
+            secs = max(now - status_t, 1e-9)
+            say(status_line(iface, summary, totals["frames"],
+                            (totals["frames"] - status_frames) / secs,
+                            (totals["bytes"] - status_bytes) * 8 / secs, handle.stats()))
+            status_frames, status_bytes, status_t = totals["frames"], totals["bytes"], now
+            next_status = now + status_every
+        if now >= next_report and on_report is not None:
+            on_report(snapshot())
+            next_report = now + report_every
+        if got == "empty":
+            wait = min(TIMEOUT_MS / 1000, next_status - now, next_report - now, drain_until - now)
+            if duration is not None and reason is None:
+                wait = min(wait, t0 + duration - now)
+            poller.poll(max(0, int(wait * 1000)) + 1)
+    if rows:
+        fold(rows)
+    kernel = handle.stats()
+    ended = time.time()
+    finish_entry(entry, kernel, ended, reason)
+    summary.add_input(entry)
+    stats = {"frames": totals["frames"], "bytes": totals["bytes"],
+             "seconds": time.monotonic() - t0, "fallback": totals["fallback"],
+             "stopped_by": reason, "linktype": lt, **kernel}
+    return summary, stats
