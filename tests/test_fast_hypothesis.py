@@ -18,15 +18,13 @@ Properties:
 3. the classification invariants of REPORT.md hold (families, tunnel kinds,
    a change of family between carrier and payload needs a tunnel, ...).
 
-Bugs found by these properties are pinned below as regression tests marked
-``xfail(strict=True)``: they flip to failures (XPASS) once fixed, and then
-the mark (and the matching avoidance in ``strategies.AVOID_OPEN_BUGS``)
-should go.
+Bugs found by these properties are pinned below as regression tests (they
+were ``xfail(strict=True)`` while open; all four are fixed, and the
+strategies build their triggers again).
 
 Run time: the default example counts keep this module well under a minute.
 For a long hunt set ``IPV6FLOW_HYPOTHESIS_EXAMPLES`` (examples per
-property, e.g. 20000) and, to also build the triggers of the open bugs,
-``IPV6FLOW_HYPOTHESIS_OPEN_BUGS=1``.
+property, e.g. 20000).
 """
 
 import os
@@ -347,8 +345,6 @@ EXP_254_253 = raw6(254, b"\xfd\x00" + bytes(6) + b"\x3b\x00" + bytes(6))
 EXP_253_253 = raw6(253, b"\xfd\x00" + bytes(6) + b"\x06\x00" + bytes(6) + TCP)
 
 
-@pytest.mark.xfail(strict=True, reason="bug 1: kernel counts 253 and 254 as one header type "
-                                       "(fast/kernel.py step_ipv6, EXT_BIT shared)")
 @pytest.mark.parametrize("frame", [EXP_253_254, EXP_254_253], ids=["253-254", "254-253"])
 def test_bug1_experimental_253_then_254_is_no_repeat(frame):
     row = S.Row(101, frame, len(frame))
@@ -371,8 +367,6 @@ def test_experimental_253_twice_is_a_repeat_on_both_paths():
 # capture.batch.batches_from_records joins them to b"") crashes
 # `ipv6flow analyze` with the default --decoder fast (traceback, exit 1);
 # the reference decoder counts such frames as non_ip / truncated.
-@pytest.mark.xfail(strict=True, raises=IndexError,
-                   reason="bug 2: kernel raises IndexError on an empty batch buffer")
 @pytest.mark.parametrize("linktype", [12, 14, 101, 113, 228, 229, 276])
 def test_bug2_empty_buffer(linktype):
     rows = [S.Row(linktype, b"", 40), S.Row(linktype, b"", 0)]
@@ -396,8 +390,6 @@ def _pcapng(linktype, packets):
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="bug 2: `analyze --decoder fast` crashes on a pcapng "
-                                       "of zero-length raw-IP packets")
 def test_bug2_cli_fast_decoder_on_empty_packets(tmp_path):
     path = tmp_path / "empty.pcapng"
     path.write_bytes(_pcapng(101, [(b"", 40), (b"", 60)]))
@@ -419,7 +411,6 @@ def test_bug2_cli_fast_decoder_on_empty_packets(tmp_path):
 DSTOPTS_2 = raw6(60, b"\x3c\x00" + bytes(6) + b"\x06\x00" + bytes(6) + TCP)
 
 
-@pytest.mark.xfail(strict=True, reason="bug 3: kernel ignores DecodeOptions.max_chain")
 @pytest.mark.parametrize("max_chain", [0, 1])
 def test_bug3_max_chain_is_honoured(max_chain):
     opts = DecodeOptions(max_chain=max_chain)
@@ -436,7 +427,6 @@ def test_bug3_max_chain_is_honoured(max_chain):
 # kernel can only disagree when max_tunnel_depth is raised above 8: ten
 # VXLAN levels of 7 layers (Ethernet, 3 VLAN tags, PPPoE, IPv4, UDP) are
 # 70 layers, all on the kernel's path.
-@pytest.mark.xfail(strict=True, reason="bug 4: kernel ignores DecodeOptions.max_layers")
 @pytest.mark.parametrize("case", ["max_layers=2", "max_tunnel_depth=10"])
 def test_bug4_max_layers_is_honoured(case):
     if case == "max_layers=2":
