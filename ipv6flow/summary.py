@@ -31,6 +31,7 @@ TRANSPORT_KEYS = {"ipv4": ("tcp", "udp", "icmp", "other"),
                   "ipv6": ("tcp", "udp", "icmpv6", "no_next_header", "other")}
 DECODE_KEYS = ("malformed", "truncated", "unsupported_linktype", "depth_exceeded")
 DEFAULT_INTERVAL = 60.0
+MAX_BINS = 200_000          # time bins held (a year of 3-minute bins)
 
 
 def pb(packets=0, nbytes=0):
@@ -138,6 +139,7 @@ class Summary:
         # bin index -> packets and bytes of IPv4 and IPv6, payload view then
         # carrier view: [p4, b4, p6, b6, carrier p4, b4, p6, b6]
         self._bins = {}
+        self.bin_overflow = [0, 0]   # IP frames whose bin was past MAX_BINS
         self.nat64 = Nat64State(nat64_prefixes)
         self.services = None     # the DNS service report, when asked for
         self.interrupted = False  # Ctrl-C: the report is partial
@@ -174,6 +176,12 @@ class Summary:
         """Add IP frames to time bin ``idx`` (start ``idx * interval``)."""
         b = self._bins.get(idx)
         if b is None:
+            if len(self._bins) >= MAX_BINS:
+                # Timestamps spread over more bins than memory should hold
+                # (a hostile or broken clock): counted, not binned.
+                self.bin_overflow[0] += packets
+                self.bin_overflow[1] += nbytes
+                return
             b = self._bins[idx] = [0] * 8
         i = 0 if payload == "ipv4" else 2
         b[i] += packets
@@ -216,6 +224,7 @@ class Summary:
                 t = out._bins.setdefault(idx, [0] * 8)
                 for i in range(8):
                     t[i] += b[i]
+            out.bin_overflow = [x + y for x, y in zip(out.bin_overflow, s.bin_overflow)]
             for ts in (s.first, s.last):
                 if ts is not None:
                     out.first = ts if out.first is None else min(out.first, ts)
@@ -268,6 +277,7 @@ class Summary:
                           "ipv4": pb(b[0], b[1]), "ipv6": pb(b[2], b[3]),
                           "carrier": {"ipv4": pb(b[4], b[5]), "ipv6": pb(b[6], b[7])}}
                          for idx, b in sorted(self._bins.items())],
+                "overflow": pb(*self.bin_overflow),
             },
         }
         if self.services is not None:
@@ -290,6 +300,8 @@ class Summary:
         s.nat64 = Nat64State.from_report(report["nat64"])
         s.services = report.get("services")
         s.interrupted = bool(report.get("partial"))
+        over = report["timeseries"].get("overflow") or pb()
+        s.bin_overflow = [over["packets"], over["bytes"]]
         for b in report["timeseries"]["bins"]:
             idx = round(b["start"] / s.interval)
             c = b.get("carrier") or {"ipv4": pb(), "ipv6": pb()}

@@ -59,3 +59,31 @@ def test_empty_is_identity():
     s = summary_of(FRAMES)
     assert figures(Summary(1.0).merge(s)) == figures(s) == figures(s.merge(Summary(1.0)))
     assert WHOLE["totals"]["packets"] == len(FRAMES) == 918 + 78
+
+
+def test_time_bins_are_bounded_and_overflow_is_counted(monkeypatch):
+    from ipv6flow import summary as summary_mod
+    monkeypatch.setattr(summary_mod, "MAX_BINS", 3)
+    s = summary_of(FRAMES, interval=0.001)
+    r = s.to_report()
+    bins = r["timeseries"]["bins"]
+    assert len(bins) == 3 and r["timeseries"]["overflow"]["packets"] > 0
+    ip = r["payload"]["ipv4"]["packets"] + r["payload"]["ipv6"]["packets"]
+    assert sum(b["ipv4"]["packets"] + b["ipv6"]["packets"] for b in bins) \
+        + r["timeseries"]["overflow"]["packets"] == ip
+
+
+def test_dns_names_are_bounded(monkeypatch):
+    from ipv6flow.analysis import nat64
+    monkeypatch.setattr(nat64, "MAX_NAMES", 5)
+    st = nat64.Nat64State()
+
+    def answer(i):
+        name = b"".join(bytes([len(x)]) + x for x in (b"n%d" % i, b"example", b"org")) + b"\0"
+        return (b"\x00\x01\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + name + b"\x00\x01\x00\x01"
+                + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([192, 0, 2, i % 250]))
+    for i in range(50):
+        st.observe_dns(answer(i), b"\x01\x02\x03\x04")
+    st._flush()
+    assert len(st.a) <= 5 and len(st.queried) <= 5 and st.names_dropped > 0
+    assert st.report()["dns_names_dropped"] == st.names_dropped

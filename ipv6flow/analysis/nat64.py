@@ -35,6 +35,7 @@ ICMPV6_RA = 134
 ND_OPT_PREF64 = 38
 DNS_PORT = 53
 MAX_PENDING = 50000    # distinct DNS messages held before they are parsed
+MAX_NAMES = 100_000    # names kept (A, AAAA, asked); more are counted as dropped
 
 
 def _addr_text(b: bytes) -> str:
@@ -75,6 +76,7 @@ class Nat64State:
         self._pending = {}     # (DNS message without its ID, resolver) -> times seen
         self._parsed = {}      # message body -> parse result (a bounded cache)
         self.dns64_prefixes = set()
+        self.names_dropped = 0
         # what merged reports bring (their DNS records are not in a report)
         self.frozen_evidence = {}  # (value, length) -> set of evidence kinds
         self.frozen_synthesized = 0
@@ -116,7 +118,10 @@ class Nat64State:
                 continue
             response, qname, qtype, rcode, records = parsed
             if qname is not None and qtype in (TYPE_A, TYPE_AAAA):
-                self.queried.add(qname)
+                if qname in self.queried or len(self.queried) < MAX_NAMES:
+                    self.queried.add(qname)
+                else:
+                    self.names_dropped += count
             if response:
                 self._response(records, resolver, count)
 
@@ -136,6 +141,11 @@ class Nat64State:
                         todo.append(alias)
             return out
 
+        if len(self.a) >= MAX_NAMES or len(self.aaaa) >= MAX_NAMES:
+            # bounded memory on a capture of random names: the names already
+            # known still gather answers, new ones are only counted
+            records = [r for r in records if r[0] in self.a or r[0] in self.aaaa]
+            self.names_dropped += count
         for owner, rtype, rdata in records:
             if rtype == TYPE_A:
                 for name in names_of(owner):
@@ -281,6 +291,7 @@ class Nat64State:
             for p, tr in st.traffic.items():
                 out.traffic.setdefault(p, Traffic()).merge(tr)
             out.malformed += st.malformed
+            out.names_dropped += st.names_dropped
             for p, ev in st.frozen_evidence.items():
                 out.frozen_evidence.setdefault(p, set()).update(ev)
             out.frozen_synthesized += st.frozen_synthesized
@@ -316,6 +327,7 @@ class Nat64State:
                 "dns64": {"synthesized_answers": count,
                           "resolvers": [_addr_text(r) for r in sorted(resolvers, key=_sort_ip)]},
                 "malformed_dns": self.malformed,
+                "dns_names_dropped": self.names_dropped,
                 "distinct_counts": {"exact_up_to": THRESHOLD, "sketch": "hyperloglog",
                                     "relative_error": round(RELATIVE_ERROR, 4)}}
 
