@@ -28,7 +28,8 @@ def suspects(rep):
 
 def run(path, decoder, configured=(), services=False):
     s = analyze_paths([str(path)], DecodeOptions(), 60.0, decoder,
-                      nat64_prefixes=tuple(parse_nat64_prefix(p) for p in configured))
+                      nat64_prefixes=tuple(parse_nat64_prefix(p) for p in configured),
+                      services=() if services else None)
     rep = s.to_report()
     return rep, (s.nat64.services() if services else None)
 

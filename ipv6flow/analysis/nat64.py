@@ -77,6 +77,9 @@ class Nat64State:
         self._parsed = {}      # message body -> parse result (a bounded cache)
         self.dns64_prefixes = set()
         self.names_dropped = 0
+        # Queries and answerless responses only matter to the service
+        # report (names asked); the fast path skips them otherwise.
+        self.want_queries = False
         # what merged reports bring (their DNS records are not in a report)
         self.frozen_evidence = {}  # (value, length) -> set of evidence kinds
         self.frozen_synthesized = 0

@@ -124,12 +124,13 @@ def _catch_up(cap, opts, decoder, state, jobs):
 def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str = "fast",
                  stats: dict | None = None, nat64_prefixes=(), shown: str | None = None,
                  live: LivePrefixes | None = None, path_i: int = 0, window=None,
-                 progress=None) -> Summary:
+                 progress=None, want_queries: bool = True) -> Summary:
     """Summary of one capture (first pass); its single ``inputs`` entry says
     how reading went. ``decoder`` is "fast" (numpy kernel over batches,
     reference decoder for the rows it leaves) or "reference"; both give the
     same figures. ``stats``, if given, receives frame and fallback counts."""
     s = Summary(interval, nat64_prefixes)
+    s.nat64.want_queries = want_queries
     entry = new_input(shown or path)
     unsupported = set()
 
@@ -221,7 +222,7 @@ def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "f
         live = LivePrefixes(total.nat64.static_prefixes())
         for i, (shown, path) in enumerate(zip(paths, real)):
             part = analyze_path(path, opts, interval, decoder, stats, nat64_prefixes, shown,
-                                live, i, None, progress)
+                                live, i, None, progress, services is not None)
             total = total.merge(part)
             if part.interrupted:
                 total.interrupted = True

@@ -95,11 +95,11 @@ def _stop(executor, futures):
     return done
 
 
-def _first_pass(part, opts, interval, decoder, nat64_prefixes):
+def _first_pass(part, opts, interval, decoder, nat64_prefixes, want_queries=True):
     stats = {}
     live = LivePrefixes(Nat64State(nat64_prefixes).static_prefixes())
     s = analyze_path(part.path, opts, interval, decoder, stats, nat64_prefixes, part.shown,
-                     live, 0, part.window)
+                     live, 0, part.window, None, want_queries)
     starts = {p: k for p, (_, k) in live.start.items()}
     return s, starts, stats
 
@@ -205,7 +205,8 @@ class Interrupted(KeyboardInterrupt):
 
 def _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes, services):
     try:
-        results = _map(engine_map, _first_pass, parts, opts, interval, decoder, nat64_prefixes)
+        results = _map(engine_map, _first_pass, parts, opts, interval, decoder, nat64_prefixes,
+                       services is not None)
     except Interrupted as stop:
         # The parts that finished, in order; nothing more is read.
         total = Summary(interval, nat64_prefixes)
@@ -217,7 +218,8 @@ def _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes, serv
         total.inputs = _fold_inputs(total.inputs)
         total.interrupted = True
         return total
-    results = _check_parts(parts, results, opts, interval, decoder, nat64_prefixes)
+    results = _check_parts(parts, results, opts, interval, decoder,
+                           (nat64_prefixes, services is not None))
     kept = []
     total = Summary(interval, nat64_prefixes)
     for part, (s, starts, st) in results:
@@ -258,7 +260,7 @@ def _nat64_job(item, opts, decoder):
     return _nat64_pass(part, opts, decoder, jobs)
 
 
-def _check_parts(parts, results, opts, interval, decoder, nat64_prefixes):
+def _check_parts(parts, results, opts, interval, decoder, first_args):
     """Keep the parts a serial run would have read, redo the doubtful ones."""
     out = []
     i = 0
@@ -268,19 +270,19 @@ def _check_parts(parts, results, opts, interval, decoder, nat64_prefixes):
             j += 1
         group = list(zip(parts[i:j], results[i:j]))
         if len(group) > 1:
-            group = _check_file(group, opts, interval, decoder, nat64_prefixes)
+            group = _check_file(group, opts, interval, decoder, first_args)
         out.extend(group)
         i = j
     return out
 
 
-def _check_file(group, opts, interval, decoder, nat64_prefixes):
+def _check_file(group, opts, interval, decoder, first_args):
     first = group[0][0]
     # every cut must be where the previous part's walk ended
     for (part, (s, _, _)), (nxt, _) in zip(group, group[1:]):
         if not s.landed and not s.inputs[0]["errors"]:
             whole = Part(first.index, first.path, first.shown)
-            return [(whole, _first_pass(whole, opts, interval, decoder, nat64_prefixes))]
+            return [(whole, _first_pass(whole, opts, interval, decoder, *first_args))]
     kept, before = [], 0
     for part, res in group:
         s = res[0]
@@ -288,7 +290,7 @@ def _check_file(group, opts, interval, decoder, nat64_prefixes):
         if part.window[0] != group[0][0].window[0] and (entry["errors"] or entry["warnings"]):
             # messages number records: analyse again knowing how many came before
             part = Part(part.index, part.path, part.shown, (part.window[0], part.window[1], before))
-            res = _first_pass(part, opts, interval, decoder, nat64_prefixes)
+            res = _first_pass(part, opts, interval, decoder, *first_args)
             s, entry = res[0], res[0].inputs[0]
         kept.append((part, res))
         before += entry["packets"]

@@ -131,6 +131,12 @@ def _observe(state, rows, idx, batch):
         ok = np.where(tcp, (at + 20 <= end) & (doff >= 20) & (at + doff <= end),
                       (ulen >= 8) & (at + ulen <= end))
         cand, start, stop, tcp = cand[ok], start[ok], stop[ok], tcp[ok]
+        if not state.want_queries:
+            # Without the service report only responses with answers carry
+            # evidence: the QR bit and the answer count pick them out.
+            msg = np.where(tcp, start + 2, start)
+            resp = (msg + 12 <= stop) & ((rows.u8(msg + 2) & 0x80) != 0) & (rows.u16(msg + 6) > 0)
+            cand, start, stop, tcp = cand[resp], start[resp], stop[resp], tcp[resp]
         ip = rows.ip[cand]
         v6 = rows.payload[cand] == FAM_IPV6
         rs = np.where(v6, ip + 8, ip + 12)
