@@ -20,7 +20,10 @@ from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
 from .engine.local import analyze_paths
 from .engine.parallel import analyze_parallel, default_workers
+from .engine.live import STATUS_EVERY, capture_live
 from .engine.progress import Progress
+from .engine.watch import POLL_SECONDS, SETTLE_SECONDS
+from .engine.watch import watch as watch_folder
 from .report import csvout, jsonout, prometheus, text
 from .report import services as services_report
 from .errors import Ipv6flowError
@@ -308,6 +311,125 @@ def plot_cmd(report_path, output, width, height):
         raise click.ClickException(safe(str(e)))
     except OSError as e:
         raise click.ClickException(f"{safe(output)}: cannot write ({e.strerror or e})")
+
+
+@main.command()
+@click.option("-i", "--interface", "iface", required=True, metavar="IFACE",
+              help="Interface to capture on ('any': every interface, Linux cooked headers).")
+@click.option("--bpf", metavar="EXPR", default=None,
+              help="Capture filter in pcap-filter syntax (as tcpdump's), run in the kernel.")
+@click.option("--duration", type=click.FloatRange(min=0), default=None, metavar="S",
+              help="Stop after S seconds.")
+@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Stop after N frames (of those --bpf lets through).")
+@click.option("--report-every", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="S", help="Also write the report so far every S seconds (to -o, atomically).")
+@click.option("--write", type=click.Path(dir_okay=False), default=None, metavar="FILE.pcap",
+              help="Save every captured frame to a pcap file; complete after Ctrl-C or SIGTERM.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
+              show_default=True, help="Report format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("--interval", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, help="Time-series bin width in seconds.")
+@click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX", help="As for analyze.")
+@click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX", help="As for analyze.")
+@click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
+              show_default=True, help="As for analyze.")
+@click.option("--status-every", type=click.FloatRange(min=0), default=STATUS_EVERY,
+              show_default=True, metavar="S",
+              help="Seconds between status lines on stderr (IPv6 share so far, rates, kernel "
+                   "drops); 0: none.")
+@click.option("--snaplen", type=click.IntRange(64, 262144), default=262144, show_default=True,
+              help="Bytes kept of each frame.")
+@click.option("--no-promisc", is_flag=True, help="Do not put the interface in promiscuous mode.")
+@click.option("--buffer-size", type=click.IntRange(min=1), default=32, show_default=True,
+              metavar="MIB", help="Kernel capture buffer in MiB (tcpdump -B); raise it when "
+                                  "drops are reported.")
+def live(iface, bpf, duration, count, report_every, write, fmt, output, interval, sixrd, nat64,
+         decoder, status_every, snaplen, no_promisc, buffer_size):
+    """Capture on a network interface and report as analyze does.
+
+    Needs the CAP_NET_RAW capability (root). Ends at --duration, --count,
+    Ctrl-C or SIGTERM; the final report is written in every case. Kernel
+    drop counts are in the report (inputs[0].capture.kernel) and on stderr.
+    """
+    opts = DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"))
+    try:
+        summary, st = capture_live(
+            iface, bpf, duration, count, report_every, write, interval, opts,
+            on_status=lambda line: click.echo(line, err=True) if status_every else None,
+            on_report=lambda rep: write_output(render(rep, fmt), output),
+            status_every=status_every, nat64_prefixes=_nat64_prefixes(nat64), decoder=decoder,
+            snaplen=snaplen, promisc=not no_promisc, buffer_bytes=buffer_size << 20)
+    except Ipv6flowError as e:
+        raise click.ClickException(str(e))
+    report = summary.to_report()
+    failed = _print_problems(report)
+    click.echo(f"{st['frames']:,} frames captured; kernel: {st['received']} received, "
+               f"{st['dropped']} dropped, {st['interface_dropped']} dropped by the interface",
+               err=True)
+    write_output(render(report, fmt), output)
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--pattern", default="*.pcap*", show_default=True,
+              help="Shell-style pattern of the capture file names.")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None,
+              help="Which files are done (default: ipv6flow-watch.state.json in the output folder).")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the per-file reports (NAME.ipv6flow.json), the merged report "
+                   "and the state (default: DIRECTORY).")
+@click.option("--merged", "merged_file", type=click.Path(dir_okay=False), default=None,
+              help="The running merged report (default: merged.ipv6flow.json in the output folder).")
+@click.option("--prometheus", "prom", type=click.Path(dir_okay=False), default=None,
+              help="Also write the merged report as OpenMetrics to FILE (atomically), for the "
+                   "node-exporter textfile collector.")
+@click.option("--interval", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, help="Time-series bin width in seconds (fixed per state file).")
+@click.option("--settle", type=click.FloatRange(min=0), default=SETTLE_SECONDS,
+              show_default=True, metavar="S",
+              help="A file is complete once unchanged S seconds and no longer the newest.")
+@click.option("--newest-settle", type=click.FloatRange(min=0), default=None, metavar="S",
+              help="Take the newest file too once unchanged S seconds (the capture has ended); "
+                   "by default it waits for the next rotation.")
+@click.option("--poll", type=click.FloatRange(min=0, min_open=True), default=POLL_SECONDS,
+              show_default=True, metavar="S", help="Seconds between looks at DIRECTORY.")
+@click.option("--once", is_flag=True, help="Process the files complete now, then exit (cron).")
+@click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX", help="As for analyze.")
+@click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX", help="As for analyze.")
+@click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
+              show_default=True, help="As for analyze.")
+def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, settle,
+          newest_settle, poll, once, sixrd, nat64, decoder):
+    """Analyse rotated captures (tcpdump -G, -C, -W) in DIRECTORY, each once.
+
+    A file is complete when it is not the newest and has not changed for
+    --settle seconds. Which files are done is kept in --state, so a
+    restart neither skips nor repeats one. Writes a report per file and a
+    running merged report; Ctrl-C or SIGTERM stop after the current file.
+    """
+    opts = DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"))
+
+    def on_report(path, report):
+        _print_problems(report)
+        click.echo(f"{path}: {report['totals']['packets']:,} frames", err=True)
+
+    def on_merged(report):
+        if prom:
+            write_output(prometheus.render(report), prom)
+
+    try:
+        res = watch_folder(directory, pattern, state_file, out_dir, interval, opts, settle, once,
+                           on_report, on_merged, poll_seconds=poll,
+                           newest_settle_seconds=newest_settle, merged_file=merged_file,
+                           decoder=decoder, nat64_prefixes=_nat64_prefixes(nat64),
+                           on_warning=lambda w: click.echo(f"Warning: {w}", err=True))
+    except Ipv6flowError as e:
+        raise click.ClickException(str(e))
+    click.echo(f"{len(res.processed)} file(s) analysed", err=True)
 
 
 if __name__ == "__main__":

@@ -901,8 +901,8 @@ def options(caps=False):
                          prefixes, depth)
     return st.builds(lambda p, d, c, l: DecodeOptions(sixrd_prefixes=p, max_tunnel_depth=d,
                                                       max_chain=c, max_layers=l),
-                     prefixes, depth, st.sampled_from((64, 0, 1, 2, 3, 5, 7, 8, 9)),
-                     st.sampled_from((64, 1, 2, 3, 4, 5, 6, 8, 12, 16, 100)))
+                     prefixes, depth, st.sampled_from((64, 0, 1, 2, 3, 5, 7, 8, 9, -1)),
+                     st.sampled_from((64, 1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 16, 62, 63, 100)))
 
 
 def pack_batch(rows, order=None, gaps=None):

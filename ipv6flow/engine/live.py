@@ -45,12 +45,13 @@ fills, the kernel drops, and the report says how many.
 
 Ending: ``--count`` ends at exactly that many frames. ``--duration``,
 SIGINT/SIGTERM (only when running in the main thread) or the ``stop``
-event end the capture at that instant ``T``; the ring is then drained for up
-to ``DRAIN_SECONDS`` (a TPACKET_V3 block reaches user space only when full
-or after the block timeout) of the frames the kernel stamped at or before
-``T``, so nothing the kernel captured before the stop is lost. A second
-signal skips the drain. Either way the final Summary is returned, and the
-``--write`` file is closed complete.
+event end the capture, and the ring is drained first: a TPACKET_V3 block
+reaches user space only when full or after the block timeout, so reading
+goes on until the ring is empty at least ``DRAIN_IDLE_SECONDS`` after the
+stop (at most ``DRAIN_SECONDS`` on a busy link): nothing the kernel
+captured before the stop is lost. A second signal skips the drain. Either
+way the final Summary is returned, and the ``--write`` file is closed
+complete.
 
 NAT64: a live capture cannot be read twice, so traffic through a prefix
 that evidence discovers (DNS64, RFC 7050, PREF64) is counted from the batch
@@ -86,7 +87,8 @@ FLUSH_SECONDS = 0.25          # pending frames become a batch at least this ofte
 BATCH_BYTES = 1 << 20         # ... or once they hold this many bytes (as files: CHUNK)
 READ_AT_ONCE = 4096           # frames read between looks at the clock
 MAX_BATCH_FRAMES = 65536      # ... or once they are this many frames
-DRAIN_SECONDS = 3 * TIMEOUT_MS / 1000 + 0.05
+DRAIN_IDLE_SECONDS = 1.5 * TIMEOUT_MS / 1000   # after a stop: past the block timeout, ...
+DRAIN_SECONDS = 1.0                            # ... until the ring is empty, at most this
 STATUS_EVERY = 2.0            # seconds between status lines
 
 # libpcap's dlt_to_linktype() for the DLT values that differ from the
@@ -244,10 +246,9 @@ class Pending:
     def __len__(self):
         return self.n
 
-    def fill(self, limit: int, not_after: float | None = None):
+    def fill(self, limit: int):
         """Read up to ``limit`` frames. Returns "empty" when none was waiting,
-        "full" when the buffers are, "late" when a frame stamped after
-        ``not_after`` came (it is not kept), else None."""
+        "full" when the buffers are, else None."""
         h = self.handle
         next_ex, p = h.next_ex, h.address
         hp, dp = ctypes.c_void_p(), ctypes.c_void_p()
@@ -274,9 +275,6 @@ class Pending:
                     raise Ipv6flowError(f"{h.iface}: capture failed: {h.error()}")
                 at = n * hsize
                 memmove(hbase + at, hp.value, hsize)
-                if not_after is not None and self._ts(at) > not_after:
-                    status = "late"
-                    break
                 (cap,) = caplen_of(hview, at + caplen_at)
                 memmove(dbase + size, dp.value, cap)
                 n += 1
@@ -284,10 +282,6 @@ class Pending:
         finally:
             self.n, self.size = n, size
         return status
-
-    def _ts(self, at):
-        row = np.frombuffer(self.headers, dtype=self.dtype, count=1, offset=at)[0]
-        return int(row["sec"]) + int(row["usec"]) / 1_000_000
 
     def take(self, linktype: int):
         """The pending frames as ``(batch, sec, usec)`` (a capture.batch.Batch
@@ -540,8 +534,7 @@ def _run(handle, writer, summary, signals, iface, bpf, duration, count, report_e
     status_frames, status_bytes, status_t = 0, 0, t0
     pending = Pending(handle)
     reason = None
-    stop_ts = None                        # wall-clock end, frames stamped later are not taken
-    drain_until = math.inf
+    drain_from = drain_until = math.inf
     while True:
         now = time.monotonic()
         if reason is None:
@@ -552,7 +545,7 @@ def _run(handle, writer, summary, signals, iface, bpf, duration, count, report_e
             elif duration is not None and now - t0 >= duration:
                 reason = "duration"
             if reason is not None:
-                stop_ts = time.time()
+                drain_from = now + DRAIN_IDLE_SECONDS
                 drain_until = now + DRAIN_SECONDS
         if reason is not None and (now >= drain_until or signals.count > 1):
             break
@@ -563,15 +556,13 @@ def _run(handle, writer, summary, signals, iface, bpf, duration, count, report_e
         if count is not None:
             want = min(want, count - totals["frames"] - len(pending))
         try:
-            got = pending.fill(want, stop_ts)
+            got = pending.fill(want)
         except Ipv6flowError as e:
             entry["errors"].append(str(e))
             reason = "error"
             break
         if count is not None and totals["frames"] + len(pending) >= count:
             reason = "count"
-            break
-        if got == "late":                 # drained up to the stop instant
             break
         if len(pending) and (got is not None or now - last_flush >= FLUSH_SECONDS):
             fold()                        # full, idle for now, or due
@@ -586,8 +577,10 @@ def _run(handle, writer, summary, signals, iface, bpf, duration, count, report_e
         if now >= next_report and on_report is not None:
             on_report(snapshot())
             next_report = now + report_every
+        if got == "empty" and now >= drain_from:
+            break                         # drained: blocks begun before the stop are read
         if got == "empty":
-            wait = min(TIMEOUT_MS / 1000, next_status - now, next_report - now, drain_until - now)
+            wait = min(TIMEOUT_MS / 1000, next_status - now, next_report - now, drain_from - now)
             if duration is not None and reason is None:
                 wait = min(wait, t0 + duration - now)
             poller.poll(max(0, int(wait * 1000)) + 1)

@@ -39,7 +39,7 @@ merged report adds it. Every write is atomic (temporary file, fsync,
 rename), and (b) is the commit point: a crash before (b) analyses the file
 again (its report is overwritten, nothing is counted twice); a crash
 between (b) and (c) is repaired at the next start, when the merged report
-holds one input fewer than the state's commit count (the last committed
+holds one input fewer than the state says it should (the last committed
 report is merged then). The merged report is the merge of the per-file
 reports read back with ``Summary.from_report``, as ``ipv6flow merge``
 would make it; NAT64 traffic of a prefix discovered in one file is not
@@ -75,6 +75,7 @@ MERGED_NAME = "merged" + REPORT_SUFFIX
 SETTLE_SECONDS = 10.0
 POLL_SECONDS = 5.0
 NAP_SECONDS = 0.2
+REPORT_MODE = 0o644
 
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")    # what capture/source.py undoes
@@ -99,16 +100,21 @@ def write_atomic(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".ipv6flow-", dir=folder)
     try:
+        # mkstemp makes 0600 files; reports are read by other users
+        # (node-exporter's textfile collector, dashboards).
+        os.fchmod(fd, REPORT_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise Ipv6flowError(f"{path}: cannot write: {e.strerror or e}") from e
         raise
 
 
@@ -153,7 +159,10 @@ class Watcher:
         self.pattern = pattern
         self.out_dir = out_dir
         if out_dir is not None:
-            os.makedirs(out_dir, exist_ok=True)
+            try:
+                os.makedirs(out_dir, exist_ok=True)
+            except OSError as e:
+                raise Ipv6flowError(f"{out_dir}: cannot create: {e.strerror or e}") from e
         base = out_dir if out_dir is not None else directory
         self.state_file = state_file or os.path.join(base, STATE_NAME)
         self.merged_file = merged_file or os.path.join(base, MERGED_NAME)
@@ -177,7 +186,10 @@ class Watcher:
     # -- state ----------------------------------------------------------------
     def lock(self):
         path = self.state_file + ".lock"
-        fh = open(path, "a")
+        try:
+            fh = open(path, "a")
+        except OSError as e:
+            raise Ipv6flowError(f"{path}: cannot open: {e.strerror or e}") from e
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -198,7 +210,7 @@ class Watcher:
             raise Ipv6flowError(f"{self.state_file}: not a readable watch state file ({e})")
         if state is None:
             state = {"schema": STATE_SCHEMA, "interval_s": self.interval, "commits": 0,
-                     "last": None, "done": {}}
+                     "merged_inputs": 0, "last": None, "done": {}}
         elif state.get("schema") != STATE_SCHEMA:
             raise Ipv6flowError(f"{self.state_file}: not an ipv6flow watch state file")
         elif state["interval_s"] != self.interval:
@@ -219,30 +231,35 @@ class Watcher:
             self.warn(f"{self.merged_file}: unreadable, rebuilt from the per-file reports")
             merged = None
         have = len(merged.inputs) if merged is not None else 0
-        if merged is not None and have == st["commits"]:
+        if merged is not None and have == st["merged_inputs"]:
             self.merged = merged
             return
         last = st.get("last")
-        if merged is not None and have == st["commits"] - 1 and last is not None:
+        if merged is not None and have == st["merged_inputs"] - 1 and last is not None:
             # Stopped between the commit of the last file and the merged report.
             part = self._read_report(last["report"])
             if part is not None:
                 self.merged = merged.merge(part)
                 self._write_merged()
                 return
-        if st["commits"] == 0:
+        if st["merged_inputs"] == 0:
             self.merged = Summary(self.interval)
             return
         if merged is not None:
-            self.warn(f"{self.merged_file}: holds {have} inputs, the state {st['commits']}; "
+            self.warn(f"{self.merged_file}: holds {have} inputs, the state "
+                      f"{st['merged_inputs']}; "
                       "rebuilt from the per-file reports")
         total = Summary(self.interval)
-        for name, e in sorted(st["done"].items(), key=lambda kv: (kv[1]["mtime_ns"], kv[0])):
-            part = self._read_report(e["report"])
+        reports = []                     # a compressed copy shares its original's report
+        for e in sorted(st["done"].values(), key=lambda e: e["seq"]):     # commit order
+            if e["report"] not in reports:
+                reports.append(e["report"])
+        for path in reports:
+            part = self._read_report(path)
             if part is not None:
                 total = total.merge(part)
         self.merged = total
-        st["commits"] = len(total.inputs)
+        st["merged_inputs"] = len(total.inputs)
         self._write_state()
         self._write_merged()
 
@@ -311,7 +328,7 @@ class Watcher:
             if b is not None and (base not in files or files[base] == (b["size"], b["mtime_ns"])):
                 # `tcpdump -z gzip` (or gzip -k): a done capture, compressed
                 done[name] = {"size": files[name][0], "mtime_ns": files[name][1],
-                              "report": b["report"], "same_as": base}
+                              "report": b["report"], "seq": b["seq"], "same_as": base}
                 changed = True
         for name in [n for n in done if n not in files]:
             del done[name]               # rotated away: nothing left to repeat
@@ -370,8 +387,10 @@ class Watcher:
         write_atomic(rpath, jsonout.dumps(report))
         part = Summary.from_report(report)          # as a restart would read it back
         st_ = self.state
-        st_["done"][name] = {"size": sig[0], "mtime_ns": sig[1], "report": rpath}
+        st_["done"][name] = {"size": sig[0], "mtime_ns": sig[1], "report": rpath,
+                             "seq": st_["commits"]}
         st_["commits"] += 1
+        st_["merged_inputs"] += 1
         st_["last"] = {"name": name, "report": rpath}
         self._write_state()                          # the commit point
         self.merged = self.merged.merge(part)
@@ -455,7 +474,8 @@ def watch(directory: str, pattern: str = "*.pcap*", state_file: str | None = Non
                         time.sleep(min(NAP_SECONDS, left))
         except KeyboardInterrupt:
             pass                         # the file being analysed was not committed
-        return WatchResult(processed, w.merged.to_report() if w.state["commits"] else None)
+        return WatchResult(processed,
+                           w.merged.to_report() if w.state["merged_inputs"] else None)
     finally:
         signals.restore()
         w.unlock()

@@ -338,7 +338,7 @@ def step_ipv6(rows, idx, opts):
     ext, anom, rtype = rows.ext[idx], rows.anom[idx], rows.rtype[idx]
     # Past max_chain headers the reference stops with chain_too_long: leave
     # such chains (and any deeper than MAX_DEPTH) to it.
-    depth_cap = min(MAX_DEPTH, opts.max_chain)
+    depth_cap = max(0, min(MAX_DEPTH, opts.max_chain))
     for depth in range(depth_cap + 1):
         act = going & IS_EXT[nh]
         if not act.any():
@@ -531,7 +531,7 @@ def classify(batch, opts):
         # every length check below fails on a one-byte stand-in as well.
         buf = np.zeros(1, dtype=np.uint8)
     rows = Rows(buf, batch.offsets, batch.caplens)
-    if MAX_LAYERS_PER_TUNNEL * opts.max_tunnel_depth + MAX_LAYERS_PER_TUNNEL - 1 > opts.max_layers:
+    if MAX_LAYERS_PER_TUNNEL * (opts.max_tunnel_depth + 1) > opts.max_layers:
         # The reference could stop a row on its layer cap, which the kernel
         # does not count: with such options, every row goes to it.
         return pack(rows), np.arange(rows.n), rows

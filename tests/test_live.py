@@ -1,0 +1,505 @@
+"""Live capture on a veth pair between two network namespaces.
+
+The capturing end (``vA``) lives in one namespace, the sending end (``vB``)
+in another, so nothing on the host (NetworkManager, DHCP clients, LLDP
+daemons) ever sees or talks on the link. IPv6 is disabled on both ends
+before they come up (no DAD, router solicitations or MLD reports) and
+neither has an IPv4 address (no ARP, no IGMP), so the link carries exactly
+the frames the test sends; the in-process test also sets a BPF on a marker
+destination MAC, which the kernel never sends to.
+
+A known mix is sent with scapy from the other namespace (``ip netns exec``):
+IPv4 UDP, native IPv6 UDP, 6in4 (IPv4 protocol 41) and Teredo (UDP 3544,
+2001::/32 inside), and the report must give exactly those counts, whether
+the capture ends by --count (in a thread of this process, which joins the
+namespace with setns) or by SIGINT (a subprocess, with --write: the pcap
+must hold exactly the frames sent).
+
+Needs root, ``ip netns`` and libpcap; skipped otherwise, unless IPV6FLOW_REQUIRE_LIVE
+is set (CI), which turns the skip into a failure.
+"""
+
+import ctypes
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ipv6flow.capture import open_capture
+from ipv6flow.decode import DecodeOptions
+from ipv6flow.engine.live import capture_live
+from ipv6flow.engine.local import analyze_paths
+from ipv6flow.errors import Ipv6flowError, UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((ROOT / "ipv6flow" / "schema" / "report.schema.json").read_text())
+CLONE_NEWNET = 0x40000000
+PR_CAPBSET_DROP = 24
+CAP_NET_RAW = 13
+
+MAC_B = "02:00:5e:00:53:0b"        # the sender's MAC
+MARK = "02:00:5e:00:53:6f"         # destination of every test frame: no host has it
+N_IPV4, N_IPV6, N_6IN4, N_TEREDO = 5, 4, 3, 2
+TOTAL = N_IPV4 + N_IPV6 + N_6IN4 + N_TEREDO
+CAPTURE_KEYS = ("totals", "carrier", "payload", "ipv6", "tunnels", "transport", "addresses",
+                "extension_headers", "decode", "time", "timeseries", "nat64")
+
+
+def _need(reason):
+    if os.environ.get("IPV6FLOW_REQUIRE_LIVE"):
+        pytest.fail(f"IPV6FLOW_REQUIRE_LIVE is set but {reason}")
+    pytest.skip(reason)
+
+
+def _need_libpcap():
+    from ipv6flow.engine.live import _libpcap
+    try:
+        _libpcap()
+    except Ipv6flowError as e:
+        _need(str(e))
+
+
+def _ip(*args, check=True):
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def veth():
+    """(namespace of vA, vA, namespace of vB, vB), torn down afterwards."""
+    if os.geteuid() != 0:
+        _need("live capture tests need root (veth pair in network namespaces)")
+    if shutil.which("ip") is None:
+        _need("live capture tests need iproute2's 'ip' command")
+    _need_libpcap()
+    tag = f"{os.getpid() % 100000}"
+    ns_a, ns_b = f"ipv6flow-a{tag}", f"ipv6flow-b{tag}"
+    if_a, if_b = f"v6fa{tag}", f"v6fb{tag}"
+    made = []
+    try:
+        for ns in (ns_a, ns_b):
+            r = _ip("netns", "add", ns, check=False)
+            if r.returncode != 0:
+                _need(f"'ip netns add' is not available here: {r.stderr.strip()}")
+            made.append(ns)
+        _ip("link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b,
+            "netns", ns_b)
+        for ns, ifname, mac in ((ns_a, if_a, None), (ns_b, if_b, MAC_B)):
+            # No IPv6 on the link at all: no link-local address, DAD, RS or MLD.
+            subprocess.run(["ip", "netns", "exec", ns, "sh", "-c",
+                            f"echo 1 > /proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"],
+                           check=True)
+            if mac:
+                _ip("-n", ns, "link", "set", ifname, "address", mac)
+            _ip("-n", ns, "link", "set", ifname, "up")
+        yield ns_a, if_a, ns_b, if_b
+    finally:
+        for ns in made:
+            _ip("netns", "del", ns, check=False)     # takes the veth pair with it
+
+
+def mix():
+    """The frames sent, in order: N_IPV4 IPv4 UDP, N_IPV6 native IPv6 UDP,
+    N_6IN4 6in4 and N_TEREDO Teredo, each with its own payload size."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    eth = Ether(src=MAC_B, dst=MARK)
+    out = []
+    for i in range(N_IPV4):
+        out.append(eth / IP(src="192.0.2.1", dst="198.51.100.7")
+                   / UDP(sport=40000 + i, dport=9000) / Raw(b"4" * (10 + i)))
+    for i in range(N_IPV6):
+        out.append(eth / IPv6(src="2001:db8::1", dst="2001:db8::2")
+                   / UDP(sport=40000 + i, dport=9000) / Raw(b"6" * (20 + i)))
+    for i in range(N_6IN4):
+        out.append(eth / IP(src="192.0.2.1", dst="192.0.2.2", proto=41)
+                   / IPv6(src="2001:db8:1::1", dst="2001:db8:2::2")
+                   / UDP(sport=40000 + i, dport=9000) / Raw(b"t" * (30 + i)))
+    for i in range(N_TEREDO):
+        out.append(eth / IP(src="192.0.2.1", dst="203.0.113.5") / UDP(sport=3544, dport=3544)
+                   / IPv6(src="2001:0:4136:e378:8000:63bf:3fff:fdd2", dst="2001:db8::5")
+                   / UDP(sport=40000 + i, dport=9000) / Raw(b"T" * (40 + i)))
+    return [bytes(p) for p in out]
+
+
+FRAMES = None
+
+
+def frames():
+    global FRAMES
+    if FRAMES is None:
+        FRAMES = mix()
+    return FRAMES
+
+
+SEND = """
+import sys
+from scapy.layers.l2 import Ether
+from scapy.sendrecv import sendp
+sendp([Ether(bytes.fromhex(h)) for h in sys.argv[2:]], iface=sys.argv[1], verbose=False)
+"""
+
+
+def send(veth, data):
+    _, _, ns_b, if_b = veth
+    subprocess.run(["ip", "netns", "exec", ns_b, sys.executable, "-c", SEND, if_b,
+                    *[d.hex() for d in data]], check=True, timeout=60)
+
+
+def expected():
+    f = frames()
+    n = [N_IPV4, N_IPV6, N_6IN4, N_TEREDO]
+    cut = [sum(n[:i]) for i in range(5)]
+    size = [sum(len(x) for x in f[cut[i]:cut[i + 1]]) for i in range(4)]
+    v4, v6, s4, te = ({"packets": n[i], "bytes": size[i]} for i in range(4))
+
+    def add(*pbs):
+        return {"packets": sum(p["packets"] for p in pbs), "bytes": sum(p["bytes"] for p in pbs)}
+
+    zero = {"packets": 0, "bytes": 0}
+    return {
+        "totals": add(v4, v6, s4, te),
+        "carrier": {"ipv4": add(v4, s4, te), "ipv6": v6, "non_ip": zero},
+        "payload": {"ipv4": v4, "ipv6": add(v6, s4, te), "non_ip": zero},
+        "ipv6": {"native": v6, "tunnelled": add(s4, te)},
+        "tunnels_nonzero": {"none": add(v4, v6), "6in4": s4, "teredo": te},
+        "udp": {"ipv4": N_IPV4, "ipv6": N_IPV6 + N_6IN4 + N_TEREDO},
+    }
+
+
+def check_counts(report):
+    exp = expected()
+    for key in ("totals", "carrier", "payload", "ipv6"):
+        assert report[key] == exp[key], key
+    tunnels = {k: v for k, v in report["tunnels"].items() if v["packets"]}
+    assert tunnels == exp["tunnels_nonzero"]
+    assert report["transport"]["ipv4"]["udp"] == exp["udp"]["ipv4"]
+    assert report["transport"]["ipv6"]["udp"] == exp["udp"]["ipv6"]
+    assert sum(report["decode"].values()) == 0
+
+
+def in_netns(ns, fn):
+    """Run ``fn`` in this thread after joining network namespace ``ns``
+    (setns changes only the calling thread's namespace)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+    finally:
+        os.close(fd)
+    return fn()
+
+
+def capture_thread(ns, **kwargs):
+    """Start capture_live in a thread inside ``ns``; returns (thread, result
+    dict, statuses). Waits until the capture is listening."""
+    result, statuses = {}, []
+    ready = threading.Event()
+
+    def on_status(line):
+        statuses.append(line)
+        ready.set()
+
+    def run():
+        try:
+            result["out"] = in_netns(ns, lambda: capture_live(on_status=on_status, **kwargs))
+        except BaseException as e:       # handed to the test thread
+            result["error"] = e
+            ready.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert ready.wait(10), "capture never started"
+    if "error" in result:
+        raise result["error"]
+    return t, result, statuses
+
+
+@pytest.mark.parametrize("decoder", ["fast", "reference"])
+def test_count_gives_exactly_the_mix(veth, tmp_path, decoder):
+    ns_a, if_a, _, _ = veth
+    reports = []
+    t, result, statuses = capture_thread(
+        ns_a, iface=if_a, bpf=f"ether dst {MARK}", count=TOTAL, report_every=0.1,
+        on_report=reports.append, status_every=0.1, decoder=decoder, interval=1.0)
+    # The mix twice: --count must stop after exactly the first copy.
+    send(veth, frames() + frames())
+    t.join(20)
+    assert not t.is_alive(), "capture did not end at --count"
+    assert "error" not in result, result.get("error")
+    summary, stats = result["out"]
+    report = summary.to_report()
+    check_counts(report)
+    assert stats["stopped_by"] == "count"
+    assert stats["frames"] == TOTAL
+    assert stats["dropped"] == 0
+    assert stats["received"] >= TOTAL
+    assert "partial" not in report
+    jsonschema.validate(report, SCHEMA)
+    (inp,) = report["inputs"]
+    assert inp["format"] == "live" and inp["path"] == if_a and inp["linktypes"] == [1]
+    assert inp["packets"] == TOTAL and not inp["errors"]
+    assert inp["capture"]["kernel"]["dropped"] == 0
+    assert inp["capture"]["filter"] == f"ether dst {MARK}"
+    assert statuses[0].startswith(f"listening on {if_a}")
+    # The periodic reports are reports so far: never more than the end.
+    for r in reports:
+        assert r["schema"] == "ipv6flow/report/1"
+        assert r["totals"]["packets"] <= TOTAL
+        assert r["inputs"][0]["format"] == "live"
+
+
+def test_sigint_ends_cleanly_with_complete_pcap(veth, tmp_path):
+    ns_a, if_a, _, _ = veth
+    out = tmp_path / "live.pcap"
+    script = (
+        "import json, sys\n"
+        "from ipv6flow.engine.live import capture_live\n"
+        "s, st = capture_live(sys.argv[1], write=sys.argv[2], status_every=0.2,\n"
+        "                     on_status=lambda l: print('STATUS', l, flush=True))\n"
+        "print('REPORT', json.dumps({'report': s.to_report(), 'stats': st}), flush=True)\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(["ip", "netns", "exec", ns_a, sys.executable, "-c", script, if_a,
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    lines = Lines(proc)
+    try:
+        # Generous timeouts: a loaded CI machine can be slow to start Python.
+        line = lines.get(60)
+        assert line.startswith(f"STATUS listening on {if_a}"), (line, lines.rest())
+        send(veth, frames())
+        # Once a status line counts them all, the frames were captured; the
+        # signal must then lose none of them.
+        while not line.startswith(f"STATUS {if_a}: {TOTAL} frames"):
+            line = lines.get(60)
+            assert line, lines.rest()
+        # `ip netns exec` execs python in place: the signal reaches it directly.
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stdout, stderr = lines.rest(), proc.stderr.read()
+    assert proc.returncode == 0, stderr
+    done = [ln for ln in stdout.splitlines() if ln.startswith("REPORT ")]
+    assert done, stdout + stderr
+    got = json.loads(done[0][len("REPORT "):])
+    report, stats = got["report"], got["stats"]
+    check_counts(report)
+    assert stats["stopped_by"] == "signal"
+    assert stats["dropped"] == 0
+    assert "partial" not in report
+    # The written pcap: complete, and exactly the frames sent, in order.
+    with open_capture(str(out)) as cap:
+        recs = list(cap)
+        assert not cap.truncated and not cap.warnings
+    assert [r.data for r in recs] == frames()
+    assert [r.wirelen for r in recs] == [len(f) for f in frames()]
+    # ... and analysing it gives the live figures.
+    again = analyze_paths([str(out)], DecodeOptions(), 60.0).to_report()
+    for key in CAPTURE_KEYS:
+        assert again[key] == report[key], key
+
+
+class Lines:
+    """A child's stdout, line by line, with timeouts (a thread reads it)."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.queue = queue.Queue()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.queue.put(line.rstrip("\n"))
+        self.queue.put(None)
+
+    def get(self, timeout):
+        """The next line; "" at the end or after ``timeout`` seconds."""
+        try:
+            return self.queue.get(timeout=timeout) or ""
+        except queue.Empty:
+            return ""
+
+    def rest(self):
+        """Every line not read yet, once the child has ended (for reports
+        and assertion messages)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.thread.join(10)
+        out = []
+        while not self.queue.empty():
+            line = self.queue.get()
+            if line is not None:
+                out.append(line)
+        return "\n".join(out)
+
+
+def _packet_socket_open(proc, timeout=60):
+    """Wait until ``proc`` has an AF_PACKET socket (``/proc/PID/net/packet``
+    lists those of its namespace; ours is the only one there), then a little
+    longer for the filter to be attached."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/net/packet") as fh:
+                if len(fh.read().splitlines()) > 1:
+                    time.sleep(0.5)
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def test_duration_ends_on_an_idle_link(veth):
+    ns_a, if_a, _, _ = veth
+    started = time.monotonic()
+    t, result, _ = capture_thread(ns_a, iface=if_a, duration=0.3)
+    t.join(10)
+    assert not t.is_alive()
+    summary, stats = result["out"]
+    assert stats["stopped_by"] == "duration" and stats["frames"] == 0
+    assert summary.to_report()["totals"] == {"packets": 0, "bytes": 0}
+    assert time.monotonic() - started < 5
+
+
+def test_stop_event_ends_the_capture(veth):
+    ns_a, if_a, _, _ = veth
+    stop = threading.Event()
+    t, result, _ = capture_thread(ns_a, iface=if_a, bpf=f"ether dst {MARK}", stop=stop)
+    send(veth, frames())
+    stop.set()
+    t.join(10)
+    assert not t.is_alive()
+    summary, stats = result["out"]
+    assert stats["stopped_by"] == "stop"
+    check_counts(summary.to_report())
+
+
+def test_write_failure_stops_and_keeps_what_was_counted(veth, tmp_path, monkeypatch):
+    from ipv6flow.engine import live as live_mod
+
+    def full(self, *batch):
+        raise Ipv6flowError(f"{self.path}: cannot write: No space left on device")
+
+    monkeypatch.setattr(live_mod.PcapWriter, "write", full)
+    ns_a, if_a, _, _ = veth
+    t, result, _ = capture_thread(ns_a, iface=if_a, bpf=f"ether dst {MARK}",
+                                  write=str(tmp_path / "x.pcap"), duration=10)
+    send(veth, frames())
+    t.join(10)
+    assert not t.is_alive() and "error" not in result, result.get("error")
+    summary, stats = result["out"]
+    assert stats["stopped_by"] == "error"
+    report = summary.to_report()
+    (inp,) = report["inputs"]
+    assert inp["errors"] == [f"{tmp_path / 'x.pcap'}: cannot write: No space left on device; "
+                             "capture stopped"]
+    assert 0 < report["totals"]["packets"] == stats["frames"] <= TOTAL
+
+
+def test_missing_capability_names_cap_net_raw():
+    if os.geteuid() != 0:
+        _need("this test drops CAP_NET_RAW from a root child process")
+    _need_libpcap()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop():
+        # Out of the bounding set, root's next exec has no CAP_NET_RAW.
+        if libc.prctl(PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0) != 0:
+            os._exit(77)
+
+    script = ("from ipv6flow.engine.live import capture_live\n"
+              "from ipv6flow.errors import Ipv6flowError\n"
+              "try:\n"
+              "    capture_live('lo', duration=0.1)\n"
+              "except Ipv6flowError as e:\n"
+              "    print(e)\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", script], preexec_fn=drop, capture_output=True,
+                       text=True, env=env, timeout=60)
+    if r.returncode == 77:
+        _need("cannot drop CAP_NET_RAW here (no CAP_SETPCAP)")
+    assert r.returncode == 0, r.stderr
+    msg = r.stdout.strip()
+    assert "CAP_NET_RAW" in msg and msg.startswith("lo: permission denied"), msg
+    assert "\n" not in msg
+
+
+def test_bad_interface_and_filter_are_one_line_errors():
+    if os.geteuid() != 0:
+        _need("needs root to open a capture")
+    _need_libpcap()
+    with pytest.raises(Ipv6flowError, match="no such network interface"):
+        capture_live("ipv6flow-nope0", duration=0.1)
+    with pytest.raises(UsageError, match="bad capture filter"):
+        capture_live("lo", bpf="this is not bpf", duration=0.1)
+
+
+def test_written_records_match_the_batch(tmp_path):
+    """The --write pcap holds what the batch holds, as the pcap reader sees it."""
+    import numpy as np
+
+    from ipv6flow.capture import Batch
+    from ipv6flow.engine.live import PcapWriter
+
+    data = frames()
+    n = len(data)
+    lens = np.array([len(f) for f in data], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(lens)[:-1])).astype(np.int64)
+    sec = np.arange(1700000000, 1700000000 + n, dtype=np.int64)
+    usec = (np.arange(n, dtype=np.int64) * 123457) % 1000000
+    batch = Batch(b"".join(data), offsets, lens, lens + 3, sec + usec / 1_000_000,
+                  np.ones(n, dtype=np.int32))
+    path = tmp_path / "w.pcap"
+    w = PcapWriter(str(path), 1, 262144)
+    w.write(batch, sec, usec)
+    w.write(batch, sec, usec)
+    w.close()
+    with open_capture(str(path)) as cap:
+        recs = list(cap)
+        assert not cap.truncated
+    assert [tuple(r) for r in recs] == [tuple(r) for r in batch.records()] * 2
+
+
+def test_cli_live_if_wired(veth, tmp_path):
+    """`ipv6flow live` (once cli.py wires it): JSON report with the mix."""
+    help_ = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "live", "--help"],
+                           capture_output=True, text=True, cwd=ROOT)
+    if help_.returncode != 0:
+        pytest.skip("the live command is not wired into cli.py yet")
+    ns_a, if_a, _, _ = veth
+    out = tmp_path / "r.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(["ip", "netns", "exec", ns_a, sys.executable, "-m", "ipv6flow.cli",
+                             "live", "-i", if_a, "--bpf", f"ether dst {MARK}", "--count",
+                             str(TOTAL), "--format", "json", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        if not _packet_socket_open(proc):
+            proc.kill()
+            pytest.fail(f"the live command never opened its capture: {proc.communicate(10)}")
+        send(veth, frames())
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    check_counts(json.loads(out.read_text()))
