@@ -67,7 +67,11 @@ def test_large_real_captures_stay_on_the_fast_path():
 
 
 @pytest.mark.parametrize("path", [SAMPLES / "mixed.pcap", CAPTURES / "arkime/arkime_synthetic.pcap",
-                                  CAPTURES / "PcapPlusPlus/pcapng-example.pcapng.zst"])
+                                  CAPTURES / "PcapPlusPlus/pcapng-example.pcapng.zst",
+                                  SAMPLES / "nat64" / "malformed-dns.pcap",
+                                  SAMPLES / "nat64" / "nsp-dns64-64.pcap",
+                                  CAPTURES / "nDPI/fuzz-2006-06-26-2594.pcap",
+                                  CAPTURES / "zeek/dns-edns-ecs.pcap"])
 def test_reports_are_byte_identical(path):
     out = {}
     for d in ("fast", "reference"):

@@ -98,6 +98,9 @@ class Nat64State:
         the next ``_flush``, and applied as often as it was seen."""
         pending = self._pending
         for msg in (dnsmsg.tcp_messages(payload) if tcp else (payload,)):
+            if not self.want_queries and not (len(msg) >= 12 and msg[2] & 0x80
+                                              and (msg[6] or msg[7])):
+                continue            # a query or an answerless response: no evidence
             key = (bytes(msg[2:]), bytes(resolver))
             pending[key] = pending.get(key, 0) + 1
         if len(pending) > MAX_PENDING:
