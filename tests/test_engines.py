@@ -186,3 +186,13 @@ def test_progress_line_only_on_a_terminal():
     r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "analyze", str(SAMPLES / "mixed.pcap")],
                        capture_output=True)
     assert b"\r" not in r.stderr and b"\x1b" not in r.stdout
+
+
+def test_workers_on_every_real_capture():
+    """Every real capture, cut into parts where large enough, in one run."""
+    paths = sorted(str(p) for p in CAPTURES.rglob("*")
+                   if p.is_file() and p.suffix not in (".tsv", ".md"))
+    par = analyze_parallel(paths, OPTS, 1.0, "fast", None, (), None, workers=2, min_part=200_000)
+    ser = analyze_paths(paths, OPTS, 1.0, "fast")
+    assert dumps(par.to_report()) == dumps(ser.to_report())
+    assert len(par.to_report()["inputs"]) == len(paths)
