@@ -8,6 +8,7 @@ half-written report.
 """
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -56,7 +57,10 @@ def write_output(content: str, output: str | None) -> None:
         click.echo(content, nl=False)
         return
     folder = os.path.dirname(os.path.abspath(output))
-    fd, tmp = tempfile.mkstemp(prefix=".ipv6flow-", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".ipv6flow-", dir=folder)
+    except OSError as e:
+        raise click.ClickException(f"{safe(output)}: cannot write ({e.strerror or e})")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(content)
@@ -147,7 +151,7 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
     Several PATHS give one combined report with one `inputs` entry each.
     Exit code 0 when every path was read, 1 when any could not be.
     """
-    if not interval > 0:
+    if not (interval > 0 and math.isfinite(interval)):
         raise click.BadParameter("must be a positive number of seconds", param_hint="--interval")
     opts = DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"))
     counters = {}
@@ -241,7 +245,8 @@ def merge(reports, fmt, output):
             part = Summary.from_report(data)
         except OSError as e:
             raise click.ClickException(f"{safe(path)}: {e.strerror or e}")
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError,
+                RecursionError) as e:
             detail = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise click.ClickException(f"{safe(path)}: not an ipv6flow report ({safe(detail)})")
         try:

@@ -36,6 +36,9 @@ ND_OPT_PREF64 = 38
 DNS_PORT = 53
 MAX_PENDING = 50000    # distinct DNS messages held before they are parsed
 MAX_NAMES = 100_000    # names kept (A, AAAA, asked); more are counted as dropped
+MAX_PENDING_BYTES = 32 << 20   # bytes of DNS messages held before they are parsed
+MAX_PER_NAME = 256     # addresses kept per name, resolvers per address
+MAX_PREFIXES = 256     # prefixes kept per kind of evidence
 
 
 def _addr_text(b: bytes) -> str:
@@ -74,6 +77,7 @@ class Nat64State:
         self.traffic = {}      # (value, length) -> Traffic
         self.malformed = 0
         self._pending = {}     # (DNS message without its ID, resolver) -> times seen
+        self._pending_bytes = 0
         self._parsed = {}      # message body -> parse result (a bounded cache)
         self.dns64_prefixes = set()
         self.names_dropped = 0
@@ -102,12 +106,17 @@ class Nat64State:
                                               and (msg[6] or msg[7])):
                 continue            # a query or an answerless response: no evidence
             key = (bytes(msg[2:]), bytes(resolver))
-            pending[key] = pending.get(key, 0) + 1
-        if len(pending) > MAX_PENDING:
+            n = pending.get(key)
+            if n is None:
+                self._pending_bytes += len(msg)
+                n = 0
+            pending[key] = n + 1
+        if len(pending) > MAX_PENDING or self._pending_bytes > MAX_PENDING_BYTES:
             self._flush()
 
     def _flush(self):
         pending, self._pending = self._pending, {}
+        self._pending_bytes = 0
         cache = self._parsed
         for (body, resolver), count in pending.items():
             parsed = cache.get(body)
@@ -157,6 +166,9 @@ class Nat64State:
                 for name in names_of(owner):
                     d = self.a.setdefault(name, {})
                     if rdata not in d:
+                        if len(d) >= MAX_PER_NAME:
+                            self.names_dropped += count
+                            continue
                         self._correlate(name, (rdata,), self.aaaa.get(name, ()))
                     d[rdata] = d.get(rdata, 0) + count
             elif rtype == TYPE_AAAA:
@@ -164,13 +176,17 @@ class Nat64State:
                 for name in names:
                     by_addr = self.aaaa.setdefault(name, {})
                     if rdata not in by_addr:
+                        if len(by_addr) >= MAX_PER_NAME:
+                            self.names_dropped += count
+                            continue
                         self._correlate(name, self.a.get(name, ()), (rdata,))
                     d = by_addr.setdefault(rdata, {})
-                    d[resolver] = d.get(resolver, 0) + count
+                    if resolver in d or len(d) < MAX_PER_NAME:
+                        d[resolver] = d.get(resolver, 0) + count
                 if IPV4ONLY in names:
                     for v4 in WELL_KNOWN_V4:
                         length = rfc6052.embedding_length(rdata, v4)
-                        if length is not None:
+                        if length is not None and len(self.rfc7050) < MAX_PREFIXES:
                             self.rfc7050.add((rfc6052.prefix_of(rdata, length), length))
 
     def _correlate(self, name, a4s, a6s):
@@ -180,7 +196,8 @@ class Nat64State:
             for addr4 in a4s:
                 length = rfc6052.embedding_length(addr6, addr4)
                 if length is not None:
-                    self.dns64_prefixes.add((rfc6052.prefix_of(addr6, length), length))
+                    if len(self.dns64_prefixes) < MAX_PREFIXES:
+                        self.dns64_prefixes.add((rfc6052.prefix_of(addr6, length), length))
                     break
 
     def observe_ra(self, icmp: bytes) -> None:
@@ -195,7 +212,7 @@ class Nat64State:
             if otype == ND_OPT_PREF64 and olen == 16 and off + 16 <= len(icmp):
                 plc = icmp[off + 3] & 0x07
                 length = rfc6052.PLC_LENGTHS.get(plc)
-                if length is not None:
+                if length is not None and len(self.pref64) < MAX_PREFIXES:
                     value = int.from_bytes(icmp[off + 4:off + 16] + bytes(4), "big")
                     self.pref64.add((value >> (128 - length) << (128 - length), length))
             off += olen

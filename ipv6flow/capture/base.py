@@ -48,16 +48,18 @@ make_record = tuple.__new__
 class Tally:
     """What a reader reports while it runs; ``Capture`` exposes it."""
 
-    __slots__ = ("packets", "linktypes", "truncated", "warnings")
+    __slots__ = ("packets", "linktypes", "truncated", "warnings", "_seen")
 
     def __init__(self) -> None:
         self.packets = 0
         self.linktypes: list[int] = []
+        self._seen: set[int] = set()
         self.truncated = False
         self.warnings: list[str] = []
 
     def linktype(self, linktype: int) -> None:
-        if linktype not in self.linktypes:
+        if linktype not in self._seen:    # a set: thousands of IDBs stay linear
+            self._seen.add(linktype)
             self.linktypes.append(linktype)
 
     def cut_off(self, message: str) -> None:

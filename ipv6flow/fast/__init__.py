@@ -10,6 +10,7 @@ with answers; ICMPv6 Router Advertisements) and only those few are
 handled one by one in Python, by the same code as the reference path.
 """
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -57,11 +58,24 @@ def _add_figures(summary, keys, fast, batch):
     ip = fam != 0
     if ip.any():
         carrier = (k[ip] >> _CARRIER_SHIFT) & _CARRIER_MASK
-        bins = np.floor(ts[ip] / summary.interval).astype(np.int64)
-        combo = bins * 16 + fam[ip] * 4 + carrier
+        fb = np.floor(ts[ip] / summary.interval)
+        odd = ~(np.abs(fb) < 2.0 ** 58)          # past int64 once scaled (or NaN)
+        if odd.any():
+            # a clock far from now: Python integers, as the reference does
+            for t, f, c, wb in zip(ts[ip][odd].tolist(), fam[ip][odd].tolist(),
+                                   carrier[odd].tolist(), w[ip][odd].tolist()):
+                summary.add_bin(math.floor(t / summary.interval), FAMILY_NAMES[f],
+                                FAMILY_NAMES[c], 1, int(wb))
+            keep = ~odd
+            fb, carrier = fb[keep], carrier[keep]
+            fam_ip, w_ip = fam[ip][keep], w[ip][keep]
+        else:
+            fam_ip, w_ip = fam[ip], w[ip]
+        bins = fb.astype(np.int64)
+        combo = bins * 16 + fam_ip * 4 + carrier
         uc, inv = np.unique(combo, return_inverse=True)
         packets = np.bincount(inv, minlength=len(uc))
-        nbytes = np.bincount(inv, weights=w[ip], minlength=len(uc))
+        nbytes = np.bincount(inv, weights=w_ip, minlength=len(uc))
         for c, p, b in zip(uc.tolist(), packets.tolist(), nbytes.tolist()):
             summary.add_bin(c >> 4, FAMILY_NAMES[(c >> 2) & 3], FAMILY_NAMES[c & 3], p, int(b))
 
@@ -134,8 +148,10 @@ def _observe(state, rows, idx, batch):
         if not state.want_queries:
             # Without the service report only responses with answers carry
             # evidence: the QR bit and the answer count pick them out.
-            msg = np.where(tcp, start + 2, start)
-            resp = (msg + 12 <= stop) & ((rows.u8(msg + 2) & 0x80) != 0) & (rows.u16(msg + 6) > 0)
+            # (TCP segments may hold several messages: they are all kept and
+            # filtered message by message in observe_dns.)
+            resp = tcp | ((start + 12 <= stop) & ((rows.u8(start + 2) & 0x80) != 0)
+                          & (rows.u16(start + 6) > 0))
             cand, start, stop, tcp = cand[resp], start[resp], stop[resp], tcp[resp]
         ip = rows.ip[cand]
         v6 = rows.payload[cand] == FAM_IPV6

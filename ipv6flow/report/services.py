@@ -17,7 +17,9 @@ CSV_COLUMNS = ("name", "verdict", "a", "aaaa_native", "aaaa_synthesized",
 
 
 def cell(value) -> str:
-    text = str(value)
+    # control characters (CR that would split a row, ESC for terminals)
+    # are written as escapes first; then the formula guard
+    text = safe(str(value))
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text
     return text

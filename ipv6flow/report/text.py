@@ -37,6 +37,11 @@ def _pct(part, whole):
     return f"{100.0 * part / whole:6.1f}%"
 
 
+def _share(x):
+    """A share as a percentage; '-' when undefined (no IP bytes at all)."""
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
 def _n(v):
     return f"{v:,}"
 
@@ -118,10 +123,10 @@ def render(report: dict) -> str:
     if sh["ipv6_packets"] is None:
         out.append("IPv6 share: no IP traffic in the input")
     else:
-        out.append(f"IPv6 share of IP traffic: {100 * sh['ipv6_packets']:.1f}% of packets, "
-                   f"{100 * sh['ipv6_bytes']:.1f}% of bytes  (payload: what end hosts speak)")
-        out.append(f"  on the wire (outer header): {100 * sh['carrier_ipv6_packets']:.1f}% of "
-                   f"packets, {100 * sh['carrier_ipv6_bytes']:.1f}% of bytes")
+        out.append(f"IPv6 share of IP traffic: {_share(sh['ipv6_packets'])} of packets, "
+                   f"{_share(sh['ipv6_bytes'])} of bytes  (payload: what end hosts speak)")
+        out.append(f"  on the wire (outer header): {_share(sh['carrier_ipv6_packets'])} of "
+                   f"packets, {_share(sh['carrier_ipv6_bytes'])} of bytes")
         v6 = r["payload"]["ipv6"]["packets"]
         nat, tun = r["ipv6"]["native"]["packets"], r["ipv6"]["tunnelled"]["packets"]
         out.append(f"  IPv6 packets: {_n(nat)} native ({_pct(nat, v6).strip()}), "

@@ -1,0 +1,157 @@
+"""What the two atheris harnesses share: the properties of issue 7, as
+plain functions that raise AssertionError (atheris then saves the input).
+
+* no exception escapes ``analyze_paths`` (a whole-file failure is an
+  ``errors`` entry, never a raise);
+* every frame is counted once: ``totals.packets == inputs[0].packets``,
+  and the carrier, payload and tunnel partitions add up to the totals;
+* the fast and the reference decoders give the same report;
+* the text report, the DNS service report (text) carry no control
+  character but newline; CSV cells never start like a formula; JSON is
+  ASCII (hence UTF-8) and parses.
+"""
+
+import csv
+import io
+import json
+import os
+import re
+import sys
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
+
+# C0 controls but newline, DEL and the C1 block (0x9b is a one-byte CSI).
+CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Findings already reported (see README.md): tolerated unless
+# IPV6FLOW_FUZZ_STRICT=1, so that a long run keeps hunting for new ones.
+STRICT = os.environ.get("IPV6FLOW_FUZZ_STRICT", "") == "1"
+
+
+def check_partitions(rep: dict) -> None:
+    t = rep["totals"]
+    assert rep["inputs"][0]["packets"] == t["packets"], (rep["inputs"][0], t)
+    for view in ("carrier", "payload", "tunnels"):
+        for unit in ("packets", "bytes"):
+            got = sum(v[unit] for v in rep[view].values())
+            assert got == t[unit], (view, unit, got, t[unit])
+    for unit in ("packets", "bytes"):
+        assert rep["ipv6"]["native"][unit] + rep["ipv6"]["tunnelled"][unit] \
+            == rep["payload"]["ipv6"][unit], unit
+        bins = sum(b["ipv4"][unit] + b["ipv6"][unit] for b in rep["timeseries"]["bins"])
+        bins += rep["timeseries"].get("overflow", {unit: 0})[unit]      # past MAX_BINS
+        assert bins == rep["payload"]["ipv4"][unit] + rep["payload"]["ipv6"][unit], unit
+    assert sum(rep["decode"].values()) <= t["packets"]
+
+
+def known_render_crash(rep: dict) -> bool:
+    """Known finding 3: the text report multiplies a byte share that is
+    None when every IP frame has wire length 0 (report/text.py render)."""
+    sh = rep["share"]
+    return any(sh[k] is None for k in sh) and not all(sh[k] is None for k in sh)
+
+
+def check_safe_output(rep: dict) -> None:
+    """Render every output of the report and check it is safe to show."""
+    from ipv6flow.report import jsonout, text
+    from ipv6flow.report import services as services_report
+
+    if STRICT or not known_render_crash(rep):
+        shown = text.render(rep)
+        assert not CONTROL.search(shown), repr(CONTROL.search(shown).group())
+    from ipv6flow.report import csvout, prometheus
+    csvout.render(rep)
+    metrics = prometheus.render(rep)
+    assert not CONTROL.search(metrics), repr(CONTROL.search(metrics).group())
+    blob = jsonout.dumps(rep)
+    assert blob.isascii()
+    json.loads(blob.encode("utf-8"))
+    svc = rep.get("services")
+    if svc is not None:
+        shown = services_report.to_text(svc)
+        assert not CONTROL.search(shown), repr(CONTROL.search(shown).group())
+        for cell in csv_cells(services_report.to_csv(svc)):
+            assert not cell.startswith(FORMULA_START), repr(cell)
+
+
+def csv_cells(text: str, strict: bool | None = None):
+    """The cells of a CSV text as a spreadsheet reads them: outside quotes,
+    a bare CR ends a row as LF does (Excel, LibreOffice). Known finding 2
+    (a bare CR is written unquoted, so the row splits and the formula guard
+    of the next row's first cell is bypassed) is tolerated unless strict:
+    CRs are then dropped instead."""
+    strict = STRICT if strict is None else strict
+    text = text.replace("\r", "\n" if strict else "")
+    for row in csv.reader(io.StringIO(text, newline="")):
+        yield from row
+
+
+
+
+def known_difference(fast: dict, ref: dict):
+    """The name of a known fast/reference difference that explains
+    ``fast != ref``, or None."""
+    if STRICT or len(fast["inputs"]) != len(ref["inputs"]):
+        return None
+    rest = [k for k in set(fast) | set(ref) if k != "inputs" and fast.get(k) != ref.get(k)]
+    if rest:
+        return None
+    for a, b in zip(fast["inputs"], ref["inputs"]):
+        # finding 1: the batch reader reads ahead (4 MiB) and meets a
+        # decompression failure beyond the record that stops both readers
+        # with an error; the record reader never gets there.
+        same = {k: v for k, v in a.items() if k not in ("truncated", "warnings")} == \
+            {k: v for k, v in b.items() if k not in ("truncated", "warnings")}
+        if not (same and a["errors"] and a["compression"]):
+            if a != b:
+                return None
+    return "read-ahead meets a decompression failure past an error"
+
+
+def pipelined_tcp_dns(path: str) -> bool:
+    """Known finding 5: does the capture hold a TCP segment from or to port
+    53 with several DNS messages? (Without the service report, the fast
+    path judges such a segment by its first message only.)"""
+    from ipv6flow.analysis.dnsmsg import tcp_messages
+    from ipv6flow.analysis.nat64 import dns_payload
+    from ipv6flow.capture import open_capture
+    from ipv6flow.decode import decode_frame
+    from ipv6flow.errors import CaptureError
+    try:
+        with open_capture(path) as cap:
+            for _, lt, wire, data in cap:
+                f = decode_frame(lt, data, wire)
+                if f.proto == 6 and f.l4_off is not None and f.payload != "non_ip":
+                    found = dns_payload(data, 6, f.l4_off, min(f.l4_end, len(data)))
+                    if found and len(tcp_messages(found[0])) > 1:
+                        return True
+    except CaptureError:
+        pass
+    return False
+
+
+def known_nat64_difference(fast: dict, ref: dict, path: str, services) -> bool:
+    if STRICT or services is not None:
+        return False
+    rest = [k for k in set(fast) | set(ref) if k != "nat64" and fast.get(k) != ref.get(k)]
+    return not rest and pipelined_tcp_dns(path)
+
+
+def differential(path: str, services=()) -> dict:
+    """Both decoders over ``path``; returns the (identical) report."""
+    from ipv6flow.decode import DecodeOptions
+    from ipv6flow.engine.local import analyze_paths
+
+    reports = {}
+    for decoder in ("fast", "reference"):
+        reports[decoder] = analyze_paths([path], DecodeOptions(), 60.0, decoder,
+                                         services=services).to_report()
+    fast, ref = reports["fast"], reports["reference"]
+    if fast != ref and not known_difference(fast, ref) and \
+            not known_nat64_difference(fast, ref, path, services):
+        diff = {k: (fast.get(k), ref.get(k)) for k in set(fast) | set(ref)
+                if fast.get(k) != ref.get(k)}
+        raise AssertionError(f"fast and reference reports differ: {diff!r}"[:4000])
+    return ref
