@@ -38,7 +38,7 @@ MAX_PENDING = 50000    # distinct DNS messages held before they are parsed
 MAX_NAMES = 100_000    # names kept (A, AAAA, asked); more are counted as dropped
 MAX_PENDING_BYTES = 32 << 20   # bytes of DNS messages held before they are parsed
 MAX_PER_NAME = 256     # addresses kept per name, resolvers per address
-MAX_PREFIXES = 256     # prefixes kept per kind of evidence
+MAX_PREFIXES = 16      # prefixes kept per kind of evidence (real networks have one or two)
 
 
 def _addr_text(b: bytes) -> str:
