@@ -108,7 +108,9 @@ def refill_into(buf, pos: int, size: int, readinto) -> bytearray:
         have += n
     view.release()
     if have < len(out):
-        del out[have:]
+        # the end of the stream: a copy, not a resize (a resize fails while
+        # any view of the buffer is still alive somewhere)
+        return out[:have]
     return out
 
 
