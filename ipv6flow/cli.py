@@ -11,12 +11,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 
 import click
 
 from . import __version__
+from .atomic import atomic_file
 from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
 from .engine.local import analyze_paths
@@ -56,27 +56,11 @@ def write_output(content: str, output: str | None) -> None:
     if output is None or output == "-":
         click.echo(content, nl=False)
         return
-    folder = os.path.dirname(os.path.abspath(output))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".ipv6flow-", dir=folder)
+        with atomic_file(output) as fh:
+            fh.write(content)
     except OSError as e:
         raise click.ClickException(f"{safe(output)}: cannot write ({e.strerror or e})")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-        # mkstemp makes the file 0600: give it the usual mode (umask), or
-        # node_exporter, another user, cannot read a .prom file.
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, output)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
 
 def _prefixes(values, option):
     out = []

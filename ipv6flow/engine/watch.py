@@ -57,11 +57,11 @@ import fnmatch
 import json
 import os
 import signal
-import tempfile
 import threading
 import time
 from typing import NamedTuple
 
+from ..atomic import atomic_file
 from ..decode import DecodeOptions
 from ..errors import Ipv6flowError, UsageError
 from ..report import jsonout
@@ -75,7 +75,6 @@ MERGED_NAME = "merged" + REPORT_SUFFIX
 SETTLE_SECONDS = 10.0
 POLL_SECONDS = 5.0
 NAP_SECONDS = 0.2
-REPORT_MODE = 0o644
 
 
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")    # what capture/source.py undoes
@@ -97,26 +96,11 @@ class WatchResult(NamedTuple):
 def write_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` so that a reader sees the old or the new
     content, never a part (temporary file in the same folder, fsync, rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ipv6flow-", dir=folder)
     try:
-        # mkstemp makes 0600 files; reports are read by other users
-        # (node-exporter's textfile collector, dashboards).
-        os.fchmod(fd, REPORT_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with atomic_file(path) as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise Ipv6flowError(f"{path}: cannot write: {e.strerror or e}") from e
-        raise
-
+    except OSError as e:
+        raise Ipv6flowError(f"{path}: cannot write: {e.strerror or e}") from e
 
 def _load_json(path):
     try:

@@ -31,8 +31,8 @@ import json
 import math
 import os
 import sys
-import tempfile
 
+from ..atomic import atomic_file
 from ..errors import Ipv6flowError
 from ..summary import SCHEMA_ID
 from .text import safe
@@ -516,23 +516,6 @@ def render(report: dict, path: str, width_px: int = 1600, height_px: int = 900) 
     fig.text(0.975, 0.025, f"ipv6flow {r['tool']['version']}", ha="right", va="bottom",
              fontsize=fs["note"], color=COLORS["muted"], parse_math=False)
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ipv6flow-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi, facecolor="white",
-                        metadata={"Software": f"ipv6flow {r['tool']['version']}"})
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_file(path, binary=True, suffix=".png") as fh:
+        fig.savefig(fh, format="png", dpi=dpi, facecolor="white",
+                    metadata={"Software": f"ipv6flow {r['tool']['version']}"})
