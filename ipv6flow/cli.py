@@ -135,8 +135,9 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
     Several PATHS give one combined report with one `inputs` entry each.
     Exit code 0 when every path was read, 1 when any could not be.
     """
-    if not (interval > 0 and math.isfinite(interval)):
-        raise click.BadParameter("must be a positive number of seconds", param_hint="--interval")
+    if not (interval >= 1e-6 and math.isfinite(interval)):
+        raise click.BadParameter("must be a number of seconds, at least 1e-6",
+                                 param_hint="--interval")
     opts = DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"))
     counters = {}
     started = time.perf_counter()

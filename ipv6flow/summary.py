@@ -31,7 +31,8 @@ TRANSPORT_KEYS = {"ipv4": ("tcp", "udp", "icmp", "other"),
                   "ipv6": ("tcp", "udp", "icmpv6", "no_next_header", "other")}
 DECODE_KEYS = ("malformed", "truncated", "unsupported_linktype", "depth_exceeded")
 DEFAULT_INTERVAL = 60.0
-MAX_BINS = 200_000          # time bins held (a year of 3-minute bins)
+MAX_BINS = 50_000           # time bins held (a month of one-minute bins)
+MIN_INTERVAL = 1e-6         # seconds; bins narrower than a microsecond mean nothing
 
 
 def pb(packets=0, nbytes=0):
@@ -128,8 +129,8 @@ class Summary:
     """Mergeable figures of one or more inputs."""
 
     def __init__(self, interval: float = DEFAULT_INTERVAL, nat64_prefixes=()):
-        if not interval > 0 or not math.isfinite(interval):
-            raise ValueError("interval must be a positive number of seconds")
+        if not interval >= MIN_INTERVAL or not math.isfinite(interval):
+            raise ValueError("interval must be at least a microsecond (in seconds)")
         self.interval = float(interval)
         self.inputs = []
         self.first = None

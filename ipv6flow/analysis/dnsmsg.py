@@ -58,7 +58,10 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
         size += ln + 1
         if size > MAX_NAME:
             raise DnsError("name longer than 255 octets")
-        labels.append(msg[off + 1:off + 1 + ln].decode("latin-1").lower())
+        # a dot inside a label is escaped (RFC 4343 presentation format), so
+        # the label "evil.gov" + "vn" is not taken for a name under gov.vn
+        labels.append(msg[off + 1:off + 1 + ln].decode("latin-1").lower()
+                      .replace("\\", "\\\\").replace(".", "\\."))
         off += 1 + ln
     return ".".join(labels), (end if end is not None else off)
 

@@ -37,6 +37,7 @@ DNS_PORT = 53
 MAX_PENDING = 50000    # distinct DNS messages held before they are parsed
 MAX_NAMES = 100_000    # names kept (A, AAAA, asked); more are counted as dropped
 MAX_PENDING_BYTES = 32 << 20   # bytes of DNS messages held before they are parsed
+CACHE_BODY_MAX = 1500  # longer DNS messages are parsed each time, not cached
 MAX_PER_NAME = 256     # addresses kept per name, resolvers per address
 MAX_PREFIXES = 16      # prefixes kept per kind of evidence (real networks have one or two)
 
@@ -125,9 +126,10 @@ class Nat64State:
                     parsed = dnsmsg.parse(b"\0\0" + body)
                 except dnsmsg.DnsError:
                     parsed = False
-                if len(cache) >= MAX_PENDING:
-                    cache.clear()
-                cache[body] = parsed
+                if len(body) <= CACHE_BODY_MAX:     # bounded in bytes too
+                    if len(cache) >= MAX_PENDING:
+                        cache.clear()
+                    cache[body] = parsed
             if parsed is False:
                 self.malformed += count
                 continue

@@ -38,9 +38,9 @@ import zstandard  # noqa: E402
 
 from common import check_partitions, check_safe_output, differential  # noqa: E402
 
-_DIR = tempfile.mkdtemp(prefix="ipv6flow-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm")
-                        else None)
-_PATH = os.path.join(_DIR, "input")
+# one file per process, present only while an input is analysed
+_PATH = os.path.join("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
+                     f"ipv6flow-fuzz-{os.getpid()}.cap")
 
 _WRAP = (
     lambda b: gzip.compress(b, 1, mtime=0),
@@ -60,9 +60,12 @@ def encode(data: bytes) -> bytes:
 def TestOneInput(data: bytes) -> None:
     with open(_PATH, "wb") as fh:
         fh.write(encode(data))
-    # odd lengths with the DNS service report, even ones without (the
-    # default of `analyze`): the DNS paths differ between the two
-    rep = differential(_PATH, services=() if len(data) % 2 else None)
+    try:
+        # odd lengths with the DNS service report, even ones without (the
+        # default of `analyze`): the DNS paths differ between the two
+        rep = differential(_PATH, services=() if len(data) % 2 else None)
+    finally:
+        os.unlink(_PATH)
     check_partitions(rep)
     check_safe_output(rep)
 
