@@ -159,12 +159,16 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
                    f"({n / took if took else 0:,.0f} frames/s); {fb:,} "
                    f"({100.0 * fb / n if n else 0:.2f}%) decoded by the reference decoder",
                    err=True)
-    report = summary.to_report()
-    failed = _print_problems(report)
-    if report.get("partial"):
-        click.echo("Warning: interrupted: the report covers only what was read", err=True)
-    if report.get("partial") or any(inp["format"] for inp in report["inputs"]):
-        write_output(render(report, fmt), output)
+    try:
+        report = summary.to_report()
+        failed = _print_problems(report)
+        if report.get("partial"):
+            click.echo("Warning: interrupted: the report covers only what was read", err=True)
+        if report.get("partial") or any(inp["format"] for inp in report["inputs"]):
+            write_output(render(report, fmt), output)
+    except KeyboardInterrupt:        # Ctrl-C after the reading was done
+        click.echo("Error: interrupted", err=True)
+        sys.exit(130)
     sys.exit(130 if report.get("partial") else 1 if failed else 0)
 
 
