@@ -549,6 +549,28 @@ def test_zstd_frame_walker():
         assert walker.at_boundary
 
 
+def test_xz_memory_limit(tmp_path):
+    # a small file still declares its preset's dictionary: xz -9's 64 MiB
+    # is read, the next size LZMA2 can declare (96 MiB) is refused
+    data, datas = big_pcap(200)
+    cap, records = read_all(write(tmp_path, "nine.xz", lzma.compress(data, preset=9)))
+    assert [r.data for r in records] == datas and not cap.warnings
+    filters = [{"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": 96 << 20}]
+    path = write(tmp_path, "big.xz", lzma.compress(data, filters=filters))
+    with pytest.raises(CaptureError, match=r": xz dictionary needs more than 66 MiB of memory "
+                                           r"\(the limit; xz -9 needs 65 MiB\), after \d+ "
+                                           r"compressed bytes$"):
+        read_all(path)
+    # in a later stream: the first stream's records are kept, then the error
+    path = write(tmp_path, "later.xz", lzma.compress(data) + lzma.compress(b"x", filters=filters))
+    with open_capture(path) as cap:
+        got = []
+        with pytest.raises(CaptureError, match="xz dictionary needs more than"):
+            for record in cap:
+                got.append(record.data)
+    assert got == datas
+
+
 # ---------------------------------------------------------------------------
 # stdin
 # ---------------------------------------------------------------------------

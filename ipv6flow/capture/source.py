@@ -32,6 +32,16 @@ import zstandard
 from ..errors import CaptureError
 from .base import CHUNK
 
+# Bounds on what a compressed input may cost (docs/DECISIONS.md, "Bounds on
+# hostile input"). xz: decoder memory, which is mostly the LZMA2
+# dictionary the file declares (up to 1.5 GiB, and liblzma fills it as it
+# decodes). 66 MiB admits every xz preset: -9 and -9e use a 64 MiB
+# dictionary and 65 MiB of decoder memory (xz(1)); the next dictionary size
+# LZMA2 can declare is 96 MiB.
+XZ_MEMLIMIT = 66 << 20
+# Compressed bytes the xz reader takes per read (LZMAFile takes 8 KiB).
+XZ_READ = 64 << 10
+
 # Magic bytes of the compressed formats we undo (RFC 1952 section 2.3.1
 # for gzip; the bzip2 "BZh" stream header followed by the block-size digit;
 # the xz file format spec section 2.1.1.1; RFC 8878 section 3.1.1 for zstd).
@@ -134,6 +144,71 @@ class _Raw:
 
     def close(self) -> None:
         pass
+
+
+class _OverLimit(Exception):
+    """A compressed stream needs more than a bound allows: an error, not a
+    truncation (the file is fine; we refuse to spend that much on it)."""
+
+
+class _XzReader:
+    """xz streams decoded with ``XZ_MEMLIMIT`` (``lzma.LZMAFile`` takes no
+    memory limit), read as ``LZMAFile`` reads them: concatenated streams
+    follow one another, and bytes after a stream that do not start another
+    one are ignored. Exceeding the limit is an error wherever it happens,
+    in the first stream or a later one.
+    """
+
+    def __init__(self, raw: "_Raw"):
+        self._raw = raw
+        self._decoder = self._new()
+        self._done = False
+
+    @staticmethod
+    def _new() -> lzma.LZMADecompressor:
+        return lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=XZ_MEMLIMIT)
+
+    def read1(self, size: int) -> bytes:
+        """Up to ``size`` bytes, as soon as a step gives some; b"" at the end."""
+        while not self._done:
+            decoder = self._decoder
+            try:
+                if decoder.eof:
+                    block = decoder.unused_data or self._raw.read(XZ_READ)
+                    if not block:
+                        self._done = True
+                        break
+                    self._decoder = decoder = self._new()
+                    try:
+                        data = decoder.decompress(block, size)
+                    except lzma.LZMAError as exc:
+                        if _xz_over_limit(exc):
+                            raise
+                        self._done = True        # trailing bytes that are not xz
+                        break
+                else:
+                    block = b""
+                    if decoder.needs_input:
+                        block = self._raw.read(XZ_READ)
+                        if not block:
+                            raise EOFError("xz data ended inside a stream")
+                    data = decoder.decompress(block, size)
+            except lzma.LZMAError as exc:
+                if _xz_over_limit(exc):
+                    raise _OverLimit(f"xz dictionary needs more than {XZ_MEMLIMIT >> 20} MiB "
+                                     "of memory (the limit; xz -9 needs 65 MiB)") from None
+                raise
+            if data:
+                return data
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+def _xz_over_limit(exc: lzma.LZMAError) -> bool:
+    # liblzma's LZMA_MEMLIMIT_ERROR, as _lzma words it.
+    return "Memory usage limit" in str(exc)
 
 
 class _ZstdFrames:
@@ -273,7 +348,7 @@ class Source:
             decoder = bz2.BZ2File(raw, mode="rb")
             self._errors = _BZIP2_ERRORS
         elif compression == "xz":
-            decoder = lzma.LZMAFile(raw, mode="rb", format=lzma.FORMAT_XZ)
+            decoder = _XzReader(raw)
             self._errors = _XZ_ERRORS
         else:
             frames = self._frames = _ZstdFrames()
@@ -304,6 +379,9 @@ class Source:
             return b""
         try:
             data = self._decode(size)
+        except _OverLimit as exc:
+            raise CaptureError(self.name, f"{exc}, after {self._raw.count} "
+                                          "compressed bytes") from None
         except self._errors as exc:
             self._fail(exc)
             return b""
