@@ -571,6 +571,23 @@ def test_xz_memory_limit(tmp_path):
     assert got == datas
 
 
+@pytest.mark.parametrize("window_log, readable", [(26, True), (27, False)])
+def test_zstd_window_limit(tmp_path, window_log, readable):
+    # streamed, so the frame has no content size and declares the window
+    data, datas = big_pcap(200)
+    params = zstandard.ZstdCompressionParameters.from_level(1, window_log=window_log)
+    packer = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    path = write(tmp_path, "x.zst", packer.compress(data) + packer.flush())
+    if readable:
+        cap, records = read_all(path)
+        assert [r.data for r in records] == datas and not cap.warnings
+    else:
+        with pytest.raises(CaptureError, match=r": zstd window of 128 MiB is over the limit of "
+                                               r"64 MiB \(zstd --long and --ultra -22 make such "
+                                               r"files\), after 6 compressed bytes$"):
+            read_all(path)
+
+
 # ---------------------------------------------------------------------------
 # stdin
 # ---------------------------------------------------------------------------

@@ -587,14 +587,17 @@ def test_defect_xz_dictionary_sized_by_the_file(tmp_path):
         and err.count("\n") == 1, err
 
 
-@pytest.mark.xfail(strict=True, reason="zstd: default 128 MiB window limit; window memory "
-                   "counts against the RSS bound (capture/source.py _wrap)")
 def test_defect_zstd_window_over_the_rss_bound(tmp_path):
+    """A frame with a 128 MiB window (zstd's default limit) reached 170 MB
+    RSS; windows are now limited to 64 MiB."""
     path = tmp_path / "win.pcap.zst"
     path.write_bytes(generate.zstd_big_window(160 << 20))
     code, rss, _, err = peak_rss_mb(["analyze", "--no-progress", "--format", "json",
                                      "-o", tmp_path / "r.json", path])
-    assert code == 1 or rss < RSS_BOUND_MB, f"exit {code}, peak RSS {rss:.0f} MB"
+    assert code == 1 and rss < RSS_BOUND_MB, f"exit {code}, peak RSS {rss:.0f} MB"
+    no_traceback_text(err)
+    assert err.startswith(f"Error: {path}: zstd window of 128 MiB is over the limit of 64 MiB") \
+        and err.count("\n") == 1, err
 
 
 @pytest.mark.xfail(strict=True, reason="no bound on decompression ratio or output size: a "

@@ -41,6 +41,10 @@ from .base import CHUNK
 XZ_MEMLIMIT = 66 << 20
 # Compressed bytes the xz reader takes per read (LZMAFile takes 8 KiB).
 XZ_READ = 64 << 10
+# zstd: the window (the history a frame may refer back to) is held in
+# memory. 64 MiB admits every level up to --ultra -21; --long and
+# --ultra -22 use 128 MiB, which would take peak memory past our bound.
+ZSTD_MAX_WINDOW = 64 << 20
 
 # Magic bytes of the compressed formats we undo (RFC 1952 section 2.3.1
 # for gzip; the bzip2 "BZh" stream header followed by the block-size digit;
@@ -230,6 +234,8 @@ class _ZstdFrames:
         self._skip = 0          # content bytes to pass over before the next field
         self._checksum = False  # current frame ends with a 4-byte checksum
         self._lost = False
+        self._fhd = 0           # the current frame's header descriptor
+        self.window = 0         # the window size the current frame declares
 
     @property
     def at_boundary(self) -> bool:
@@ -267,7 +273,7 @@ class _ZstdFrames:
         elif state == self._FHD:
             # Frame_Header_Descriptor, §3.1.1.1.1: the sizes of the optional
             # header fields that follow it.
-            fhd = field[0]
+            fhd = self._fhd = field[0]
             single_segment = (fhd >> 5) & 1
             fcs_flag = fhd >> 6
             fcs_size = (single_segment, 2, 4, 8)[fcs_flag]
@@ -279,6 +285,7 @@ class _ZstdFrames:
             else:
                 self._expect(self._BLOCK, 3)
         elif state == self._FH_REST:
+            self.window = _window_size(self._fhd, field)
             self._expect(self._BLOCK, 3)
         elif state == self._BLOCK:
             # Block_Header, §3.1.1.2: Last_Block bit, Block_Type, Block_Size.
@@ -299,6 +306,18 @@ class _ZstdFrames:
         elif state == self._SKIPPABLE_SIZE:
             self._skip = int.from_bytes(field, "little")
             self._expect(self._MAGIC, 4)
+
+
+def _window_size(fhd: int, rest: bytes) -> int:
+    """Window_Size of a frame (RFC 8878 §3.1.1.1.2) from its header
+    descriptor and the header fields after it."""
+    if not (fhd >> 5) & 1:
+        # Window_Descriptor: exponent and mantissa.
+        base = 1 << (10 + (rest[0] >> 3))
+        return base + (base >> 3) * (rest[0] & 7)
+    # Single_Segment: the window is the frame content size.
+    fcs = rest[(0, 1, 2, 4)[fhd & 3]:]
+    return int.from_bytes(fcs, "little") + (256 if len(fcs) == 2 else 0)
 
 
 # What each decompressor raises on bad or cut-off input. EOFError is the
@@ -354,7 +373,7 @@ class Source:
             frames = self._frames = _ZstdFrames()
             frames.feed(raw.pending)  # the sniffed bytes come first
             raw.observe = frames.feed
-            decoder = zstandard.ZstdDecompressor().stream_reader(
+            decoder = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(
                 raw, read_size=CHUNK, read_across_frames=True, closefd=False)
             self._errors = _ZSTD_ERRORS
         self._decoder = decoder
@@ -383,6 +402,14 @@ class Source:
             raise CaptureError(self.name, f"{exc}, after {self._raw.count} "
                                           "compressed bytes") from None
         except self._errors as exc:
+            if self._frames is not None and "too much memory" in str(exc):
+                # python-zstandard's words for ZSTD_error_frameParameter_windowTooLarge
+                mib = -(-self._frames.window >> 20)
+                raise CaptureError(
+                    self.name, f"zstd window of {mib} MiB is over the limit of "
+                               f"{ZSTD_MAX_WINDOW >> 20} MiB (zstd --long and --ultra -22 "
+                               f"make such files), after {self._raw.count} "
+                               "compressed bytes") from None
             self._fail(exc)
             return b""
         if not data and self._frames is not None and not self._frames.at_boundary:
