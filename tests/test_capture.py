@@ -12,6 +12,7 @@ import gzip
 import io
 import lzma
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -512,6 +513,42 @@ def test_compressed_corrupt_never_crashes(tmp_path, kind):
         # read still framed as records.
         if cap.truncated:
             assert cap.warnings
+
+
+def _read_both_ways(path):
+    """(records, error, truncated, warnings) reading record by record, then
+    in batches: the batch reader reads 4 MiB ahead, the record reader 1 MiB."""
+    seen = []
+    for batches in (False, True):
+        n, error, cap = 0, None, None
+        try:
+            with open_capture(path) as cap:
+                if batches:
+                    n = sum(len(b) for b in cap.iter_batches())
+                else:
+                    n = sum(1 for _ in cap)
+        except CaptureError as exc:
+            error = exc.message
+        seen.append((n, error) + ((cap.truncated, list(cap.warnings)) if cap else (None, None)))
+    return seen
+
+
+@pytest.mark.parametrize("kind", sorted(COMPRESSORS))
+@pytest.mark.parametrize("bad_record", [False, True])
+def test_compressed_failure_past_the_end_is_met_alike(tmp_path, kind, bad_record):
+    # a stream whose last bytes are corrupt, after a bad record or not: the
+    # batch reader's read-ahead reaches the corruption first, and must not
+    # report it unless the records before it are all read
+    data, datas = big_pcap(1500)                       # 1.5 MB
+    if bad_record:                                     # then 2 MiB the records never reach
+        data += struct.pack("<IIII", 1, 0, 1 << 24, 1 << 24) + random.Random(7).randbytes(2 << 20)
+    packed = bytearray(COMPRESSORS[kind](data))
+    packed[-6] ^= 0x55                                 # the checksum or last block
+    (records, error, truncated, warnings), batched = _read_both_ways(
+        write(tmp_path, "x", bytes(packed)))
+    assert batched == (records, error, truncated, warnings)
+    if bad_record and records == len(datas):
+        assert "captured length 16777216 exceeds" in error and not truncated
 
 
 def test_compressed_not_a_capture(tmp_path):

@@ -64,11 +64,6 @@ generate = _load("hostile_generate", TESTS / "hostile" / "generate.py")
 props = _load("hostile_fuzz_common", TESTS / "fuzz" / "common.py")
 CONTROL = props.CONTROL
 
-# Corpus files whose fast and reference reports differ because of an open
-# defect (pinned below); for them the other properties are still checked.
-KNOWN_DIFFERENT = {"gzip-bad-crc-after-bad-record.pcap.gz"}   # batch read-ahead
-
-
 # -- helpers -------------------------------------------------------------------------
 
 def reader_counts(path, modes=("records", "batches")):
@@ -97,25 +92,6 @@ def reader_counts(path, modes=("records", "batches")):
 def reports(path, services=None, interval=60.0):
     return {d: analyze_paths([str(path)], OPTS, interval, d, services=services).to_report()
             for d in ("fast", "reference")}
-
-
-def without_known(rep):
-    """The report minus what the read-ahead defect changes."""
-    rep = json.loads(json.dumps(rep))
-    for inp in rep["inputs"]:
-        inp.pop("truncated")
-        inp.pop("warnings")
-    return rep
-
-
-def same_or_known(fast, ref, name, services):
-    """Fast and reference reports are equal, but for the open defects
-    pinned below (KNOWN_DIFFERENT)."""
-    if fast == ref:
-        return True
-    if name in KNOWN_DIFFERENT:
-        fast, ref = without_known(fast), without_known(ref)
-    return fast == ref
 
 
 def check_outputs(rep):
@@ -190,7 +166,7 @@ def test_hostile_file(corpus, name):
     for services in modes:
         reps = reports(path, services=services)
         fast, ref = reps["fast"], reps["reference"]
-        assert same_or_known(fast, ref, name, services)
+        assert fast == ref
     for rep in (fast, ref):
         props.check_partitions(rep)
         assert rep["totals"]["packets"] == rep["inputs"][0]["packets"] == records
@@ -511,12 +487,16 @@ def test_deep_structures_cost_linear_time(tmp_path):
 
 # -- defects found by this suite: fixed ones are plain tests, open ones xfail strict ---------------------------------
 
-@pytest.mark.xfail(strict=True, reason="fast reader reads 4 MiB ahead and reports a gzip CRC "
-                   "failure the record reader never reaches (capture/pcap.py batches)")
 def test_defect_read_ahead_changes_the_input_entry(corpus):
+    """The fast reader reads 4 MiB ahead and reported a gzip CRC failure
+    (truncated, a warning) that the record reader, stopped by the bad
+    record before it, never reaches; read-ahead now leaves it unreported."""
     out, _ = corpus
     reps = reports(out / "gzip-bad-crc-after-bad-record.pcap.gz")
     assert reps["fast"] == reps["reference"]
+    inp = reps["fast"]["inputs"][0]
+    assert inp["packets"] == 1000 and inp["truncated"] is False and inp["warnings"] == []
+    assert len(inp["errors"]) == 1 and "captured length 16777216 exceeds" in inp["errors"][0]
 
 
 def test_defect_wire_length_zero_crashes_the_report(corpus):

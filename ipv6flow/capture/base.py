@@ -89,20 +89,27 @@ def refill(buf: bytes, pos: int, need: int, read: Read) -> bytes:
     return b"".join(parts)
 
 
-def refill_into(buf, pos: int, size: int, readinto) -> bytearray:
+def refill_into(buf, pos: int, need: int, size: int, readinto, ahead=None) -> bytearray:
     """``buf[pos:]`` then the stream's next bytes, ``size`` in all (fewer
     only at the end of the stream), in one new bytearray: the stream reads
     straight into it, so a batch costs one copy, not two.
 
+    Only the first ``need`` bytes are needed now; the rest is read-ahead,
+    read with ``ahead`` (default ``readinto``), which ends quietly where
+    the stream would report a failure (``Source.readinto_ahead``): the
+    failure is the reader's business only if it gets that far, and its
+    next call, needing those bytes, then meets it.
+
     ``size`` is bounded by the caller (a batch size, or a caplen already
     checked against the snapshot limit)."""
+    ahead = ahead or readinto
     tail = memoryview(buf)[pos:]
     have = len(tail)
     out = bytearray(max(size, have))
     out[:have] = tail
     view = memoryview(out)
     while have < len(out):
-        n = readinto(view[have:])
+        n = (readinto if have < need else ahead)(view[have:])
         if not n:
             break
         have += n

@@ -112,10 +112,11 @@ class PcapReader:
 
     format = "pcap"
 
-    def __init__(self, name: str, head: bytes, read: Read, readinto=None):
+    def __init__(self, name: str, head: bytes, read: Read, readinto=None, readahead=None):
         self.name = name
         self._read = read
         self._readinto = readinto or _readinto_from(read)
+        self._readahead = readahead or self._readinto   # see refill_into
         buf = refill(head, 0, FILE_HEADER_LEN, read)
         if len(buf) < FILE_HEADER_LEN:
             raise CaptureError(name, "file ends inside the pcap file header "
@@ -291,7 +292,8 @@ class PcapReader:
             base += pos
             # Batches are worth their numpy overhead only when large: read
             # ahead BATCH_BYTES at a time (bounded, whatever caplen says).
-            buf = refill_into(buf, pos, max(need, BATCH_BYTES), self._readinto)
+            buf = refill_into(buf, pos, need, max(need, BATCH_BYTES), self._readinto,
+                              self._readahead)
             pos = 0
             got = len(buf)
             if got < need:

@@ -91,7 +91,8 @@ class Capture:
                         PcapngReader if magic == SHB_MAGIC else None)
         if reader_class is not None:
             try:
-                return (PcapReader(name, head, source.read, source.readinto)
+                return (PcapReader(name, head, source.read, source.readinto,
+                                   source.readinto_ahead)
                         if reader_class is PcapReader else reader_class(name, head, source.read))
             except CaptureError as exc:
                 if source.failure is None:

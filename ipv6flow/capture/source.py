@@ -331,9 +331,28 @@ _ZSTD_ERRORS = (zstandard.ZstdError,)
 class Source:
     """A readable byte stream, decompressed if the file was compressed.
 
-    ``read(n)`` returns at most ``n`` bytes and ``b""`` only at the end. When
-    a decompressor fails, ``read`` reports it once through ``on_failure``
-    (set by the capture) and then behaves as at the end of the stream.
+    ``read(n)`` returns at most ``n`` bytes and ``b""`` only at the end;
+    ``readinto(view)`` likewise. A compressed stream is decoded one step of
+    at most ``CHUNK`` bytes at a time, whatever size the caller asks for:
+    the decompressor then sees the same calls, and fails at the same point,
+    for the record reader's 1 MiB reads and the batch reader's 4 MiB
+    read-ahead.
+
+    A compressed stream can stop early in two ways, and either is reported
+    only when a reader needs bytes past that point:
+
+    * the decompressor fails (data cut off or corrupt): ``on_failure`` (set
+      by the capture) is told once, ``failure`` keeps the message, and the
+      stream ends there, as a truncated file does;
+    * a bound is exceeded (``_OverLimit``): that read, and any later one,
+      raises CaptureError.
+
+    ``readinto_ahead`` reads the same stream, but at such a point it ends
+    without reporting anything: it is for read-ahead, whose bytes the
+    reader may never need (a bad record may stop it first). The reader's
+    next ``readinto``, if it needs more, reports the failure (issue 7: the
+    batch reader reported a gzip CRC failure that the record reader, which
+    stops at a bad record before it, never reached).
     """
 
     def __init__(self, name: str, read: Callable[[int], bytes],
@@ -347,6 +366,10 @@ class Source:
         self._decoder = None
         self._errors: tuple = ()
         self._frames: Optional[_ZstdFrames] = None
+        self._out = b""        # the last decoded step
+        self._at = 0           # how much of it was handed out
+        self._done = False     # the decompressor reached the end of the data
+        self._end: Optional[tuple[bool, str]] = None  # (over a bound?, message)
         self.read = self._raw.read
         compression = detect_compression(self._raw.sniff(SNIFF_LEN))
         if compression is not None:
@@ -389,42 +412,79 @@ class Source:
         Uncompressed files read straight into ``view``: no extra copy."""
         if self.compression is None:
             return self._raw.readinto(view)
-        data = self.read(len(view))
-        view[:len(data)] = data
-        return len(data)
+        return self._decoded_into(view, True)
+
+    def readinto_ahead(self, view) -> int:
+        """``readinto`` for read-ahead: a failure ends it quietly (above)."""
+        if self.compression is None:
+            return self._raw.readinto(view)
+        return self._decoded_into(view, False)
 
     def _read_decoded(self, size: int) -> bytes:
-        if self.failure is not None:
-            return b""
-        try:
-            data = self._decode(size)
-        except _OverLimit as exc:
-            raise CaptureError(self.name, f"{exc}, after {self._raw.count} "
-                                          "compressed bytes") from None
-        except self._errors as exc:
-            if self._frames is not None and "too much memory" in str(exc):
-                # python-zstandard's words for ZSTD_error_frameParameter_windowTooLarge
-                mib = -(-self._frames.window >> 20)
-                raise CaptureError(
-                    self.name, f"zstd window of {mib} MiB is over the limit of "
-                               f"{ZSTD_MAX_WINDOW >> 20} MiB (zstd --long and --ultra -22 "
-                               f"make such files), after {self._raw.count} "
-                               "compressed bytes") from None
-            self._fail(exc)
-            return b""
-        if not data and self._frames is not None and not self._frames.at_boundary:
-            self._fail(None)
+        out, at = self._out, self._at
+        if at == len(out):
+            if not self._step(True):
+                return b""
+            out, at = self._out, 0
+        if at == 0 and size >= len(out):
+            self._at = len(out)
+            return out
+        data = out[at:at + size]
+        self._at = at + len(data)
         return data
 
-    def _fail(self, exc: Optional[BaseException]) -> None:
+    def _decoded_into(self, view, report: bool) -> int:
+        if self._at == len(self._out) and not self._step(report):
+            return 0
+        n = min(len(view), len(self._out) - self._at)
+        with memoryview(self._out) as out:
+            view[:n] = out[self._at:self._at + n]
+        self._at += n
+        return n
+
+    def _step(self, report: bool) -> bool:
+        """Decode the next step into ``_out`` (all of the last one is
+        handed out); False at the end of the stream, which is reported
+        if ``report`` and the stream stopped early."""
+        if self._end is None and not self._done:
+            try:
+                data = self._decode(CHUNK)
+            except _OverLimit as exc:
+                self._end = (True, f"{exc}, after {self._raw.count} compressed bytes")
+            except self._errors as exc:
+                self._end = self._failed(exc)
+            else:
+                if data:
+                    self._out, self._at = data, 0
+                    return True
+                if self._frames is not None and not self._frames.at_boundary:
+                    self._end = self._failed(None)
+                else:
+                    self._done = True
+        if report and self._end is not None:
+            over, message = self._end
+            if over:
+                raise CaptureError(self.name, message)
+            if self.failure is None:
+                self.failure = message
+                self.on_failure(message)
+        return False
+
+    def _failed(self, exc: Optional[BaseException]) -> tuple[bool, str]:
+        """What stopped the decompressor, as ``_end`` holds it."""
         offset = self._raw.count
+        if self._frames is not None and exc is not None and "too much memory" in str(exc):
+            # python-zstandard's words for ZSTD_error_frameParameter_windowTooLarge
+            mib = -(-self._frames.window >> 20)
+            return True, (f"zstd window of {mib} MiB is over the limit of "
+                          f"{ZSTD_MAX_WINDOW >> 20} MiB (zstd --long and --ultra -22 make "
+                          f"such files), after {offset} compressed bytes")
         if exc is None or isinstance(exc, EOFError):
             what = f"{self.compression} data is cut off (ends inside a compressed stream"
         else:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             what = f"{self.compression} data is corrupt ({detail}"
-        self.failure = f"{what}, after {offset} compressed bytes)"
-        self.on_failure(self.failure)
+        return False, f"{what}, after {offset} compressed bytes)"
 
     def close(self) -> None:
         if self._decoder is not None:
