@@ -7,6 +7,7 @@ file in the same folder, then rename), so a scheduled job never reads a
 half-written report.
 """
 
+import ipaddress
 import json
 import math
 import os
@@ -17,6 +18,7 @@ import click
 
 from . import __version__
 from .atomic import atomic_file
+from .analysis.population import CLIENT_KEYS, parse_client_prefix
 from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
 from .engine.local import analyze_paths
@@ -83,6 +85,33 @@ def _nat64_prefixes(values):
     return tuple(out)
 
 
+def client_options(command):
+    """--client-key and --client-prefix, shared by analyze, live and watch."""
+    command = click.option(
+        "--client-prefix", "client_prefixes", multiple=True, metavar="PREFIX",
+        help="A network of clients (IPv4 or IPv6 CIDR, e.g. 100.64.0.0/10): the side "
+             "inside it is the client, frames with no side inside are not counted as a "
+             "client's. Repeatable. Without it the side with the ephemeral port is.")(command)
+    return click.option(
+        "--client-key", type=click.Choice(CLIENT_KEYS), default="auto", show_default=True,
+        help="What identifies a client: its Ethernet address, its IPv4 address or its "
+             "IPv6 /64 (privacy addresses change within it). auto: mac on Ethernet "
+             "links, else ipv6-64 for IPv6 and ipv4 for IPv4.")(command)
+
+
+def decode_options(sixrd, client_key="auto", client_prefixes=()) -> DecodeOptions:
+    out = []
+    for v in client_prefixes:
+        try:
+            parse_client_prefix(v)
+        except ValueError:
+            raise click.BadParameter(f"{v!r} is not an IPv4 or IPv6 prefix such as "
+                                     "100.64.0.0/10", param_hint="--client-prefix")
+        out.append(str(ipaddress.ip_network(v, strict=False)))
+    return DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"), client_key=client_key,
+                         client_prefixes=tuple(dict.fromkeys(out)))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ipv6flow")
 def main():
@@ -128,8 +157,9 @@ def main():
 @click.option("--stats", is_flag=True,
               help="Print decoder statistics (frames, fallback to the reference decoder, "
                    "time) on stderr.")
+@client_options
 def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, decoder, workers,
-            engine, scheduler, no_progress, stats):
+            engine, scheduler, no_progress, stats, client_key, client_prefixes):
     """Analyse pcap/pcapng captures (gzip, bzip2, xz, zstd; '-' for stdin).
 
     Several PATHS give one combined report with one `inputs` entry each.
@@ -138,7 +168,7 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
     if not (interval >= 1e-6 and math.isfinite(interval)):
         raise click.BadParameter("must be a number of seconds, at least 1e-6",
                                  param_hint="--interval")
-    opts = DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"))
+    opts = decode_options(sixrd, client_key, client_prefixes)
     counters = {}
     started = time.perf_counter()
     want = _suffixes(suffixes) if (dns_report or suffixes) else None
@@ -340,15 +370,16 @@ def plot_cmd(report_path, output, width, height):
 @click.option("--buffer-size", type=click.IntRange(min=1), default=32, show_default=True,
               metavar="MIB", help="Kernel capture buffer in MiB (tcpdump -B); raise it when "
                                   "drops are reported.")
+@client_options
 def live(iface, bpf, duration, count, report_every, write, fmt, output, interval, sixrd, nat64,
-         decoder, status_every, snaplen, no_promisc, buffer_size):
+         decoder, status_every, snaplen, no_promisc, buffer_size, client_key, client_prefixes):
     """Capture on a network interface and report as analyze does.
 
     Needs the CAP_NET_RAW capability (root). Ends at --duration, --count,
     Ctrl-C or SIGTERM; the final report is written in every case. Kernel
     drop counts are in the report (inputs[0].capture.kernel) and on stderr.
     """
-    opts = DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"))
+    opts = decode_options(sixrd, client_key, client_prefixes)
     try:
         summary, st = capture_live(
             iface, bpf, duration, count, report_every, write, interval, opts,
@@ -396,8 +427,9 @@ def live(iface, bpf, duration, count, report_every, write, fmt, output, interval
 @click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX", help="As for analyze.")
 @click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
               show_default=True, help="As for analyze.")
+@client_options
 def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, settle,
-          newest_settle, poll, once, sixrd, nat64, decoder):
+          newest_settle, poll, once, sixrd, nat64, decoder, client_key, client_prefixes):
     """Analyse rotated captures (tcpdump -G, -C, -W) in DIRECTORY, each once.
 
     A file is complete when it is not the newest and has not changed for
@@ -405,7 +437,7 @@ def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, 
     restart neither skips nor repeats one. Writes a report per file and a
     running merged report; Ctrl-C or SIGTERM stop after the current file.
     """
-    opts = DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"))
+    opts = decode_options(sixrd, client_key, client_prefixes)
 
     def on_report(path, report):
         _print_problems(report)

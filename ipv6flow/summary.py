@@ -17,6 +17,7 @@ import math
 
 from . import __version__
 from .analysis.nat64 import Nat64State
+from .analysis.population import Population, frame_columns
 from .analysis.services import merge_reports as merge_services
 from .decode.addresses import ADDRESS_CLASSES, address_class
 from .decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
@@ -121,6 +122,14 @@ def _expand(counts, key, packets, nbytes):
         counts["decode"][problem] += packets
 
 
+def _bin(start, b, flows):
+    out = {"start": start, "ipv4": pb(b[0], b[1]), "ipv6": pb(b[2], b[3]),
+           "carrier": {"ipv4": pb(b[4], b[5]), "ipv6": pb(b[6], b[7])}}
+    if flows is not None:
+        out["flows"] = flows
+    return out
+
+
 def _share(part, whole):
     return part / whole if whole else None
 
@@ -128,7 +137,7 @@ def _share(part, whole):
 class Summary:
     """Mergeable figures of one or more inputs."""
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL, nat64_prefixes=()):
+    def __init__(self, interval: float = DEFAULT_INTERVAL, nat64_prefixes=(), opts=None):
         if not interval >= MIN_INTERVAL or not math.isfinite(interval):
             raise ValueError("interval must be at least a microsecond (in seconds)")
         self.interval = float(interval)
@@ -142,13 +151,18 @@ class Summary:
         self._bins = {}
         self.bin_overflow = [0, 0]   # IP frames whose bin was past MAX_BINS
         self.nat64 = Nat64State(nat64_prefixes)
+        # clients and flows, by the options' client key (None: not set yet)
+        self.population = (Population(opts.client_key, opts.client_prefixes)
+                           if opts is not None else Population())
         self.services = None     # the DNS service report, when asked for
         self.interrupted = False  # Ctrl-C: the report is partial
         self.landed = None       # for a part of a file: did it end on its boundary
 
     # -- adding -----------------------------------------------------------
-    def add(self, f, ts: float, wirelen: int) -> None:
-        """Count one decoded frame."""
+    def add(self, f, ts: float, wirelen: int, linktype=None, data=None) -> None:
+        """Count one decoded frame. With its ``linktype`` and ``data`` the
+        frame also counts towards clients and flows (the fast path hands
+        those over as arrays instead)."""
         key = frame_key(f)
         e = self._keys.get(key)
         if e is None:
@@ -157,6 +171,8 @@ class Summary:
             e[0] += 1
             e[1] += wirelen
         self.add_time(ts, f.payload, f.carrier, 1, wirelen)
+        if linktype is not None:
+            self.population.add_row(frame_columns(f, linktype, data, ts), self.interval)
 
     def add_key(self, key, packets: int, nbytes: int) -> None:
         """Count ``packets`` frames with the same ``frame_key`` at once."""
@@ -215,6 +231,7 @@ class Summary:
                              f"and {other.interval} s")
         out = Summary(self.interval)
         out.nat64 = self.nat64.merge(other.nat64)
+        out.population = self.population.merge(other.population, self.interval)
         out.interrupted = self.interrupted or other.interrupted
         out.services = merge_services(self.services, other.services)
         for s in (self, other):
@@ -235,6 +252,7 @@ class Summary:
     # -- reports ----------------------------------------------------------
     def counts(self) -> dict:
         self._flush()
+        self.population.flush(self.interval)
         return self._counts
 
     def to_report(self) -> dict:
@@ -245,6 +263,8 @@ class Summary:
         cip_p = c["carrier"]["ipv4"]["packets"] + c["carrier"]["ipv6"]["packets"]
         cip_b = c["carrier"]["ipv4"]["bytes"] + c["carrier"]["ipv6"]["bytes"]
         eh = c["extension_headers"]
+        clients, flows = self.population.report()
+        bin_flows = self.population.bin_flows
         report = {
             "schema": SCHEMA_ID,
             "tool": {"name": "ipv6flow", "version": __version__},
@@ -271,12 +291,12 @@ class Summary:
             "transport": c["transport"],
             "addresses": c["addresses"],
             "nat64": self.nat64.report(),
+            "clients": clients,
+            "flows": flows,
             "decode": c["decode"],
             "timeseries": {
                 "interval_s": self.interval,
-                "bins": [{"start": idx * self.interval,
-                          "ipv4": pb(b[0], b[1]), "ipv6": pb(b[2], b[3]),
-                          "carrier": {"ipv4": pb(b[4], b[5]), "ipv6": pb(b[6], b[7])}}
+                "bins": [_bin(idx * self.interval, b, bin_flows(idx))
                          for idx, b in sorted(self._bins.items())],
                 "overflow": pb(*self.bin_overflow),
             },
@@ -285,6 +305,7 @@ class Summary:
             report["services"] = self.services
         if self.interrupted:
             report["partial"] = True
+        report["sketches"] = self.population.sketches(self.interval)
         return report
 
     @classmethod
@@ -299,6 +320,7 @@ class Summary:
                   "transport", "addresses", "decode"):
             _add_counts(s._counts[k], report[k])
         s.nat64 = Nat64State.from_report(report["nat64"])
+        s.population = Population.from_report(report, s.interval)
         s.services = report.get("services")
         s.interrupted = bool(report.get("partial"))
         over = report["timeseries"].get("overflow") or pb()

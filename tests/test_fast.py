@@ -10,7 +10,8 @@ import pytest
 from ipv6flow.capture import open_capture
 from ipv6flow.decode import DecodeOptions, decode_frame, parse_prefix
 from ipv6flow.errors import CaptureError
-from ipv6flow.fast import frame_keys
+from ipv6flow.analysis import population
+from ipv6flow.fast import frame_columns, frame_keys
 from ipv6flow.summary import frame_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,21 +23,25 @@ OPTS = DecodeOptions(sixrd_prefixes=(parse_prefix("2a01:e30::/28"),))
 
 
 def compare(path, opts=OPTS):
-    """Mismatching frames (1-based numbers) and (frames, fallback) counts."""
+    """Mismatching frames (1-based numbers) and (frames, fallback) counts.
+    A frame's figures are its ``frame_key`` and its client and flow columns
+    (``analysis.population``)."""
     fast, ref = [], []
     fallback = 0
     try:
         with open_capture(path) as cap:
             for batch in cap.iter_batches():
                 keys, fb = frame_keys(batch, opts)
-                fast.extend(keys)
+                fast.extend(zip(keys, frame_columns(batch, opts)))
                 fallback += fb
     except CaptureError:
         pass
     try:
         with open_capture(path) as cap:
             for rec in cap:
-                ref.append(frame_key(decode_frame(rec.linktype, rec.data, rec.wirelen, opts)))
+                f = decode_frame(rec.linktype, rec.data, rec.wirelen, opts)
+                ref.append((frame_key(f),
+                            population.frame_columns(f, rec.linktype, rec.data, rec.ts)))
     except CaptureError:
         pass
     assert len(fast) == len(ref)

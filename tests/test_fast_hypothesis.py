@@ -45,7 +45,8 @@ from ipv6flow.decode.addresses import ADDRESS_CLASSES
 from ipv6flow.decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
 from ipv6flow.decode.link import LINKTYPES
 from ipv6flow.analysis.nat64 import inspect_frame
-from ipv6flow.fast import frame_keys, summarize_batch
+from ipv6flow.analysis import population
+from ipv6flow.fast import frame_columns, frame_keys, summarize_batch
 from ipv6flow.summary import DECODE_KEYS, FAMILIES, TRANSPORT_KEYS, Summary, frame_key
 
 EXAMPLES = int(os.environ.get("IPV6FLOW_HYPOTHESIS_EXAMPLES", "0") or 0)
@@ -66,6 +67,11 @@ def fuzz(default):
 
 def reference_key(row, opts):
     return frame_key(decode_frame(row.linktype, row.data, row.wirelen, opts))
+
+
+def reference_columns(row, opts, ts):
+    f = decode_frame(row.linktype, row.data, row.wirelen, opts)
+    return population.frame_columns(f, row.linktype, row.data, ts)
 
 
 def describe(row, opts, fast, ref):
@@ -93,6 +99,11 @@ def assert_agree(batch, rows, opts, strict=False):
     bad = [describe(r, opts, a, b) for r, a in zip(rows, fast)
            if a != (b := reference_key(r, opts)) and (strict or not open_bug1(a, b))]
     assert not bad, f"{len(bad)} of {len(rows)} rows disagree:\n" + "\n".join(bad[:5])
+    # the client and flow columns (analysis.population) of every row
+    cols = frame_columns(batch, opts)
+    bad = [(r.data.hex(), a, b) for r, a, ts in zip(rows, cols, batch.ts.tolist())
+           if a != (b := reference_columns(r, opts, ts))]
+    assert not bad, f"{len(bad)} of {len(rows)} rows' columns disagree: {bad[:3]}"
 
 
 def single(row, layout="end"):
@@ -229,7 +240,7 @@ def two_pass_reports(batch, rows, opts, configured):
     frames = [decode_frame(r.linktype, r.data, r.wirelen, opts) for r in rows]
     summarize_batch(fast, batch, opts, None, static, True)
     for r, f, ts in zip(rows, frames, batch.ts.tolist()):
-        ref.add(f, ts, r.wirelen)
+        ref.add(f, ts, r.wirelen, r.linktype, r.data)
         inspect_frame(ref.nat64, f, r.data, r.wirelen, static, True)
     first = fast.to_report(), ref.to_report()
     later = sorted(set(ref.nat64.discovered()) - set(static))

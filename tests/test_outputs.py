@@ -113,7 +113,8 @@ def test_csv_one_row_per_bin_and_sums_equal_the_totals(report):
     header, rows = _csv(report)
     assert tuple(header) == csvout.COLUMNS == (
         "start", "start_utc", "interval_s", "ipv4_packets", "ipv4_bytes", "ipv6_packets",
-        "ipv6_bytes", "ipv6_share_packets", "ipv6_share_bytes")
+        "ipv6_bytes", "ipv6_share_packets", "ipv6_share_bytes", "ipv4_flows", "ipv6_flows",
+        "ipv6_share_flows")
     bins = report["timeseries"]["bins"]
     assert len(rows) == len(bins)
     col = {name: i for i, name in enumerate(header)}
@@ -128,6 +129,12 @@ def test_csv_one_row_per_bin_and_sums_equal_the_totals(report):
         for unit in ("packets", "bytes"):
             whole = b["ipv4"][unit] + b["ipv6"][unit]
             assert float(row[col[f"ipv6_share_{unit}"]]) == b["ipv6"][unit] / whole
+        f4, f6 = int(row[col["ipv4_flows"]]), int(row[col["ipv6_flows"]])
+        assert (f4, f6) == (b["flows"]["ipv4"], b["flows"]["ipv6"])
+        assert float(row[col["ipv6_share_flows"]]) == f6 / (f4 + f6)
+    # one-second bins of a short capture: every bin's flows are exact, and
+    # a flow lives in at least one bin
+    assert sum(int(r[col["ipv4_flows"]]) for r in rows) >= report["flows"]["ipv4"] > 0
     for fam in ("ipv4", "ipv6"):
         for unit in ("packets", "bytes"):
             assert sum(int(r[col[f"{fam}_{unit}"]]) for r in rows) \
@@ -149,7 +156,8 @@ def test_csv_edge_cases(report):
     r = copy.deepcopy(report)
     r["timeseries"]["bins"] = [_bin(-60.0, 0, 0, 0, 0)]
     header, rows = _csv(r)
-    assert rows == [["-60.0", "1969-12-31T23:59:00.000Z", "1.0", "0", "0", "0", "0", "", ""]]
+    assert rows == [["-60.0", "1969-12-31T23:59:00.000Z", "1.0", "0", "0", "0", "0", "", "", "", "",
+                    ""]]
 
 
 def test_csv_text_cells_are_guarded_against_formulas(report, monkeypatch):
@@ -423,6 +431,9 @@ def test_share_is_nan_free_in_csv_and_metrics(report):
     for line in prometheus.render(report, now=NOW).splitlines():
         if not line.startswith("#"):
             assert math.isfinite(float(line.rsplit(" ", 1)[1])), line
-    for row in list(csv.reader(io.StringIO(csvout.render(report))))[1:]:
-        for cell in row[-2:]:
+    header, *rows = list(csv.reader(io.StringIO(csvout.render(report))))
+    shares = [i for i, name in enumerate(header) if "share" in name]
+    assert len(shares) == 3
+    for row in rows:
+        for cell in (row[i] for i in shares):
             assert 0.0 <= float(cell) <= 1.0 and math.isfinite(float(cell))

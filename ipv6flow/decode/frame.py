@@ -8,7 +8,9 @@ class DecodeOptions:
     """Decoding choices a user makes on the command line.
 
     ``sixrd_prefixes`` are (value, mask, length) tuples over 128-bit
-    addresses (see ``addresses.parse_prefix``). The caps bound the work per
+    addresses (see ``addresses.parse_prefix``). ``client_key`` and
+    ``client_prefixes`` are not decoding choices but travel with them to
+    every worker. The caps bound the work per
     frame (STYLE habit 6); hitting one is counted, never fatal.
     """
 
@@ -16,6 +18,10 @@ class DecodeOptions:
     max_tunnel_depth: int = 8      # encapsulations followed per frame
     max_chain: int = 64            # extension headers walked per IPv6 header
     max_layers: int = 64           # link/IP layers of any kind per frame
+    # Who is a client (analysis/population.py): the key clients are
+    # counted by, and the networks they live in (canonical CIDR strings).
+    client_key: str = "auto"
+    client_prefixes: tuple = ()
 
 
 class Frame:

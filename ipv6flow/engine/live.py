@@ -449,7 +449,7 @@ def capture_live(iface: str, bpf: str | None = None, duration: float | None = No
     if decoder not in ("fast", "reference"):
         raise UsageError(f"unknown decoder {decoder!r}")
     say = on_status or (lambda line: None)
-    summary = Summary(interval, nat64_prefixes)
+    summary = Summary(interval, nat64_prefixes, opts)
     handle = PcapHandle(iface, snaplen, promisc, buffer_bytes, bpf)
     writer = None
     signals = None
@@ -499,7 +499,7 @@ def _run(handle, writer, summary, signals, iface, bpf, duration, count, report_e
             prefixes = list(live.order)
             for ts, _, wire, data in batch.records():
                 f = decode_frame(lt, data, wire, opts)
-                summary.add(f, ts, wire)
+                summary.add(f, ts, wire, lt, data)
                 inspect_frame(summary.nat64, f, data, wire, prefixes, True)
             totals["fallback"] += len(batch)
         totals["frames"] += len(batch)

@@ -86,7 +86,7 @@ def _frames(cap, opts, decoder, summary, live, path_i, on_frame, fallback, progr
         f = decode_frame(linktype, data, wirelen, opts)
         if f.problem is not None:
             on_frame(f, linktype)
-        add(f, ts, wirelen)
+        add(f, ts, wirelen, linktype, data)
         inspect_frame(nat, f, data, wirelen, prefixes, True)
         done += 1
         if done % REFERENCE_CHECK_EVERY == 0:
@@ -129,7 +129,7 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
     how reading went. ``decoder`` is "fast" (numpy kernel over batches,
     reference decoder for the rows it leaves) or "reference"; both give the
     same figures. ``stats``, if given, receives frame and fallback counts."""
-    s = Summary(interval, nat64_prefixes)
+    s = Summary(interval, nat64_prefixes, opts)
     s.nat64.want_queries = want_queries
     entry = new_input(shown or path)
     unsupported = set()
@@ -218,7 +218,7 @@ def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "f
     """One Summary of all ``paths``. ``services``: None, or a tuple of
     domain suffixes (empty: every name) for the DNS service report."""
     with readable_twice(paths) as real:
-        total = Summary(interval, nat64_prefixes)
+        total = Summary(interval, nat64_prefixes, opts)
         live = LivePrefixes(total.nat64.static_prefixes())
         for i, (shown, path) in enumerate(zip(paths, real)):
             part = analyze_path(path, opts, interval, decoder, stats, nat64_prefixes, shown,

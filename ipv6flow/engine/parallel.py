@@ -209,7 +209,7 @@ def _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes, serv
                        services is not None)
     except Interrupted as stop:
         # The parts that finished, in order; nothing more is read.
-        total = Summary(interval, nat64_prefixes)
+        total = Summary(interval, nat64_prefixes, opts)
         for part, res in zip(parts, stop.done):
             if res is not None:
                 for e in res[0].inputs:
@@ -221,7 +221,7 @@ def _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes, serv
     results = _check_parts(parts, results, opts, interval, decoder,
                            (nat64_prefixes, services is not None))
     kept = []
-    total = Summary(interval, nat64_prefixes)
+    total = Summary(interval, nat64_prefixes, opts)
     for part, (s, starts, st) in results:
         for e in s.inputs:
             e["_input"] = part.index

@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..analysis import nat64 as nat64_mod
+from ..analysis import population
 from ..analysis import rfc6052
 from ..decode import decode_frame
 from ..summary import frame_key
@@ -36,6 +37,78 @@ def frame_keys(batch, opts):
         rec = _record(batch, i)
         out[i] = frame_key(decode_frame(rec[1], rec[3], rec[2], opts))
     return out, len(fallback)
+
+
+def population_columns(rows, batch, idx):
+    """The ``analysis.population`` columns of IP rows ``idx``, read with
+    array gathers (as ``population.frame_columns`` reads one frame)."""
+    fam, proto = rows.payload[idx], rows.proto[idx]
+    l4, l4end = rows.l4[idx], rows.l4end[idx]
+    n = len(idx)
+    sport = np.full(n, -1, dtype=np.int64)
+    dport = np.full(n, -1, dtype=np.int64)
+    icmp = np.full(n, -1, dtype=np.int64)
+    has_l4 = l4 >= 0
+    tp = has_l4 & ((proto == 6) | (proto == 17)) & (l4 + 4 <= l4end)
+    t = np.flatnonzero(tp)
+    sport[t], dport[t] = rows.u16(l4[t]), rows.u16(l4[t] + 2)
+    ic = np.flatnonzero(has_l4 & ~((proto == 6) | (proto == 17))
+                        & (proto == np.where(fam == FAM_IPV6, 58, 1)) & (l4 < l4end))
+    icmp[ic] = rows.u8(l4[ic])
+    v4 = rows.v4[idx]
+    v4s = np.full(n, -1, dtype=np.int64)
+    v4d = np.full(n, -1, dtype=np.int64)
+    h4 = np.flatnonzero(v4 >= 0)
+    v4s[h4], v4d[h4] = rows.u32(v4[h4] + 12), rows.u32(v4[h4] + 16)
+    v6 = rows.v6[idx]
+    has6 = v6 >= 0
+    cols6 = []
+    h6 = np.flatnonzero(has6)
+    for off in (8, 16, 24, 32):
+        col = np.zeros(n, dtype=np.uint64)
+        col[h6] = rows.u64(v6[h6] + off)
+        cols6.append(col)
+    mac_s = np.full(n, -1, dtype=np.int64)
+    mac_d = np.full(n, -1, dtype=np.int64)
+    eth = np.flatnonzero((batch.linktypes[idx] == 1) & (batch.caplens[idx] >= 12))
+    at = batch.offsets[idx[eth]].astype(np.int64)
+    mac_d[eth] = (rows.u16(at) << 32) | rows.u32(at + 2)
+    mac_s[eth] = (rows.u16(at + 6) << 32) | rows.u32(at + 8)
+    return {"fam": fam, "tunnel": rows.tunnel[idx], "ts": batch.ts[idx].astype(np.float64),
+            "proto": proto, "sport": sport, "dport": dport, "icmp": icmp, "v4s": v4s,
+            "v4d": v4d, "has6": has6, "v6s_hi": cols6[0], "v6s_lo": cols6[1],
+            "v6d_hi": cols6[2], "v6d_lo": cols6[3], "mac_s": mac_s, "mac_d": mac_d}
+
+
+def _observe_population(summary, rows, batch, fast, extra):
+    """Clients and flows of a batch: the kernel's IP rows and the fallback
+    rows' columns (``extra``: (row, columns) pairs), in frame order."""
+    idx = np.flatnonzero(fast & (rows.payload != 0))
+    cols = population_columns(rows, batch, idx)
+    if extra:
+        more = population.columns_of([c for _, c in extra])
+        order = np.argsort(np.concatenate((idx, np.array([i for i, _ in extra]))),
+                           kind="stable")
+        cols = {k: np.concatenate((cols[k], more[k]))[order] for k in cols}
+    summary.population.observe(cols, summary.interval)
+
+
+def frame_columns(batch, opts):
+    """Per-row ``population.frame_columns`` tuples (None for non-IP rows),
+    for differential tests as ``frame_keys``."""
+    _, fallback, rows = classify(batch, opts)
+    n = len(batch)
+    fast = np.ones(n, dtype=bool)
+    fast[fallback] = False
+    idx = np.flatnonzero(fast & (rows.payload != 0))
+    cols = population_columns(rows, batch, idx)
+    out = [None] * n
+    for i, row in zip(idx.tolist(), zip(*(cols[c].tolist() for c in population.COLUMNS))):
+        out[i] = row
+    for i in fallback.tolist():
+        ts_i, lt, wire, data = _record(batch, i)
+        out[i] = population.frame_columns(decode_frame(lt, data, wire, opts), lt, data, ts_i)
+    return out
 
 
 def _record(batch, i):
@@ -201,6 +274,7 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
                         _nat64_traffic(state, rows, part, batch.wirelens, [p])
     if observe:
         _observe(state, rows, np.flatnonzero(fast & (rows.payload != 0)), batch)
+    extra = []
     for i in fallback.tolist():
         ts_i, lt, wire, data = _record(batch, i)
         f = decode_frame(lt, data, wire, opts)
@@ -208,8 +282,13 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
             if on_frame is not None:
                 on_frame(f, lt)
             summary.add(f, ts_i, wire)
+            row = population.frame_columns(f, lt, data, ts_i)
+            if row is not None:
+                extra.append((i, row))
         nat64_mod.inspect_frame(state, f, data, wire,
                                 nat64_mod.prefixes_at(prefixes, limits, base + i), observe)
+    if observe:
+        _observe_population(summary, rows, batch, fast, extra)
     return len(fallback)
 
 

@@ -154,6 +154,7 @@ class Rows:
         self.anom = np.zeros(n, dtype=np.int64)
         self.v6 = np.full(n, -1, dtype=np.int64)        # innermost IPv6 header offset
         self.ip = np.full(n, -1, dtype=np.int64)        # innermost IP header offset
+        self.v4 = np.full(n, -1, dtype=np.int64)        # innermost IPv4 header offset
         self.l4 = np.full(n, -1, dtype=np.int64)        # its upper-layer header
         self.l4end = np.zeros(n, dtype=np.int64)
 
@@ -272,6 +273,7 @@ def step_ipv4(rows, idx, opts):
     rows.carrier[idx] = np.where(rows.carrier[idx] == FAM_NON_IP, FAM_IPV4, rows.carrier[idx])
     rows.payload[idx] = FAM_IPV4
     rows.ip[idx] = pos
+    rows.v4[idx] = pos
     proto = rows.u8(pos + 9)
     rows.proto[idx] = proto
     frag = rows.u16(pos + 6) & 0x1FFF

@@ -21,6 +21,11 @@ ipv6_bytes           their bytes on the wire
 ipv6_share_packets   ipv6_packets / (ipv4_packets + ipv6_packets), 0..1; empty
                      when the bin holds no IP packet
 ipv6_share_bytes     the same for bytes
+ipv4_flows           distinct IPv4 flows (bidirectional 5-tuples) with a frame in
+                     the bin; empty for bins past the first 4096 (see the JSON's
+                     ``flows.bins``)
+ipv6_flows           the same for IPv6
+ipv6_share_flows     ipv6_flows / (ipv4_flows + ipv6_flows), 0..1
 ==================== =========================================================
 
 Summed over the rows, the packet and byte columns equal the report's
@@ -40,7 +45,8 @@ from .services import cell
 
 COLUMNS = ("start", "start_utc", "interval_s",
            "ipv4_packets", "ipv4_bytes", "ipv6_packets", "ipv6_bytes",
-           "ipv6_share_packets", "ipv6_share_bytes")
+           "ipv6_share_packets", "ipv6_share_bytes", "ipv4_flows", "ipv6_flows",
+           "ipv6_share_flows")
 
 
 def _utc(ts: float) -> str:
@@ -69,10 +75,13 @@ def rows(report: dict):
     interval = ts["interval_s"]
     for b in ts["bins"]:
         v4, v6 = b["ipv4"], b["ipv6"]
+        fl = b.get("flows")
+        f4, f6 = (fl["ipv4"], fl["ipv6"]) if fl else (None, None)
         yield [b["start"], _utc(b["start"]), interval,
                v4["packets"], v4["bytes"], v6["packets"], v6["bytes"],
                _share(v6["packets"], v4["packets"] + v6["packets"]),
-               _share(v6["bytes"], v4["bytes"] + v6["bytes"])]
+               _share(v6["bytes"], v4["bytes"] + v6["bytes"]),
+               f4, f6, _share(f6, f4 + f6) if fl else None]
 
 
 def render(report: dict) -> str:

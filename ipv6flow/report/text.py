@@ -132,6 +132,8 @@ def render(report: dict) -> str:
         out.append(f"  IPv6 packets: {_n(nat)} native ({_pct(nat, v6).strip()}), "
                    f"{_n(tun)} tunnelled over IPv4 ({_pct(tun, v6).strip()})")
     out.append("")
+    if "clients" in r:
+        out.extend(_clients(r["clients"], r["flows"]))
 
     # -- families ---------------------------------------------------------
     tab = _Table(f"Frames ({_n(tp)} in all)", tp, tb)
@@ -192,6 +194,51 @@ def render(report: dict) -> str:
     out.extend(_nat64(r["nat64"], tp))
     out.extend(_timeseries(r["timeseries"]))
     return "\n".join(out)
+
+
+def _approx(section):
+    if section["exact"]:
+        return ""
+    return f"  (estimates, relative standard error {100 * section['relative_standard_error']:.1f}%)"
+
+
+def _clients(c, fl):
+    """Clients by family, interface identifiers and flows."""
+    total = c["total"]
+    key = c["key"] + "".join(f", inside {p}" for p in c["client_prefixes"])
+    lines = [f"IPv6-capable clients: {_n(c['ipv6_capable'])} of {_n(total)} "
+             f"({_pct(c['ipv6_capable'], total).strip()})  (client key: {key}){_approx(c)}"]
+    for k, label in (("dual_stack", "dual-stack"), ("ipv6_only", "IPv6 only"),
+                     ("ipv4_only", "IPv4 only"), ("link_local_only", "link-local IPv6 only")):
+        lines.append(f"  {label:<{LABEL_W - 2}}{_n(c[k]):>13} {_pct(c[k], total)}")
+    fr = c["frames"]
+    lines.append(f"  frames with no client side (transit, equal ports, other protocols): "
+                 f"{_n(fr['unattributed'])} of {_n(fr['attributed'] + fr['unattributed'])}")
+    ii = c["interface_ids"]
+    src = ii["sources"]
+    lines.append("")
+    lines.append(f"IPv6 interface identifiers: {_n(src['addresses'])} global source addresses "
+                 f"in {_n(src['prefixes64'])} /64s{_approx(ii)}")
+    lines.append(f"  {'':<{LABEL_W - 2}}{'addresses':>13} {'%':>7} {'/64s':>16} {'%':>7}")
+    for k, v in ii["addresses"].items():
+        p64 = ii["prefixes64"][k]
+        if v or p64:
+            lines.append(f"  {k:<{LABEL_W - 2}}{_n(v):>13} {_pct(v, src['addresses'])} "
+                         f"{_n(p64):>16} {_pct(p64, src['prefixes64'])}")
+    lines.append("")
+    ft = fl["total"]
+    lines.append(f"Flows (distinct 5-tuples, both directions): {_n(ft)}, IPv6 "
+                 f"{_share(fl['share_ipv6'])}{_approx(fl)}")
+    lines.append(f"  {'IPv4':<{LABEL_W - 2}}{_n(fl['ipv4']):>13} {_pct(fl['ipv4'], ft)}")
+    lines.append(f"  {'IPv6':<{LABEL_W - 2}}{_n(fl['ipv6']):>13} {_pct(fl['ipv6'], ft)}")
+    tunnelled = {k: v for k, v in fl["by_tunnel"].items() if v and k != "none"}
+    if tunnelled:
+        lines.append("  by tunnel: " + ", ".join(f"{k}: {_n(v)}" for k, v in tunnelled.items()))
+    if fl["unkeyed_frames"]:
+        lines.append(f"  TCP/UDP frames with no readable ports (not counted): "
+                     f"{_n(fl['unkeyed_frames'])}")
+    lines.append("")
+    return lines
 
 
 def _plural(n, word):

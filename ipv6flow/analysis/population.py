@@ -1,0 +1,559 @@
+"""Clients, flows and interface identifiers: who is on IPv6, not only how
+many bytes are.
+
+Both decoders hand this module the same few numbers per IP frame (its
+*columns*: payload family, tunnel, time, transport, the innermost IPv4 and
+IPv6 addresses, ports, ICMP type, Ethernet addresses); everything after
+that -- which side is the client, the client's key, the flow's 5-tuple,
+the interface-identifier class -- is worked out here on whole arrays, so
+one rule serves the fast path, the reference path and live capture, and
+the differential tests compare the columns each decoder extracts.
+
+The rules (docs/DECISIONS.md, "Clients and flows"):
+
+Client side, judged on the innermost IP header (the payload's):
+  1. with ``--client-prefix``: the side whose innermost IPv4 or IPv6
+     address lies in a client prefix, when only one side does; no side
+     inside: the frame is not a client's (transit), both inside: rule 2;
+  2. a multicast or broadcast destination: the source;
+  3. TCP/UDP: the side with the ephemeral port -- the port >= 1024 when the
+     other is below, else the higher port; equal ports decide nothing;
+  4. ICMP echo request and ICMPv6 echo request / router solicitation: the
+     source; echo replies: the destination;
+  5. otherwise the frame is counted as unattributed.
+
+Client key (``--client-key``): ``mac`` the client side's Ethernet address
+(frames on Ethernet links); ``ipv4`` the client side of the innermost IPv4
+header (so 6in4 and Teredo clients are keyed by their IPv4 address);
+``ipv6-64`` the /64 of the client side of the innermost IPv6 header (so
+privacy addresses within a /64 are one client, and DS-Lite clients are
+keyed by their IPv6 side); ``auto`` (default) ``mac`` on Ethernet links,
+else ``ipv6-64`` for IPv6 payloads and ``ipv4`` for IPv4 payloads.
+
+A client's families: IPv4 when an IPv4 payload was attributed to it; IPv6
+when an IPv6 payload was, with the client side's address global (2000::/3,
+so not link-local neighbour discovery); "link-local only" when it was seen
+only with other IPv6 addresses. IPv6-capable = IPv6-only + dual-stack.
+
+Flows: the bidirectional 5-tuple of the innermost IP header (ports 0 for
+other protocols than TCP and UDP); TCP and UDP frames whose ports cannot
+be read (non-first fragments, cut headers) are counted as unkeyed.
+
+Interface identifiers: the innermost IPv6 source of every IPv6 payload,
+when global (2000::/3) and not Teredo (whose low 64 bits are not an
+interface identifier), classified as in addr6 (ipv6toolkit, RFC 7707
+section 4.1), first match wins: eui64 (ff:fe in bytes 3-4 of the IID),
+isatap, embedded_ipv4 (::a.b.c.d, or four words that read as decimal
+bytes), port (a service port in the low or second-lowest word, rest
+zero), low_byte (only the low 24 bits set), pattern_bytes (more than two
+zero bytes), random.
+"""
+
+import ipaddress
+
+import numpy as np
+
+from ..decode.constants import TUNNEL_KINDS
+from .sketch import HashSketch, hash_words, relative_error
+
+COLUMNS = ("fam", "tunnel", "ts", "proto", "sport", "dport", "icmp", "v4s", "v4d",
+           "has6", "v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo", "mac_s", "mac_d")
+DTYPES = {"ts": np.float64, "has6": bool, "v6s_hi": np.uint64, "v6s_lo": np.uint64,
+          "v6d_hi": np.uint64, "v6d_lo": np.uint64}
+
+CLIENT_KEYS = ("auto", "mac", "ipv4", "ipv6-64")
+IID_CLASSES = ("eui64", "isatap", "embedded_ipv4", "port", "low_byte", "pattern_bytes",
+               "random")
+
+THRESHOLD, P = 8192, 12          # clients, flows, interface identifiers
+BIN_THRESHOLD, BIN_P = 512, 12   # flows per time bin (4 KiB each at most)
+MAX_FLOW_BINS = 4096             # time bins with a flow count (2.8 days of minutes)
+ODD_BIN = 2.0 ** 58              # as the Summary's bins: a clock past int64 once scaled
+
+_TAG_MAC, _TAG_V4, _TAG_V6 = 1, 2, 3
+_FAM4, _FAM6 = 1, 2
+_SIDE_SRC, _SIDE_DST = 1, 2
+_U = np.uint64
+_SERVICE_PORTS = (21, 22, 23, 25, 49, 53, 80, 110, 123, 179, 220, 389, 443, 547, 993, 995,
+                  1194, 3306, 5060, 5061, 5432, 6446, 8080)
+SERVICE = np.zeros(65536, dtype=bool)
+for _p in _SERVICE_PORTS:
+    SERVICE[_p] = True
+    SERVICE[int(str(_p), 16)] = True       # written as hex digits: ::443 is 0x443
+_TEREDO_HI32 = 0x20010000
+
+
+def empty_columns() -> dict:
+    return {c: np.zeros(0, dtype=DTYPES.get(c, np.int64)) for c in COLUMNS}
+
+
+def parse_client_prefix(text: str):
+    """'100.64.0.0/10' or '2001:db8::/32' -> (family, value, mask)."""
+    net = ipaddress.ip_network(text, strict=False)
+    bits = net.max_prefixlen
+    mask = ((1 << net.prefixlen) - 1) << (bits - net.prefixlen)
+    return (_FAM4 if bits == 32 else _FAM6, int(net.network_address), mask)
+
+
+# -- the columns of one frame of the reference decoder --------------------
+
+def frame_columns(f, linktype: int, data, ts: float):
+    """The columns (in ``COLUMNS`` order) of a decoded IP frame; None for
+    a frame with no IP payload."""
+    if f.payload == "non_ip":
+        return None
+    v6 = f.payload == "ipv6"
+    proto = f.proto
+    sport = dport = icmp = -1
+    if f.l4_off is not None:
+        at, end = f.l4_off, f.l4_end
+        if proto in (6, 17) and at + 4 <= end:
+            sport = (data[at] << 8) | data[at + 1]
+            dport = (data[at + 2] << 8) | data[at + 3]
+        elif proto == (58 if v6 else 1) and at < end:
+            icmp = data[at]
+    v4s = int.from_bytes(f.src4, "big") if f.src4 is not None else -1
+    v4d = int.from_bytes(f.dst4, "big") if f.dst4 is not None else -1
+    has6 = f.src6 is not None
+    if has6:
+        s, d = int.from_bytes(f.src6, "big"), int.from_bytes(f.dst6, "big")
+    else:
+        s = d = 0
+    if linktype == 1 and len(data) >= 12:
+        mac_d, mac_s = int.from_bytes(data[0:6], "big"), int.from_bytes(data[6:12], "big")
+    else:
+        mac_d = mac_s = -1
+    return (_FAM6 if v6 else _FAM4, TUNNEL_KINDS.index(f.tunnel), ts, proto, sport, dport,
+            icmp, v4s, v4d, has6, s >> 64, s & 0xFFFFFFFFFFFFFFFF, d >> 64,
+            d & 0xFFFFFFFFFFFFFFFF, mac_s, mac_d)
+
+
+def columns_of(rows) -> dict:
+    """Column arrays from a list of ``frame_columns`` tuples."""
+    if not rows:
+        return empty_columns()
+    out = {}
+    for name, values in zip(COLUMNS, zip(*rows)):
+        out[name] = np.array(values, dtype=DTYPES.get(name, np.int64))
+    return out
+
+
+# -- rules over column arrays ----------------------------------------------
+
+def client_side(c, prefixes=()) -> np.ndarray:
+    """0 (undecided), 1 (source) or 2 (destination) per row."""
+    fam, sport, dport, icmp = c["fam"], c["sport"], c["dport"], c["icmp"]
+    v6 = fam == _FAM6
+    n = len(fam)
+    side = np.zeros(n, dtype=np.int64)
+    # 3: ports
+    tp = sport >= 0
+    low_s, low_d = sport < 1024, dport < 1024
+    by_port = np.where(low_d & ~low_s, _SIDE_SRC,
+                       np.where(low_s & ~low_d, _SIDE_DST,
+                                np.where(sport > dport, _SIDE_SRC,
+                                         np.where(dport > sport, _SIDE_DST, 0))))
+    side = np.where(tp, by_port, side)
+    # 4: ICMP
+    req = np.where(v6, (icmp == 128) | (icmp == 133), icmp == 8)
+    rep = np.where(v6, icmp == 129, icmp == 0)
+    side = np.where(req, _SIDE_SRC, np.where(rep, _SIDE_DST, side))
+    # 2: multicast or broadcast destination
+    v4d = c["v4d"]
+    mcast = np.where(v6, (c["v6d_hi"] >> _U(56)) == _U(0xFF),
+                     ((v4d >> 28) == 0xE) | (v4d == 0xFFFFFFFF))
+    side = np.where(mcast, _SIDE_SRC, side)
+    if prefixes:
+        s_in = np.zeros(n, dtype=bool)
+        d_in = np.zeros(n, dtype=bool)
+        has4, has6 = c["v4s"] >= 0, c["has6"]
+        for pfam, value, mask in prefixes:
+            if pfam == _FAM4:
+                s_in |= has4 & ((c["v4s"] & mask) == value)
+                d_in |= has4 & ((c["v4d"] & mask) == value)
+            else:
+                vh, vl = _U(value >> 64), _U(value & 0xFFFFFFFFFFFFFFFF)
+                mh, ml = _U(mask >> 64), _U(mask & 0xFFFFFFFFFFFFFFFF)
+                s_in |= has6 & ((c["v6s_hi"] & mh) == vh) & ((c["v6s_lo"] & ml) == vl)
+                d_in |= has6 & ((c["v6d_hi"] & mh) == vh) & ((c["v6d_lo"] & ml) == vl)
+        side = np.where(s_in & ~d_in, _SIDE_SRC,
+                        np.where(d_in & ~s_in, _SIDE_DST, np.where(s_in, side, 0)))
+    return side
+
+
+def client_keys(c, side, mode: str):
+    """(tag, value) per row; tag 0 where the row has no key in this mode."""
+    src = side == _SIDE_SRC
+    n = len(side)
+    tag = np.zeros(n, dtype=np.int64)
+    value = np.zeros(n, dtype=np.uint64)
+    mac = np.where(src, c["mac_s"], c["mac_d"])
+    v4 = np.where(src, c["v4s"], c["v4d"])
+    v6 = np.where(src, c["v6s_hi"], c["v6d_hi"])
+    has_mac, has4, has6 = mac >= 0, v4 >= 0, c["has6"]
+    if mode == "mac":
+        use = [(has_mac, _TAG_MAC, mac)]
+    elif mode == "ipv4":
+        use = [(has4, _TAG_V4, v4)]
+    elif mode == "ipv6-64":
+        use = [(has6, _TAG_V6, v6)]
+    else:
+        fam6 = c["fam"] == _FAM6
+        use = [(has_mac, _TAG_MAC, mac),
+                (~has_mac & fam6 & has6, _TAG_V6, v6),
+                (~has_mac & ~fam6 & has4, _TAG_V4, v4)]
+    for ok, t, val in use:
+        ok = ok & (side != 0) & (tag == 0)
+        tag[ok] = t
+        value[ok] = val[ok].astype(np.uint64)
+    return tag, value
+
+
+def iid_classes(lo: np.ndarray) -> np.ndarray:
+    """Index into ``IID_CLASSES`` of each interface identifier (uint64)."""
+    hi32 = (lo >> _U(32)).astype(np.int64)
+    lo32 = (lo & _U(0xFFFFFFFF)).astype(np.int64)
+    top, lo16, up16 = lo32 >> 24, lo32 & 0xFFFF, lo32 >> 16
+    zero_hi = hi32 == 0
+    words = [hi32 >> 16, hi32 & 0xFFFF, up16, lo16]
+    zero_bytes = sum(((lo >> _U(8 * i)) & _U(0xFF)) == 0 for i in range(8))
+    conds = [
+        ((hi32 & 0xFF) == 0xFF) & (top == 0xFE),                        # eui64
+        (hi32 & 0xFDFFFFFF) == 0x00005EFE,                               # isatap
+        zero_hi & (top != 0) & (lo16 != 0),                              # ::a.b.c.d
+        zero_hi & (top == 0) & SERVICE[lo16],                            # port
+        zero_hi & ((lo32 & 0xFF00) == 0) & SERVICE[up16],                # port, reversed
+        zero_hi & (top == 0) & (lo16 != 0),                              # low_byte
+        np.logical_and.reduce([w <= 0x255 for w in words]),              # decimal bytes
+        zero_bytes > 2,                                                  # pattern_bytes
+    ]
+    choice = [0, 1, 2, 3, 3, 4, 2, 5]
+    return np.select(conds, choice, default=len(IID_CLASSES) - 1)
+
+
+def flow_hashes(c):
+    """(hash, keyed) per row: the bidirectional 5-tuple's hash, and whether
+    the row has one (TCP and UDP need readable ports)."""
+    fam, proto = c["fam"], c["proto"]
+    v6 = fam == _FAM6
+    tp = (proto == 6) | (proto == 17)
+    keyed = ~tp | (c["sport"] >= 0)
+    ports = np.where(tp, 1, 0)
+    sp, dp = c["sport"] * ports, c["dport"] * ports
+    a_hi = np.where(v6, c["v6s_hi"], _U(0))
+    a_lo = np.where(v6, c["v6s_lo"], c["v4s"].astype(np.uint64))
+    b_hi = np.where(v6, c["v6d_hi"], _U(0))
+    b_lo = np.where(v6, c["v6d_lo"], c["v4d"].astype(np.uint64))
+    swap = (a_hi > b_hi) | ((a_hi == b_hi) & ((a_lo > b_lo) | ((a_lo == b_lo) & (sp > dp))))
+    x_hi, y_hi = np.where(swap, b_hi, a_hi), np.where(swap, a_hi, b_hi)
+    x_lo, y_lo = np.where(swap, b_lo, a_lo), np.where(swap, a_lo, b_lo)
+    xp, yp = np.where(swap, dp, sp), np.where(swap, sp, dp)
+    h = hash_words(fam * 256 + proto, x_hi, x_lo, y_hi, y_lo, xp * 65536 + yp)
+    return h, keyed
+
+
+# -- clients ---------------------------------------------------------------
+
+class ClientSet:
+    """Distinct clients and the families each was seen with, as three
+    sketches of client-key hashes: every client, clients seen with IPv4,
+    clients seen with global IPv6. While all three are exact, so are the
+    figures (the intersection is computed); past the threshold the
+    categories come from inclusion-exclusion over the sketches."""
+
+    def __init__(self):
+        self.all, self.v4, self.v6 = (HashSketch(THRESHOLD, P) for _ in range(3))
+
+    @property
+    def exact(self) -> bool:
+        return self.all.exact and self.v4.exact and self.v6.exact
+
+    def add(self, h, fam4, global6):
+        self.all.add(h)
+        self.v4.add(h[fam4])
+        self.v6.add(h[global6])
+
+    def merge(self, other: "ClientSet"):
+        self.all.merge(other.all)
+        self.v4.merge(other.v4)
+        self.v6.merge(other.v6)
+
+    def figures(self) -> dict:
+        n4, n6, total = len(self.v4), len(self.v6), len(self.all)
+        if self.v4.exact and self.v6.exact:
+            dual = len(np.intersect1d(self.v4.hashes, self.v6.hashes, assume_unique=True))
+        else:
+            union = HashSketch(THRESHOLD, P)
+            union.merge(self.v4)
+            union.merge(self.v6)
+            dual = max(0, n4 + n6 - len(union))
+        v4only, v6only = max(0, n4 - dual), max(0, n6 - dual)
+        return {"total": total, "ipv4_only": v4only, "ipv6_only": v6only, "dual_stack": dual,
+                "link_local_only": max(0, total - v4only - v6only - dual)}
+
+    def to_json(self) -> dict:
+        return {"all": self.all.to_json(), "ipv4": self.v4.to_json(), "ipv6": self.v6.to_json()}
+
+    def load(self, data: dict) -> "ClientSet":
+        self.all.load(data["all"])
+        self.v4.load(data["ipv4"])
+        self.v6.load(data["ipv6"])
+        return self
+
+
+# -- the state a Summary keeps ---------------------------------------------
+
+def _sketch():
+    return HashSketch(THRESHOLD, P)
+
+
+def _bin_sketches():
+    return [HashSketch(BIN_THRESHOLD, BIN_P), HashSketch(BIN_THRESHOLD, BIN_P)]
+
+
+class Population:
+    """Clients, flows and interface identifiers of what a Summary holds.
+
+    ``mode`` None means "not set yet" (an empty Summary, the identity of
+    merge); two Populations with different modes or client prefixes do not
+    merge. Rows come in as column arrays (``observe``) or one reference
+    frame at a time (``add_row``, buffered and observed in blocks).
+    """
+
+    FLUSH_EVERY = 4096
+
+    def __init__(self, mode=None, prefixes=()):
+        self.mode = mode
+        self.prefixes = tuple(prefixes)          # canonical strings
+        self._parsed = tuple(parse_client_prefix(p) for p in self.prefixes)
+        self.clients = ClientSet()
+        self.attributed = 0
+        self.unattributed = 0
+        self.flows = {_FAM4: _sketch(), _FAM6: _sketch()}
+        self.by_tunnel = {}                      # tunnel code -> HashSketch
+        self.unkeyed = 0
+        self.bins = {}                           # bin index -> [ipv4, ipv6] sketches
+        self.untracked = 0                       # keyed frames of bins past MAX_FLOW_BINS
+        self.iid_total = [_sketch(), _sketch()]  # source addresses, their /64s
+        self.iid = {k: [_sketch(), _sketch()] for k in range(len(IID_CLASSES))}
+        self._rows = []
+
+    # -- adding -----------------------------------------------------------
+    def add_row(self, row, interval):
+        if row is None:
+            return
+        self._rows.append(row)
+        if len(self._rows) >= self.FLUSH_EVERY:
+            self.flush(interval)
+
+    def flush(self, interval):
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self.observe(columns_of(rows), interval)
+
+    def observe(self, c, interval):
+        """Count the rows of column arrays ``c`` (in frame order)."""
+        n = len(c["fam"])
+        if not n:
+            return
+        self._clients(c)
+        self._flows(c, interval)
+        self._iids(c)
+
+    def _clients(self, c):
+        side = client_side(c, self._parsed)
+        tag, value = client_keys(c, side, self.mode or "auto")
+        keyed = tag != 0
+        k = int(np.count_nonzero(keyed))
+        self.attributed += k
+        self.unattributed += len(tag) - k
+        if not k:
+            return
+        h = hash_words(tag[keyed], value[keyed])
+        fam6 = c["fam"][keyed] == _FAM6
+        hi = np.where(side == _SIDE_SRC, c["v6s_hi"], c["v6d_hi"])[keyed]
+        self.clients.add(h, ~fam6, fam6 & ((hi >> _U(61)) == _U(1)))
+
+    def _flows(self, c, interval):
+        h, keyed = flow_hashes(c)
+        self.unkeyed += int(np.count_nonzero(~keyed))
+        h, fam, tun, ts = h[keyed], c["fam"][keyed], c["tunnel"][keyed], c["ts"][keyed]
+        fam6 = fam == _FAM6
+        self.flows[_FAM4].add(h[~fam6])
+        self.flows[_FAM6].add(h[fam6])
+        for t in np.unique(tun).tolist():
+            s = self.by_tunnel.get(t)
+            if s is None:
+                s = self.by_tunnel[t] = _sketch()
+            s.add(h[tun == t])
+        fb = np.floor(ts / interval)
+        ok = np.abs(fb) < ODD_BIN
+        self.untracked += int(np.count_nonzero(~ok))
+        b, h, fam6 = fb[ok].astype(np.int64), h[ok], fam6[ok]
+        if not len(b):
+            return
+        # Bins are admitted in order of first appearance, so which bins get
+        # a flow count does not depend on how the frames were batched.
+        ub, first = np.unique(b, return_index=True)
+        for i in np.argsort(first, kind="stable").tolist():
+            idx = int(ub[i])
+            if idx not in self.bins and len(self.bins) < MAX_FLOW_BINS:
+                self.bins[idx] = _bin_sketches()
+        tracked = np.array([int(x) in self.bins for x in ub.tolist()], dtype=bool)
+        inv = np.searchsorted(ub, b)
+        keep = tracked[inv]
+        self.untracked += int(np.count_nonzero(~keep))
+        order = np.argsort(inv[keep] * 2 + fam6[keep], kind="stable")
+        grp = (inv[keep] * 2 + fam6[keep])[order]
+        hs = h[keep][order]
+        starts = np.flatnonzero(np.r_[True, grp[1:] != grp[:-1]])
+        for s, e in zip(starts.tolist(), np.r_[starts[1:], len(grp)].tolist()):
+            g = int(grp[s])
+            self.bins[int(ub[g >> 1])][g & 1].add(hs[s:e])
+
+    def _iids(self, c):
+        hi, lo = c["v6s_hi"], c["v6s_lo"]
+        sel = (c["fam"] == _FAM6) & c["has6"] & ((hi >> _U(61)) == _U(1)) \
+            & ((hi >> _U(32)) != _U(_TEREDO_HI32))
+        if not sel.any():
+            return
+        hi, lo = hi[sel], lo[sel]
+        ah, ph = hash_words(hi, lo), hash_words(hi)
+        self.iid_total[0].add(ah)
+        self.iid_total[1].add(ph)
+        cls = iid_classes(lo)
+        for k in np.unique(cls).tolist():
+            m = cls == k
+            self.iid[k][0].add(ah[m])
+            self.iid[k][1].add(ph[m])
+
+    # -- merging ----------------------------------------------------------
+    def merge(self, other: "Population", interval) -> "Population":
+        """A new Population holding both (both are flushed first)."""
+        for p in (self, other):
+            p.flush(interval)
+        if self.mode is not None and other.mode is not None and \
+                (self.mode, self.prefixes) != (other.mode, other.prefixes):
+            raise ValueError(f"cannot merge reports with client keys {self.describe()} "
+                             f"and {other.describe()}")
+        first = self if self.mode is not None else other
+        out = Population(first.mode, first.prefixes)
+        for p in (self, other):
+            out.clients.merge(p.clients)
+            out.attributed += p.attributed
+            out.unattributed += p.unattributed
+            out.unkeyed += p.unkeyed
+            out.untracked += p.untracked
+            for f in (_FAM4, _FAM6):
+                out.flows[f].merge(p.flows[f])
+            for t, s in p.by_tunnel.items():
+                out.by_tunnel.setdefault(t, _sketch()).merge(s)
+            for idx in sorted(p.bins):
+                if idx not in out.bins and len(out.bins) >= MAX_FLOW_BINS:
+                    continue
+                pair = out.bins.setdefault(idx, _bin_sketches())
+                pair[0].merge(p.bins[idx][0])
+                pair[1].merge(p.bins[idx][1])
+            for i in (0, 1):
+                out.iid_total[i].merge(p.iid_total[i])
+            for k, pair in p.iid.items():
+                out.iid[k][0].merge(pair[0])
+                out.iid[k][1].merge(pair[1])
+        return out
+
+    def describe(self) -> str:
+        text = self.mode or "auto"
+        return text + "".join(f" --client-prefix {p}" for p in self.prefixes)
+
+    # -- reports ----------------------------------------------------------
+    def bin_flows(self, idx):
+        pair = self.bins.get(idx)
+        if pair is None:
+            return None
+        return {"ipv4": len(pair[0]), "ipv6": len(pair[1])}
+
+    def report(self) -> tuple[dict, dict]:
+        """The ``clients`` and ``flows`` sections of the JSON report."""
+        fig = self.clients.figures()
+        capable = fig["ipv6_only"] + fig["dual_stack"]
+        exact = self.clients.exact
+        iid_exact = all(s.exact for s in self.iid_total) and \
+            all(s.exact for pair in self.iid.values() for s in pair)
+        clients = {
+            "key": self.mode or "auto",
+            "client_prefixes": list(self.prefixes),
+            **fig,
+            "ipv6_capable": capable,
+            "share_ipv6_capable": capable / fig["total"] if fig["total"] else None,
+            "frames": {"attributed": self.attributed, "unattributed": self.unattributed},
+            "exact": exact,
+            "relative_standard_error": 0.0 if exact else relative_error(P),
+            "interface_ids": {
+                "sources": {"addresses": len(self.iid_total[0]),
+                            "prefixes64": len(self.iid_total[1])},
+                "addresses": {name: len(self.iid[k][0]) for k, name in enumerate(IID_CLASSES)},
+                "prefixes64": {name: len(self.iid[k][1]) for k, name in enumerate(IID_CLASSES)},
+                "exact": iid_exact,
+                "relative_standard_error": 0.0 if iid_exact else relative_error(P),
+            },
+        }
+        n4, n6 = len(self.flows[_FAM4]), len(self.flows[_FAM6])
+        fexact = all(s.exact for s in self.flows.values()) and \
+            all(s.exact for s in self.by_tunnel.values())
+        flows = {
+            "total": n4 + n6,
+            "ipv4": n4,
+            "ipv6": n6,
+            "share_ipv6": n6 / (n4 + n6) if n4 + n6 else None,
+            "by_tunnel": {k: len(self.by_tunnel[i]) if i in self.by_tunnel else 0
+                          for i, k in enumerate(TUNNEL_KINDS)},
+            "unkeyed_frames": self.unkeyed,
+            "exact": fexact,
+            "relative_standard_error": 0.0 if fexact else relative_error(P),
+            "bins": {"tracked": len(self.bins), "untracked_frames": self.untracked,
+                     "exact_below": BIN_THRESHOLD,
+                     "relative_standard_error": relative_error(BIN_P)},
+        }
+        return clients, flows
+
+    def sketches(self, interval) -> dict:
+        """Everything a later merge needs, as plain JSON."""
+        return {
+            "clients": self.clients.to_json(),
+            "flows": {"ipv4": self.flows[_FAM4].to_json(), "ipv6": self.flows[_FAM6].to_json(),
+                      "by_tunnel": {TUNNEL_KINDS[t]: s.to_json()
+                                    for t, s in sorted(self.by_tunnel.items())}},
+            "bins": [{"start": idx * interval, "ipv4": p[0].to_json(), "ipv6": p[1].to_json()}
+                     for idx, p in sorted(self.bins.items())],
+            "interface_ids": {"sources": [s.to_json() for s in self.iid_total],
+                              **{name: [s.to_json() for s in self.iid[k]]
+                                 for k, name in enumerate(IID_CLASSES)}},
+        }
+
+    @classmethod
+    def from_report(cls, report: dict, interval) -> "Population":
+        clients, flows = report.get("clients"), report.get("flows")
+        sk = report.get("sketches")
+        if clients is None or flows is None or sk is None:
+            return cls()
+        p = cls(clients["key"], clients["client_prefixes"])
+        p.attributed = clients["frames"]["attributed"]
+        p.unattributed = clients["frames"]["unattributed"]
+        p.unkeyed = flows["unkeyed_frames"]
+        p.untracked = flows["bins"]["untracked_frames"]
+        p.clients.load(sk["clients"])
+        p.flows[_FAM4].load(sk["flows"]["ipv4"])
+        p.flows[_FAM6].load(sk["flows"]["ipv6"])
+        for name, data in sk["flows"]["by_tunnel"].items():
+            p.by_tunnel[TUNNEL_KINDS.index(name)] = _sketch().load(data)
+        for b in sk["bins"][:MAX_FLOW_BINS]:
+            pair = p.bins[round(b["start"] / interval)] = _bin_sketches()
+            pair[0].load(b["ipv4"])
+            pair[1].load(b["ipv6"])
+        ii = sk["interface_ids"]
+        for i in (0, 1):
+            p.iid_total[i].load(ii["sources"][i])
+        for k, name in enumerate(IID_CLASSES):
+            for i in (0, 1):
+                p.iid[k][i].load(ii[name][i])
+        return p
