@@ -13,6 +13,7 @@ import io
 import lzma
 import os
 import random
+import re
 import shutil
 import struct
 import subprocess
@@ -28,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipv6flow.capture import Batch, Capture, Record, open_capture
+from ipv6flow.capture import source
 from ipv6flow.capture.source import _ZstdFrames
 from ipv6flow.errors import CaptureError
 
@@ -523,10 +525,8 @@ def _read_both_ways(path):
         n, error, cap = 0, None, None
         try:
             with open_capture(path) as cap:
-                if batches:
-                    n = sum(len(b) for b in cap.iter_batches())
-                else:
-                    n = sum(1 for _ in cap)
+                for item in (cap.iter_batches() if batches else cap):
+                    n += len(item) if batches else 1
         except CaptureError as exc:
             error = exc.message
         seen.append((n, error) + ((cap.truncated, list(cap.warnings)) if cap else (None, None)))
@@ -549,6 +549,26 @@ def test_compressed_failure_past_the_end_is_met_alike(tmp_path, kind, bad_record
     assert batched == (records, error, truncated, warnings)
     if bad_record and records == len(datas):
         assert "captured length 16777216 exceeds" in error and not truncated
+
+
+@pytest.mark.parametrize("kind", sorted(COMPRESSORS))
+def test_decompression_bomb_stops_alike(tmp_path, monkeypatch, kind):
+    # bounds scaled down (past 1 MiB, a ratio above 100) so that 6 MiB of
+    # zero frames is a bomb in every format, gzip included
+    monkeypatch.setattr(source, "RATIO_AFTER", 1 << 20)
+    monkeypatch.setattr(source, "MAX_RATIO", 100)
+    frame = bytes(60000)
+    data = pcap_file([(EPOCH, 0, frame, len(frame))] * 100)
+    seen = _read_both_ways(write(tmp_path, "x", COMPRESSORS[kind](data)))
+    records, error, truncated, warnings = seen[0]
+    assert seen[1] == seen[0]
+    assert re.fullmatch(rf"{kind} data expands more than 100 times \(\d+ bytes from \d+ "
+                        r"compressed bytes\): refused as a decompression bomb", error), error
+    assert 17 <= records < 100 and truncated is False and warnings == []
+    # below the bound it is just a capture
+    monkeypatch.setattr(source, "RATIO_AFTER", len(data))
+    assert _read_both_ways(write(tmp_path, "x", COMPRESSORS[kind](data)))[1] == (
+        100, None, False, [])
 
 
 def test_compressed_not_a_capture(tmp_path):

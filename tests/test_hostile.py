@@ -28,6 +28,7 @@ captures are spread over a process pool, one worker per core, up to 8).
 import importlib.util
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -447,16 +448,25 @@ def test_output_file_is_written_atomically(tmp_path):
 
 def test_bomb_memory_stays_flat(tmp_path):
     # three bombs of 160 MiB each (gzip 170 kB, bzip2 9 kB, zstd 20 kB) in
-    # one run: memory stays that of one buffer, not of what they expand to
+    # one run: memory stays that of one buffer, not of what they expand to.
+    # The gzip one (987:1, deflate's limit is 1032:1) is read to its end;
+    # the others are stopped as bombs past 16 MiB (MAX_RATIO 1000), an
+    # error on their input, the frames before it counted.
     paths = []
     for kind in ("gz", "bz2", "zst"):
         paths.append(tmp_path / f"bomb.pcap.{kind}")
         paths[-1].write_bytes(generate.bomb(kind, 160 << 20))
     code, rss, wall, err = peak_rss_mb(["analyze", "--no-progress", "--workers", "1",
                                         "--format", "json", "-o", tmp_path / "r.json", *paths])
-    assert code == 0, err
+    assert code == 1, err
+    assert err.count("refused as a decompression bomb") == 2 and err.count("\n") == 2, err
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert rep["totals"]["packets"] == 3 * generate._zero_records(160 << 20)[2]
+    gz, bz2, zst = rep["inputs"]
+    assert gz["errors"] == [] and gz["packets"] == generate._zero_records(160 << 20)[2]
+    for inp in (bz2, zst):
+        assert len(inp["errors"]) == 1 and "refused as a decompression bomb" in inp["errors"][0]
+        assert (16 << 20) // 65551 <= inp["packets"] < (20 << 20) // 65551, inp
+    assert rep["totals"]["packets"] == gz["packets"] + bz2["packets"] + zst["packets"]
     assert rss < RSS_BOUND_MB, f"peak RSS {rss:.0f} MB"
 
 
@@ -580,14 +590,28 @@ def test_defect_zstd_window_over_the_rss_bound(tmp_path):
         and err.count("\n") == 1, err
 
 
-@pytest.mark.xfail(strict=True, reason="no bound on decompression ratio or output size: a "
-                   "bomb is read to its end with no error (capture/source.py)")
 def test_defect_decompression_bomb_gives_a_clear_error(tmp_path):
+    """A 4 kB bzip2 bomb was read to its 64 MiB end with no error; past
+    16 MiB of output a ratio above 1000 now stops it: an error on the
+    input, every frame before it counted, both decoders alike."""
     path = tmp_path / "bomb.pcap.bz2"
     path.write_bytes(generate.bomb("bz2", 64 << 20))       # 4 kB -> 64 MiB
-    rep = reports(path)["fast"]
-    inp = rep["inputs"][0]
-    assert inp["errors"] or any("ratio" in w or "bomb" in w for w in inp["warnings"])
+    reps = reports(path)
+    assert reps["fast"] == reps["reference"]
+    inp = reps["fast"]["inputs"][0]
+    assert inp["truncated"] is False and inp["warnings"] == []
+    [error] = inp["errors"]
+    match = re.fullmatch(r"bzip2 data expands more than 1000 times \((\d+) bytes from "
+                         rf"{path.stat().st_size} compressed bytes\): refused as a "
+                         r"decompression bomb", error)
+    assert match, error
+    expanded = int(match.group(1))
+    assert 16 << 20 < expanded < 20 << 20
+    # the frames of every whole 65551-byte record handed out before the stop
+    assert inp["packets"] == reps["fast"]["totals"]["packets"] == (expanded - 24) // 65551
+    r = run_cli("analyze", "--no-progress", path)
+    assert r.returncode == 1
+    assert no_traceback(r) == f"Error: {path}: {error}\n"
 
 
 @pytest.mark.xfail(strict=True, reason="pcapng: one Interface kept per IDB, no cap "

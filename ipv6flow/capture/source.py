@@ -45,6 +45,14 @@ XZ_READ = 64 << 10
 # memory. 64 MiB admits every level up to --ultra -21; --long and
 # --ultra -22 use 128 MiB, which would take peak memory past our bound.
 ZSTD_MAX_WINDOW = 64 << 20
+# Decompression bombs: once RATIO_AFTER bytes have come out, the output may
+# not exceed MAX_RATIO times the compressed bytes read so far. Captures
+# compress 2 to 20 times, and deflate cannot pass 1032 (so no gzip file
+# but one of zeros meets this); bzip2, xz and zstd turn a few kB of zeros
+# into gigabytes. Checked after each decoded step, so the point where a
+# stream is stopped does not depend on who reads it.
+MAX_RATIO = 1000
+RATIO_AFTER = 16 << 20
 
 # Magic bytes of the compressed formats we undo (RFC 1952 section 2.3.1
 # for gzip; the bzip2 "BZh" stream header followed by the block-size digit;
@@ -366,6 +374,7 @@ class Source:
         self._decoder = None
         self._errors: tuple = ()
         self._frames: Optional[_ZstdFrames] = None
+        self._produced = 0     # decompressed bytes so far
         self._out = b""        # the last decoded step
         self._at = 0           # how much of it was handed out
         self._done = False     # the decompressor reached the end of the data
@@ -456,6 +465,8 @@ class Source:
             else:
                 if data:
                     self._out, self._at = data, 0
+                    self._produced += len(data)
+                    self._check_ratio()
                     return True
                 if self._frames is not None and not self._frames.at_boundary:
                     self._end = self._failed(None)
@@ -469,6 +480,15 @@ class Source:
                 self.failure = message
                 self.on_failure(message)
         return False
+
+    def _check_ratio(self) -> None:
+        """Stop a decompression bomb after the step just decoded (it is
+        still handed out, like every byte before it)."""
+        produced, used = self._produced, self._raw.count
+        if produced > RATIO_AFTER and produced > MAX_RATIO * used:
+            self._end = (True, f"{self.compression} data expands more than {MAX_RATIO} times "
+                               f"({produced} bytes from {used} compressed bytes): "
+                               "refused as a decompression bomb")
 
     def _failed(self, exc: Optional[BaseException]) -> tuple[bool, str]:
         """What stopped the decompressor, as ``_end`` holds it."""
