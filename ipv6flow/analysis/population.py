@@ -54,6 +54,7 @@ import ipaddress
 import numpy as np
 
 from ..decode.constants import TUNNEL_KINDS
+from ..arrays import distinct
 from .sketch import HashSketch, hash_words, relative_error
 
 COLUMNS = ("fam", "tunnel", "ts", "proto", "sport", "dport", "icmp", "v4s", "v4d",
@@ -360,6 +361,11 @@ class Population:
         self._flows(c, interval)
         self._iids(c)
 
+    # Each stream is deduplicated with one sort per batch: the few bits a
+    # row's hash loses at the bottom carry what it is counted under (the
+    # client's families, the flow's tunnel and family, the address's
+    # class), so one sort gives every sketch its distinct items.
+
     def _clients(self, c):
         side = client_side(c, self._parsed)
         tag, value = client_keys(c, side, self.mode or "auto")
@@ -372,44 +378,57 @@ class Population:
         h = hash_words(tag[keyed], value[keyed])
         fam6 = c["fam"][keyed] == _FAM6
         hi = np.where(side == _SIDE_SRC, c["v6s_hi"], c["v6d_hi"])[keyed]
-        self.clients.add(h, ~fam6, fam6 & ((hi >> _U(61)) == _U(1)))
+        bits = np.where(fam6, np.where((hi >> _U(61)) == _U(1), _U(2), _U(0)), _U(1))
+        u = distinct((h & ~_U(3)) | bits)
+        self.clients.add(u & ~_U(3), (u & _U(1)) != 0, (u & _U(2)) != 0)
 
     def _flows(self, c, interval):
         h, keyed = flow_hashes(c)
         self.unkeyed += int(np.count_nonzero(~keyed))
-        h, fam, tun, ts = h[keyed], c["fam"][keyed], c["tunnel"][keyed], c["ts"][keyed]
-        fam6 = fam == _FAM6
-        self.flows[_FAM4].add(h[~fam6])
-        self.flows[_FAM6].add(h[fam6])
-        for t in np.unique(tun).tolist():
+        fam6 = c["fam"][keyed] == _FAM6
+        code = c["tunnel"][keyed].astype(np.uint64) * _U(2) + fam6
+        h = (h[keyed] & ~_U(31)) | code
+        u = distinct(h)
+        ucode = u & _U(31)
+        for t in distinct(ucode >> _U(1)).tolist():
             s = self.by_tunnel.get(t)
             if s is None:
                 s = self.by_tunnel[t] = _sketch()
-            s.add(h[tun == t])
+            s.add(u[(ucode >> _U(1)) == t] & ~_U(31))
+        six = (ucode & _U(1)) != 0
+        self.flows[_FAM4].add(u[~six] & ~_U(31))
+        self.flows[_FAM6].add(u[six] & ~_U(31))
+        self._bin_flows(h, u, c["ts"][keyed], interval)
+
+    def _bin_flows(self, h, u, ts, interval):
+        """Flows per time bin; ``u`` is ``distinct(h)``."""
         fb = np.floor(ts / interval)
         ok = np.abs(fb) < ODD_BIN
-        self.untracked += int(np.count_nonzero(~ok))
-        b, h, fam6 = fb[ok].astype(np.int64), h[ok], fam6[ok]
-        if not len(b):
+        if not ok.all():
+            self.untracked += int(np.count_nonzero(~ok))
+            fb, h = fb[ok], h[ok]
+            u = distinct(h)
+        if not len(fb):
             return
-        # Bins are admitted in order of first appearance, so which bins get
-        # a flow count does not depend on how the frames were batched.
-        ub, first = np.unique(b, return_index=True)
-        for i in np.argsort(first, kind="stable").tolist():
-            idx = int(ub[i])
-            if idx not in self.bins and len(self.bins) < MAX_FLOW_BINS:
-                self.bins[idx] = _bin_sketches()
-        tracked = np.array([int(x) in self.bins for x in ub.tolist()], dtype=bool)
-        inv = np.searchsorted(ub, b)
-        keep = tracked[inv]
-        self.untracked += int(np.count_nonzero(~keep))
-        order = np.argsort(inv[keep] * 2 + fam6[keep], kind="stable")
-        grp = (inv[keep] * 2 + fam6[keep])[order]
-        hs = h[keep][order]
-        starts = np.flatnonzero(np.r_[True, grp[1:] != grp[:-1]])
-        for s, e in zip(starts.tolist(), np.r_[starts[1:], len(grp)].tolist()):
-            g = int(grp[s])
-            self.bins[int(ub[g >> 1])][g & 1].add(hs[s:e])
+        b = fb.astype(np.int64)
+        if b[0] == b[-1] and (b == b[0]).all():           # the usual batch: one bin
+            groups = [(int(b[0]), u)]
+        else:
+            # Bins are admitted in order of first appearance, so which bins
+            # get a flow count does not depend on how frames were batched.
+            ub, first = np.unique(b, return_index=True)
+            groups = [(int(ub[i]), distinct(h[b == ub[i]]))
+                      for i in np.argsort(first, kind="stable").tolist()]
+        for idx, u in groups:
+            pair = self.bins.get(idx)
+            if pair is None:
+                if len(self.bins) >= MAX_FLOW_BINS:
+                    self.untracked += int(np.count_nonzero(b == idx))
+                    continue
+                pair = self.bins[idx] = _bin_sketches()
+            six = (u & _U(1)) != 0
+            pair[0].add(u[~six] & ~_U(31))
+            pair[1].add(u[six] & ~_U(31))
 
     def _iids(self, c):
         hi, lo = c["v6s_hi"], c["v6s_lo"]
@@ -418,14 +437,15 @@ class Population:
         if not sel.any():
             return
         hi, lo = hi[sel], lo[sel]
-        ah, ph = hash_words(hi, lo), hash_words(hi)
-        self.iid_total[0].add(ah)
-        self.iid_total[1].add(ph)
-        cls = iid_classes(lo)
-        for k in np.unique(cls).tolist():
-            m = cls == k
-            self.iid[k][0].add(ah[m])
-            self.iid[k][1].add(ph[m])
+        cls = iid_classes(lo).astype(np.uint64)
+        ah = distinct((hash_words(hi, lo) & ~_U(7)) | cls)
+        ph = distinct((hash_words(hi) & ~_U(7)) | cls)
+        self.iid_total[0].add(ah & ~_U(7))
+        self.iid_total[1].add(ph & ~_U(7))
+        acls, pcls = ah & _U(7), ph & _U(7)
+        for k in distinct(acls).tolist():
+            self.iid[k][0].add(ah[acls == k] & ~_U(7))
+            self.iid[k][1].add(ph[pcls == k] & ~_U(7))
 
     # -- merging ----------------------------------------------------------
     def merge(self, other: "Population", interval) -> "Population":

@@ -26,6 +26,8 @@ import math
 
 import numpy as np
 
+from ..arrays import distinct
+
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -48,16 +50,15 @@ def hash_words(*columns) -> np.ndarray:
     return h
 
 
-def _bit_length(x: np.ndarray) -> np.ndarray:
-    """Bit length of each uint64 (exact: no float rounding)."""
-    n = np.zeros(len(x), dtype=np.int64)
-    w = x.copy()
-    for s in (32, 16, 8, 4, 2, 1):
-        t = w >> np.uint64(s)
-        m = t != 0
-        w = np.where(m, t, w)
-        n += m * s
-    return n + (w != 0)
+def hll_parts(h: np.ndarray, p: int):
+    """Register index and rank of each hash: the top ``p`` bits choose the
+    register, the rank is one plus the leading zeros of the other 64 - p
+    bits. Those bits (at most 53 for p >= 11) convert to float64 exactly,
+    so ``frexp`` gives their bit length."""
+    idx = (h >> np.uint64(64 - p)).astype(np.intp)
+    rest = (h & np.uint64((1 << (64 - p)) - 1)).astype(np.float64)
+    rank = (64 - p + 1 - np.frexp(rest)[1]).astype(np.uint8)
+    return idx, rank
 
 
 def registers_of(h: np.ndarray, p: int) -> np.ndarray:
@@ -67,12 +68,10 @@ def registers_of(h: np.ndarray, p: int) -> np.ndarray:
     return regs
 
 
-def update_registers(regs, h, p):
+def update_registers(regs, h, p, parts=None):
     if not len(h):
         return
-    idx = (h >> np.uint64(64 - p)).astype(np.int64)
-    rest = h << np.uint64(p)
-    rank = np.minimum(65 - _bit_length(rest), 64 - p + 1).astype(np.uint8)
+    idx, rank = hll_parts(h, p) if parts is None else parts
     np.maximum.at(regs, idx, rank)
 
 
@@ -99,7 +98,7 @@ def unpack_hashes(text: str) -> np.ndarray:
     raw = base64.b64decode(text)
     if len(raw) % 8:
         raise ValueError("exact hash set of the wrong size")
-    return np.unique(np.frombuffer(raw, dtype=">u8").astype(np.uint64))
+    return distinct(np.frombuffer(raw, dtype=">u8").astype(np.uint64))
 
 
 def unpack_registers(text: str, p: int) -> np.ndarray:
@@ -111,46 +110,78 @@ def unpack_registers(text: str, p: int) -> np.ndarray:
 
 class HashSketch:
     """Distinct count of 64-bit hashes: exact up to ``threshold``, then a
-    HyperLogLog of precision ``p``."""
+    HyperLogLog of precision ``p`` (p >= 11).
 
-    __slots__ = ("threshold", "p", "hashes", "registers")
+    In the exact stage, added hashes wait in a pending list and are folded
+    into the sorted set once they reach ``threshold`` (or when the set is
+    read): one sort per few batches instead of one per batch. Memory is at
+    most twice the threshold's worth of hashes, then ``2**p`` bytes.
+    """
+
+    __slots__ = ("threshold", "p", "_hashes", "_pending", "_npending", "registers")
 
     def __init__(self, threshold: int, p: int):
+        if p < 11:
+            raise ValueError("HyperLogLog precision below 11 is not supported")
         self.threshold = threshold
         self.p = p
-        self.hashes = np.zeros(0, dtype=np.uint64)   # sorted, unique
+        self._hashes = np.zeros(0, dtype=np.uint64)   # sorted, unique
+        self._pending = []
+        self._npending = 0
         self.registers = None
 
     @property
+    def hashes(self) -> np.ndarray:
+        self._fold()
+        return self._hashes
+
+    @property
     def exact(self) -> bool:
+        self._fold()
         return self.registers is None
 
-    def add(self, h: np.ndarray) -> None:
+    def _fold(self) -> None:
+        if not self._pending:
+            return
+        self._hashes = distinct(np.concatenate([self._hashes] + self._pending))
+        self._pending, self._npending = [], 0
+        if len(self._hashes) > self.threshold:
+            self.registers = registers_of(self._hashes, self.p)
+            self._hashes = np.zeros(0, dtype=np.uint64)
+
+    def add(self, h: np.ndarray, parts=None) -> None:
+        """Add hashes; ``parts`` are their ``hll_parts`` when the caller
+        already has them (several sketches over subsets of one array)."""
+        if not len(h):
+            return
         if self.registers is None:
-            self.hashes = np.union1d(self.hashes, h)
-            if len(self.hashes) > self.threshold:
-                self.registers = registers_of(self.hashes, self.p)
-                self.hashes = np.zeros(0, dtype=np.uint64)
+            self._pending.append(h)
+            self._npending += len(h)
+            if self._npending >= self.threshold:
+                self._fold()
         else:
-            update_registers(self.registers, h, self.p)
+            update_registers(self.registers, h, self.p, parts)
 
     def merge(self, other: "HashSketch") -> None:
-        if other.registers is None:
+        if other.exact:
             self.add(other.hashes)
         else:
+            self._fold()
             if self.registers is None:
-                self.registers = registers_of(self.hashes, self.p)
-                self.hashes = np.zeros(0, dtype=np.uint64)
+                self.registers = registers_of(self._hashes, self.p)
+                self._hashes = np.zeros(0, dtype=np.uint64)
             np.maximum(self.registers, other.registers, out=self.registers)
 
     def __len__(self) -> int:
+        self._fold()
         if self.registers is None:
-            return len(self.hashes)
+            return len(self._hashes)
         return hll_estimate(self.registers)
 
     def to_json(self) -> dict:
+        self._fold()
         if self.registers is None:
-            return {"exact": pack_hashes(self.hashes)}
+            return {"exact": pack_hashes(self._hashes)}
         return {"hll": base64.b64encode(self.registers.tobytes()).decode("ascii"), "p": self.p}
 
     def load(self, data: dict) -> "HashSketch":
@@ -161,6 +192,6 @@ class HashSketch:
                 raise ValueError(f"HyperLogLog precision {data.get('p')} is not {self.p}")
             other.registers = unpack_registers(data["hll"], self.p)
         else:
-            other.hashes = unpack_hashes(data["exact"])
+            other.add(unpack_hashes(data["exact"]))
         self.merge(other)
         return self

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..arrays import distinct_rows, unique_inverse
 from ..analysis import nat64 as nat64_mod
 from ..analysis import population
 from ..analysis import rfc6052
@@ -39,9 +40,17 @@ def frame_keys(batch, opts):
     return out, len(fallback)
 
 
+def _gather(buf, at, width, words):
+    """Bytes ``at[i] .. at[i] + width`` of each row as big-endian words
+    (``words``: '>u2', '>u4' or '>u8'), one gather for all of them."""
+    block = np.take(buf, at[:, None] + np.arange(width), mode="clip")
+    return block.view(words).astype(np.int64 if words != ">u8" else np.uint64)
+
+
 def population_columns(rows, batch, idx):
     """The ``analysis.population`` columns of IP rows ``idx``, read with
     array gathers (as ``population.frame_columns`` reads one frame)."""
+    buf = rows.buf
     fam, proto = rows.payload[idx], rows.proto[idx]
     l4, l4end = rows.l4[idx], rows.l4end[idx]
     n = len(idx)
@@ -49,35 +58,38 @@ def population_columns(rows, batch, idx):
     dport = np.full(n, -1, dtype=np.int64)
     icmp = np.full(n, -1, dtype=np.int64)
     has_l4 = l4 >= 0
-    tp = has_l4 & ((proto == 6) | (proto == 17)) & (l4 + 4 <= l4end)
-    t = np.flatnonzero(tp)
-    sport[t], dport[t] = rows.u16(l4[t]), rows.u16(l4[t] + 2)
-    ic = np.flatnonzero(has_l4 & ~((proto == 6) | (proto == 17))
-                        & (proto == np.where(fam == FAM_IPV6, 58, 1)) & (l4 < l4end))
+    tcp_udp = (proto == 6) | (proto == 17)
+    t = np.flatnonzero(has_l4 & tcp_udp & (l4 + 4 <= l4end))
+    if len(t):
+        ports = _gather(buf, l4[t], 4, ">u2")
+        sport[t], dport[t] = ports[:, 0], ports[:, 1]
+    ic = np.flatnonzero(has_l4 & ~tcp_udp & (proto == np.where(fam == FAM_IPV6, 58, 1))
+                        & (l4 < l4end))
     icmp[ic] = rows.u8(l4[ic])
     v4 = rows.v4[idx]
     v4s = np.full(n, -1, dtype=np.int64)
     v4d = np.full(n, -1, dtype=np.int64)
     h4 = np.flatnonzero(v4 >= 0)
-    v4s[h4], v4d[h4] = rows.u32(v4[h4] + 12), rows.u32(v4[h4] + 16)
+    if len(h4):
+        a = _gather(buf, v4[h4] + 12, 8, ">u4")
+        v4s[h4], v4d[h4] = a[:, 0], a[:, 1]
     v6 = rows.v6[idx]
     has6 = v6 >= 0
-    cols6 = []
+    a6 = np.zeros((n, 4), dtype=np.uint64)
     h6 = np.flatnonzero(has6)
-    for off in (8, 16, 24, 32):
-        col = np.zeros(n, dtype=np.uint64)
-        col[h6] = rows.u64(v6[h6] + off)
-        cols6.append(col)
+    if len(h6):
+        a6[h6] = _gather(buf, v6[h6] + 8, 32, ">u8")
     mac_s = np.full(n, -1, dtype=np.int64)
     mac_d = np.full(n, -1, dtype=np.int64)
     eth = np.flatnonzero((batch.linktypes[idx] == 1) & (batch.caplens[idx] >= 12))
-    at = batch.offsets[idx[eth]].astype(np.int64)
-    mac_d[eth] = (rows.u16(at) << 32) | rows.u32(at + 2)
-    mac_s[eth] = (rows.u16(at + 6) << 32) | rows.u32(at + 8)
+    if len(eth):
+        w = _gather(buf, batch.offsets[idx[eth]].astype(np.int64), 12, ">u2").astype(np.int64)
+        mac_d[eth] = (w[:, 0] << 32) | (w[:, 1] << 16) | w[:, 2]
+        mac_s[eth] = (w[:, 3] << 32) | (w[:, 4] << 16) | w[:, 5]
     return {"fam": fam, "tunnel": rows.tunnel[idx], "ts": batch.ts[idx].astype(np.float64),
             "proto": proto, "sport": sport, "dport": dport, "icmp": icmp, "v4s": v4s,
-            "v4d": v4d, "has6": has6, "v6s_hi": cols6[0], "v6s_lo": cols6[1],
-            "v6d_hi": cols6[2], "v6d_lo": cols6[3], "mac_s": mac_s, "mac_d": mac_d}
+            "v4d": v4d, "has6": has6, "v6s_hi": a6[:, 0], "v6s_lo": a6[:, 1],
+            "v6d_hi": a6[:, 2], "v6d_lo": a6[:, 3], "mac_s": mac_s, "mac_d": mac_d}
 
 
 def _observe_population(summary, rows, batch, fast, extra):
@@ -121,7 +133,7 @@ def _add_figures(summary, keys, fast, batch):
     k, w, ts = keys[fast], batch.wirelens[fast], batch.ts[fast]
     if not len(k):
         return
-    uniq, inv = np.unique(k, return_inverse=True)
+    uniq, inv = unique_inverse(k)
     packets = np.bincount(inv, minlength=len(uniq))
     nbytes = np.bincount(inv, weights=w, minlength=len(uniq))
     for key, p, b in zip(uniq.tolist(), packets.tolist(), nbytes.tolist()):
@@ -146,7 +158,7 @@ def _add_figures(summary, keys, fast, batch):
             fam_ip, w_ip = fam[ip], w[ip]
         bins = fb.astype(np.int64)
         combo = bins * 16 + fam_ip * 4 + carrier
-        uc, inv = np.unique(combo, return_inverse=True)
+        uc, inv = unique_inverse(combo)
         packets = np.bincount(inv, minlength=len(uc))
         nbytes = np.bincount(inv, weights=w_ip, minlength=len(uc))
         for c, p, b in zip(uc.tolist(), packets.tolist(), nbytes.tolist()):
@@ -179,10 +191,10 @@ def _nat64_traffic(state, rows, sel, wirelens, prefixes):
         t.bytes += int(wirelens[sel[cand[hit]]].sum())
         one = s_in != d_in
         clients = np.where(s_in[one, None], dst[one], src[one])
-        t.clients.update(bytes(r) for r in np.unique(clients, axis=0))
+        t.clients.update(bytes(r) for r in distinct_rows(clients))
         pos = _V4_INDEX[length]
         inside = np.concatenate((src[s_in][:, pos], dst[d_in][:, pos]))
-        t.v4.update(bytes(r) for r in np.unique(inside, axis=0))
+        t.v4.update(bytes(r) for r in distinct_rows(inside))
 
 
 def _in_prefix(addrs, value, length):
@@ -322,8 +334,7 @@ def services_batch(index, batch, opts):
         if not hit.any():
             continue
         pairs = np.concatenate((src[hit], dst[hit]), axis=1)
-        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
+        uniq, inv = distinct_rows(pairs, return_inverse=True)
         packets = np.bincount(inv, minlength=len(uniq))
         nbytes = np.bincount(inv, weights=w[sel[hit]], minlength=len(uniq))
         for row, p, b in zip(uniq, packets.tolist(), nbytes.tolist()):
