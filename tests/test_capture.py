@@ -931,6 +931,27 @@ def test_pcapng_interfaces_reset_by_new_section(tmp_path):
         read_all(write(tmp_path, "x.pcapng", data))
 
 
+def test_pcapng_interfaces_past_the_cap(tmp_path, monkeypatch):
+    # the cap scaled down to 3: a fourth and fifth IDB are counted, not
+    # kept; packets on them are skipped (one warning each, per file); an id
+    # past every IDB is still an error; a new section starts over
+    from ipv6flow.capture import pcapng
+    monkeypatch.setattr(pcapng, "MAX_INTERFACES", 3)
+    section = (shb("<") + b"".join(idb("<", lt) for lt in (1, 101, 228, 229, 113))
+               + epb("<", 2, 1, b"kept") + epb("<", 4, 1, b"skipped")
+               + epb("<", 3, 1, b"skipped too"))
+    cap, records = read_all(write(tmp_path, "x.pcapng", section + section))
+    assert [(r.linktype, r.data) for r in records] == [(228, b"kept")] * 2
+    assert cap.linktypes == [1, 101, 228] and not cap.truncated
+    assert cap.warnings == [
+        "interface description block at byte offset 88: more than 3 interfaces in a "
+        "section: the ones past that are not kept",
+        "enhanced packet block at byte offset 164: interface 4 is past the 3 kept: "
+        "packets on such interfaces are skipped"]
+    with pytest.raises(CaptureError, match="interface id 5 but the section has 5"):
+        read_all(write(tmp_path, "y.pcapng", section + epb("<", 5, 1, b"no")))
+
+
 def test_pcapng_caplen_past_block(tmp_path):
     blk = bytearray(epb("<", 0, 1, b"abcdefgh"))
     struct.pack_into("<I", blk, 20, 9)  # caplen 9 in a block with room for 8

@@ -67,6 +67,10 @@ class Tally:
         self.truncated = True
         self.warnings.append(message)
 
+    def warn(self, message: str) -> None:
+        """Something survivable that the report should mention."""
+        self.warnings.append(message)
+
 
 def refill(buf: bytes, pos: int, need: int, read: Read) -> bytes:
     """Return ``buf[pos:]`` extended by reads until it holds ``need`` bytes.

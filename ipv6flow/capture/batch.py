@@ -64,6 +64,9 @@ class _CountAtYield:
     def cut_off(self, message: str) -> None:
         self._tally.cut_off(message)
 
+    def warn(self, message: str) -> None:
+        self._tally.warn(message)
+
 
 def batches_from_records(reader, tally: Tally, target: int = CHUNK) -> Iterator[Batch]:
     """Batch any reader's records, about ``target`` data bytes per batch."""

@@ -13,7 +13,8 @@ caught before it is used. Then:
 * Interface Description Block (4.2) appends an interface: link type,
   snapshot length, and from its options the timestamp unit (``if_tsresol``,
   a power of 10, or of 2 when the high bit is set) and ``if_tsoffset``
-  (seconds added to every timestamp).
+  (seconds added to every timestamp). At most ``MAX_INTERFACES`` are kept
+  per section; packets on later ones are skipped, with a warning.
 * Enhanced Packet Block (4.3) and the obsolete Packet Block (appendix A)
   give records with their interface's link type and timestamp unit.
 * Simple Packet Block (4.4) gives a record on interface 0, with no
@@ -65,6 +66,13 @@ MIN_SPB_LEN = 16   # + original length
 # Wireshark cap packets at 256 KiB for most link types, 128 MiB for D-Bus)
 # and it keeps a forged length from making us buffer a whole large file.
 MAX_BLOCK_LEN = 256 * 1024 * 1024
+
+# Interfaces kept per section: one Interface is held per IDB, and a file
+# of 20-byte IDBs must not make memory grow with it. 65536 is all the
+# obsolete Packet Block's 16-bit interface id (appendix A) can name; IDBs
+# past it are checked and counted but not kept, and packets on them are
+# skipped, with a warning (an id past every IDB stays an error).
+MAX_INTERFACES = 65536
 
 # Default timestamp unit: microseconds (if_tsresol absent, 4.2).
 DEFAULT_UNITS = 1_000_000
@@ -164,6 +172,7 @@ class PcapngReader:
         self._layout = lay
         self._buf = buf
         self._pos = blen
+        self._warned: set[str] = set()
 
     # -- checks shared by the first section header and the block loop --
 
@@ -234,7 +243,8 @@ class PcapngReader:
         self._buf = b""
         lay = self._layout
         block_head, u32, epb = lay.block_head, lay.u32, lay.epb
-        interfaces: list[Interface] = []
+        interfaces: list[Interface] = []   # the first MAX_INTERFACES of the section
+        seen = 0                   # IDBs in the section, kept or not
         base = 0                   # stream offset of buf[0]
         size = len(buf)
         new, record = make_record, Record
@@ -288,8 +298,15 @@ class PcapngReader:
                 else:
                     iface, _drops, ts_high, ts_low, caplen, wirelen = lay.pb(buf, pos + 8)
                 if iface >= len(interfaces) or caplen > blen - MIN_EPB_LEN:
-                    self._packet_error(btype, iface, len(interfaces), caplen, blen,
-                                       count + 1, base + pos)
+                    if iface >= seen or caplen > blen - MIN_EPB_LEN:
+                        self._packet_error(btype, iface, seen, caplen, blen,
+                                           count + 1, base + pos)
+                    self._warn_once(tally, "skipped", f"{_block_name(btype)} at byte offset "
+                                    f"{base + pos}: interface {iface} is past the "
+                                    f"{MAX_INTERFACES} kept: packets on such interfaces "
+                                    "are skipped")
+                    pos += blen
+                    continue
                 start = pos + 28
                 stop = start + caplen
                 options = start + ((caplen + 3) & ~3)
@@ -321,12 +338,25 @@ class PcapngReader:
                 if blen < MIN_IDB_LEN:
                     self._check_length(btype, blen, MIN_IDB_LEN, base + pos)
                 interface = self._interface(lay, buf, pos, blen, base + pos)
-                interfaces.append(interface)
-                tally.linktype(interface.linktype)
+                seen += 1
+                if seen <= MAX_INTERFACES:
+                    interfaces.append(interface)
+                    tally.linktype(interface.linktype)
+                else:
+                    self._warn_once(tally, "not kept", f"{_block_name(btype)} at byte offset "
+                                    f"{base + pos}: more than {MAX_INTERFACES} interfaces "
+                                    "in a section: the ones past that are not kept")
             elif btype == BT_SHB:
                 self._section_body(lay, buf, pos, blen, base + pos)
                 interfaces = []
+                seen = 0
             pos += blen
+
+    def _warn_once(self, tally: Tally, key: str, message: str) -> None:
+        """Warn of ``key`` the first time only (per file, not per section)."""
+        if key not in self._warned:
+            self._warned.add(key)
+            tally.warn(message)
 
     def batches(self, tally: Tally) -> Iterator[Batch]:
         """Batches built from ``records`` (no pcapng fast path yet)."""

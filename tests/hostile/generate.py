@@ -487,6 +487,12 @@ def _(p):
     return shb() + idb(1) * 1_000_000 + epb(999_999, GOOD[0])
 
 
+@case("pcapng-70000-idbs.pcapng", "70000 interface blocks, past the 65536 kept per section: "
+      "a packet on interface 0, one on 69999 (skipped), one on 1", packets=2)
+def _(p):
+    return shb() + idb(1) * 70000 + epb(0, GOOD[0]) + epb(69999, GOOD[1]) + epb(1, GOOD[2])
+
+
 @case("pcapng-16384-linktype-idbs.pcapng", "32768 interface blocks: 16384 link types, twice "
       "over (the list of link types seen is searched once per block)", packets=1, big=True)
 def _(p):
