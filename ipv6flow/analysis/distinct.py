@@ -18,11 +18,12 @@ import math
 
 import numpy as np
 
+from .sketch import hll_estimate
+
 THRESHOLD = 4096
 P = 12
 M = 1 << P
 RELATIVE_ERROR = 1.04 / math.sqrt(M)
-_ALPHA = 0.7213 / (1 + 1.079 / M)
 
 
 def _hash64(item: bytes) -> int:
@@ -74,12 +75,7 @@ class Distinct:
     def __len__(self) -> int:
         if self.registers is None:
             return len(self.items)
-        regs = self.registers.astype(np.float64)
-        estimate = _ALPHA * M * M / np.sum(np.exp2(-regs))
-        zeros = int(np.count_nonzero(self.registers == 0))
-        if estimate <= 2.5 * M and zeros:
-            estimate = M * math.log(M / zeros)        # linear counting
-        return int(round(estimate))
+        return hll_estimate(self.registers)
 
     @property
     def exact(self) -> bool:

@@ -191,7 +191,10 @@ def client_keys(c, side, mode: str):
     mac = np.where(src, c["mac_s"], c["mac_d"])
     v4 = np.where(src, c["v4s"], c["v4d"])
     v6 = np.where(src, c["v6s_hi"], c["v6d_hi"])
-    has_mac, has4, has6 = mac >= 0, v4 >= 0, c["has6"]
+    v6lo = np.where(src, c["v6s_lo"], c["v6d_lo"])
+    # 0.0.0.0, ::, and link-local /64s identify no one (DHCP, DAD, ND)
+    has_mac, has4 = mac >= 0, v4 > 0
+    has6 = c["has6"] & ((v6 >> _U(54)) != _U(0x3FA)) & ((v6 | v6lo) != _U(0))
     if mode == "mac":
         use = [(has_mac, _TAG_MAC, mac)]
     elif mode == "ipv4":
