@@ -238,6 +238,16 @@ def test_prometheus_parses_and_equals_the_report(report):
         assert _get(s, "extension_header_anomalies_total", anomaly=k) == v
     for k, v in r["decode"].items():
         assert _get(s, "decode_problems_total", problem=k) == v
+    c = r["clients"]
+    assert c["total"] > 0
+    for k in ("ipv4_only", "ipv6_only", "dual_stack", "link_local_only"):
+        assert _get(s, "clients", family=k) == c[k]
+    assert _get(s, "clients_ipv6_capable_ratio") == c["share_ipv6_capable"]
+    assert _get(s, "clients_info", key=c["key"]) == 1
+    for k in ("ipv4", "ipv6"):
+        assert _get(s, "flows", family=k) == r["flows"][k]
+    for k, v in r["flows"]["by_tunnel"].items():
+        assert _get(s, "flows_by_tunnel", tunnel=k) == v
     assert r["nat64"]["suspects"]
     for sp in r["nat64"]["suspects"]:
         lb = {"prefix": sp["prefix"], "kind": sp["kind"]}

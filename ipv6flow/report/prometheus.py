@@ -40,6 +40,13 @@ Metrics (``ipv6flow_`` prefix; a label value is as in the JSON report):
   ``nat64_suspect_ipv4_destinations{prefix,kind}``,
   ``nat64_suspect_info{prefix,kind,evidence}`` (evidence comma-joined)
 - ``dns64_synthesized_answers_total``
+- ``clients{family}``: distinct clients by the families they were seen
+  with (``ipv4_only``, ``ipv6_only``, ``dual_stack``, ``link_local_only``);
+  ``clients_ipv6_capable_ratio``: IPv6-capable share of clients (no sample
+  without clients); ``clients_info{key}``: the client key (value 1)
+- ``flows{family}``: distinct bidirectional 5-tuples, ``ipv4`` / ``ipv6``;
+  ``flows_by_tunnel{tunnel}`` (gauges: distinct counts do not add up over
+  runs; past the exact threshold they are estimates, see the JSON)
 - ``input_info{path,format,compression}``, ``input_packets_total{path}``,
   ``input_bytes_total{path}``, ``input_errors{path}``,
   ``input_truncated{path}``: per input; inputs with the same path are
@@ -205,6 +212,22 @@ def render(report: dict, now: float | None = None) -> str:
     fam("dns64_synthesized_answers", "counter",
         "AAAA answers that embed an address an A record for the same name gave.",
         [({}, r["nat64"]["dns64"]["synthesized_answers"])])
+
+    if "clients" in r:
+        c, fl = r["clients"], r["flows"]
+        fam("clients", "gauge", "Distinct clients by the IP families they were seen with.",
+            [({"family": k}, c[k]) for k in ("ipv4_only", "ipv6_only", "dual_stack",
+                                             "link_local_only")])
+        fam("clients_ipv6_capable_ratio", "gauge",
+            "Share of clients seen with a global IPv6 address (0..1).",
+            [({}, c["share_ipv6_capable"])] if c["share_ipv6_capable"] is not None else [],
+            unit="ratio")
+        fam("clients_info", "gauge", "What identifies a client (value 1).",
+            [({"key": c["key"]}, 1)])
+        fam("flows", "gauge", "Distinct bidirectional 5-tuples by payload family.",
+            [({"family": k}, fl[k]) for k in ("ipv4", "ipv6")])
+        fam("flows_by_tunnel", "gauge", "Distinct flows seen in each tunnel kind.",
+            [({"tunnel": k}, v) for k, v in fl["by_tunnel"].items()])
 
     fam("report_partial", "gauge",
         "1 when the run was interrupted and the figures cover only what was read.",
