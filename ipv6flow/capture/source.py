@@ -4,15 +4,20 @@ Strategy: open the file (or take ``sys.stdin.buffer`` for ``-``), read its
 first bytes and push them back in front of the stream (``_Raw``), so the
 compression can be recognised by its magic bytes on a pipe too: nothing here
 ever seeks. A compressed stream is wrapped in the matching streaming
-decompressor, which is read at most ``CHUNK`` decompressed bytes at a time,
-so memory stays flat whatever the file size (and whatever a decompression
-bomb expands to).
+decompressor, which is read one step of at most ``CHUNK`` decompressed
+bytes at a time, so memory stays flat whatever the file size.
+
+What a compressed input may cost is bounded (constants below, documented in
+docs/DECISIONS.md): xz decoder memory, the zstd window, and the expansion
+ratio (decompression bombs). Exceeding a bound is a ``CaptureError`` on
+that input; every record before it is kept.
 
 A decompressor that fails part-way (data cut off, or corrupt) ends the
 stream as if the file ended there and reports the failure through
 ``on_failure``: the capture keeps every record read so far and is marked
-truncated. Errors of the file itself (cannot open, read error) are
-``CaptureError`` at once.
+truncated. Both kinds of early end are reported only when a reader needs
+the bytes past them, never from read-ahead (see ``Source``). Errors of the
+file itself (cannot open, read error) are ``CaptureError`` at once.
 
 python-zstandard's ``stream_reader`` returns a clean end of stream when its
 input stops in the middle of a frame, so ``_ZstdFrames`` follows the frame
@@ -84,7 +89,7 @@ class _Raw:
     bytes sniffed at open, and turns OS read errors into ``CaptureError``.
 
     Decompressors call ``read`` on it, so it must look enough like a binary
-    file object for ``gzip.GzipFile``, ``bz2.BZ2File``, ``lzma.LZMAFile``
+    file object for ``gzip.GzipFile``, ``bz2.BZ2File``, ``_XzReader``
     and ``zstandard``'s ``stream_reader``.
     """
 
