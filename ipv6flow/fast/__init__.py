@@ -40,17 +40,15 @@ def frame_keys(batch, opts):
     return out, len(fallback)
 
 
-def _gather(buf, at, width, words):
+def _gather(rows, at, width, words):
     """Bytes ``at[i] .. at[i] + width`` of each row as big-endian words
-    (``words``: '>u2', '>u4' or '>u8'), one gather for all of them."""
-    block = np.take(buf, at[:, None] + np.arange(width), mode="clip")
-    return block.view(words).astype(np.int64 if words != ">u8" else np.uint64)
+    (``words``: '>u2', '>u4' or '>u8')."""
+    return rows.block(at, width).view(words).astype(np.int64 if words != ">u8" else np.uint64)
 
 
 def population_columns(rows, batch, idx):
     """The ``analysis.population`` columns of IP rows ``idx``, read with
     array gathers (as ``population.frame_columns`` reads one frame)."""
-    buf = rows.buf
     fam, proto = rows.payload[idx], rows.proto[idx]
     l4, l4end = rows.l4[idx], rows.l4end[idx]
     n = len(idx)
@@ -61,7 +59,7 @@ def population_columns(rows, batch, idx):
     tcp_udp = (proto == 6) | (proto == 17)
     t = np.flatnonzero(has_l4 & tcp_udp & (l4 + 4 <= l4end))
     if len(t):
-        ports = _gather(buf, l4[t], 4, ">u2")
+        ports = _gather(rows, l4[t], 4, ">u2")
         sport[t], dport[t] = ports[:, 0], ports[:, 1]
     ic = np.flatnonzero(has_l4 & ~tcp_udp & (proto == np.where(fam == FAM_IPV6, 58, 1))
                         & (l4 < l4end))
@@ -71,19 +69,19 @@ def population_columns(rows, batch, idx):
     v4d = np.full(n, -1, dtype=np.int64)
     h4 = np.flatnonzero(v4 >= 0)
     if len(h4):
-        a = _gather(buf, v4[h4] + 12, 8, ">u4")
+        a = _gather(rows, v4[h4] + 12, 8, ">u4")
         v4s[h4], v4d[h4] = a[:, 0], a[:, 1]
     v6 = rows.v6[idx]
     has6 = v6 >= 0
     a6 = np.zeros((n, 4), dtype=np.uint64)
     h6 = np.flatnonzero(has6)
     if len(h6):
-        a6[h6] = _gather(buf, v6[h6] + 8, 32, ">u8")
+        a6[h6] = _gather(rows, v6[h6] + 8, 32, ">u8")
     mac_s = np.full(n, -1, dtype=np.int64)
     mac_d = np.full(n, -1, dtype=np.int64)
     eth = np.flatnonzero((batch.linktypes[idx] == 1) & (batch.caplens[idx] >= 12))
     if len(eth):
-        w = _gather(buf, batch.offsets[idx[eth]].astype(np.int64), 12, ">u2").astype(np.int64)
+        w = _gather(rows, batch.offsets[idx[eth]].astype(np.int64), 12, ">u2").astype(np.int64)
         mac_d[eth] = (w[:, 0] << 32) | (w[:, 1] << 16) | w[:, 2]
         mac_s[eth] = (w[:, 3] << 32) | (w[:, 4] << 16) | w[:, 5]
     return {"fam": fam, "tunnel": rows.tunnel[idx], "ts": batch.ts[idx].astype(np.float64),
@@ -176,8 +174,7 @@ def _nat64_traffic(state, rows, sel, wirelens, prefixes):
         if not len(cand):
             continue
         a = at[cand]
-        src = np.take(rows.buf, a[:, None] + np.arange(8, 24), mode="clip")
-        dst = np.take(rows.buf, a[:, None] + np.arange(24, 40), mode="clip")
+        src, dst = rows.block(a + 8, 16), rows.block(a + 24, 16)
         s_in = _in_prefix(src, value, length)
         d_in = _in_prefix(dst, value, length)
         hit = s_in | d_in
@@ -323,9 +320,8 @@ def services_batch(index, batch, opts):
         if not len(sel):
             continue
         at = at_field[sel]
-        src = np.take(rows.buf, at[:, None] + np.arange(first, first + width), mode="clip")
-        dst = np.take(rows.buf, at[:, None] + np.arange(first + width, first + 2 * width),
-                      mode="clip")
+        src = rows.block(at + first, width)
+        dst = rows.block(at + first + width, width)
         # Pre-select on the first 4 address bytes, then check whole pairs.
         heads = np.array(sorted({int.from_bytes(k[:4], "big") for k in table}), dtype=np.int64)
         sh = src[:, :4].copy().view(">u4")[:, 0].astype(np.int64)

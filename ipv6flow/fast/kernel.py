@@ -157,6 +157,7 @@ class Rows:
         self.v4 = np.full(n, -1, dtype=np.int64)        # innermost IPv4 header offset
         self.l4 = np.full(n, -1, dtype=np.int64)        # its upper-layer header
         self.l4end = np.zeros(n, dtype=np.int64)
+        self._windows = {}
 
     # -- gathers ------------------------------------------------------------
     def u8(self, at):
@@ -170,8 +171,20 @@ class Rows:
         return (self.u16(at) << 16) | self.u16(at + 2)
 
     def u64(self, at):
-        idx = at[:, None] + np.arange(8)
-        return np.take(self.buf, idx, mode="clip").view(">u8")[:, 0].astype(np.uint64)
+        return self.block(at, 8).view(">u8")[:, 0].astype(np.uint64)
+
+    def block(self, at, width):
+        """Bytes ``at[i] .. at[i] + width`` of each row, as an (n, width)
+        array: rows of a sliding-window view of the buffer, picked by one
+        1-d index (several times faster than a 2-d ``np.take``). ``at`` is
+        clipped as ``np.take(mode='clip')`` clips each byte's index."""
+        win = self._windows.get(width)
+        if win is None:
+            buf = self.buf
+            if len(buf) < width:
+                buf = np.concatenate((buf, np.zeros(width - len(buf), dtype=np.uint8)))
+            win = self._windows[width] = np.lib.stride_tricks.sliding_window_view(buf, width)
+        return win[np.clip(at, 0, len(win) - 1)]
 
     def fall(self, idx):
         self.tok[idx] = T_FALLBACK
