@@ -141,29 +141,32 @@ def columns_of(rows) -> dict:
 
 # -- rules over column arrays ----------------------------------------------
 
+# ICMP types that name the client: requests and solicitations come from
+# it, replies go to it (index: 257 * is_icmpv6 + type + 1; type -1: none).
+ICMP_SIDE = np.zeros(2 * 257, dtype=np.int64)
+ICMP_SIDE[8 + 1] = _SIDE_SRC                     # ICMP echo request
+ICMP_SIDE[0 + 1] = _SIDE_DST                     # ICMP echo reply
+ICMP_SIDE[257 + 128 + 1] = ICMP_SIDE[257 + 133 + 1] = _SIDE_SRC   # ICMPv6 echo request, RS
+ICMP_SIDE[257 + 129 + 1] = _SIDE_DST             # ICMPv6 echo reply
+
+
 def client_side(c, prefixes=()) -> np.ndarray:
     """0 (undecided), 1 (source) or 2 (destination) per row."""
-    fam, sport, dport, icmp = c["fam"], c["sport"], c["dport"], c["icmp"]
+    fam, sport, dport = c["fam"], c["sport"], c["dport"]
     v6 = fam == _FAM6
     n = len(fam)
-    side = np.zeros(n, dtype=np.int64)
-    # 3: ports
-    tp = sport >= 0
-    low_s, low_d = sport < 1024, dport < 1024
-    by_port = np.where(low_d & ~low_s, _SIDE_SRC,
-                       np.where(low_s & ~low_d, _SIDE_DST,
-                                np.where(sport > dport, _SIDE_SRC,
-                                         np.where(dport > sport, _SIDE_DST, 0))))
-    side = np.where(tp, by_port, side)
-    # 4: ICMP
-    req = np.where(v6, (icmp == 128) | (icmp == 133), icmp == 8)
-    rep = np.where(v6, icmp == 129, icmp == 0)
-    side = np.where(req, _SIDE_SRC, np.where(rep, _SIDE_DST, side))
+    # 3: ports. A port >= 1024 outranks any port below; then the higher
+    # wins; rows without ports have -1 on both sides and stay undecided.
+    ks = sport + (sport >= 1024) * 65536
+    kd = dport + (dport >= 1024) * 65536
+    side = (ks > kd) * _SIDE_SRC + (kd > ks) * _SIDE_DST
+    # 4: ICMP (rows with ports have no ICMP type, and the other way round)
+    side += ICMP_SIDE[v6 * 257 + c["icmp"] + 1]
     # 2: multicast or broadcast destination
     v4d = c["v4d"]
     mcast = np.where(v6, (c["v6d_hi"] >> _U(56)) == _U(0xFF),
                      ((v4d >> 28) == 0xE) | (v4d == 0xFFFFFFFF))
-    side = np.where(mcast, _SIDE_SRC, side)
+    side[mcast] = _SIDE_SRC
     if prefixes:
         s_in = np.zeros(n, dtype=bool)
         d_in = np.zeros(n, dtype=bool)
@@ -393,14 +396,17 @@ class Population:
         h = (h[keyed] & ~_U(31)) | code
         u = distinct(h)
         ucode = u & _U(31)
-        for t in distinct(ucode >> _U(1)).tolist():
+        bare = u & ~_U(31)
+        tun = ucode >> _U(1)
+        kinds = distinct(tun).tolist()
+        for t in kinds:
             s = self.by_tunnel.get(t)
             if s is None:
                 s = self.by_tunnel[t] = _sketch()
-            s.add(u[(ucode >> _U(1)) == t] & ~_U(31))
+            s.add(bare if len(kinds) == 1 else bare[tun == t])
         six = (ucode & _U(1)) != 0
-        self.flows[_FAM4].add(u[~six] & ~_U(31))
-        self.flows[_FAM6].add(u[six] & ~_U(31))
+        self.flows[_FAM4].add(bare[~six])
+        self.flows[_FAM6].add(bare[six])
         self._bin_flows(h, u, c["ts"][keyed], interval)
 
     def _bin_flows(self, h, u, ts, interval):
@@ -440,8 +446,17 @@ class Population:
         if not sel.any():
             return
         hi, lo = hi[sel], lo[sel]
+        ah = hash_words(hi, lo) & ~_U(7)
+        # one row per distinct address (a batch repeats its sources)
+        order = np.argsort(ah)
+        s = ah[order]
+        first = np.empty(len(s), dtype=bool)
+        first[0] = True
+        np.not_equal(s[1:], s[:-1], out=first[1:])
+        one = order[first]
+        hi, lo, ah = hi[one], lo[one], s[first]
         cls = iid_classes(lo).astype(np.uint64)
-        ah = distinct((hash_words(hi, lo) & ~_U(7)) | cls)
+        ah = ah | cls
         ph = distinct((hash_words(hi) & ~_U(7)) | cls)
         self.iid_total[0].add(ah & ~_U(7))
         self.iid_total[1].add(ph & ~_U(7))
