@@ -107,3 +107,43 @@ def batches_from_records(reader, tally: Tally, target: int = CHUNK) -> Iterator[
         raise
     if parts:
         yield flush()
+
+
+def chunks(batches: Iterator[Batch], size: int) -> Iterator[list[Batch]]:
+    """Consecutive batches grouped into lists of about ``size`` buffer bytes
+    (engine/parallel.py hands one list to a worker). An error from
+    ``batches`` is raised after the list of the batches before it."""
+    group: list[Batch] = []
+    have = 0
+    try:
+        for batch in batches:
+            group.append(batch)
+            have += len(batch.buffer)
+            if have >= size:
+                yield group
+                group, have = [], 0
+    except CaptureError:
+        if group:
+            yield group
+        raise
+    if group:
+        yield group
+
+
+class Replay:
+    """A list of Batches read again as an open capture is read: by
+    ``iter_batches`` or record by record. Records get their data as
+    ``bytes``, as the record reader gives it (a batch buffer may be a
+    bytearray)."""
+
+    def __init__(self, batches: list[Batch]):
+        self.batches = batches
+        self.bytes_read = 0
+
+    def iter_batches(self) -> Iterator[Batch]:
+        return iter(self.batches)
+
+    def __iter__(self) -> Iterator[Record]:
+        for batch in self.batches:
+            # not _replace: it checks len(), which here counts the records
+            yield from Batch(bytes(batch.buffer), *batch[1:]).records()

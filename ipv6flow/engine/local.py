@@ -124,11 +124,13 @@ def _catch_up(cap, opts, decoder, state, jobs):
 def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str = "fast",
                  stats: dict | None = None, nat64_prefixes=(), shown: str | None = None,
                  live: LivePrefixes | None = None, path_i: int = 0, window=None,
-                 progress=None, want_queries: bool = True) -> Summary:
+                 progress=None, want_queries: bool = True, frames=None) -> Summary:
     """Summary of one capture (first pass); its single ``inputs`` entry says
     how reading went. ``decoder`` is "fast" (numpy kernel over batches,
     reference decoder for the rows it leaves) or "reference"; both give the
-    same figures. ``stats``, if given, receives frame and fallback counts."""
+    same figures. ``stats``, if given, receives frame and fallback counts.
+    ``frames`` replaces ``_frames`` (same arguments): engine/parallel.py
+    hands the records to worker processes instead of decoding them here."""
     s = Summary(interval, nat64_prefixes, opts)
     s.nat64.want_queries = want_queries
     entry = new_input(shown or path)
@@ -147,7 +149,7 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
             entry["format"], entry["compression"] = cap.format, cap.compression
             if live is None:
                 live = LivePrefixes(s.nat64.static_prefixes())
-            _frames(cap, opts, decoder, s, live, path_i, on_frame, fallback, progress)
+            (frames or _frames)(cap, opts, decoder, s, live, path_i, on_frame, fallback, progress)
     except CaptureError as e:
         entry["errors"].append(e.message)
     except KeyboardInterrupt:
@@ -202,14 +204,19 @@ def count_services(path: str, opts: DecodeOptions, decoder: str, index: ServiceI
     """A pass that counts the traffic to the addresses DNS gave for each name."""
     try:
         with open_capture(path, window) as cap:
-            if decoder == "fast":
-                for batch in cap.iter_batches():
-                    services_batch(index, batch, opts)
-            else:
-                for ts, linktype, wirelen, data in cap:
-                    index.add_frame(decode_frame(linktype, data, wirelen, opts), wirelen)
+            services_frames(cap, opts, decoder, index)
     except CaptureError:
         pass                            # reported by the first pass; frames before it counted
+
+
+def services_frames(cap, opts: DecodeOptions, decoder: str, index: ServiceIndex) -> None:
+    """The traffic of an open capture to the addresses of ``index``."""
+    if decoder == "fast":
+        for batch in cap.iter_batches():
+            services_batch(index, batch, opts)
+    else:
+        for ts, linktype, wirelen, data in cap:
+            index.add_frame(decode_frame(linktype, data, wirelen, opts), wirelen)
 
 
 def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "fast",

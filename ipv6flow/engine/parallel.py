@@ -18,25 +18,47 @@ in input order, so the report is the one ``--workers 1`` gives:
 * the DNS service report's traffic pass runs per part too.
 
 Compressed files and pcapng files are one part each (their records cannot
-be found without reading from the start). On Ctrl-C the parent cancels the
-parts not started, tells the running workers to stop (they hand back what
-they read, as a serial run does), merges that and marks the report
-partial; no worker outlives the run.
+be found without reading from the start). When there are fewer large ones
+than workers, each is *streamed*: the parent alone opens it, decompresses
+it once and hands consecutive batches of records (``STREAM_CHUNK`` bytes,
+capture/batch.py ``chunks``) to the workers, at most ``STREAM_QUEUE`` per
+worker in flight, so memory stays flat whatever the file size. Workers
+decode and summarise a chunk with the code of a serial run (``_frames``
+over capture/batch.py ``Replay``); the parent merges the chunks' Summaries
+in file order. The parent reads the file with the serial run's Capture
+(analyze_path with ``frames`` = the hand-over), so the ``inputs`` entry,
+errors, truncation and decompression failures are the serial run's, word
+for word. A chunk is a part for NAT64 and the DNS service report: their
+second passes read the file again and get the same chunks.
+
+On Ctrl-C the parent cancels the parts not started, tells the running
+workers to stop (they hand back what they read, as a serial run does),
+merges that and marks the report partial; no worker outlives the run.
 """
 
 import os
 import signal
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from types import SimpleNamespace
 
 from ..analysis.nat64 import Nat64State
 from ..analysis.services import ServiceIndex
+from ..capture import open_capture
+from ..capture.batch import Replay, chunks
 from ..capture.split import split_points
+from ..errors import CaptureError
 from ..summary import Summary
-from .local import (LivePrefixes, analyze_path, count_nat64, count_services,
-                    readable_twice)
+from .local import (LivePrefixes, _catch_up, _frames, analyze_path, count_nat64,
+                    count_services, readable_twice, services_frames)
 
 PARTS_PER_WORKER = 2       # more parts than workers evens out uneven parts
 STOP_WAIT = 30             # seconds a stopped worker gets to hand back its part
+# A streamed file's chunks: large enough that a chunk's hand-over (pickled
+# through a pipe, about 1 ms per MiB) and its Summary's merge are small next
+# to its decoding; few enough in flight that memory stays flat.
+STREAM_CHUNK = 16 << 20
+STREAM_QUEUE = 2           # chunks in flight per worker (one running, one waiting)
 
 
 def default_workers() -> int:
@@ -54,6 +76,7 @@ class Part:
         self.path = path
         self.shown = shown
         self.window = window          # (start, end, records before) or None
+        self.stream = False           # read by the parent, chunks to the workers
 
 
 def _reporter(progress, part):
@@ -127,6 +150,25 @@ def plan(paths, real, workers, min_part):
     return parts
 
 
+def mark_streams(parts, workers, min_part):
+    """Stream the large files that cannot be cut (compressed, pcapng), when
+    they are fewer than the workers: with as many, each worker reading one
+    whole file keeps every core busy and hands nothing over."""
+    big = [p for p in parts if p.window is None and _file_size(p.path) >= min_part
+           and _uncuttable(p.path)]
+    if len(big) < workers:
+        for p in big:
+            p.stream = True
+
+
+def _uncuttable(path):
+    try:
+        with open_capture(path) as cap:
+            return cap.compression is not None or cap.format != "pcap"
+    except CaptureError:
+        return False                  # the first pass reports it
+
+
 def _fold_inputs(entries):
     """One ``inputs`` entry per input from the entries of its parts."""
     out = []
@@ -149,15 +191,20 @@ def _fold_inputs(entries):
 
 def analyze_parallel(paths, opts, interval, decoder="fast", stats=None, nat64_prefixes=(),
                      services=None, workers=None, min_part=32 << 20, engine_map=None,
-                     progress=None):
+                     progress=None, chunk=STREAM_CHUNK):
     """As local.analyze_paths, on ``workers`` processes (or through
-    ``engine_map(fn, items)`` when given: the Dask engine)."""
+    ``engine_map(fn, items)`` when given: the Dask engine, which streams
+    nothing). ``chunk``: bytes per chunk of a streamed file."""
     workers = workers or default_workers()
     with readable_twice(paths) as real:
         parts = plan(paths, real, workers, min_part)
-        executor = None
+        executor = pool = None
         if engine_map is None:
-            executor = ProcessPoolExecutor(workers)
+            executor = ProcessPoolExecutor(workers, initializer=_worker_init)
+            pool = SimpleNamespace(executor=executor, limit=STREAM_QUEUE * workers, chunk=chunk,
+                                   progress=progress)
+            if workers > 1:
+                mark_streams(parts, workers, min_part)
 
             def engine_map(fn, items):
                 futures = [executor.submit(fn, item) for item in items]
@@ -170,7 +217,7 @@ def analyze_parallel(paths, opts, interval, decoder="fast", stats=None, nat64_pr
                     raise Interrupted(_stop(executor, futures)) from None
         try:
             return _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes,
-                        services)
+                        services, pool)
         finally:
             if executor is not None:
                 # after Ctrl-C the workers may still be busy: stop them, leave
@@ -192,7 +239,32 @@ class _Call:
         self.fn, self.args = fn, args
 
     def __call__(self, part):
-        return self.fn(part, *self.args)
+        if not _worker["pool"]:
+            return self.fn(part, *self.args)
+        if _worker["stopped"]:
+            raise KeyboardInterrupt("stopped before it began")
+        _worker["busy"] = True
+        try:
+            return self.fn(part, *self.args)
+        finally:
+            _worker["busy"] = False
+
+
+# A pool worker's state (set up by _worker_init): Ctrl-C stops the task it
+# is running, which hands back what it read; an idle worker only notes it
+# (no traceback from the pool's loop) and refuses the tasks queued behind.
+_worker = {"pool": False, "busy": False, "stopped": False}
+
+
+def _worker_init():
+    _worker["pool"] = True
+    signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _on_sigint(signum, frame):
+    _worker["stopped"] = True
+    if _worker["busy"]:
+        raise KeyboardInterrupt
 
 
 class Interrupted(KeyboardInterrupt):
@@ -203,23 +275,26 @@ class Interrupted(KeyboardInterrupt):
         self.done = done
 
 
-def _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes, services):
+def _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes, services,
+         pool=None):
+    first_args = (opts, interval, decoder, nat64_prefixes, services is not None)
+    cut = [p for p in parts if not p.stream]
+    results = {}
     try:
-        results = _map(engine_map, _first_pass, parts, opts, interval, decoder, nat64_prefixes,
-                       services is not None)
+        for part, res in zip(cut, _map(engine_map, _first_pass, cut, *first_args)):
+            results[id(part)] = res
     except Interrupted as stop:
         # The parts that finished, in order; nothing more is read.
-        total = Summary(interval, nat64_prefixes, opts)
-        for part, res in zip(parts, stop.done):
-            if res is not None:
-                for e in res[0].inputs:
-                    e["_input"] = part.index
-                total = total.merge(res[0])
-        total.inputs = _fold_inputs(total.inputs)
-        total.interrupted = True
-        return total
-    results = _check_parts(parts, results, opts, interval, decoder,
-                           (nat64_prefixes, services is not None))
+        for part, res in zip(cut, stop.done):
+            results[id(part)] = res
+        return _partial(parts, results, interval, nat64_prefixes, opts)
+    for part in parts:
+        if part.stream:
+            results[id(part)] = res = _stream_first_pass(part, pool, *first_args)
+            if res[0].interrupted:
+                return _partial(parts, results, interval, nat64_prefixes, opts)
+    results = _check_parts(parts, [results[id(p)] for p in parts], opts, interval, decoder,
+                           first_args[3:])
     kept = []
     total = Summary(interval, nat64_prefixes, opts)
     for part, (s, starts, st) in results:
@@ -234,25 +309,171 @@ def _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes, serv
     static = set(total.nat64.static_prefixes())
     found = sorted(set(total.nat64.discovered()) - static)
     if found:
-        todo, jobs = [], []
+        # a streamed file's starts are one dict per chunk
+        todo = [(part, _nat64_jobs(found, starts)) for part, starts in kept if not part.stream]
+        todo = [(part, j) for part, j in todo if j]
+        states = iter(engine_map(_Call(_nat64_job, (opts, decoder)), todo))
         for part, starts in kept:
-            j = {p: (starts[p] if p in starts else None) for p in found
-                 if starts.get(p, None) != 0}
-            if j:
-                todo.append(part)
-                jobs.append(j)
-        states = engine_map(_Call(_nat64_job, (opts, decoder)), list(zip(todo, jobs)))
-        for st in states:
-            total.nat64 = total.nat64.merge(st)
+            if part.stream:
+                jobs = [_nat64_jobs(found, st) for st in starts]
+                for state in _stream_pass(pool, part, _chunk_nat64, (opts, decoder), jobs):
+                    total.nat64 = total.nat64.merge(state)
+            elif _nat64_jobs(found, starts):
+                total.nat64 = total.nat64.merge(next(states))
     if services is not None:
         svc = total.nat64.services(services)
         index = ServiceIndex(svc)
         if index.v4 or index.v6:
-            for part_index in _map(engine_map, _services_pass, [p for p, _ in kept], opts,
-                                   decoder, svc):
-                index.merge_traffic(part_index)
+            whole = [p for p, _ in kept if not p.stream]
+            counted = iter(_map(engine_map, _services_pass, whole, opts, decoder, svc))
+            for part, starts in kept:
+                each = (_stream_pass(pool, part, _chunk_services, (opts, decoder, svc),
+                                     [True] * len(starts))
+                        if part.stream else [next(counted)])
+                for part_index in each:
+                    index.merge_traffic(part_index)
         total.services = index.report(services)
     return total
+
+
+def _nat64_jobs(found, starts):
+    """{prefix: frames before its start, or None for all} that the second
+    pass counts for a part (or chunk) that learnt of prefixes at ``starts``."""
+    return {p: (starts[p] if p in starts else None) for p in found if starts.get(p, None) != 0}
+
+
+def _partial(parts, results, interval, nat64_prefixes, opts):
+    """After Ctrl-C: the parts that finished (or stopped), merged in order."""
+    total = Summary(interval, nat64_prefixes, opts)
+    for part in parts:
+        res = results.get(id(part))
+        if res is not None:
+            for e in res[0].inputs:
+                e["_input"] = part.index
+            total = total.merge(res[0])
+    total.inputs = _fold_inputs(total.inputs)
+    total.interrupted = True
+    return total
+
+
+# -- streamed files: the parent reads, the workers decode ------------------
+
+_UNSUPPORTED = SimpleNamespace(problem="unsupported_linktype")
+
+
+def _stream_first_pass(part, pool, opts, interval, decoder, nat64_prefixes, want_queries=True):
+    """As ``_first_pass``, the records decoded by the workers; the starts
+    are one dict per chunk."""
+    stats, starts = {}, []
+
+    def hand_over(cap, opts, decoder, summary, live, path_i, on_frame, fallback, progress):
+        total = summary
+        try:
+            for s, st, fb, linktypes in _on_pool(pool, cap, _chunk_first_pass, (
+                    opts, interval, decoder, nat64_prefixes, want_queries), progress):
+                total = total.merge(s)
+                starts.append(st)
+                fallback[0] += fb
+                for lt in linktypes:
+                    on_frame(_UNSUPPORTED, lt)
+        finally:
+            # analyze_path owns ``summary`` and finishes it (its inputs
+            # entry): the chunks' merge goes into that very object
+            vars(summary).update(vars(total))
+
+    s = analyze_path(part.path, opts, interval, decoder, stats, nat64_prefixes, part.shown,
+                     None, 0, None, pool.progress, want_queries, hand_over)
+    return s, starts, stats
+
+
+def _stream_pass(pool, part, fn, args, todo):
+    """A second reading of a streamed file: ``fn(chunk, *args, todo[i])``
+    for the chunks i where ``todo[i]``, results in order. The chunks are
+    those of the first pass: the same reader cuts the same stream."""
+    last = max((i for i, t in enumerate(todo) if t), default=-1)
+    if last < 0:
+        return
+    try:
+        with open_capture(part.path) as cap:
+            yield from _on_pool(pool, cap, fn, args, None, todo[:last + 1])
+    except CaptureError:
+        pass                          # reported by the first pass
+
+
+def _on_pool(pool, cap, fn, args, progress=None, todo=None):
+    """``fn(chunk, *args)`` (``*args, todo[i]`` with ``todo``: only where
+    it is set, and no further than it goes) for the chunks of ``cap`` on
+    the workers; the results in order. At most ``pool.limit`` chunks are
+    in flight. A read error comes after the results of the chunks before
+    it; on Ctrl-C the workers are stopped and what they hand back comes
+    before the KeyboardInterrupt."""
+    flight = deque()                  # (future, bytes read, frames)
+    seen = 0
+    try:
+        error = None
+        try:
+            for i, group in enumerate(chunks(cap.iter_batches(), pool.chunk)):
+                if todo is None or todo[i]:
+                    extra = () if todo is None else (todo[i],)
+                    flight.append((pool.executor.submit(_Call(fn, args + extra), group),
+                                   cap.bytes_read - seen, sum(len(b) for b in group)))
+                    seen = cap.bytes_read
+                    while len(flight) >= pool.limit:
+                        yield _oldest(flight, progress)
+                if todo is not None and i + 1 >= len(todo):
+                    break
+        except CaptureError as e:
+            error = e
+        while flight:
+            yield _oldest(flight, progress)
+        if error is not None:
+            raise error
+    except KeyboardInterrupt:
+        for res in _stop(pool.executor, [f for f, _, _ in flight]):
+            if res is not None:
+                yield res
+        raise
+
+
+def _oldest(flight, progress):
+    future, nbytes, frames = flight[0]
+    res = future.result()
+    flight.popleft()                  # only now: Ctrl-C while waiting keeps it
+    if progress is not None:
+        progress(nbytes, frames)
+    return res
+
+
+def _chunk_first_pass(group, opts, interval, decoder, nat64_prefixes, want_queries):
+    """A worker's share of a streamed file: the first pass over one chunk.
+    Returns its Summary, the NAT64 prefixes it learnt of (and after how
+    many of its frames), its fallback count and its unsupported link types."""
+    s = Summary(interval, nat64_prefixes, opts)
+    s.nat64.want_queries = want_queries
+    live = LivePrefixes(s.nat64.static_prefixes())
+    linktypes, fallback = [], [0]
+
+    def on_frame(f, linktype):
+        if f.problem == "unsupported_linktype" and linktype not in linktypes:
+            linktypes.append(linktype)
+
+    try:
+        _frames(Replay(group), opts, decoder, s, live, 0, on_frame, fallback)
+    except KeyboardInterrupt:
+        s.interrupted = True          # told to stop: hand back what was counted
+    return s, {p: k for p, (_, k) in live.start.items()}, fallback[0], linktypes
+
+
+def _chunk_nat64(group, opts, decoder, jobs):
+    state = Nat64State()
+    _catch_up(Replay(group), opts, decoder, state, jobs)
+    return state
+
+
+def _chunk_services(group, opts, decoder, services, _todo=True):
+    index = ServiceIndex(services)
+    services_frames(Replay(group), opts, decoder, index)
+    return index
 
 
 def _nat64_job(item, opts, decoder):
