@@ -54,7 +54,7 @@ import ipaddress
 import numpy as np
 
 from ..decode.constants import TUNNEL_KINDS
-from ..arrays import distinct
+from ..arrays import distinct, unique_inverse
 from .sketch import HashSketch, hash_words, relative_error
 
 COLUMNS = ("fam", "tunnel", "ts", "proto", "sport", "dport", "icmp", "v4s", "v4d",
@@ -421,23 +421,40 @@ class Population:
             return
         b = fb.astype(np.int64)
         if b[0] == b[-1] and (b == b[0]).all():           # the usual batch: one bin
-            groups = [(int(b[0]), u)]
-        else:
+            self._bin_group(int(b[0]), u, len(b))
+            return
+        ub, inv = unique_inverse(b)
+        if len(self.bins) < MAX_FLOW_BINS:
             # Bins are admitted in order of first appearance, so which bins
             # get a flow count does not depend on how frames were batched.
-            ub, first = np.unique(b, return_index=True)
-            groups = [(int(ub[i]), distinct(h[b == ub[i]]))
-                      for i in np.argsort(first, kind="stable").tolist()]
-        for idx, u in groups:
-            pair = self.bins.get(idx)
-            if pair is None:
-                if len(self.bins) >= MAX_FLOW_BINS:
-                    self.untracked += int(np.count_nonzero(b == idx))
-                    continue
-                pair = self.bins[idx] = _bin_sketches()
-            six = (u & _U(1)) != 0
-            pair[0].add(u[~six] & ~_U(31))
-            pair[1].add(u[six] & ~_U(31))
+            first = np.full(len(ub), len(b), dtype=np.int64)
+            np.minimum.at(first, inv, np.arange(len(b)))
+            for i in np.argsort(first, kind="stable").tolist():
+                idx = int(ub[i])
+                if idx not in self.bins:
+                    if len(self.bins) >= MAX_FLOW_BINS:
+                        break
+                    self.bins[idx] = _bin_sketches()
+        tracked = np.fromiter((x in self.bins for x in ub.tolist()), dtype=bool, count=len(ub))
+        keep = np.flatnonzero(tracked[inv])
+        self.untracked += len(b) - len(keep)
+        order = keep[np.argsort(inv[keep], kind="stable")]
+        g = inv[order]
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else g
+        for s, e in zip(starts.tolist(), np.r_[starts[1:], len(g)].tolist()):
+            self._bin_group(int(ub[g[s]]), distinct(h[order[s:e]]), e - s)
+
+    def _bin_group(self, idx, u, frames):
+        """Distinct flows ``u`` (low bits: tunnel, family) of one bin."""
+        pair = self.bins.get(idx)
+        if pair is None:
+            if len(self.bins) >= MAX_FLOW_BINS:
+                self.untracked += frames
+                return
+            pair = self.bins[idx] = _bin_sketches()
+        six = (u & _U(1)) != 0
+        pair[0].add(u[~six] & ~_U(31))
+        pair[1].add(u[six] & ~_U(31))
 
     def _iids(self, c):
         hi, lo = c["v6s_hi"], c["v6s_lo"]
