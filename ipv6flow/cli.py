@@ -18,7 +18,7 @@ import click
 
 from . import __version__
 from .atomic import atomic_file
-from .analysis.population import CLIENT_KEYS, parse_client_prefix
+from .analysis.population import CLIENT_KEYS, OFF, parse_client_prefix
 from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
 from .engine.local import analyze_paths
@@ -86,7 +86,12 @@ def _nat64_prefixes(values):
 
 
 def client_options(command):
-    """--client-key and --client-prefix, shared by analyze, live and watch."""
+    """--client-key, --client-prefix and --no-clients, shared by analyze,
+    live and watch."""
+    command = click.option(
+        "--no-clients", is_flag=True,
+        help="Leave out clients, flows and interface identifiers (the fast decoder "
+             "spends about a third of its time on them).")(command)
     command = click.option(
         "--client-prefix", "client_prefixes", multiple=True, metavar="PREFIX",
         help="A network of clients (IPv4 or IPv6 CIDR, e.g. 100.64.0.0/10): the side "
@@ -99,7 +104,7 @@ def client_options(command):
              "links, else ipv6-64 for IPv6 and ipv4 for IPv4.")(command)
 
 
-def decode_options(sixrd, client_key="auto", client_prefixes=()) -> DecodeOptions:
+def decode_options(sixrd, client_key="auto", client_prefixes=(), no_clients=False):
     out = []
     for v in client_prefixes:
         try:
@@ -108,6 +113,8 @@ def decode_options(sixrd, client_key="auto", client_prefixes=()) -> DecodeOption
             raise click.BadParameter(f"{v!r} is not an IPv4 or IPv6 prefix such as "
                                      "100.64.0.0/10", param_hint="--client-prefix")
         out.append(str(ipaddress.ip_network(v, strict=False)))
+    if no_clients:
+        client_key, out = OFF, []
     return DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"), client_key=client_key,
                          client_prefixes=tuple(dict.fromkeys(out)))
 
@@ -159,7 +166,7 @@ def main():
                    "time) on stderr.")
 @client_options
 def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, decoder, workers,
-            engine, scheduler, no_progress, stats, client_key, client_prefixes):
+            engine, scheduler, no_progress, stats, client_key, client_prefixes, no_clients):
     """Analyse pcap/pcapng captures (gzip, bzip2, xz, zstd; '-' for stdin).
 
     Several PATHS give one combined report with one `inputs` entry each.
@@ -168,7 +175,7 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
     if not (interval >= 1e-6 and math.isfinite(interval)):
         raise click.BadParameter("must be a number of seconds, at least 1e-6",
                                  param_hint="--interval")
-    opts = decode_options(sixrd, client_key, client_prefixes)
+    opts = decode_options(sixrd, client_key, client_prefixes, no_clients)
     counters = {}
     started = time.perf_counter()
     want = _suffixes(suffixes) if (dns_report or suffixes) else None
@@ -372,14 +379,15 @@ def plot_cmd(report_path, output, width, height):
                                   "drops are reported.")
 @client_options
 def live(iface, bpf, duration, count, report_every, write, fmt, output, interval, sixrd, nat64,
-         decoder, status_every, snaplen, no_promisc, buffer_size, client_key, client_prefixes):
+         decoder, status_every, snaplen, no_promisc, buffer_size, client_key, client_prefixes,
+         no_clients):
     """Capture on a network interface and report as analyze does.
 
     Needs the CAP_NET_RAW capability (root). Ends at --duration, --count,
     Ctrl-C or SIGTERM; the final report is written in every case. Kernel
     drop counts are in the report (inputs[0].capture.kernel) and on stderr.
     """
-    opts = decode_options(sixrd, client_key, client_prefixes)
+    opts = decode_options(sixrd, client_key, client_prefixes, no_clients)
     try:
         summary, st = capture_live(
             iface, bpf, duration, count, report_every, write, interval, opts,
@@ -429,7 +437,7 @@ def live(iface, bpf, duration, count, report_every, write, fmt, output, interval
               show_default=True, help="As for analyze.")
 @client_options
 def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, settle,
-          newest_settle, poll, once, sixrd, nat64, decoder, client_key, client_prefixes):
+          newest_settle, poll, once, sixrd, nat64, decoder, client_key, client_prefixes, no_clients):
     """Analyse rotated captures (tcpdump -G, -C, -W) in DIRECTORY, each once.
 
     A file is complete when it is not the newest and has not changed for
@@ -437,7 +445,7 @@ def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, 
     restart neither skips nor repeats one. Writes a report per file and a
     running merged report; Ctrl-C or SIGTERM stop after the current file.
     """
-    opts = decode_options(sixrd, client_key, client_prefixes)
+    opts = decode_options(sixrd, client_key, client_prefixes, no_clients)
 
     def on_report(path, report):
         _print_problems(report)

@@ -130,6 +130,15 @@ def _bin(start, b, flows):
     return out
 
 
+def _insert_after(d, key, items):
+    out = {}
+    for k, v in d.items():
+        out[k] = v
+        if k == key:
+            out.update(items)
+    return out
+
+
 def _share(part, whole):
     return part / whole if whole else None
 
@@ -171,7 +180,7 @@ class Summary:
             e[0] += 1
             e[1] += wirelen
         self.add_time(ts, f.payload, f.carrier, 1, wirelen)
-        if linktype is not None:
+        if linktype is not None and self.population.enabled:
             self.population.add_row(frame_columns(f, linktype, data, ts), self.interval)
 
     def add_key(self, key, packets: int, nbytes: int) -> None:
@@ -263,8 +272,9 @@ class Summary:
         cip_p = c["carrier"]["ipv4"]["packets"] + c["carrier"]["ipv6"]["packets"]
         cip_b = c["carrier"]["ipv4"]["bytes"] + c["carrier"]["ipv6"]["bytes"]
         eh = c["extension_headers"]
-        clients, flows = self.population.report()
-        bin_flows = self.population.bin_flows
+        pop = self.population
+        clients, flows = pop.report() if pop.enabled else (None, None)
+        bin_flows = pop.bin_flows
         report = {
             "schema": SCHEMA_ID,
             "tool": {"name": "ipv6flow", "version": __version__},
@@ -291,8 +301,6 @@ class Summary:
             "transport": c["transport"],
             "addresses": c["addresses"],
             "nat64": self.nat64.report(),
-            "clients": clients,
-            "flows": flows,
             "decode": c["decode"],
             "timeseries": {
                 "interval_s": self.interval,
@@ -305,7 +313,10 @@ class Summary:
             report["services"] = self.services
         if self.interrupted:
             report["partial"] = True
-        report["sketches"] = self.population.sketches(self.interval)
+        if pop.enabled:
+            # after nat64, as the schema lists them; the sketches go last
+            report = _insert_after(report, "nat64", {"clients": clients, "flows": flows})
+            report["sketches"] = pop.sketches(self.interval)
         return report
 
     @classmethod

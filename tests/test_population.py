@@ -346,3 +346,21 @@ def test_random_addresses_keep_memory_bounded():
                for s in sketches)
     assert held <= len(sketches) * max(4096, population.THRESHOLD * 8)
     assert sum(1 for s in sketches if not s.exact) >= 6
+
+
+def test_no_clients_leaves_the_rest_unchanged(small):
+    path, _ = small["eth"]
+    with_ = report(path)
+    without = report(path, mode=population.OFF)
+    for k in ("clients", "flows", "sketches"):
+        assert k in with_ and k not in without
+    for b in with_["timeseries"]["bins"]:
+        del b["flows"]
+    assert {k: v for k, v in with_.items() if k not in ("clients", "flows", "sketches", "tool")} \
+        == {k: v for k, v in without.items() if k != "tool"}
+    with pytest.raises(ValueError, match="client keys"):
+        Summary.from_report(with_).merge(Summary.from_report(without))
+    r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "analyze", "--no-progress",
+                        "--no-clients", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0 and "IPv6 share of IP traffic" in r.stdout
+    assert "clients" not in r.stdout

@@ -63,6 +63,7 @@ DTYPES = {"ts": np.float64, "has6": bool, "v6s_hi": np.uint64, "v6s_lo": np.uint
           "v6d_hi": np.uint64, "v6d_lo": np.uint64}
 
 CLIENT_KEYS = ("auto", "mac", "ipv4", "ipv6-64")
+OFF = "off"                      # --no-clients: no clients, flows or interface ids
 IID_CLASSES = ("eui64", "isatap", "embedded_ipv4", "port", "low_byte", "pattern_bytes",
                "random")
 
@@ -346,8 +347,12 @@ class Population:
         self._rows = []
 
     # -- adding -----------------------------------------------------------
+    @property
+    def enabled(self) -> bool:
+        return self.mode != OFF
+
     def add_row(self, row, interval):
-        if row is None:
+        if row is None or self.mode == OFF:
             return
         self._rows.append(row)
         if len(self._rows) >= self.FLUSH_EVERY:
@@ -361,7 +366,7 @@ class Population:
     def observe(self, c, interval):
         """Count the rows of column arrays ``c`` (in frame order)."""
         n = len(c["fam"])
-        if not n:
+        if not n or self.mode == OFF:
             return
         self._clients(c)
         self._flows(c, interval)
@@ -590,7 +595,7 @@ class Population:
         clients, flows = report.get("clients"), report.get("flows")
         sk = report.get("sketches")
         if clients is None or flows is None or sk is None:
-            return cls()
+            return cls(OFF)           # made with --no-clients (or before clients existed)
         p = cls(clients["key"], clients["client_prefixes"])
         p.attributed = clients["frames"]["attributed"]
         p.unattributed = clients["frames"]["unattributed"]

@@ -284,6 +284,7 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
     if observe:
         _observe(state, rows, np.flatnonzero(fast & (rows.payload != 0)), batch)
     extra = []
+    want_clients = observe and summary.population.enabled
     for i in fallback.tolist():
         ts_i, lt, wire, data = _record(batch, i)
         f = decode_frame(lt, data, wire, opts)
@@ -291,12 +292,12 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
             if on_frame is not None:
                 on_frame(f, lt)
             summary.add(f, ts_i, wire)
-            row = population.frame_columns(f, lt, data, ts_i)
+            row = population.frame_columns(f, lt, data, ts_i) if want_clients else None
             if row is not None:
                 extra.append((i, row))
         nat64_mod.inspect_frame(state, f, data, wire,
                                 nat64_mod.prefixes_at(prefixes, limits, base + i), observe)
-    if observe:
+    if want_clients:
         _observe_population(summary, rows, batch, fast, extra)
     return len(fallback)
 
