@@ -77,25 +77,35 @@ for _name, _prefix in _CLASS_PREFIXES:
 CLASS_OTHER = ADDRESS_CLASSES.index("other")
 
 
-def _class_lut():
-    """Class of each /16 whose addresses all share one class; -1 for the
-    few /16s that a longer prefix of the table splits (::, 64:ff9b::,
-    2001::, 3fff::), which take the full comparison."""
-    lut = np.full(65536, CLASS_OTHER, dtype=np.int64)
+def _class_luts():
+    """Class of each /16 (``CLASS16``), -1 for the few /16s that a longer
+    prefix of the table splits (::, 64:ff9b::, 2001::, 3fff::). For those,
+    ``SPLIT32`` lists the prefixes of /17 to /32 (value and mask over the
+    first 32 bits, with the class), tried after the /16's own class
+    (``BASE16``), and ``FULL32`` the first 32 bits of the prefixes longer
+    than /32, which take the full comparison."""
+    base = np.full(65536, CLASS_OTHER, dtype=np.int64)
     # Paint in reverse table order so that the first match wins.
     for name, prefix in reversed(_CLASS_PREFIXES):
         value, _, length = parse_prefix(prefix)
         if length <= 16:
             first = value >> 112
-            lut[first:first + (1 << (16 - length))] = ADDRESS_CLASSES.index(name)
-    for _, prefix in _CLASS_PREFIXES:
+            base[first:first + (1 << (16 - length))] = ADDRESS_CLASSES.index(name)
+    lut = base.copy()
+    split, full = [], set()
+    for name, prefix in _CLASS_PREFIXES:
         value, _, length = parse_prefix(prefix)
         if length > 16:
             lut[value >> 112] = -1
-    return lut
+            if length <= 32:
+                mask32 = ((1 << length) - 1) << (32 - length)
+                split.append((value >> 96, mask32, ADDRESS_CLASSES.index(name)))
+            else:
+                full.add(value >> 96)
+    return lut, base, split, np.array(sorted(full), dtype=np.int64)
 
 
-CLASS16 = _class_lut()
+CLASS16, BASE16, SPLIT32, FULL32 = _class_luts()
 
 MAX_DEPTH = 8          # extension headers walked vectorially; deeper chains fall back
 # Most reference parser steps one encapsulation level can take on the
@@ -570,9 +580,20 @@ def _classes(rows, at):
     odd = np.flatnonzero(cls < 0)
     if len(odd):
         a = at[odd]
-        hi, lo = rows.u64(a), rows.u64(a + 8)
-        conds = [((hi & mh) == vh) & ((lo & ml) == vl) for _, vh, mh, vl, ml in _CLASS_MASKS]
-        cls[odd] = np.select(conds, [c for c, *_ in _CLASS_MASKS], default=CLASS_OTHER)
+        w32 = rows.u32(a)
+        c = BASE16[w32 >> 16]
+        for value, mask, k in reversed(SPLIT32):      # first match in table order wins
+            c[(w32 & mask) == value] = k
+        full = np.isin(w32, FULL32)
+        if full.any():
+            # ::/128, ::1, ::ffff:0:0/96, 64:ff9b::/96, 64:ff9b:1::/48 and
+            # whatever else shares their first 32 bits
+            f = a[full]
+            hi, lo = rows.u64(f), rows.u64(f + 8)
+            conds = [((hi & mh) == vh) & ((lo & ml) == vl)
+                     for _, vh, mh, vl, ml in _CLASS_MASKS]
+            c[full] = np.select(conds, [k for k, *_ in _CLASS_MASKS], default=CLASS_OTHER)
+        cls[odd] = c
     return cls
 
 
