@@ -36,6 +36,7 @@ workers to stop (they hand back what they read, as a serial run does),
 merges that and marks the report partial; no worker outlives the run.
 """
 
+import ctypes
 import os
 import signal
 from collections import deque
@@ -59,6 +60,7 @@ STOP_WAIT = 30             # seconds a stopped worker gets to hand back its part
 # to its decoding; few enough in flight that memory stays flat.
 STREAM_CHUNK = 16 << 20
 STREAM_QUEUE = 2           # chunks in flight per worker (one running, one waiting)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3      # glibc malloc.h mallopt() parameters
 
 
 def default_workers() -> int:
@@ -205,6 +207,8 @@ def analyze_parallel(paths, opts, interval, decoder="fast", stats=None, nat64_pr
                                    progress=progress)
             if workers > 1:
                 mark_streams(parts, workers, min_part)
+                if any(p.stream for p in parts):
+                    _keep_large_buffers()
 
             def engine_map(fn, items):
                 futures = [executor.submit(fn, item) for item in items]
@@ -259,6 +263,22 @@ _worker = {"pool": False, "busy": False, "stopped": False}
 def _worker_init():
     _worker["pool"] = True
     signal.signal(signal.SIGINT, _on_sigint)
+    _keep_large_buffers()
+
+
+def _keep_large_buffers():
+    """Speed: a streamed file moves a few large buffers per chunk between
+    processes (batches, pickles). glibc gives each one above its mmap
+    threshold fresh pages from the kernel and returns them when freed, so
+    every byte costs a page fault; keeping such buffers in the heap for
+    reuse took a third off the CPU time of a stream (docs/DECISIONS.md,
+    Scale). Not glibc: nothing to do."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 256 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 512 << 20)
+    except (OSError, AttributeError):
+        pass
 
 
 def _on_sigint(signum, frame):
@@ -367,11 +387,11 @@ def _stream_first_pass(part, pool, opts, interval, decoder, nat64_prefixes, want
     stats, starts = {}, []
 
     def hand_over(cap, opts, decoder, summary, live, path_i, on_frame, fallback, progress):
-        total = summary
+        merged = _Merges(pool.executor)
         try:
             for s, st, fb, linktypes in _on_pool(pool, cap, _chunk_first_pass, (
                     opts, interval, decoder, nat64_prefixes, want_queries), progress):
-                total = total.merge(s)
+                merged.add(s)
                 starts.append(st)
                 fallback[0] += fb
                 for lt in linktypes:
@@ -379,11 +399,53 @@ def _stream_first_pass(part, pool, opts, interval, decoder, nat64_prefixes, want
         finally:
             # analyze_path owns ``summary`` and finishes it (its inputs
             # entry): the chunks' merge goes into that very object
-            vars(summary).update(vars(total))
+            chunks = merged.total()
+            if chunks is not None:
+                vars(summary).update(vars(summary.merge(chunks)))
 
     s = analyze_path(part.path, opts, interval, decoder, stats, nat64_prefixes, part.shown,
                      None, 0, None, pool.progress, want_queries, hand_over)
     return s, starts, stats
+
+
+class _Merges:
+    """The chunks' Summaries merged in file order, the merging done by the
+    workers: a merge costs tens of ms whatever the chunk size (sketches,
+    DNS names), which would make the reader the bottleneck. Neighbours of
+    equal weight are merged, as a binary counter carries, so at most
+    log2(chunks) Summaries wait (merge is associative, tests/test_summary).
+    Merges are not stopped by Ctrl-C: they hold chunks already counted."""
+
+    def __init__(self, executor):
+        self.executor = executor
+        self.stack = []               # [weight, Summary or its future]
+
+    def add(self, summary):
+        stack = self.stack
+        stack.append([1, summary])
+        while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
+            (w, b), (_, a) = stack.pop(), stack.pop()
+            stack.append([2 * w, self.executor.submit(_merge, _value(a), _value(b))])
+
+    def total(self):
+        """All merged (here, the few left); a merge that failed is left out."""
+        out = None
+        for _, x in self.stack:
+            try:
+                x = _value(x)
+            except Exception:         # a worker gone after Ctrl-C
+                continue
+            out = x if out is None else out.merge(x)
+        self.stack = []
+        return out
+
+
+def _value(x):
+    return x.result() if hasattr(x, "result") else x
+
+
+def _merge(a, b):
+    return a.merge(b)
 
 
 def _stream_pass(pool, part, fn, args, todo):
