@@ -233,7 +233,15 @@ def _clients(c, fl):
     lines.append(f"  {'IPv6':<{LABEL_W - 2}}{_n(fl['ipv6']):>13} {_pct(fl['ipv6'], ft)}")
     tunnelled = {k: v for k, v in fl["by_tunnel"].items() if v and k != "none"}
     if tunnelled:
-        lines.append("  by tunnel: " + ", ".join(f"{k}: {_n(v)}" for k, v in tunnelled.items()))
+        items = [f"{k}: {_n(v)}" for k, v in tunnelled.items()]
+        line = "  in tunnels:"
+        for i, item in enumerate(items):
+            piece = f" {item}" + ("," if i < len(items) - 1 else "")
+            if len(line) + len(piece) > 88:
+                lines.append(line)
+                line = "   "
+            line += piece
+        lines.append(line)
     if fl["unkeyed_frames"]:
         lines.append(f"  TCP/UDP frames with no readable ports (not counted): "
                      f"{_n(fl['unkeyed_frames'])}")
