@@ -519,7 +519,7 @@ def test_compressed_corrupt_never_crashes(tmp_path, kind):
 
 def _read_both_ways(path):
     """(records, error, truncated, warnings) reading record by record, then
-    in batches: the batch reader reads 4 MiB ahead, the record reader 1 MiB."""
+    in batches: the batch reader reads 8 MiB ahead, the record reader 1 MiB."""
     seen = []
     for batches in (False, True):
         n, error, cap = 0, None, None

@@ -27,6 +27,12 @@ OPTS = DecodeOptions(sixrd_prefixes=(parse_prefix("2a01:e30::/28"),))
 MIB = 1 << 20
 
 
+@pytest.fixture(autouse=True)
+def four_mib_batches(monkeypatch):
+    """The chunk counts below are for 4 MiB batches (not the default)."""
+    monkeypatch.setattr(pcap, "BATCH_BYTES", 4 * MIB)
+
+
 @pytest.fixture(scope="module")
 def big_gz(tmp_path_factory):
     """30,000 generated frames (20 MB, five 4 MiB batches), gzip'ed."""

@@ -348,7 +348,7 @@ class Source:
     ``readinto(view)`` likewise. A compressed stream is decoded one step of
     at most ``CHUNK`` bytes at a time, whatever size the caller asks for:
     the decompressor then sees the same calls, and fails at the same point,
-    for the record reader's 1 MiB reads and the batch reader's 4 MiB
+    for the record reader's 1 MiB reads and the batch reader's 8 MiB
     read-ahead.
 
     A compressed stream can stop early in two ways, and either is reported
