@@ -17,9 +17,11 @@ Input layout (all of it is fuzzed):
 Properties: ``decode_frame`` never raises; ``ipv6flow.fast.frame_keys``
 on a one-row Batch (rows built as tests/strategies.py builds them, with
 the row ending the buffer, and again followed by its cut bytes and
-filler) gives ``summary.frame_key`` of the reference Frame; and the fast
+filler) gives ``summary.frame_key`` of the reference Frame, and
+``ipv6flow.fast.frame_columns`` its clients-and-flows columns; and the fast
 ``summarize_batch`` gives the same Summary (figures, NAT64 traffic, DNS
-and RA evidence) as the reference decoder with ``inspect_frame``.
+and RA evidence, clients and flows) as the reference decoder with
+``inspect_frame``.
 
     python tests/fuzz/fuzz_decoder.py CORPUS_DIR [SEED_DIRS...] -max_len=4096
 """
@@ -33,9 +35,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402,F401  (puts tests/ on sys.path)
 
 with atheris.instrument_imports(include=["ipv6flow"]):
+    from ipv6flow.analysis import population
     from ipv6flow.analysis.nat64 import inspect_frame
     from ipv6flow.decode import DecodeOptions, decode_frame, parse_prefix
-    from ipv6flow.fast import frame_keys, summarize_batch
+    from ipv6flow.fast import frame_columns, frame_keys, summarize_batch
     from ipv6flow.summary import Summary, frame_key
 
 import numpy as np  # noqa: E402
@@ -76,16 +79,19 @@ def TestOneInput(data: bytes) -> None:
     f = decode_frame(lt, frame, wirelen, opts)
     want = frame_key(f)
     layouts = [(b"", b""), (b"", tail), (b"\x60\x00\x45", b"\x86\xdd" + tail + b"\xff" * 8)]
+    want_cols = population.frame_columns(f, lt, frame, 1.7e9)
     for before, after in layouts:
         batch = one_row(before, frame, after, wirelen, lt)
         keys, _ = frame_keys(batch, opts)
         assert keys[0] == want, f"kernel {keys[0]} != reference {want} ({before!r}, {after!r})"
+        cols = frame_columns(batch, opts)[0]
+        assert cols == want_cols, f"columns {cols} != reference {want_cols} ({before!r}, {after!r})"
     # the whole fast Summary against the reference one (DNS, RA, NAT64 too)
     batch = one_row(b"", frame, tail, wirelen, lt)
     fast, ref = Summary(60.0), Summary(60.0)
     static = ref.nat64.static_prefixes()
     summarize_batch(fast, batch, opts, None, static, True)
-    ref.add(f, 1.7e9, wirelen)
+    ref.add(f, 1.7e9, wirelen, lt, frame)
     inspect_frame(ref.nat64, f, frame, wirelen, static, True)
     a, b = fast.to_report(), ref.to_report()
     assert a == b, {k: (a[k], b[k]) for k in b if a.get(k) != b[k]}
