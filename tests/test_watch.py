@@ -388,6 +388,16 @@ def test_interval_must_match_the_state(tmp_path):
         watch(str(tmp_path), interval=60.0, once=True)
 
 
+def test_client_options_must_match_the_state(tmp_path):
+    # reports made with other client options do not merge: a clear error
+    complete_files(tmp_path, 2)
+    once(tmp_path)
+    for opts, text in ((DecodeOptions(client_key="mac"), "client key auto, not mac"),
+                       (DecodeOptions(client_key="off"), "client key auto, not off")):
+        with pytest.raises(UsageError, match=text):
+            watch(str(tmp_path), interval=INTERVAL, opts=opts, once=True)
+
+
 def test_sigterm_ends_a_running_watch(tmp_path):
     names = complete_files(tmp_path, 2)
     script = ("import sys\n"

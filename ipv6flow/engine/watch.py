@@ -65,6 +65,7 @@ from ..atomic import atomic_file
 from ..decode import DecodeOptions
 from ..errors import Ipv6flowError, UsageError
 from ..report import jsonout
+from ..analysis.population import Population
 from ..summary import DEFAULT_INTERVAL, Summary
 from .local import analyze_paths
 
@@ -192,15 +193,21 @@ class Watcher:
             state = _load_json(self.state_file)
         except (OSError, ValueError) as e:
             raise Ipv6flowError(f"{self.state_file}: not a readable watch state file ({e})")
+        # reports made with other client options do not merge
+        clients = Population(self.opts.client_key, self.opts.client_prefixes).describe()
         if state is None:
-            state = {"schema": STATE_SCHEMA, "interval_s": self.interval, "commits": 0,
-                     "merged_inputs": 0, "last": None, "done": {}}
+            state = {"schema": STATE_SCHEMA, "interval_s": self.interval, "clients": clients,
+                     "commits": 0, "merged_inputs": 0, "last": None, "done": {}}
         elif state.get("schema") != STATE_SCHEMA:
             raise Ipv6flowError(f"{self.state_file}: not an ipv6flow watch state file")
         elif state["interval_s"] != self.interval:
             raise UsageError(f"{self.state_file}: made with an interval of "
                              f"{state['interval_s']} s, not {self.interval} s; "
                              "use the same interval or another state file")
+        elif state.setdefault("clients", clients) != clients:
+            raise UsageError(f"{self.state_file}: made with client key {state['clients']}, "
+                             f"not {clients}; use the same client options (--client-key, "
+                             "--client-prefix, --no-clients) or another state file")
         self.state = state
         self._load_merged()
 
@@ -223,7 +230,7 @@ class Watcher:
             # Stopped between the commit of the last file and the merged report.
             part = self._read_report(last["report"])
             if part is not None:
-                self.merged = merged.merge(part)
+                self.merged = self._merge(merged, part, last["report"])
                 self._write_merged()
                 return
         if st["merged_inputs"] == 0:
@@ -241,11 +248,18 @@ class Watcher:
         for path in reports:
             part = self._read_report(path)
             if part is not None:
-                total = total.merge(part)
+                total = self._merge(total, part, path)
         self.merged = total
         st["merged_inputs"] = len(total.inputs)
         self._write_state()
         self._write_merged()
+
+    def _merge(self, merged, part, path):
+        try:
+            return merged.merge(part)
+        except ValueError as e:           # another interval or other client options
+            raise Ipv6flowError(f"{path}: does not merge with the reports before it ({e}); "
+                                "use another state file") from None
 
     def _read_report(self, path):
         try:
