@@ -447,6 +447,14 @@ def _headline(report) -> str:
             f"{100 * sh['carrier_ipv6_bytes']:.1f}% (carrier view)")
 
 
+def _clients(report) -> str:
+    c = report.get("clients")
+    if not c or not c["total"]:
+        return ""
+    return (f"  ·  IPv6-capable clients: {_n(c['ipv6_capable'])} of {_n(c['total'])} "
+            f"({_pct(c['ipv6_capable'], c['total'])})")
+
+
 def render(report: dict, path: str, width_px: int = 1600, height_px: int = 900) -> None:
     """Draw the report to a PNG of exactly ``width_px`` x ``height_px`` at ``path``."""
     if not (isinstance(width_px, int) and isinstance(height_px, int)
@@ -473,7 +481,7 @@ def render(report: dict, path: str, width_px: int = 1600, height_px: int = 900) 
              fontsize=fs["title"], fontweight="bold", color=COLORS["text"], parse_math=False)
     fig.text(0.035, 0.895, f"{_span(r['time']['first'], r['time']['last'])}  ·  "
                            f"{_n(t['packets'])} frame{'' if t['packets'] == 1 else 's'}  ·  "
-                           f"{_n(t['bytes'])} bytes",
+                           f"{_n(t['bytes'])} bytes{_clients(r)}",
              ha="left", va="top", fontsize=fs["subtitle"], color=COLORS["muted"],
              parse_math=False)
     fig.text(0.035, 0.853, _headline(r), ha="left", va="top", fontsize=fs["subtitle"],
