@@ -212,7 +212,7 @@ def _clients(c, fl):
                      ("ipv4_only", "IPv4 only"), ("link_local_only", "link-local IPv6 only")):
         lines.append(f"  {label:<{LABEL_W - 2}}{_n(c[k]):>13} {_pct(c[k], total)}")
     fr = c["frames"]
-    lines.append(f"  frames counted for no client (no client side, or no {c['key']} key): "
+    lines.append(f"  frames counted for no client (no client side, or nothing to key it by): "
                  f"{_n(fr['unattributed'])} of {_n(fr['attributed'] + fr['unattributed'])}")
     ii = c["interface_ids"]
     src = ii["sources"]
