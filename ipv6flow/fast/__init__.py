@@ -40,12 +40,6 @@ def frame_keys(batch, opts):
     return out, len(fallback)
 
 
-def _gather(rows, at, width, words):
-    """Bytes ``at[i] .. at[i] + width`` of each row as big-endian words
-    (``words``: '>u2', '>u4' or '>u8')."""
-    return rows.block(at, width).view(words).astype(np.int64 if words != ">u8" else np.uint64)
-
-
 def population_columns(rows, batch, idx):
     """The ``analysis.population`` columns of IP rows ``idx``, read with
     array gathers (as ``population.frame_columns`` reads one frame)."""
@@ -59,8 +53,8 @@ def population_columns(rows, batch, idx):
     tcp_udp = (proto == 6) | (proto == 17)
     t = np.flatnonzero(has_l4 & tcp_udp & (l4 + 4 <= l4end))
     if len(t):
-        ports = _gather(rows, l4[t], 4, ">u2")
-        sport[t], dport[t] = ports[:, 0], ports[:, 1]
+        ports = rows.u32(l4[t])
+        sport[t], dport[t] = ports >> 16, ports & 0xFFFF
     ic = np.flatnonzero(has_l4 & ~tcp_udp & (proto == np.where(fam == FAM_IPV6, 58, 1))
                         & (l4 < l4end))
     icmp[ic] = rows.u8(l4[ic])
@@ -69,25 +63,28 @@ def population_columns(rows, batch, idx):
     v4d = np.full(n, -1, dtype=np.int64)
     h4 = np.flatnonzero(v4 >= 0)
     if len(h4):
-        a = _gather(rows, v4[h4] + 12, 8, ">u4")
-        v4s[h4], v4d[h4] = a[:, 0], a[:, 1]
+        a = rows.word(v4[h4] + 12, 8).astype(np.int64)     # source then destination
+        v4s[h4], v4d[h4] = (a >> 32) & 0xFFFFFFFF, a & 0xFFFFFFFF
     v6 = rows.v6[idx]
     has6 = v6 >= 0
-    a6 = np.zeros((n, 4), dtype=np.uint64)
+    a6 = np.zeros((4, n), dtype=np.uint64)
     h6 = np.flatnonzero(has6)
     if len(h6):
-        a6[h6] = _gather(rows, v6[h6] + 8, 32, ">u8")
+        at6 = v6[h6]
+        for k in range(4):
+            a6[k, h6] = rows.u64(at6 + 8 + 8 * k)
     mac_s = np.full(n, -1, dtype=np.int64)
     mac_d = np.full(n, -1, dtype=np.int64)
     eth = np.flatnonzero((batch.linktypes[idx] == 1) & (batch.caplens[idx] >= 12))
     if len(eth):
-        w = _gather(rows, batch.offsets[idx[eth]].astype(np.int64), 12, ">u2").astype(np.int64)
-        mac_d[eth] = (w[:, 0] << 32) | (w[:, 1] << 16) | w[:, 2]
-        mac_s[eth] = (w[:, 3] << 32) | (w[:, 4] << 16) | w[:, 5]
+        at = batch.offsets[idx[eth]].astype(np.int64)
+        w0 = rows.u64(at)                                  # bytes 0-7
+        mac_d[eth] = (w0 >> np.uint64(16)).astype(np.int64)
+        mac_s[eth] = ((w0 & np.uint64(0xFFFF)).astype(np.int64) << 32) | rows.u32(at + 8)
     return {"fam": fam, "tunnel": rows.tunnel[idx], "ts": batch.ts[idx].astype(np.float64),
             "proto": proto, "sport": sport, "dport": dport, "icmp": icmp, "v4s": v4s,
-            "v4d": v4d, "has6": has6, "v6s_hi": a6[:, 0], "v6s_lo": a6[:, 1],
-            "v6d_hi": a6[:, 2], "v6d_lo": a6[:, 3], "mac_s": mac_s, "mac_d": mac_d}
+            "v4d": v4d, "has6": has6, "v6s_hi": a6[0], "v6s_lo": a6[1],
+            "v6d_hi": a6[2], "v6d_lo": a6[3], "mac_s": mac_s, "mac_d": mac_d}
 
 
 def _observe_population(summary, rows, batch, fast, extra):
