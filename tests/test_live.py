@@ -187,6 +187,19 @@ def check_counts(report):
     assert report["transport"]["ipv4"]["udp"] == exp["udp"]["ipv4"]
     assert report["transport"]["ipv6"]["udp"] == exp["udp"]["ipv6"]
     assert sum(report["decode"].values()) == 0
+    # One sender (MAC_B, the side with the higher port everywhere), seen
+    # with IPv4 and with global IPv6: one dual-stack client. Every frame is
+    # its own flow (distinct source ports); Teredo's source is not an
+    # interface identifier, the two others are low-byte in two /64s.
+    c = report["clients"]
+    assert (c["total"], c["dual_stack"], c["ipv6_capable"]) == (1, 1, 1)
+    assert c["frames"] == {"attributed": TOTAL, "unattributed": 0}
+    assert c["interface_ids"]["addresses"]["low_byte"] == 2
+    assert c["interface_ids"]["sources"] == {"addresses": 2, "prefixes64": 2}
+    f = report["flows"]
+    assert (f["ipv4"], f["ipv6"]) == (N_IPV4, N_IPV6 + N_6IN4 + N_TEREDO)
+    assert {k: v for k, v in f["by_tunnel"].items() if v} == \
+        {"none": N_IPV4 + N_IPV6, "6in4": N_6IN4, "teredo": N_TEREDO}
 
 
 def in_netns(ns, fn):
