@@ -214,9 +214,9 @@ def oracle_iid_class(iid: bytes) -> str:
         if lo32 >> 24 and lo32 & 0xFFFF:
             return "embedded_ipv4"
         if not lo32 >> 24 and (lo32 & 0xFFFF) in SERVICE:
-            return "port"
+            return "embedded_port"
         if not lo32 & 0xFF00 and lo32 >> 16 in SERVICE:
-            return "port"
+            return "embedded_port"
         if not lo32 >> 24 and lo32 & 0xFFFF:
             return "low_byte"
     if all(x <= 0x255 for x in w):
@@ -232,11 +232,11 @@ EXAMPLES = {
     "2001:db8::5efe:c000:201": "isatap",
     "2001:db8::c000:201": "embedded_ipv4",
     "2001:db8::192:0:2:1": "embedded_ipv4",
-    "2001:db8::443": "port",
-    "2001:db8::80": "port",
-    "2001:db8::1bb": "port",              # 443 as a number
+    "2001:db8::443": "embedded_port",
+    "2001:db8::80": "embedded_port",
+    "2001:db8::1bb": "embedded_port",              # 443 as a number
     "2001:db8::1bc": "low_byte",
-    "2001:db8::50:0": "port",             # reversed: port in the second-lowest word
+    "2001:db8::50:0": "embedded_port",             # reversed: port in the second-lowest word
     "2001:db8::1": "low_byte",
     "2001:db8::1:2": "low_byte",
     "2001:db8::1:0:0:1": "embedded_ipv4",   # four words that read as decimal bytes

@@ -44,7 +44,7 @@ when global (2000::/3) and not Teredo (whose low 64 bits are not an
 interface identifier), classified as in addr6 (ipv6toolkit, RFC 7707
 section 4.1), first match wins: eui64 (ff:fe in bytes 3-4 of the IID),
 isatap, embedded_ipv4 (::a.b.c.d, or four words that read as decimal
-bytes), port (a service port in the low or second-lowest word, rest
+bytes), embedded_port (a service port in the low or second-lowest word, rest
 zero), low_byte (only the low 24 bits set), pattern_bytes (more than two
 zero bytes), random.
 """
@@ -64,7 +64,7 @@ DTYPES = {"ts": np.float64, "has6": bool, "v6s_hi": np.uint64, "v6s_lo": np.uint
 
 CLIENT_KEYS = ("auto", "mac", "ipv4", "ipv6-64")
 OFF = "off"                      # --no-clients: no clients, flows or interface ids
-IID_CLASSES = ("eui64", "isatap", "embedded_ipv4", "port", "low_byte", "pattern_bytes",
+IID_CLASSES = ("eui64", "isatap", "embedded_ipv4", "embedded_port", "low_byte", "pattern_bytes",
                "random")
 
 THRESHOLD, P = 8192, 12          # clients, flows, interface identifiers

@@ -47,7 +47,7 @@ NTP_MACS = (bytes.fromhex("00005e005301"), bytes.fromhex("00005e005302"))
 SERVERS6 = (bytes.fromhex("20010db8ffff00000000000000000443"),      # port (0x443)
             bytes.fromhex("20010db8ffff00000000000000000010"),      # low_byte
             bytes.fromhex("20010db8fffe000000000000c6336401"))      # embedded_ipv4
-SERVER6_CLASSES = ("port", "low_byte", "embedded_ipv4")
+SERVER6_CLASSES = ("embedded_port", "low_byte", "embedded_ipv4")
 SERVERS4 = (bytes([198, 51, 100, 10]), bytes([198, 51, 100, 20]))
 TEREDO_SERVER4 = bytes([192, 0, 2, 53])
 TEREDO_RELAY4 = bytes([192, 0, 2, 54])
@@ -287,7 +287,8 @@ def _truth(b, clients, iid_addr, iid_p64, raw):
         keys["auto"] = dict(keys["mac"])
     keys["auto"]["frames"] = {"attributed": b.keyed["auto"],
                               "unattributed": b.frames_ip - b.keyed["auto"]}
-    classes = ("eui64", "isatap", "embedded_ipv4", "port", "low_byte", "pattern_bytes", "random")
+    classes = ("eui64", "isatap", "embedded_ipv4", "embedded_port", "low_byte", "pattern_bytes",
+               "random")
     return {
         "frames": len(b.frames),
         "clients": keys,
