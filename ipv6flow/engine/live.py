@@ -64,7 +64,6 @@ import ctypes
 import math
 import os
 import select
-import signal
 import struct
 import threading
 import time
@@ -79,6 +78,7 @@ from ..errors import Ipv6flowError, UsageError
 from ..fast import summarize_batch
 from ..summary import DEFAULT_INTERVAL, Summary
 from .local import LivePrefixes, new_input
+from .signals import Signals
 
 SNAPLEN = 262144              # libpcap's MAXIMUM_SNAPLEN, tcpdump's default
 BUFFER_BYTES = 32 << 20       # the kernel ring (tcpdump -B); libpcap's default is 2 MiB
@@ -357,27 +357,6 @@ class PcapWriter:
             self.fh = None
 
 
-class _Signals:
-    """SIGINT/SIGTERM set a flag (the first ends the capture, a second also
-    skips the drain); handlers are installed only in the main thread and
-    restored afterwards."""
-
-    def __init__(self, enabled: bool):
-        self.count = 0
-        self.old = {}
-        if enabled and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        self.count += 1
-
-    def restore(self):
-        for sig, old in self.old.items():
-            signal.signal(sig, old)
-        self.old = {}
-
-
 def _pct(part, whole):
     return f"{100.0 * part / whole:.1f}%" if whole else "-"
 
@@ -456,7 +435,7 @@ def capture_live(iface: str, bpf: str | None = None, duration: float | None = No
     try:
         if write:
             writer = PcapWriter(write, handle.linktype, handle.snaplen)
-        signals = _Signals(handle_signals)
+        signals = Signals(handle_signals)
         return _run(handle, writer, summary, signals, iface, bpf, duration, count,
                     report_every, opts, say, on_report, status_every, decoder, stop)
     finally:

@@ -56,7 +56,6 @@ import fcntl
 import fnmatch
 import json
 import os
-import signal
 import threading
 import time
 from typing import NamedTuple
@@ -64,10 +63,11 @@ from typing import NamedTuple
 from ..atomic import atomic_file
 from ..decode import DecodeOptions
 from ..errors import Ipv6flowError, UsageError
-from ..report import jsonout
 from ..analysis.population import Population
+from ..report import jsonout
 from ..summary import DEFAULT_INTERVAL, Summary
 from .local import analyze_paths
+from .signals import Signals
 
 STATE_SCHEMA = "ipv6flow/watch-state/1"
 REPORT_SUFFIX = ".ipv6flow.json"
@@ -109,27 +109,6 @@ def _load_json(path):
             return json.load(fh)
     except FileNotFoundError:
         return None
-
-
-class _Signals:
-    """First SIGINT/SIGTERM: stop after the current file; second: abandon it."""
-
-    def __init__(self, enabled):
-        self.count = 0
-        self.old = {}
-        if enabled and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        self.count += 1
-        if self.count > 1:
-            raise KeyboardInterrupt
-
-    def restore(self):
-        for sig, old in self.old.items():
-            signal.signal(sig, old)
-        self.old = {}
 
 
 class Watcher:
@@ -445,7 +424,7 @@ def watch(directory: str, pattern: str = "*.pcap*", state_file: str | None = Non
                 nat64_prefixes, settle_seconds, newest_settle_seconds, on_report, on_merged,
                 on_warning, clock)
     w.lock()
-    signals = _Signals(handle_signals)
+    signals = Signals(handle_signals, interrupt_on_second=True)
     processed = []
 
     def stopping():
