@@ -62,6 +62,7 @@ def _load(name, path):
 
 
 generate = _load("hostile_generate", TESTS / "hostile" / "generate.py")
+memory = _load("hostile_memory", TESTS / "hostile" / "memory.py")
 props = _load("hostile_fuzz_common", TESTS / "fuzz" / "common.py")
 CONTROL = props.CONTROL
 
@@ -115,26 +116,13 @@ def no_traceback_text(err):
     return err
 
 
-# A child's peak RSS on Linux starts at the size of the process it was
-# forked from (see benchmarks/README.md), and pytest is large: a small
-# launcher forks the CLI and reports its os.wait4 figures.
-_LAUNCHER = """
-import json, os, sys
-pid = os.fork()
-if pid == 0:
-    os.execv(sys.executable, [sys.executable, "-m", "ipv6flow.cli"] + sys.argv[1:])
-_, status, usage = os.wait4(pid, 0)
-print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss]))
-"""
-
-
 def peak_rss_mb(args, timeout=300):
-    """Run the CLI in a child; (exit code, peak RSS in MB, wall s, stderr)."""
-    started = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", _LAUNCHER, *map(str, args)], capture_output=True,
-                       timeout=timeout, cwd=str(ROOT))
-    code, rss_kb = json.loads(r.stdout.decode().splitlines()[-1])
-    return code, rss_kb / 1024, time.perf_counter() - started, r.stderr.decode("utf-8", "replace")
+    """Run the CLI in a child; (exit code, peak RSS in MB, wall s, stderr).
+    A child's peak RSS on Linux starts at the size of the process it was
+    forked from (see benchmarks/README.md), and pytest is large: memory.py's
+    launcher forks the CLI and reports its os.wait4 figures."""
+    code, rss_kb, wall, err = memory.run_peak(args, timeout)
+    return code, rss_kb / 1024, wall, err
 
 
 # -- the corpus ------------------------------------------------------------------------
@@ -564,30 +552,23 @@ def test_defect_time_bins_overflow_in_fast_path(corpus):
     assert reps["fast"]["timeseries"] == reps["reference"]["timeseries"]
 
 
-def test_defect_xz_dictionary_sized_by_the_file(tmp_path):
-    """A 156 kB .xz declaring a 1.5 GiB dictionary reached 208 MB RSS (and
-    grows with the data); the decoder now has a 66 MiB memory limit."""
-    path = tmp_path / "dict.pcap.xz"
-    path.write_bytes(generate.xz_big_dictionary(160 << 20))
+@pytest.mark.parametrize("name,make,message", [
+    # A 156 kB .xz declaring a 1.5 GiB dictionary reached 208 MB RSS (and
+    # grew with the data); the decoder now has a 66 MiB memory limit.
+    ("dict.pcap.xz", generate.xz_big_dictionary, "xz dictionary needs more than 66 MiB"),
+    # A frame with a 128 MiB window (zstd's default limit) reached 170 MB
+    # RSS; windows are now limited to 64 MiB.
+    ("win.pcap.zst", generate.zstd_big_window,
+     "zstd window of 128 MiB is over the limit of 64 MiB"),
+])
+def test_defect_decoder_memory_sized_by_the_file(tmp_path, name, make, message):
+    path = tmp_path / name
+    path.write_bytes(make(160 << 20))
     code, rss, _, err = peak_rss_mb(["analyze", "--no-progress", "--format", "json",
                                      "-o", tmp_path / "r.json", path])
     assert code == 1 and rss < RSS_BOUND_MB, f"exit {code}, peak RSS {rss:.0f} MB"
     no_traceback_text(err)
-    assert err.startswith(f"Error: {path}: xz dictionary needs more than 66 MiB") \
-        and err.count("\n") == 1, err
-
-
-def test_defect_zstd_window_over_the_rss_bound(tmp_path):
-    """A frame with a 128 MiB window (zstd's default limit) reached 170 MB
-    RSS; windows are now limited to 64 MiB."""
-    path = tmp_path / "win.pcap.zst"
-    path.write_bytes(generate.zstd_big_window(160 << 20))
-    code, rss, _, err = peak_rss_mb(["analyze", "--no-progress", "--format", "json",
-                                     "-o", tmp_path / "r.json", path])
-    assert code == 1 and rss < RSS_BOUND_MB, f"exit {code}, peak RSS {rss:.0f} MB"
-    no_traceback_text(err)
-    assert err.startswith(f"Error: {path}: zstd window of 128 MiB is over the limit of 64 MiB") \
-        and err.count("\n") == 1, err
+    assert err.startswith(f"Error: {path}: {message}") and err.count("\n") == 1, err
 
 
 def test_defect_decompression_bomb_gives_a_clear_error(tmp_path):

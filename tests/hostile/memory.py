@@ -112,7 +112,7 @@ def gen_dns_names(path, size, seed=2):
             q = g.dns_name(name)
             m = g.dns_msg(i, 0x8180, [(q, 28)], [(g.u16(0xC00C), 28, rng.randbytes(16))])
             f = g.dns_frames(True, m)
-            parts.append(struct.pack("<IIII", g.T0 + k, 0, len(f), len(f)) + f)
+            parts.append(g.pcap_record(f, ts=k))
         return b"".join(parts)
 
     with open(path, "wb") as fh:
@@ -129,7 +129,7 @@ def gen_dns_bodies(path, size, seed=3):
             m = g.dns_msg(i, 0x8180, [(q, 1)], [(g.u16(0xC00C), 1, bytes(4))]) \
                 + rng.randbytes(16) + bytes(60000)
             f = g.dns_frames(False, m)
-            parts.append(struct.pack("<IIII", g.T0 + k, 0, len(f), len(f)) + f)
+            parts.append(g.pcap_record(f, ts=k))
         return b"".join(parts)
 
     with open(path, "wb") as fh:
@@ -147,7 +147,7 @@ def gen_dns_answers(path, size, seed=4):
         for i in range(4096):
             m = g.dns_msg(i, 0x8180, [(q, 28)], [(g.u16(0xC00C), 28, rng.randbytes(16))])
             f = g.eth(g.ip6(g.udp(m, 53, 40000), 17, rng.randbytes(16), g.V6_A))
-            parts.append(struct.pack("<IIII", g.T0 + k, 0, len(f), len(f)) + f)
+            parts.append(g.pcap_record(f, ts=k))
         return b"".join(parts)
 
     with open(path, "wb") as fh:
@@ -172,16 +172,22 @@ print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss]))
 """
 
 
+def run_peak(args, timeout=None):
+    """``python -m ipv6flow.cli ARGS`` through the launcher: (exit code,
+    peak RSS in kB as os.wait4 gives it, wall seconds, stderr text)."""
+    started = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", _LAUNCHER, *map(str, args)], capture_output=True,
+                       timeout=timeout, cwd=str(HERE.parents[1]))
+    code, rss_kb = json.loads(r.stdout.decode().splitlines()[-1])
+    return code, rss_kb, time.perf_counter() - started, r.stderr.decode("utf-8", "replace")
+
+
 def measure(path, decoder="fast", workers=1, extra=()):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.json"
         args = ["analyze", "--no-progress", "--decoder", decoder, "--workers", str(workers),
                 "--format", "json", "-o", str(out), *extra, str(path)]
-        started = time.perf_counter()
-        r = subprocess.run([sys.executable, "-c", _LAUNCHER, *args], capture_output=True,
-                           cwd=str(HERE.parents[1]))
-        wall = time.perf_counter() - started
-        code, rss_kb = json.loads(r.stdout.decode().splitlines()[-1])
+        code, rss_kb, wall, err = run_peak(args)
         frames = None
         if out.exists():
             rep = json.loads(out.read_text())
@@ -192,7 +198,7 @@ def measure(path, decoder="fast", workers=1, extra=()):
     return {"file": str(path), "bytes": os.path.getsize(path), "decoder": decoder,
             "workers": workers, "exit": code, "wall_s": round(wall, 2),
             "peak_rss_mb": round(rss_kb * 1024 / 1e6, 1), "frames": frames,
-            "report_mb": round(report_mb, 1), "stderr": r.stderr.decode()[-300:]}
+            "report_mb": round(report_mb, 1), "stderr": err[-300:]}
 
 
 def main():
