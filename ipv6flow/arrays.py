@@ -29,13 +29,17 @@ def distinct(x: np.ndarray) -> np.ndarray:
     return s[_firsts(s)]
 
 
-def unique_inverse(x: np.ndarray):
-    """``np.unique(x, return_inverse=True)`` of a 1-d array."""
+def unique_inverse(x: np.ndarray, return_first: bool = False):
+    """``np.unique(x, return_inverse=True)`` of a 1-d array; with
+    ``return_first`` also the index of each value's first occurrence
+    (``np.unique``'s ``return_index``)."""
     order = np.argsort(x, kind="stable")
     s = x[order]
     keep = _firsts(s)
     inv = np.empty(len(x), dtype=np.intp)
     inv[order] = np.cumsum(keep) - 1
+    if return_first:
+        return s[keep], inv, order[keep]    # stable: each group's first row comes first
     return s[keep], inv
 
 

@@ -130,15 +130,6 @@ def _bin(start, b, flows):
     return out
 
 
-def _insert_after(d, key, items):
-    out = {}
-    for k, v in d.items():
-        out[k] = v
-        if k == key:
-            out.update(items)
-    return out
-
-
 def _share(part, whole):
     return part / whole if whole else None
 
@@ -301,6 +292,7 @@ class Summary:
             "transport": c["transport"],
             "addresses": c["addresses"],
             "nat64": self.nat64.report(),
+            **({"clients": clients, "flows": flows} if pop.enabled else {}),
             "decode": c["decode"],
             "timeseries": {
                 "interval_s": self.interval,
@@ -314,9 +306,7 @@ class Summary:
         if self.interrupted:
             report["partial"] = True
         if pop.enabled:
-            # after nat64, as the schema lists them; the sketches go last
-            report = _insert_after(report, "nat64", {"clients": clients, "flows": flows})
-            report["sketches"] = pop.sketches(self.interval)
+            report["sketches"] = pop.sketches(self.interval)     # for merging; last
         return report
 
     @classmethod

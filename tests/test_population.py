@@ -303,8 +303,10 @@ def test_set_helpers_equal_np_unique(values, width):
     x = np.array(values, dtype=np.int64)
     assert np.array_equal(distinct(x), np.unique(x))
     u, inv = unique_inverse(x)
-    nu, ninv = np.unique(x, return_inverse=True)
+    nu, nidx, ninv = np.unique(x, return_index=True, return_inverse=True)
     assert np.array_equal(u, nu) and np.array_equal(inv, ninv.reshape(-1))
+    u, inv, first = unique_inverse(x, return_first=True)
+    assert np.array_equal(first, nidx) and np.array_equal(inv, ninv.reshape(-1))
     rows = np.array([[v % 7 * (j + 1) % 256 for j in range(width)] for v in values],
                     dtype=np.uint8).reshape(-1, width)
     ur, rinv = distinct_rows(rows, return_inverse=True)

@@ -428,12 +428,10 @@ class Population:
         if b[0] == b[-1] and (b == b[0]).all():           # the usual batch: one bin
             self._bin_group(int(b[0]), u, len(b))
             return
-        ub, inv = unique_inverse(b)
+        ub, inv, first = unique_inverse(b, return_first=True)
         if len(self.bins) < MAX_FLOW_BINS:
             # Bins are admitted in order of first appearance, so which bins
             # get a flow count does not depend on how frames were batched.
-            first = np.full(len(ub), len(b), dtype=np.int64)
-            np.minimum.at(first, inv, np.arange(len(b)))
             for i in np.argsort(first, kind="stable").tolist():
                 idx = int(ub[i])
                 if idx not in self.bins:
@@ -468,15 +466,9 @@ class Population:
         if not sel.any():
             return
         hi, lo = hi[sel], lo[sel]
-        ah = hash_words(hi, lo) & ~_U(7)
         # one row per distinct address (a batch repeats its sources)
-        order = np.argsort(ah)
-        s = ah[order]
-        first = np.empty(len(s), dtype=bool)
-        first[0] = True
-        np.not_equal(s[1:], s[:-1], out=first[1:])
-        one = order[first]
-        hi, lo, ah = hi[one], lo[one], s[first]
+        ah, _, one = unique_inverse(hash_words(hi, lo) & ~_U(7), return_first=True)
+        hi, lo = hi[one], lo[one]
         cls = iid_classes(lo).astype(np.uint64)
         ah = ah | cls
         ph = distinct((hash_words(hi) & ~_U(7)) | cls)
