@@ -18,7 +18,7 @@ import click
 
 from . import __version__
 from .atomic import atomic_file
-from .analysis.population import CLIENT_KEYS, OFF, parse_client_prefix
+from .analysis.population import CLIENT_KEYS, OFF
 from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
 from .engine.local import analyze_paths
@@ -108,11 +108,10 @@ def decode_options(sixrd, client_key="auto", client_prefixes=(), no_clients=Fals
     out = []
     for v in client_prefixes:
         try:
-            parse_client_prefix(v)
+            out.append(str(ipaddress.ip_network(v, strict=False)))    # canonical form
         except ValueError:
             raise click.BadParameter(f"{v!r} is not an IPv4 or IPv6 prefix such as "
                                      "100.64.0.0/10", param_hint="--client-prefix")
-        out.append(str(ipaddress.ip_network(v, strict=False)))
     if no_clients:
         client_key, out = OFF, []
     return DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"), client_key=client_key,

@@ -53,7 +53,7 @@ import ipaddress
 
 import numpy as np
 
-from ..decode.constants import TUNNEL_KINDS
+from ..decode.constants import TUNNEL_CODE, TUNNEL_KINDS
 from ..arrays import distinct, unique_inverse
 from .sketch import HashSketch, hash_words, relative_error
 
@@ -125,7 +125,7 @@ def frame_columns(f, linktype: int, data, ts: float):
         mac_d, mac_s = int.from_bytes(data[0:6], "big"), int.from_bytes(data[6:12], "big")
     else:
         mac_d = mac_s = -1
-    return (_FAM6 if v6 else _FAM4, TUNNEL_KINDS.index(f.tunnel), ts, proto, sport, dport,
+    return (_FAM6 if v6 else _FAM4, TUNNEL_CODE[f.tunnel], ts, proto, sport, dport,
             icmp, v4s, v4d, has6, s >> 64, s & 0xFFFFFFFFFFFFFFFF, d >> 64,
             d & 0xFFFFFFFFFFFFFFFF, mac_s, mac_d)
 

@@ -83,6 +83,7 @@ ANOMALIES = (
 
 TUNNEL_KINDS = ("none", "6in4", "6to4", "isatap", "6rd", "teredo", "ayiya", "gre",
                 "gtpu", "l2tp", "vxlan", "geneve", "4in6", "6in6", "ipip")
+TUNNEL_CODE = {k: i for i, k in enumerate(TUNNEL_KINDS)}   # kind -> index (column codes)
 
 # Well-known UDP ports of the UDP encapsulations (REPORT.md section 2).
 UDP_PORT_GTPU = 2152      # 3GPP TS 29.281

@@ -25,7 +25,7 @@ import numpy as np
 from ..decode.addresses import ADDRESS_CLASSES, _CLASS_PREFIXES, parse_prefix
 from ..decode.constants import (ANOMALIES, EXT_NAMES, IPPROTO_AH, IPPROTO_DSTOPTS,
                                 IPPROTO_ESP, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
-                                IPPROTO_NONE, IPPROTO_ROUTING, TUNNEL_KINDS)
+                                IPPROTO_NONE, IPPROTO_ROUTING, TUNNEL_CODE, TUNNEL_KINDS)
 from ..summary import TRANSPORT, TRANSPORT_KEYS
 
 # Row tokens.
@@ -33,7 +33,6 @@ T_DONE, T_FALLBACK, T_ETH, T_IPV4, T_IPV6, T_UDP, T_GRE = range(7)
 
 FAM_NON_IP, FAM_IPV4, FAM_IPV6 = 0, 1, 2
 FAMILY_NAMES = ("non_ip", "ipv4", "ipv6")
-TUNNEL_CODE = {k: i for i, k in enumerate(TUNNEL_KINDS)}
 K_NONE, K_6IN4, K_6TO4, K_ISATAP, K_6RD, K_TEREDO = (TUNNEL_CODE[k] for k in (
     "none", "6in4", "6to4", "isatap", "6rd", "teredo"))
 K_GRE, K_GTPU, K_VXLAN, K_4IN6, K_6IN6, K_IPIP = (TUNNEL_CODE[k] for k in (
