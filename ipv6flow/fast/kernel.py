@@ -186,29 +186,28 @@ class Rows:
         """The big-endian ``width``-byte word (4 or 8) at ``at[i]`` of each
         row: one gather from an unaligned view of the buffer whose item i
         is bytes i .. i + width (a 1-d gather of 4 or 8 bytes per row costs
-        what a 1-byte ``np.take`` does, several times less than a 2-d one).
-        The start is clipped into the buffer, as ``block`` clips it."""
-        view = self._windows.get(-width)
-        if view is None:
-            buf = self.buf
-            if len(buf) < width:
-                buf = np.concatenate((buf, np.zeros(width - len(buf), dtype=np.uint8)))
-            view = self._windows[-width] = np.ndarray(
-                shape=(len(buf) - width + 1,), dtype=f">u{width}", buffer=buf, strides=(1,))
-        return view[np.clip(at, 0, len(view) - 1)]
+        what a 1-byte ``np.take`` does, several times less than a 2-d one)."""
+        return self._gather(("word", width), at, width, lambda buf: np.ndarray(
+            shape=(len(buf) - width + 1,), dtype=f">u{width}", buffer=buf, strides=(1,)))
 
     def block(self, at, width):
         """Bytes ``at[i] .. at[i] + width`` of each row, as an (n, width)
         array: rows of a sliding-window view of the buffer, picked by one
-        1-d index (several times faster than a 2-d ``np.take``). ``at`` is
-        clipped as ``np.take(mode='clip')`` clips each byte's index."""
-        win = self._windows.get(width)
-        if win is None:
+        1-d index (several times faster than a 2-d ``np.take``)."""
+        return self._gather(("block", width), at, width,
+                            lambda buf: np.lib.stride_tricks.sliding_window_view(buf, width))
+
+    def _gather(self, key, at, width, make):
+        """Items ``at`` of a view of the buffer (made once per batch by
+        ``make`` over a buffer of at least ``width`` bytes), the start
+        clipped into the buffer as ``np.take(mode='clip')`` clips."""
+        view = self._windows.get(key)
+        if view is None:
             buf = self.buf
             if len(buf) < width:
                 buf = np.concatenate((buf, np.zeros(width - len(buf), dtype=np.uint8)))
-            win = self._windows[width] = np.lib.stride_tricks.sliding_window_view(buf, width)
-        return win[np.clip(at, 0, len(win) - 1)]
+            view = self._windows[key] = make(buf)
+        return view[np.clip(at, 0, len(view) - 1)]
 
     def fall(self, idx):
         self.tok[idx] = T_FALLBACK
