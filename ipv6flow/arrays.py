@@ -29,10 +29,48 @@ def distinct(x: np.ndarray) -> np.ndarray:
     return s[_firsts(s)]
 
 
+# unique_inverse: values spanning at most _SPAN_PER_ROW times the row count
+# are counted with np.bincount (no sort at all); otherwise one np.sort finds
+# the distinct values, and up to _FEW of them get their inverse from a
+# multiply-shift hash table (one gather) rather than a stable argsort of
+# the whole batch, several times slower. A table with a collision is
+# retried with the next multiplier, then left to np.searchsorted.
+_SPAN_PER_ROW = 4
+_FEW = 1024
+_TABLE_BITS = 20
+_MULTIPLIERS = tuple(np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9,
+                                            0x94D049BB133111EB))
+
+
 def unique_inverse(x: np.ndarray, return_first: bool = False):
     """``np.unique(x, return_inverse=True)`` of a 1-d array; with
     ``return_first`` also the index of each value's first occurrence
     (``np.unique``'s ``return_index``)."""
+    if return_first or x.dtype.kind not in "iu" or not len(x):
+        return _unique_inverse_sorted(x, return_first)
+    lo = x.min()
+    span = int(x.max()) - int(lo)
+    if span < _SPAN_PER_ROW * len(x):
+        d = (x - lo).astype(np.intp)
+        present = np.bincount(d, minlength=span + 1) != 0
+        code = np.cumsum(present) - 1
+        return np.flatnonzero(present).astype(x.dtype) + lo, code[d]
+    s = np.sort(x)
+    uniq = s[_firsts(s)]
+    if len(uniq) <= _FEW:
+        xu, uu = x.view(np.uint64), uniq.view(np.uint64)
+        shift = np.uint64(64 - _TABLE_BITS)
+        with np.errstate(over="ignore"):
+            for m in _MULTIPLIERS:
+                hu = (uu * m) >> shift
+                if len(distinct(hu)) == len(uniq):
+                    table = np.empty(1 << _TABLE_BITS, dtype=np.intp)
+                    table[hu] = np.arange(len(uniq))
+                    return uniq, table[(xu * m) >> shift]
+    return uniq, np.searchsorted(uniq, x)
+
+
+def _unique_inverse_sorted(x, return_first):
     order = np.argsort(x, kind="stable")
     s = x[order]
     keep = _firsts(s)

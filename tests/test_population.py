@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from ipv6flow.analysis import population
 from ipv6flow.analysis.sketch import HashSketch, hash_words, relative_error
+from ipv6flow import arrays
 from ipv6flow.arrays import distinct, distinct_rows, unique_inverse
 from ipv6flow.decode import DecodeOptions
 from ipv6flow.engine.local import analyze_paths
@@ -262,6 +263,9 @@ IIDS = st.one_of(
     st.tuples(st.binary(min_size=3, max_size=3), st.binary(min_size=3, max_size=3))
       .map(lambda t: t[0] + b"\xff\xfe" + t[1]),
     st.sampled_from(sorted(SERVICE)).map(lambda p: struct.pack("!QH", 0, p)[2:]),
+    # zero bytes anywhere, next to the byte values where a carry would show
+    st.lists(st.sampled_from([0, 0, 1, 0x7F, 0x80, 0xFE, 0xFF]), min_size=8, max_size=8)
+      .map(bytes),
 )
 
 
@@ -312,6 +316,31 @@ def test_set_helpers_equal_np_unique(values, width):
     ur, rinv = distinct_rows(rows, return_inverse=True)
     nr, nrinv = np.unique(rows, axis=0, return_inverse=True)
     assert np.array_equal(ur, nr) and np.array_equal(rinv, nrinv.reshape(-1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["int64", "uint64"]), st.integers(1, 1500),
+       st.sampled_from([1, 8, 40, 1 << 20, 1 << 62]), st.integers(0, 2**32), st.booleans())
+def test_unique_inverse_paths_equal_np_unique(dtype, pool, scale, seed, tiny_table):
+    # every path of unique_inverse: a small span (bincount), few distinct
+    # values over a wide span (hash table, or searchsorted when the table
+    # collides: forced by a two-slot table), many distinct (searchsorted);
+    # negative int64 and uint64 past 2**63 included
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, scale, pool, dtype=np.uint64) * np.uint64(3)
+    if dtype == "uint64":
+        values = values + np.uint64(2**63 if scale > 2**40 else 0)
+    x = rng.choice(values, size=int(rng.integers(1, 5000)))
+    x = x.astype(np.uint64).view(np.int64) if dtype == "int64" else x.astype(np.uint64)
+    saved = arrays._TABLE_BITS
+    arrays._TABLE_BITS = 1 if tiny_table else saved
+    try:
+        u, inv = unique_inverse(x)
+    finally:
+        arrays._TABLE_BITS = saved
+    nu, ninv = np.unique(x, return_inverse=True)
+    assert u.dtype == x.dtype
+    assert np.array_equal(u, nu) and np.array_equal(inv, ninv.reshape(-1))
 
 
 def test_random_addresses_keep_memory_bounded():

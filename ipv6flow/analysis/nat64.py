@@ -101,19 +101,28 @@ class Nat64State:
         address bytes). Messages are not parsed here: identical messages
         (the ID aside) are common, so each distinct one is parsed once, at
         the next ``_flush``, and applied as often as it was seen."""
+        self.observe_dns_many(((payload, resolver, tcp),))
+
+    def observe_dns_many(self, items) -> None:
+        """``observe_dns`` over ``(payload, resolver, tcp)`` items, in order
+        (the fast path hands a batch's payloads at once: one call, not one
+        per message)."""
         pending = self._pending
-        for msg in (dnsmsg.tcp_messages(payload) if tcp else (payload,)):
-            if not self.want_queries and not (len(msg) >= 12 and msg[2] & 0x80
-                                              and (msg[6] or msg[7])):
-                continue            # a query or an answerless response: no evidence
-            key = (bytes(msg[2:]), bytes(resolver))
-            n = pending.get(key)
-            if n is None:
-                self._pending_bytes += len(msg)
-                n = 0
-            pending[key] = n + 1
-        if len(pending) > MAX_PENDING or self._pending_bytes > MAX_PENDING_BYTES:
-            self._flush()
+        keep_all = self.want_queries
+        for payload, resolver, tcp in items:
+            for msg in (dnsmsg.tcp_messages(payload) if tcp else (payload,)):
+                if not keep_all and not (len(msg) >= 12 and msg[2] & 0x80
+                                         and (msg[6] or msg[7])):
+                    continue        # a query or an answerless response: no evidence
+                key = (bytes(msg[2:]), bytes(resolver))
+                n = pending.get(key)
+                if n is None:
+                    self._pending_bytes += len(msg)
+                    n = 0
+                pending[key] = n + 1
+            if len(pending) > MAX_PENDING or self._pending_bytes > MAX_PENDING_BYTES:
+                self._flush()
+                pending = self._pending
 
     def _flush(self):
         pending, self._pending = self._pending, {}

@@ -217,6 +217,13 @@ def client_keys(c, side, mode: str):
     return tag, value
 
 
+def _bit_count(x: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (numpy 2's ``bitwise_count``, by bytes on older numpy)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x)
+    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+
+
 def iid_classes(lo: np.ndarray) -> np.ndarray:
     """Index into ``IID_CLASSES`` of each interface identifier (uint64)."""
     hi32 = (lo >> _U(32)).astype(np.int64)
@@ -224,7 +231,11 @@ def iid_classes(lo: np.ndarray) -> np.ndarray:
     top, lo16, up16 = lo32 >> 24, lo32 & 0xFFFF, lo32 >> 16
     zero_hi = hi32 == 0
     words = [hi32 >> 16, hi32 & 0xFFFF, up16, lo16]
-    zero_bytes = sum(((lo >> _U(8 * i)) & _U(0xFF)) == 0 for i in range(8))
+    # zero bytes: the top bit of each byte of ``z`` is set iff that byte
+    # of ``lo`` is zero (no carry crosses bytes: each sum stays below 256)
+    low7 = _U(0x7F7F7F7F7F7F7F7F)
+    z = ~(((lo & low7) + low7) | lo | low7)
+    zero_bytes = _bit_count(z)
     conds = [
         ((hi32 & 0xFF) == 0xFF) & (top == 0xFE),                        # eui64
         (hi32 & 0xFDFFFFFF) == 0x00005EFE,                               # isatap
@@ -466,11 +477,10 @@ class Population:
         if not sel.any():
             return
         hi, lo = hi[sel], lo[sel]
-        # one row per distinct address (a batch repeats its sources)
-        ah, _, one = unique_inverse(hash_words(hi, lo) & ~_U(7), return_first=True)
-        hi, lo = hi[one], lo[one]
+        # An address has one class: its hash with the class in the low
+        # bits is still one item per address (and per /64 and class).
         cls = iid_classes(lo).astype(np.uint64)
-        ah = ah | cls
+        ah = distinct((hash_words(hi, lo) & ~_U(7)) | cls)
         ph = distinct((hash_words(hi) & ~_U(7)) | cls)
         self.iid_total[0].add(ah & ~_U(7))
         self.iid_total[1].add(ph & ~_U(7))

@@ -185,10 +185,17 @@ def _nat64_traffic(state, rows, sel, wirelens, prefixes):
         t.bytes += int(wirelens[sel[cand[hit]]].sum())
         one = s_in != d_in
         clients = np.where(s_in[one, None], dst[one], src[one])
-        t.clients.update(bytes(r) for r in distinct_rows(clients))
+        t.clients.update(_row_bytes(clients))
         pos = _V4_INDEX[length]
         inside = np.concatenate((src[s_in][:, pos], dst[d_in][:, pos]))
-        t.v4.update(bytes(r) for r in distinct_rows(inside))
+        t.v4.update(_row_bytes(inside))
+
+
+def _row_bytes(rows):
+    """The rows of an (n, k) uint8 array as n bytes objects (sliced from
+    one ``tobytes``: a set dedups them faster than a sort would first)."""
+    raw, k = rows.tobytes(), rows.shape[1]
+    return [raw[i:i + k] for i in range(0, len(raw), k)]
 
 
 def _in_prefix(addrs, value, length):
@@ -236,10 +243,9 @@ def _observe(state, rows, idx, batch):
         v6 = rows.payload[cand] == FAM_IPV6
         rs = np.where(v6, ip + 8, ip + 12)
         re = np.where(v6, ip + 24, ip + 16)
-        observe = state.observe_dns
-        for a, b, c, d, t in zip(start.tolist(), stop.tolist(), rs.tolist(), re.tolist(),
-                                 tcp.tolist()):
-            observe(buf[a:b], buf[c:d], t)
+        view = memoryview(buf)
+        state.observe_dns_many((view[a:b], view[c:d], t) for a, b, c, d, t in zip(
+            start.tolist(), stop.tolist(), rs.tolist(), re.tolist(), tcp.tolist()))
     ra = (fam == FAM_IPV6) & (proto == 58) & (l4 >= 0) & (l4 < l4end)
     cand = idx[ra]
     if len(cand):
