@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipv6flow.capture import Batch, Capture, Record, open_capture
+from ipv6flow.capture import pcap as pcap_mod
 from ipv6flow.capture import source
 from ipv6flow.capture.source import _ZstdFrames
 from ipv6flow.errors import CaptureError
@@ -1094,6 +1095,29 @@ def test_batches_match_records_on_bad_input(tmp_path, minor):
     for k, blob in enumerate(cases):
         path = write(tmp_path, f"c{k}", blob)
         assert outcome(path, True) == outcome(path, False), k
+
+
+@pytest.mark.parametrize("cut", [0, 7, 3001])
+def test_reused_batch_buffers_give_the_same_records(tmp_path, monkeypatch, cut):
+    # reuse=True: two buffers take turns (the engine consumes each batch
+    # before asking for the one after next); the records, truncation and
+    # counts are those of fresh buffers, on a file of many small batches
+    monkeypatch.setattr(pcap_mod, "BATCH_BYTES", 64 << 10)
+    data, datas = big_pcap()
+    path = write(tmp_path, "x.pcap", data[:len(data) - cut])
+    seen = {}
+    for reuse in (False, True):
+        records, buffers = [], []
+        with open_capture(path) as cap:
+            for batch in cap.iter_batches(reuse=reuse):
+                buffers.append(batch.buffer)
+                records.extend(batch.records())
+            seen[reuse] = (records, cap.packets, cap.truncated)
+        distinct = len({id(b) for b in buffers})
+        assert distinct == len(buffers) if not reuse else distinct <= 4, reuse
+    assert len(buffers) > 20
+    assert seen[True] == seen[False]
+    assert [r.data for r in seen[True][0]] == datas[:len(seen[True][0])]
 
 
 def test_batch_and_record_iteration_do_not_mix(tmp_path):

@@ -93,7 +93,8 @@ def refill(buf: bytes, pos: int, need: int, read: Read) -> bytes:
     return b"".join(parts)
 
 
-def refill_into(buf, pos: int, need: int, size: int, readinto, ahead=None) -> bytearray:
+def refill_into(buf, pos: int, need: int, size: int, readinto, ahead=None,
+                spare=None) -> bytearray:
     """``buf[pos:]`` then the stream's next bytes, ``size`` in all (fewer
     only at the end of the stream), in one new bytearray: the stream reads
     straight into it, so a batch costs one copy, not two.
@@ -105,11 +106,17 @@ def refill_into(buf, pos: int, need: int, size: int, readinto, ahead=None) -> by
     next call, needing those bytes, then meets it.
 
     ``size`` is bounded by the caller (a batch size, or a caplen already
-    checked against the snapshot limit)."""
+    checked against the snapshot limit). ``spare``, a bytearray of the
+    same size that nobody reads any more, is filled instead of a new one
+    (a fresh 8 MiB buffer costs its page faults again on every batch)."""
     ahead = ahead or readinto
     tail = memoryview(buf)[pos:]
     have = len(tail)
-    out = bytearray(max(size, have))
+    want = max(size, have)
+    if spare is not None and len(spare) == want and spare is not buf:
+        out = spare
+    else:
+        out = bytearray(want)
     out[:have] = tail
     view = memoryview(out)
     while have < len(out):

@@ -140,8 +140,8 @@ class Replay:
         self.batches = batches
         self.bytes_read = 0
 
-    def iter_batches(self) -> Iterator[Batch]:
-        return iter(self.batches)
+    def iter_batches(self, reuse: bool = False) -> Iterator[Batch]:
+        return iter(self.batches)           # buffers of their own: nothing to reuse
 
     def __iter__(self) -> Iterator[Record]:
         for batch in self.batches:

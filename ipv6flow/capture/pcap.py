@@ -216,8 +216,11 @@ class PcapReader:
 
     # -- batches (see batch.py) --
 
-    def batches(self, tally: Tally) -> Iterator[Batch]:
-        """One Batch per buffer; same checks and messages as ``records``."""
+    def batches(self, tally: Tally, reuse: bool = False) -> Iterator[Batch]:
+        """One Batch per buffer; same checks and messages as ``records``.
+        With ``reuse`` two buffers take turns: a batch's buffer is
+        overwritten once the batch after next is asked for."""
+        spare = None
         read = self._read
         buf, pos = self._buf, self._pos
         self._buf = b""
@@ -295,8 +298,11 @@ class PcapReader:
             base += pos
             # Batches are worth their numpy overhead only when large: read
             # ahead BATCH_BYTES at a time (bounded, whatever caplen says).
+            old = buf
             buf = refill_into(buf, pos, need, max(need, BATCH_BYTES), self._readinto,
-                              self._readahead)
+                              self._readahead, spare)
+            if reuse and isinstance(old, bytearray):
+                spare = old
             pos = 0
             got = len(buf)
             if got < need:

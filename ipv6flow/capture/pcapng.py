@@ -358,8 +358,9 @@ class PcapngReader:
             self._warned.add(key)
             tally.warn(message)
 
-    def batches(self, tally: Tally) -> Iterator[Batch]:
-        """Batches built from ``records`` (no pcapng fast path yet)."""
+    def batches(self, tally: Tally, reuse: bool = False) -> Iterator[Batch]:
+        """Batches built from ``records`` (no pcapng fast path yet; each
+        batch has a buffer of its own, whatever ``reuse`` says)."""
         return batches_from_records(self, tally)
 
     def _packet_error(self, btype: int, iface: int, ninterfaces: int, caplen: int,

@@ -137,15 +137,19 @@ class Capture:
             raise RuntimeError("this capture is already being read in batches")
         return self._records
 
-    def iter_batches(self) -> Iterator[Batch]:
+    def iter_batches(self, reuse: bool = False) -> Iterator[Batch]:
         """Yield ``Batch(buffer, offsets, caplens, wirelens, ts, linktypes)``:
         the same records as iterating, as numpy arrays over a buffer.
+
+        ``reuse``: the caller is done with each batch before it asks for
+        the one after next, so the reader may refill an old buffer (no
+        batch may be kept, e.g. in a list, past that point).
 
         Use either this or plain iteration on one Capture, not both.
         Errors, truncation and warnings are as for plain iteration.
         """
         if self._records is None:
-            self._records = self._reader.batches(self._tally)
+            self._records = self._reader.batches(self._tally, reuse)
             self._mode = "batches"
         elif self._mode != "batches":
             raise RuntimeError("this capture is already being read record by record")

@@ -72,7 +72,7 @@ def _frames(cap, opts, decoder, summary, live, path_i, on_frame, fallback, progr
     done = 0
     seen = 0
     if decoder == "fast":
-        for batch in cap.iter_batches():
+        for batch in cap.iter_batches(reuse=True):
             fallback[0] += summarize_batch(summary, batch, opts, on_frame, list(live.order))
             done += len(batch)
             live.update(nat, path_i, done)
@@ -107,7 +107,7 @@ def _catch_up(cap, opts, decoder, state, jobs):
     if decoder == "fast":
         scratch = Summary()
         scratch.nat64 = state
-        for batch in cap.iter_batches():
+        for batch in cap.iter_batches(reuse=True):
             summarize_batch(scratch, batch, opts, None, prefixes, False, done, jobs)
             done += len(batch)
             if last is not None and done >= last:
@@ -212,7 +212,7 @@ def count_services(path: str, opts: DecodeOptions, decoder: str, index: ServiceI
 def services_frames(cap, opts: DecodeOptions, decoder: str, index: ServiceIndex) -> None:
     """The traffic of an open capture to the addresses of ``index``."""
     if decoder == "fast":
-        for batch in cap.iter_batches():
+        for batch in cap.iter_batches(reuse=True):
             services_batch(index, batch, opts)
     else:
         for ts, linktype, wirelen, data in cap:
