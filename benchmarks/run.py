@@ -18,7 +18,9 @@ with the file in the page cache (read once before, while hashing it):
 - dpkt loop           ``python benchmarks/dpkt_loop.py FILE``
 
 Wall time is measured around each child (Popen .. os.wait4), peak RSS is the
-child's ru_maxrss from os.wait4. Best of ``--repeat`` runs. The table gives
+child's ru_maxrss from os.wait4. Best of ``--repeat`` runs, in rounds: every
+row runs once per round, so all rows see the same slow and fast spells of a
+shared machine. The table gives
 frames/s, MB/s (10**6 bytes of file per second), peak RSS (10**6 bytes),
 CPU seconds (user+sys), and the ratio of ipv6flow-fast frames/s to each row.
 """
@@ -209,13 +211,32 @@ def measure_once(cmd: list[str], out_path: str, err_path: str, cwd: str = REPO) 
             "cpu": float(ut) + float(st)}
 
 
+def better(best, r):
+    """The better of two measurements: a clean exit first, then wall time."""
+    if best is None or (r["rc"] == 0 and (best["rc"] != 0 or r["wall"] < best["wall"])):
+        return r
+    return best
+
+
 def measure(cmd: list[str], out_path: str, err_path: str, repeat: int, cwd: str = REPO) -> dict:
     """Best-of-``repeat`` wall time; peak RSS and CPU of that run (wait4)."""
     best = None
     for _ in range(repeat):
-        r = measure_once(cmd, out_path, err_path, cwd)
-        if best is None or (r["rc"] == 0 and (best["rc"] != 0 or r["wall"] < best["wall"])):
-            best = r
+        best = better(best, measure_once(cmd, out_path, err_path, cwd))
+    return best
+
+
+def measure_rounds(jobs, repeat: int, announce=None) -> list[dict]:
+    """Best of ``repeat`` per job, run in rounds (each job once per round):
+    on a shared machine whose speed drifts over minutes, every tool gets
+    runs in the same slow and fast spells, so their ratios hold.
+    ``jobs``: (cmd, out_path, err_path, cwd) tuples."""
+    best = [None] * len(jobs)
+    for k in range(repeat):
+        for i, (cmd, out_path, err_path, cwd) in enumerate(jobs):
+            if announce is not None:
+                announce(k, i)
+            best[i] = better(best[i], measure_once(cmd, out_path, err_path, cwd))
     return best
 
 
@@ -379,24 +400,28 @@ def main(argv=None):
 
     print(f"file {rel(path)}: {frames:,} frames, {size:,} bytes, sha256 {sha[:16]}", file=sys.stderr)
     floor = measure_once(["true"], os.devnull, os.devnull)["rss_mb"]
+    jobs = []
     for r in rows:
         cmd = taskset + r["cmd"]
         r["shown"] = " ".join(rel(c) if os.path.isabs(c) and c.startswith(REPO) else c for c in cmd)
         r["shown"] = r["shown"].replace(sys.executable, "python")
-        print(f"  running: {r['shown']}", file=sys.stderr, flush=True)
-        outp = os.path.join(DATA, f"out-{r['key']}.txt")
-        errp = os.path.join(DATA, f"err-{r['key']}.txt")
-        m = measure(cmd, outp, errp, a.repeat,
-                    IPV6FLOW_CWD if r["key"] in ("fast", "fast-nc", "reference") else REPO)
+        r["out"] = os.path.join(DATA, f"out-{r['key']}.txt")
+        jobs.append((cmd, r["out"], os.path.join(DATA, f"err-{r['key']}.txt"),
+                     IPV6FLOW_CWD if r["key"] in ("fast", "fast-nc", "reference") else REPO))
+
+    def announce(k, i):
+        print(f"  round {k + 1}/{a.repeat}: {rows[i]['shown']}", file=sys.stderr, flush=True)
+
+    for r, m in zip(rows, measure_rounds(jobs, a.repeat, announce)):
         r.update(m)
         r["scaled"] = r["frames"] != frames
         r["fps"] = r["frames"] / m["wall"]
         r["mbps"] = r["bytes"] / 1e6 / m["wall"]
         r["wall_full"] = frames / r["fps"]
-        r["check"] = check_output(r, outp, errp, {"fast": fast_out, "fast-nc": nc_out}.get(
-            r["key"], ref_out))
-        print(f"    {m['wall']:.2f} s, {r['fps']:,.0f} frames/s, peak RSS {m['rss_mb']:.0f} MB, "
-              f"rc {m['rc']}, {r['check']}", file=sys.stderr, flush=True)
+        r["check"] = check_output(r, r["out"], r["out"].replace("out-", "err-"),
+                                  {"fast": fast_out, "fast-nc": nc_out}.get(r["key"], ref_out))
+        print(f"    {r['shown']}: {m['wall']:.2f} s, {r['fps']:,.0f} frames/s, peak RSS "
+              f"{m['rss_mb']:.0f} MB, rc {m['rc']}, {r['check']}", file=sys.stderr, flush=True)
 
     by = {r["key"]: r for r in rows}
     fast = by.get("fast")
@@ -603,7 +628,8 @@ def render_section(info, path, frames, size, sha, sidecar, gen_note, rows, table
         L.append(f"- {gen_note}")
     pin = "pinned with `taskset -c 0`" if taskset else "NOT pinned (taskset not found)"
     L.append(f"- each tool {pin}, run one after the other, file in the page cache; "
-             f"best of {a.repeat}; MB = 10^6 bytes; wall time and peak RSS from os.wait4 in a "
+             f"best of {a.repeat} in rounds (every tool once per round); MB = 10^6 bytes; "
+             f"wall time and peak RSS from os.wait4 in a "
              f"small launcher (peak RSS floor of the launcher: {floor:.0f} MB, so smaller "
              f"figures read as that)")
     if ref_frames != frames:
