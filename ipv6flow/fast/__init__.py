@@ -65,14 +65,8 @@ def population_columns(rows, batch, idx):
     if len(h4):
         a = rows.word(v4[h4] + 12, 8).astype(np.int64)     # source then destination
         v4s[h4], v4d[h4] = (a >> 32) & 0xFFFFFFFF, a & 0xFFFFFFFF
-    v6 = rows.v6[idx]
-    has6 = v6 >= 0
-    a6 = np.zeros((4, n), dtype=np.uint64)
-    h6 = np.flatnonzero(has6)
-    if len(h6):
-        at6 = v6[h6]
-        for k in range(4):
-            a6[k, h6] = rows.u64(at6 + 8 + 8 * k)
+    has6 = rows.v6[idx] >= 0
+    a6 = rows.a6[:, idx]
     mac_s = np.full(n, -1, dtype=np.int64)
     mac_d = np.full(n, -1, dtype=np.int64)
     eth = np.flatnonzero((batch.linktypes[idx] == 1) & (batch.caplens[idx] >= 12))
@@ -164,7 +158,8 @@ def _nat64_traffic(state, rows, sel, wirelens, prefixes):
     """Count rows ``sel`` (IPv6 payload) whose innermost source or
     destination lies in one of ``prefixes`` (as Nat64State.add_frame)."""
     at = rows.v6[sel]
-    src32, dst32 = rows.u32(at + 8), rows.u32(at + 24)
+    src32 = (rows.a6[0, sel] >> np.uint64(32)).astype(np.int64)
+    dst32 = (rows.a6[2, sel] >> np.uint64(32)).astype(np.int64)
     for value, length in prefixes:
         top = value >> 96
         cand = np.flatnonzero((src32 == top) | (dst32 == top))     # every prefix is >= /32

@@ -166,6 +166,7 @@ class Rows:
         self.v4 = np.full(n, -1, dtype=np.int64)        # innermost IPv4 header offset
         self.l4 = np.full(n, -1, dtype=np.int64)        # its upper-layer header
         self.l4end = np.zeros(n, dtype=np.int64)
+        self.a6 = None                                  # address_words, set by pack
         self._windows = {}
 
     # -- gathers ------------------------------------------------------------
@@ -588,26 +589,57 @@ def classify(batch, opts):
     return pack(rows), np.flatnonzero(rows.tok == T_FALLBACK), rows
 
 
-def _classes(rows, at):
-    cls = CLASS16[rows.u16(at)]
+def _full_groups():
+    """For each first-32-bit value of ``FULL32``: the prefixes of the table
+    (in table order) that an address starting with it can match."""
+    top = np.uint64(0xFFFFFFFF00000000)
+    groups = []
+    for v32 in FULL32.tolist():
+        head = np.uint64(v32 << 32)
+        cands = [(k, vh, mh, vl, ml) for k, vh, mh, vl, ml in _CLASS_MASKS
+                 if (head & mh & top) == (vh & top)]
+        groups.append((v32, cands))
+    return groups
+
+
+FULL_GROUPS = _full_groups()
+
+
+def classes_of(hi, lo):
+    """Address class (index into CLASS_NAMES) of IPv6 addresses given as
+    their high and low 64-bit words."""
+    cls = CLASS16[(hi >> np.uint64(48)).astype(np.intp)]
     odd = np.flatnonzero(cls < 0)
     if len(odd):
-        a = at[odd]
-        w32 = rows.u32(a)
+        h = hi[odd]
+        w32 = (h >> np.uint64(32)).astype(np.int64)
         c = BASE16[w32 >> 16]
         for value, mask, k in reversed(SPLIT32):      # first match in table order wins
             c[(w32 & mask) == value] = k
-        full = np.isin(w32, FULL32)
-        if full.any():
-            # ::/128, ::1, ::ffff:0:0/96, 64:ff9b::/96, 64:ff9b:1::/48 and
-            # whatever else shares their first 32 bits
-            f = a[full]
-            hi, lo = rows.u64(f), rows.u64(f + 8)
-            conds = [((hi & mh) == vh) & ((lo & ml) == vl)
-                     for _, vh, mh, vl, ml in _CLASS_MASKS]
-            c[full] = np.select(conds, [k for k, *_ in _CLASS_MASKS], default=CLASS_OTHER)
+        for v32, cands in FULL_GROUPS:
+            # ::/128, ::1, ::ffff:0:0/96 (first 32 bits 0); 64:ff9b::/96 and
+            # 64:ff9b:1::/48: the full comparison, with the prefixes that can match
+            f = np.flatnonzero(w32 == v32)
+            if len(f):
+                fh, fl = h[f], lo[odd[f]]
+                conds = [((fh & mh) == vh) & ((fl & ml) == vl) for _, vh, mh, vl, ml in cands]
+                c[f] = np.select(conds, [k for k, *_ in cands], default=CLASS_OTHER)
         cls[odd] = c
     return cls
+
+
+def address_words(rows):
+    """The innermost IPv6 header's source and destination addresses of the
+    rows that have one, as four uint64 words per row (source high, source
+    low, destination high, destination low; zero elsewhere), gathered once
+    for the address classes, clients, flows and NAT64 traffic."""
+    a6 = np.zeros((4, rows.n), dtype=np.uint64)
+    h6 = np.flatnonzero(rows.v6 >= 0)
+    if len(h6):
+        at = rows.v6[h6]
+        for k in range(4):
+            a6[k, h6] = rows.u64(at + 8 + 8 * k)
+    return a6
 
 
 def pack(rows):
@@ -617,10 +649,11 @@ def pack(rows):
     transport = TRANSPORT_CODE[fam * 256 + (rows.proto & 0xFF)]
     src = np.zeros(n, dtype=np.int64)
     dst = np.zeros(n, dtype=np.int64)
+    rows.a6 = a6 = address_words(rows)
     v6 = np.flatnonzero((fam == FAM_IPV6) & (rows.v6 >= 0))
     if len(v6):
-        at = rows.v6[v6]
-        both = _classes(rows, np.concatenate((at + 8, at + 24))) + 1
+        both = classes_of(np.concatenate((a6[0, v6], a6[2, v6])),
+                          np.concatenate((a6[1, v6], a6[3, v6]))) + 1
         src[v6], dst[v6] = both[:len(v6)], both[len(v6):]
     vals = {"carrier": rows.carrier, "payload": fam, "tunnel": rows.tunnel,
             "transport": transport, "ext": rows.ext, "rtype": rows.rtype + 1,
