@@ -198,3 +198,26 @@ def test_stdin_is_read_twice_through_a_spool():
     rep = json.loads(r.stdout)
     assert rep["inputs"][0]["path"] == "-"
     assert suspects(rep) == truth["nat64"]["suspects"]
+
+
+@pytest.mark.parametrize("count,recent", [(100, None), (4096, None), (4097, None),
+                                          (9000, None), (9000, 64)])
+def test_distinct_update_equals_adding_one_by_one(count, recent, monkeypatch):
+    # the fast path hands a batch's rows (with repeats) to update(); the
+    # reference adds one at a time: same set below the threshold, same
+    # registers past it, whatever the chunking (and however often the
+    # memory of recent items is cleared)
+    from ipv6flow.analysis import distinct
+    from ipv6flow.analysis.distinct import Distinct
+    if recent is not None:
+        monkeypatch.setattr(distinct, "RECENT", recent)
+    items = [i.to_bytes(16, "big") for i in range(count)]
+    items += items[: count // 3]                      # repeats
+    one, bulk = Distinct(), Distinct()
+    for x in items:
+        one.add(x)
+    for k in range(0, len(items), 777):
+        bulk.update(items[k:k + 777])
+    assert one.exact == bulk.exact == (count <= 4096)
+    assert one.to_json() == bulk.to_json()
+    assert len(bulk) == count if bulk.exact else abs(len(bulk) - count) < 0.05 * count

@@ -30,12 +30,19 @@ def _hash64(item: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(item, digest_size=8).digest(), "big")
 
 
+RECENT = 1 << 14      # items remembered past the threshold (bounded memory)
+
+
 class Distinct:
-    __slots__ = ("items", "registers")
+    __slots__ = ("items", "registers", "_recent")
 
     def __init__(self):
         self.items = set()
         self.registers = None          # np.uint8[M] once past THRESHOLD
+        # Past the threshold, items already in the registers change nothing
+        # (a register keeps its maximum): the last RECENT distinct ones are
+        # remembered so that a batch's usual clients are not hashed again.
+        self._recent = set()
 
     def add(self, item: bytes) -> None:
         if self.registers is None:
@@ -46,8 +53,19 @@ class Distinct:
             self._add_hll(item)
 
     def update(self, items) -> None:
-        for item in items:
-            self.add(item)
+        """Add many ``bytes`` items at once (repeats are cheap: a set takes
+        them, and past the threshold each distinct item is hashed once)."""
+        if self.registers is None:
+            self.items.update(items)
+            if len(self.items) > THRESHOLD:
+                self._to_sketch()
+        else:
+            new = set(items) - self._recent
+            if len(self._recent) + len(new) > RECENT:
+                self._recent = set()
+            self._recent |= new
+            for item in new:
+                self._add_hll(item)
 
     def _add_hll(self, item: bytes) -> None:
         h = _hash64(item)
