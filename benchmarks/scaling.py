@@ -47,13 +47,17 @@ def main(argv=None):
     cwd, _ = run.ipv6flow_cwd()
     ipv6flow = [sys.executable, "-m", "ipv6flow.cli", "analyze"]
     out = os.path.join(run.DATA, "report-scaling.json")
-    rows = []
-    tcp = run.measure(["tcpdump", "-r", path, "-w", "/dev/null"], os.devnull, os.devnull,
-                      a.repeat) if shutil.which("tcpdump") else None
-    for k in range(1, cores + 1):
-        m = run.measure(ipv6flow + [path, "--workers", str(k), "--format", "json", "-o", out],
-                        os.devnull, os.devnull, a.repeat, cwd)
-        rows.append((k, m))
+    # in rounds (tcpdump and every worker count once per round): all see
+    # the same spells of a shared machine
+    jobs = [(ipv6flow + [path, "--workers", str(k), "--format", "json", "-o", out],
+             os.devnull, os.devnull, cwd) for k in range(1, cores + 1)]
+    if shutil.which("tcpdump"):
+        jobs.append((["tcpdump", "-r", path, "-w", "/dev/null"], os.devnull, os.devnull,
+                     run.REPO))
+    best = run.measure_rounds(jobs, a.repeat)
+    rows = list(zip(range(1, cores + 1), best))
+    tcp = best[cores] if len(best) > cores else None
+    for k, m in rows:
         print(f"workers {k}: {m['wall']:.2f} s, peak RSS {m['rss_mb']:.0f} MB", file=sys.stderr)
     base = rows[0][1]["wall"]
     lines = ["| workers | wall s | frames/s | speed-up | peak RSS MB (largest process) | vs tcpdump wall |",
