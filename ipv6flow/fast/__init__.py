@@ -66,7 +66,7 @@ def population_columns(rows, batch, idx):
         a = rows.word(v4[h4] + 12, 8).astype(np.int64)     # source then destination
         v4s[h4], v4d[h4] = (a >> 32) & 0xFFFFFFFF, a & 0xFFFFFFFF
     has6 = rows.v6[idx] >= 0
-    a6 = rows.a6[:, idx]
+    a6 = [rows.addr(k)[idx] for k in range(4)]
     mac_s = np.full(n, -1, dtype=np.int64)
     mac_d = np.full(n, -1, dtype=np.int64)
     eth = np.flatnonzero((batch.linktypes[idx] == 1) & (batch.caplens[idx] >= 12))
@@ -158,8 +158,8 @@ def _nat64_traffic(state, rows, sel, wirelens, prefixes):
     """Count rows ``sel`` (IPv6 payload) whose innermost source or
     destination lies in one of ``prefixes`` (as Nat64State.add_frame)."""
     at = rows.v6[sel]
-    src32 = (rows.a6[0, sel] >> np.uint64(32)).astype(np.int64)
-    dst32 = (rows.a6[2, sel] >> np.uint64(32)).astype(np.int64)
+    src32 = (rows.addr(0)[sel] >> np.uint64(32)).astype(np.int64)
+    dst32 = (rows.addr(2)[sel] >> np.uint64(32)).astype(np.int64)
     for value, length in prefixes:
         top = value >> 96
         cand = np.flatnonzero((src32 == top) | (dst32 == top))     # every prefix is >= /32

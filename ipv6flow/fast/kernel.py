@@ -166,7 +166,8 @@ class Rows:
         self.v4 = np.full(n, -1, dtype=np.int64)        # innermost IPv4 header offset
         self.l4 = np.full(n, -1, dtype=np.int64)        # its upper-layer header
         self.l4end = np.zeros(n, dtype=np.int64)
-        self.a6 = None                                  # address_words, set by pack
+        self._addr = {}                                 # see addr()
+        self._h6 = None
         self._windows = {}
 
     # -- gathers ------------------------------------------------------------
@@ -209,6 +210,19 @@ class Rows:
                 buf = np.concatenate((buf, np.zeros(width - len(buf), dtype=np.uint8)))
             view = self._windows[key] = make(buf)
         return view[np.clip(at, 0, len(view) - 1)]
+
+    def addr(self, k):
+        """Word ``k`` (0 source high, 1 source low, 2 destination high, 3
+        destination low) of each row's innermost IPv6 addresses, 0 where
+        there is none: gathered once per batch, when first asked (after the
+        walk), for the address classes, clients, flows and NAT64 traffic."""
+        w = self._addr.get(k)
+        if w is None:
+            if self._h6 is None:
+                self._h6 = np.flatnonzero(self.v6 >= 0)
+            w = self._addr[k] = np.zeros(self.n, dtype=np.uint64)
+            w[self._h6] = self.u64(self.v6[self._h6] + 8 + 8 * k)
+        return w
 
     def fall(self, idx):
         self.tok[idx] = T_FALLBACK
@@ -605,9 +619,10 @@ def _full_groups():
 FULL_GROUPS = _full_groups()
 
 
-def classes_of(hi, lo):
-    """Address class (index into CLASS_NAMES) of IPv6 addresses given as
-    their high and low 64-bit words."""
+def classes_of(hi, low):
+    """Address class (index into CLASS_NAMES) of IPv6 addresses given by
+    their high 64-bit words ``hi``; ``low(i)`` gives the low words of
+    addresses ``i`` (asked only for the few prefixes longer than /32)."""
     cls = CLASS16[(hi >> np.uint64(48)).astype(np.intp)]
     odd = np.flatnonzero(cls < 0)
     if len(odd):
@@ -621,25 +636,11 @@ def classes_of(hi, lo):
             # 64:ff9b:1::/48: the full comparison, with the prefixes that can match
             f = np.flatnonzero(w32 == v32)
             if len(f):
-                fh, fl = h[f], lo[odd[f]]
+                fh, fl = h[f], low(odd[f])
                 conds = [((fh & mh) == vh) & ((fl & ml) == vl) for _, vh, mh, vl, ml in cands]
                 c[f] = np.select(conds, [k for k, *_ in cands], default=CLASS_OTHER)
         cls[odd] = c
     return cls
-
-
-def address_words(rows):
-    """The innermost IPv6 header's source and destination addresses of the
-    rows that have one, as four uint64 words per row (source high, source
-    low, destination high, destination low; zero elsewhere), gathered once
-    for the address classes, clients, flows and NAT64 traffic."""
-    a6 = np.zeros((4, rows.n), dtype=np.uint64)
-    h6 = np.flatnonzero(rows.v6 >= 0)
-    if len(h6):
-        at = rows.v6[h6]
-        for k in range(4):
-            a6[k, h6] = rows.u64(at + 8 + 8 * k)
-    return a6
 
 
 def pack(rows):
@@ -649,11 +650,12 @@ def pack(rows):
     transport = TRANSPORT_CODE[fam * 256 + (rows.proto & 0xFF)]
     src = np.zeros(n, dtype=np.int64)
     dst = np.zeros(n, dtype=np.int64)
-    rows.a6 = a6 = address_words(rows)
     v6 = np.flatnonzero((fam == FAM_IPV6) & (rows.v6 >= 0))
     if len(v6):
-        both = classes_of(np.concatenate((a6[0, v6], a6[2, v6])),
-                          np.concatenate((a6[1, v6], a6[3, v6]))) + 1
+        at = rows.v6[v6]
+        low_at = np.concatenate((at + 16, at + 32))
+        both = classes_of(np.concatenate((rows.addr(0)[v6], rows.addr(2)[v6])),
+                          lambda i: rows.u64(low_at[i])) + 1
         src[v6], dst[v6] = both[:len(v6)], both[len(v6):]
     vals = {"carrier": rows.carrier, "payload": fam, "tunnel": rows.tunnel,
             "transport": transport, "ext": rows.ext, "rtype": rows.rtype + 1,
