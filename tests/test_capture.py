@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ipv6flow.capture import Batch, Capture, Record, open_capture
+from ipv6flow.capture import gzipstream as gzip_impl
 from ipv6flow.capture import pcap as pcap_mod
 from ipv6flow.capture import source
 from ipv6flow.capture.source import _ZstdFrames
@@ -1189,3 +1190,83 @@ def test_fuzz_damaged_compressed(tmp_path, kind, cut, flip):
     if flip < len(packed):
         packed[flip] ^= 0xA5
     read_fuzz(write(tmp_path, "f", bytes(packed[:max(cut, 1)])))
+
+
+# ---------------------------------------------------------------------------
+# gzip: GzipStream decodes as CPython's gzip module does
+# ---------------------------------------------------------------------------
+
+def _gzip_member(data: bytes, flags: int = 0, level: int = 6) -> bytes:
+    """One gzip member with the optional header fields of ``flags``."""
+    import zlib
+    extra = b""
+    if flags & 4:
+        extra += struct.pack("<H", 5) + b"extra"
+    if flags & 8:
+        extra += b"name.pcap\0"
+    if flags & 16:
+        extra += b"a comment\0"
+    if flags & 2:
+        extra += b"\x12\x34"
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    body = c.compress(data) + c.flush()
+    return (b"\x1f\x8b\x08" + bytes([flags]) + struct.pack("<I", 0) + b"\x00\xff" + extra
+            + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF))
+
+
+def _drain(f, size):
+    out, err = [], None
+    try:
+        while True:
+            d = f.read1(size)
+            if not d:
+                break
+            out.append(d)
+    except (EOFError, OSError) + tuple({__import__("zlib").error,
+                                        gzip_impl.ERRORS[-1]}) as exc:
+        err = (type(exc).__name__, str(exc))
+    return b"".join(out), err
+
+
+def _gzip_cases():
+    rng = random.Random(5)
+    data, _ = big_pcap(400)
+    one = _gzip_member(data, level=1)
+    cases = {"plain": gzip.compress(data), "flags": _gzip_member(data, 2 | 4 | 8 | 16),
+             "members": one + _gzip_member(data[:999], 8) + _gzip_member(b""),
+             "padded": one + bytes(40) + _gzip_member(data[:5000]) + bytes(3),
+             "garbage-after": one + b"\x1f\x8c rest", "one-byte-after": one + b"\x1f",
+             "bad-method": one[:2] + b"\x07" + one[3:], "empty": b""}
+    for k in (3, 10, 11, 17, len(one) // 3, len(one) - 9, len(one) - 8, len(one) - 1):
+        cases[f"cut-{k}"] = one[:k]
+    for where in (len(one) // 4, len(one) // 2, len(one) - 8, len(one) - 4, len(one) - 2):
+        bad = bytearray(one)
+        bad[where] ^= 0x5A
+        cases[f"flip-{where}"] = bytes(bad)
+    for n in range(6):
+        bad = bytearray(one)
+        for _ in range(3):
+            bad[rng.randrange(10, len(bad))] = rng.randrange(256)
+        cases[f"random-{n}"] = bytes(bad)
+    return cases
+
+
+@pytest.mark.parametrize("library", ["zlib", "zlib-ng"])
+@pytest.mark.parametrize("size", [1000, 1 << 20])
+def test_gzip_stream_decodes_as_the_gzip_module(library, size):
+    # every byte the gzip module decodes, and then its error, type and
+    # message alike; where the data is corrupt mid-stream, inflate may stop
+    # a step earlier or later (the steps differ), so there it is a prefix
+    # of the true data, within 64 KiB of the module's
+    import zlib
+    lib = zlib if library == "zlib" else pytest.importorskip("zlib_ng.zlib_ng")
+    for name, blob in _gzip_cases().items():
+        want, want_err = _drain(gzip.GzipFile(fileobj=io.BytesIO(blob), mode="rb"), size)
+        got, got_err = _drain(gzip_impl.GzipStream(io.BytesIO(blob), lib), size)
+        assert (got_err is None) == (want_err is None), (name, got_err, want_err)
+        if want_err is None or want_err[0] in ("EOFError", "BadGzipFile"):
+            assert got == want and got_err == want_err, (name, got_err, want_err)
+        else:
+            assert got_err[0] == "error" and got_err[1].split(":")[0] == want_err[1].split(":")[0]
+            assert abs(len(got) - len(want)) <= 64 << 10, name
+            assert got[:min(len(got), len(want))] == want[:min(len(got), len(want))], name

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ipv6flow.capture import Batch, pcap
+from ipv6flow.capture import Batch, pcap, source
 from ipv6flow.capture.batch import Replay
 from ipv6flow.decode import DecodeOptions, parse_prefix
 from ipv6flow.engine import parallel
@@ -60,6 +60,14 @@ def chunk_counts(monkeypatch):
     return seen
 
 
+@pytest.fixture
+def small_steps(monkeypatch):
+    """Decoded steps of 4 KiB (1 MiB by default): the first batch of a
+    gzip file, what its first step leaves after the file header, is short,
+    so a small file still makes several chunks."""
+    monkeypatch.setattr(source, "CHUNK", 4 << 10)
+
+
 def serial(paths, decoder="fast", services=()):
     return dumps(analyze_paths(paths, OPTS, 1.0, decoder, services=services).to_report())
 
@@ -81,7 +89,7 @@ def test_without_the_dns_report_too(big_gz, chunk_counts):
 
 
 @pytest.mark.parametrize("decoder", ["fast", "reference"])
-def test_a_truncated_gzip_file(big_gz, tmp_path, chunk_counts, decoder):
+def test_a_truncated_gzip_file(big_gz, tmp_path, chunk_counts, small_steps, decoder):
     cut = tmp_path / "cut.pcap.gz"
     data = big_gz.read_bytes()
     cut.write_bytes(data[:len(data) * 2 // 3])
@@ -107,7 +115,7 @@ def test_a_corrupt_gzip_file(big_gz, tmp_path, chunk_counts, where, message, chu
     assert message in got and chunk_counts == [chunks]
 
 
-def test_an_unreadable_record_inside_a_gzip_file(tmp_path, chunk_counts):
+def test_an_unreadable_record_inside_a_gzip_file(tmp_path, chunk_counts, small_steps):
     # a captured length over the limit in record 2001: an error, frames before it kept
     raw = bytearray((SAMPLES / "mixed.pcap").read_bytes())
     at = parallel_record_offset(raw, 2000)
@@ -131,7 +139,8 @@ NAT64 = ["nsp-dns64-48.pcap", "nsp-rfc7050-56.pcap", "pref64.pcap", "nsp-dns64-9
 
 @pytest.mark.parametrize("name", NAT64)
 @pytest.mark.parametrize("decoder", ["fast", "reference"])
-def test_nat64_evidence_in_a_later_chunk(tmp_path, monkeypatch, chunk_counts, name, decoder):
+def test_nat64_evidence_in_a_later_chunk(tmp_path, monkeypatch, chunk_counts, small_steps, name,
+                                        decoder):
     """Small batches, one per chunk: the evidence for a prefix comes in a
     later chunk than traffic to it, and in a later file than mixed.pcap
     (cut into parts); every frame is counted once, as in a serial run."""

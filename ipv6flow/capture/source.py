@@ -26,15 +26,14 @@ layout of RFC 8878 in the compressed bytes to notice that case.
 from __future__ import annotations
 
 import bz2
-import gzip
 import lzma
 import sys
-import zlib
 from typing import Callable, Optional
 
 import zstandard
 
 from ..errors import CaptureError
+from . import gzipstream
 from .base import CHUNK
 
 # Bounds on what a compressed input may cost (docs/DECISIONS.md, "Bounds on
@@ -89,7 +88,7 @@ class _Raw:
     bytes sniffed at open, and turns OS read errors into ``CaptureError``.
 
     Decompressors call ``read`` on it, so it must look enough like a binary
-    file object for ``gzip.GzipFile``, ``bz2.BZ2File``, ``_XzReader``
+    file object for ``gzipstream.GzipStream``, ``bz2.BZ2File``, ``_XzReader``
     and ``zstandard``'s ``stream_reader``.
     """
 
@@ -335,7 +334,7 @@ def _window_size(fhd: int, rest: bytes) -> int:
 
 # What each decompressor raises on bad or cut-off input. EOFError is the
 # stdlib's "compressed file ended before the end-of-stream marker".
-_GZIP_ERRORS = (EOFError, OSError, zlib.error)
+_GZIP_ERRORS = gzipstream.ERRORS
 _BZIP2_ERRORS = (EOFError, OSError, ValueError)
 _XZ_ERRORS = (EOFError, lzma.LZMAError)
 _ZSTD_ERRORS = (zstandard.ZstdError,)
@@ -398,7 +397,7 @@ class Source:
         raw = self._raw
         self.compression = compression
         if compression == "gzip":
-            decoder = gzip.GzipFile(fileobj=raw, mode="rb")
+            decoder = gzipstream.GzipStream(raw)
             self._errors = _GZIP_ERRORS
         elif compression == "bzip2":
             decoder = bz2.BZ2File(raw, mode="rb")
