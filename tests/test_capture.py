@@ -1270,3 +1270,56 @@ def test_gzip_stream_decodes_as_the_gzip_module(library, size):
             assert got_err[0] == "error" and got_err[1].split(":")[0] == want_err[1].split(":")[0]
             assert abs(len(got) - len(want)) <= 64 << 10, name
             assert got[:min(len(got), len(want))] == want[:min(len(got), len(want))], name
+
+
+def _runs_pcapng(order="<", count=1200):
+    """Long runs of enhanced packet blocks (options on some) between the
+    blocks the compiled walk leaves to the Python loop: interface blocks in
+    the middle, statistics and simple packet blocks, nanosecond and 2^-k
+    timestamps past 2**53 ticks, a second section in the other order."""
+    other = ">" if order == "<" else "<"
+    rng = random.Random(11)
+    parts = [shb(order), idb(order, 1, 0, tsresol=9), idb(order, 101, 0, tsresol=0x80 | 30,
+                                                          tsoffset=-7)]
+    for i in range(count):
+        if i == count // 3:
+            parts.append(idb(order, 229, 0, tsresol=6))
+        if i % 250 == 0:
+            parts.append(block(order, 5, struct.pack(order + "III", 0, 0, 0)))
+        if i % 400 == 7:
+            parts.append(spb(order, payload(i, 30), 30))
+        iface = i % (3 if i > count // 3 else 2)
+        ticks = (EPOCH + i) * 10**9 + rng.randrange(10**9) if iface == 0 else \
+            rng.randrange(1 << 63)
+        opts = [option(order, 2, struct.pack(order + "I", i))] if i % 3 == 0 else []
+        parts.append(epb(order, iface, ticks, payload(i, rng.randrange(1, 300)), None, *opts))
+    parts.append(shb(other))
+    parts.append(idb(other, 1))
+    parts += [epb(other, 0, (EPOCH + i) * 10**6, payload(i, 64)) for i in range(50)]
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_pcapng_runs_equal_records(tmp_path, monkeypatch, order):
+    # runs of packet blocks taken by the compiled walk give the records,
+    # timestamps, truncation and errors of the record loop and of batches
+    # built from records (the fallback), on whole and cut files
+    pytest.importorskip("ipv6flow._speedups")
+    from ipv6flow.capture import pcapng as pcapng_mod
+    monkeypatch.setattr(pcapng_mod, "BATCH_BYTES", 64 << 10)
+    monkeypatch.setattr(source, "CHUNK", 16 << 10)
+    data = _runs_pcapng(order)
+    calls = []
+    walk = pcapng_mod._walk_pcapng
+
+    def spy(*args):
+        out = walk(*args)
+        calls.append(len(out[0]) // 48)
+        return out
+    for cut in [len(data)] + list(range(100, len(data), len(data) // 23)):
+        path = write(tmp_path, "x.pcapng", data[:cut])
+        monkeypatch.setattr(pcapng_mod, "_walk_pcapng", spy)
+        fast = outcome(path, True)
+        monkeypatch.setattr(pcapng_mod, "_walk_pcapng", None)
+        assert fast == outcome(path, True) == outcome(path, False), cut
+    assert sum(calls) > 0.9 * 1250 * 24 / 2 and max(calls) > 50

@@ -68,9 +68,11 @@ class _CountAtYield:
         self._tally.warn(message)
 
 
-def batches_from_records(reader, tally: Tally, target: int = CHUNK) -> Iterator[Batch]:
-    """Batch any reader's records, about ``target`` data bytes per batch."""
-    records = reader.records(_CountAtYield(tally))
+def batches_from_records(reader, tally: Tally, target: int = CHUNK, **options) -> Iterator[Batch]:
+    """Batch any reader's records, about ``target`` data bytes per batch.
+    A reader may also yield whole Batches among its records (pcapng's
+    runs of packet blocks): they are handed on as they are, in order."""
+    records = reader.records(_CountAtYield(tally), **options)
     parts: list[bytes] = []
     caplens: list[int] = []
     wirelens: list[int] = []
@@ -92,7 +94,14 @@ def batches_from_records(reader, tally: Tally, target: int = CHUNK) -> Iterator[
         return batch
 
     try:
-        for ts, linktype, wirelen, data in records:
+        for item in records:
+            if type(item) is Batch:
+                if parts:
+                    yield flush()
+                tally.packets += len(item)
+                yield item
+                continue
+            ts, linktype, wirelen, data = item
             parts.append(data)
             caplens.append(len(data))
             wirelens.append(wirelen)

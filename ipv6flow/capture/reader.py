@@ -93,7 +93,8 @@ class Capture:
             try:
                 return (PcapReader(name, head, source.read, source.readinto,
                                    source.readinto_ahead)
-                        if reader_class is PcapReader else reader_class(name, head, source.read))
+                        if reader_class is PcapReader
+                        else reader_class(name, head, source.read, _bytes_reader(source.readinto_ahead)))
             except CaptureError as exc:
                 if source.failure is None:
                     raise
@@ -169,6 +170,15 @@ class Capture:
     def __repr__(self) -> str:
         return (f"<Capture {self.name!r} format={self.format} "
                 f"compression={self.compression} packets={self.packets}>")
+
+
+def _bytes_reader(readinto):
+    """``read(n)`` over a ``readinto(view)``."""
+    def read(size: int) -> bytes:
+        buf = bytearray(size)
+        got = readinto(memoryview(buf))
+        return bytes(buf[:got]) if got < size else bytes(buf)
+    return read
 
 
 def open_capture(path: PathArg, window=None) -> Capture:
