@@ -318,6 +318,8 @@ class PcapngReader:
                     tally.cut_off(f"{_block_name(btype)} at byte offset {base}: file "
                                   f"ends inside the block ({size} of {blen} bytes)")
                     return
+                if walk is not None:
+                    continue        # the block now starts a buffer: the walk may take it
             trailer = u32(buf, pos + blen - 4)[0]
             if trailer != blen:
                 self._trailer_error(btype, trailer, blen, base + pos)
