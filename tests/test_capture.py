@@ -1055,13 +1055,13 @@ def test_error_messages_are_one_line(tmp_path):
 # Batches: the same records, errors and warnings as plain iteration
 # ---------------------------------------------------------------------------
 
-def outcome(path, batched: bool):
+def outcome(path, batched: bool, reuse: bool = False):
     """Records, then the error message or None, truncated and warnings."""
     records, error = [], None
     try:
         with open_capture(path) as cap:
             if batched:
-                for batch in cap.iter_batches():
+                for batch in cap.iter_batches(reuse=reuse):
                     assert isinstance(batch, Batch)
                     assert batch.offsets.dtype == batch.caplens.dtype == np.int64
                     assert batch.ts.dtype == np.float64
@@ -1317,7 +1317,8 @@ def _runs_pcapng(order="<", count=1200):
 def test_pcapng_runs_equal_records(tmp_path, monkeypatch, order):
     # runs of packet blocks taken by the compiled walk give the records,
     # timestamps, truncation and errors of the record loop and of batches
-    # built from records (the fallback), on whole and cut files
+    # built from records (the fallback), on whole and cut files, with
+    # fresh or reused (two taking turns) buffers
     pytest.importorskip("ipv6flow._speedups")
     from ipv6flow.capture import pcapng as pcapng_mod
     monkeypatch.setattr(pcapng_mod, "BATCH_BYTES", 64 << 10)
@@ -1334,6 +1335,7 @@ def test_pcapng_runs_equal_records(tmp_path, monkeypatch, order):
         path = write(tmp_path, "x.pcapng", data[:cut])
         monkeypatch.setattr(pcapng_mod, "_walk_pcapng", spy)
         fast = outcome(path, True)
+        assert outcome(path, True, reuse=True) == fast, cut
         monkeypatch.setattr(pcapng_mod, "_walk_pcapng", None)
         assert fast == outcome(path, True) == outcome(path, False), cut
     assert sum(calls) > 0.9 * 1250 * 24 / 2 and max(calls) > 50

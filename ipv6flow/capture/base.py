@@ -72,16 +72,12 @@ class Tally:
         self.warnings.append(message)
 
 
-def refill(buf: bytes, pos: int, need: int, read: Read, ahead: Read | None = None,
-           want: int = 0) -> bytes:
+def refill(buf: bytes, pos: int, need: int, read: Read) -> bytes:
     """Return ``buf[pos:]`` extended by reads until it holds ``need`` bytes.
 
     The result is shorter than ``need`` only when the stream has ended.
     Reads are ``CHUNK`` bytes each whatever ``need`` is, so a huge ``need``
     taken from a corrupt length field costs at most the rest of the file.
-    With ``ahead``, reading goes on up to ``want`` bytes through it: a
-    read-ahead that ends quietly where the stream would report a failure
-    (see ``refill_into``).
     """
     tail = buf[pos:]
     have = len(tail)
@@ -90,12 +86,6 @@ def refill(buf: bytes, pos: int, need: int, read: Read, ahead: Read | None = Non
     parts = [tail]
     while have < need:
         chunk = read(CHUNK)
-        if not chunk:
-            break
-        parts.append(chunk)
-        have += len(chunk)
-    while ahead is not None and need <= have < want:
-        chunk = ahead(min(CHUNK, want - have))
         if not chunk:
             break
         parts.append(chunk)

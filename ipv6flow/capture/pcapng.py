@@ -36,7 +36,7 @@ from typing import Iterator, NamedTuple, NoReturn
 import numpy as np
 
 from ..errors import CaptureError
-from .base import CHUNK, Read, Record, Tally, make_record, refill, skip
+from .base import CHUNK, Read, Record, Tally, make_record, refill, refill_into, skip
 from .batch import Batch, batches_from_records
 
 try:                                   # optional compiled walk of packet-block runs
@@ -165,10 +165,11 @@ class PcapngReader:
 
     format = "pcapng"
 
-    def __init__(self, name: str, head: bytes, read: Read, readahead: Read | None = None):
+    def __init__(self, name: str, head: bytes, read: Read, readinto=None, readahead=None):
         self.name = name
         self._read = read
-        self._readahead = readahead      # quiet read-ahead for batches (see refill)
+        self._readinto = readinto        # for batches: reads straight into the buffer,
+        self._readahead = readahead      # and quietly ahead (see refill_into)
         self._tables = None              # per-interface arrays of the current section (_run)
         buf = refill(head, 0, BLOCK_OVERHEAD, read)
         if len(buf) < BLOCK_OVERHEAD:
@@ -193,7 +194,7 @@ class PcapngReader:
 
     def _section_framing(self, buf: bytes, pos: int, offset: int) -> tuple[_Layout, int]:
         """Byte order and total length of the SHB at ``pos`` (12 bytes there)."""
-        lay = _LAYOUT_BY_BOM.get(buf[pos + 8:pos + 12])
+        lay = _LAYOUT_BY_BOM.get(bytes(buf[pos + 8:pos + 12]))
         if lay is None:
             raise CaptureError(
                 self.name, f"section header block at byte offset {offset}: unknown "
@@ -252,16 +253,27 @@ class PcapngReader:
 
     # -- the block loop --
 
-    def records(self, tally: Tally, runs: bool = False) -> Iterator[Record]:
+    def records(self, tally: Tally, runs: bool = False, reuse: bool = False) -> Iterator[Record]:
         """The records, in order. With ``runs`` (batches, when the compiled
         walk is built) a run of plain Enhanced Packet Blocks comes as one
         Batch over the read buffer instead of one Record each, buffers are
-        read ahead to ``BATCH_BYTES``, and every other block goes through
+        bytearrays read ahead to ``BATCH_BYTES`` (two taking turns with
+        ``reuse``, as pcap's batches), and every other block goes through
         this loop as before; the walk takes only blocks this loop would
         take without a word (``walk_pcapng`` in _speedups.c)."""
         name, read = self.name, self._read
-        walk = _walk_pcapng if runs else None
-        ahead, want = (self._readahead, BATCH_BYTES) if runs else (None, 0)
+        walk = _walk_pcapng if runs and self._readinto is not None else None
+        spare = None
+
+        def fill(buf, pos: int, need: int):
+            nonlocal spare
+            if walk is None:
+                return refill(buf, pos, need, read)
+            out = refill_into(buf, pos, need, max(need, BATCH_BYTES), self._readinto,
+                              self._readahead, spare)
+            if reuse and isinstance(buf, bytearray):
+                spare = buf
+            return out
         buf, pos = self._buf, self._pos
         self._buf = b""
         lay = self._layout
@@ -275,7 +287,7 @@ class PcapngReader:
         while True:
             if size - pos < BLOCK_OVERHEAD:
                 base += pos
-                buf = refill(buf, pos, BLOCK_OVERHEAD, read, ahead, want)
+                buf = fill(buf, pos, BLOCK_OVERHEAD)
                 pos, size = 0, len(buf)
                 if size < BLOCK_OVERHEAD:
                     if size:
@@ -312,7 +324,7 @@ class PcapngReader:
                     base, buf, pos, size = offset + blen, b"", 0, 0
                     continue
                 base += pos
-                buf = refill(buf, pos, blen, read, ahead, want)
+                buf = fill(buf, pos, blen)
                 pos, size = 0, len(buf)
                 if blen > size:
                     tally.cut_off(f"{_block_name(btype)} at byte offset {base}: file "
@@ -353,7 +365,7 @@ class PcapngReader:
                 tally.packets = count
                 # float operations that numpy repeats for a run (``_run``)
                 yield new(record, (float((ts_high << 32) | ts_low) / float(units)
-                                   + float(tsoffset), linktype, wirelen, buf[start:stop]))
+                                   + float(tsoffset), linktype, wirelen, bytes(buf[start:stop])))
             elif btype == BT_SPB:
                 if blen < MIN_SPB_LEN:
                     self._check_length(btype, blen, MIN_SPB_LEN, base + pos)
@@ -368,7 +380,8 @@ class PcapngReader:
                     caplen = min(caplen, snaplen)
                 count += 1
                 tally.packets = count
-                yield new(record, (0.0, linktype, wirelen, buf[pos + 12:pos + 12 + caplen]))
+                yield new(record, (0.0, linktype, wirelen,
+                                   bytes(buf[pos + 12:pos + 12 + caplen])))
             elif btype == BT_IDB:
                 if blen < MIN_IDB_LEN:
                     self._check_length(btype, blen, MIN_IDB_LEN, base + pos)
@@ -411,11 +424,10 @@ class PcapngReader:
 
     def batches(self, tally: Tally, reuse: bool = False) -> Iterator[Batch]:
         """Batches: runs of packet blocks straight over the read buffer when
-        the compiled walk is built, other records copied into batches of
-        their own (each batch has a buffer of its own, whatever ``reuse``
-        says)."""
+        the compiled walk is built (their buffers reused as pcap's with
+        ``reuse``), other records copied into batches of their own."""
         self._tables = None
-        return batches_from_records(self, tally, runs=_walk_pcapng is not None)
+        return batches_from_records(self, tally, runs=_walk_pcapng is not None, reuse=reuse)
 
     def _packet_error(self, btype: int, iface: int, ninterfaces: int, caplen: int,
                       blen: int, number: int, offset: int) -> NoReturn:

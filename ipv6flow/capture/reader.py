@@ -94,7 +94,8 @@ class Capture:
                 return (PcapReader(name, head, source.read, source.readinto,
                                    source.readinto_ahead)
                         if reader_class is PcapReader
-                        else reader_class(name, head, source.read, _bytes_reader(source.readinto_ahead)))
+                        else reader_class(name, head, source.read, source.readinto,
+                                          source.readinto_ahead))
             except CaptureError as exc:
                 if source.failure is None:
                     raise
@@ -170,15 +171,6 @@ class Capture:
     def __repr__(self) -> str:
         return (f"<Capture {self.name!r} format={self.format} "
                 f"compression={self.compression} packets={self.packets}>")
-
-
-def _bytes_reader(readinto):
-    """``read(n)`` over a ``readinto(view)``."""
-    def read(size: int) -> bytes:
-        buf = bytearray(size)
-        got = readinto(memoryview(buf))
-        return bytes(buf[:got]) if got < size else bytes(buf)
-    return read
 
 
 def open_capture(path: PathArg, window=None) -> Capture:
