@@ -46,6 +46,12 @@ def big_gz(tmp_path_factory):
     return out
 
 
+@pytest.fixture(autouse=True)
+def stream_with_two_workers(monkeypatch):
+    """These tests stream to two workers (the default needs three)."""
+    monkeypatch.setattr(parallel, "STREAM_MIN_WORKERS", 2)
+
+
 @pytest.fixture
 def chunk_counts(monkeypatch):
     """How many chunks each streamed file's first pass handed over."""
@@ -175,6 +181,17 @@ def test_only_large_uncuttable_files_fewer_than_the_workers_are_streamed():
     assert marked([gz, pc], 2, 400_000) == [False, False]      # too small
     assert marked([gz, ng], 2, 1000) == [False, False]         # one worker per file
     assert marked([gz, ng], 4, 1000) == [True, True]
+
+
+def test_two_workers_stream_nothing_by_default(monkeypatch):
+    # the default: one reader plus two workers on two cores lost to a
+    # serial run (docs/DECISIONS.md, Scale)
+    monkeypatch.setattr(parallel, "STREAM_MIN_WORKERS", 3)
+    gz = str(SAMPLES / "mixed.pcap.gz")
+    for workers, want in ((2, False), (3, True)):
+        parts = [Part(0, gz, gz)]
+        mark_streams(parts, workers, 1000)
+        assert parts[0].stream is want
 
 
 def test_ctrl_c_while_streaming(big_gz, monkeypatch):

@@ -60,6 +60,11 @@ STOP_WAIT = 30             # seconds a stopped worker gets to hand back its part
 # to its decoding; few enough in flight that memory stays flat.
 STREAM_CHUNK = 16 << 20
 STREAM_QUEUE = 2           # chunks in flight per worker (one running, one waiting)
+# Workers from which one file is streamed: with two, the reader takes one
+# core and the hand-over costs more than the second worker saves
+# (docs/DECISIONS.md, Scale: bench-2M.pcapng 2.55 s with one worker, 3.20 s
+# streamed to two; gzip 4.88 s and 4.95 s).
+STREAM_MIN_WORKERS = 3
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3      # glibc malloc.h mallopt() parameters
 
 
@@ -155,7 +160,10 @@ def plan(paths, real, workers, min_part):
 def mark_streams(parts, workers, min_part):
     """Stream the large files that cannot be cut (compressed, pcapng), when
     they are fewer than the workers: with as many, each worker reading one
-    whole file keeps every core busy and hands nothing over."""
+    whole file keeps every core busy and hands nothing over. Not below
+    ``STREAM_MIN_WORKERS`` workers."""
+    if workers < STREAM_MIN_WORKERS:
+        return
     big = [p for p in parts if p.window is None and _file_size(p.path) >= min_part
            and _uncuttable(p.path)]
     if len(big) < workers:
