@@ -1321,7 +1321,7 @@ def test_pcapng_runs_equal_records(tmp_path, monkeypatch, order):
     # fresh or reused (two taking turns) buffers
     pytest.importorskip("ipv6flow._speedups")
     from ipv6flow.capture import pcapng as pcapng_mod
-    monkeypatch.setattr(pcapng_mod, "BATCH_BYTES", 64 << 10)
+    monkeypatch.setattr(pcap_mod, "BATCH_BYTES", 64 << 10)     # pcapng's batches too
     monkeypatch.setattr(source, "CHUNK", 16 << 10)
     data = _runs_pcapng(order)
     calls = []

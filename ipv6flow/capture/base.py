@@ -132,6 +132,23 @@ def refill_into(buf, pos: int, need: int, size: int, readinto, ahead=None,
     return out
 
 
+class BufferTurns:
+    """``refill_into`` for a batch reader. With ``reuse`` two buffers take
+    turns: a batch's buffer is filled again once the batch after next is
+    asked for (the caller keeps no batch longer); otherwise each fill gets
+    a new one."""
+
+    def __init__(self, readinto, ahead, reuse: bool):
+        self._readinto, self._ahead, self._reuse = readinto, ahead, reuse
+        self._spare = None
+
+    def __call__(self, buf, pos: int, need: int, size: int) -> bytearray:
+        out = refill_into(buf, pos, need, size, self._readinto, self._ahead, self._spare)
+        if self._reuse and isinstance(buf, bytearray):
+            self._spare = buf
+        return out
+
+
 def skip(buf: bytes, pos: int, count: int, read: Read) -> tuple[int, bytes]:
     """Consume ``count`` bytes from ``buf[pos:]`` onwards without keeping them.
 

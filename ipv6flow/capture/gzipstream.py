@@ -30,10 +30,8 @@ from gzip import BadGzipFile
 
 try:
     from zlib_ng import zlib_ng as _zlib
-    LIBRARY = "zlib-ng"
 except ImportError:                       # installed without its dependencies
     _zlib = zlib
-    LIBRARY = "zlib"
 
 ERRORS = (EOFError, OSError, zlib.error, _zlib.error)
 READ = 8192                               # input per step, as io.DEFAULT_BUFFER_SIZE

@@ -36,7 +36,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import CaptureError
-from .base import Read, Record, Tally, make_record, refill, refill_into
+from .base import BufferTurns, Read, Record, Tally, make_record, refill
 from .batch import Batch
 
 try:                                   # optional compiled record walk (setup.py)
@@ -220,7 +220,7 @@ class PcapReader:
         """One Batch per buffer; same checks and messages as ``records``.
         With ``reuse`` two buffers take turns: a batch's buffer is
         overwritten once the batch after next is asked for."""
-        spare = None
+        fill = BufferTurns(self._readinto, self._readahead, reuse)
         read = self._read
         buf, pos = self._buf, self._pos
         self._buf = b""
@@ -298,11 +298,7 @@ class PcapReader:
             base += pos
             # Batches are worth their numpy overhead only when large: read
             # ahead BATCH_BYTES at a time (bounded, whatever caplen says).
-            old = buf
-            buf = refill_into(buf, pos, need, max(need, BATCH_BYTES), self._readinto,
-                              self._readahead, spare)
-            if reuse and isinstance(old, bytearray):
-                spare = old
+            buf = fill(buf, pos, need, max(need, BATCH_BYTES))
             pos = 0
             got = len(buf)
             if got < need:

@@ -36,7 +36,8 @@ from typing import Iterator, NamedTuple, NoReturn
 import numpy as np
 
 from ..errors import CaptureError
-from .base import CHUNK, Read, Record, Tally, make_record, refill, refill_into, skip
+from . import pcap as _pcap
+from .base import CHUNK, BufferTurns, Read, Record, Tally, make_record, refill, skip
 from .batch import Batch, batches_from_records
 
 try:                                   # optional compiled walk of packet-block runs
@@ -45,9 +46,6 @@ try:                                   # optional compiled walk of packet-block 
     from .._speedups import walk_pcapng as _walk_pcapng
 except ImportError:
     _walk_pcapng = None
-
-# Batches: buffers are read ahead to this size (as pcap's batches).
-BATCH_BYTES = 8 << 20
 
 SHB_MAGIC = b"\x0a\x0d\x0d\x0a"
 
@@ -257,23 +255,18 @@ class PcapngReader:
         """The records, in order. With ``runs`` (batches, when the compiled
         walk is built) a run of plain Enhanced Packet Blocks comes as one
         Batch over the read buffer instead of one Record each, buffers are
-        bytearrays read ahead to ``BATCH_BYTES`` (two taking turns with
-        ``reuse``, as pcap's batches), and every other block goes through
+        bytearrays read ahead to pcap's ``BATCH_BYTES`` (two taking turns
+        with ``reuse``, as pcap's batches), and every other block goes through
         this loop as before; the walk takes only blocks this loop would
         take without a word (``walk_pcapng`` in _speedups.c)."""
         name, read = self.name, self._read
         walk = _walk_pcapng if runs and self._readinto is not None else None
-        spare = None
+        turns = BufferTurns(self._readinto, self._readahead, reuse)
 
         def fill(buf, pos: int, need: int):
-            nonlocal spare
             if walk is None:
                 return refill(buf, pos, need, read)
-            out = refill_into(buf, pos, need, max(need, BATCH_BYTES), self._readinto,
-                              self._readahead, spare)
-            if reuse and isinstance(buf, bytearray):
-                spare = buf
-            return out
+            return turns(buf, pos, need, max(need, _pcap.BATCH_BYTES))
         buf, pos = self._buf, self._pos
         self._buf = b""
         lay = self._layout
