@@ -11,10 +11,20 @@ test that never ran.
 
 import importlib
 import os
+import queue
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis under CI: derandomized (a fixed seed per test) and no example
+# database, so a run is the same run every time and a rare disagreement
+# cannot turn CI red now and then; tests/hypothesis_long.sh runs the same
+# tests on fresh random seeds, for as long as one likes.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IPV6FLOW_SHARED") or ROOT.parent / "shared")
@@ -26,11 +36,23 @@ def under_ci():
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+if under_ci():
+    settings.load_profile("ci")
+
+
 def missing(reason):
     """Skip with the reason, or fail under CI."""
     if under_ci():
         pytest.fail(f"CI is set but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def missing_module(reason):
+    """At a module's top: skip the whole module, or fail its collection
+    under CI."""
+    if under_ci():
+        raise RuntimeError(f"CI is set but {reason}")
+    pytest.skip(reason, allow_module_level=True)
 
 
 def need_tool(name, hint=None):
@@ -60,3 +82,62 @@ def need_speedups():
     """The compiled helper, or a skip (a failure under CI, which builds it)."""
     return need_module("ipv6flow._speedups",
                        "build it with `python setup.py build_ext --inplace`")
+
+
+@pytest.fixture
+def corpus():
+    return need_corpus()
+
+
+@pytest.fixture
+def tshark():
+    return need_tool("tshark", "Debian package tshark")
+
+
+@pytest.fixture
+def capinfos():
+    return need_tool("capinfos", "Debian package tshark")
+
+
+def sigint_default():
+    """``preexec_fn`` for a child that a test stops with SIGINT: Python
+    turns SIGINT into KeyboardInterrupt only if it is not ignored when the
+    interpreter starts, and a pytest started in the background (``nohup
+    ... &``) passes SIGINT on ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class Lines:
+    """A child's stdout, line by line, with timeouts (a thread reads it)."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.queue = queue.Queue()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.queue.put(line.rstrip("\n"))
+        self.queue.put(None)
+
+    def get(self, timeout):
+        """The next line; "" at the end or after ``timeout`` seconds."""
+        try:
+            return self.queue.get(timeout=timeout) or ""
+        except queue.Empty:
+            return ""
+
+    def rest(self):
+        """Every line not read yet, once the child has ended (for reports
+        and assertion messages)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.thread.join(10)
+        out = []
+        while not self.queue.empty():
+            line = self.queue.get()
+            if line is not None:
+                out.append(line)
+        return "\n".join(out)

@@ -30,15 +30,14 @@ import pytest
 
 import tshark_oracle as oracle
 
-if not oracle.have_tshark():
-    if os.environ.get("IPV6FLOW_REQUIRE_TSHARK"):      # set by .ci/run: CI must not skip
-        raise RuntimeError("IPV6FLOW_REQUIRE_TSHARK is set but tshark is not installed")
-    pytest.skip(f"tshark not installed ({oracle.TSHARK!r} not on PATH): the "
-                "tshark differential tests need Wireshark's tshark",
-                allow_module_level=True)
+from conftest import CAPTURES as SHARED_CAPTURES
+from conftest import missing_module
 
-CAPTURES = Path(os.environ.get("IPV6FLOW_CAPTURES")
-                or Path(__file__).resolve().parents[2] / "shared" / "captures")
+if not oracle.have_tshark():
+    missing_module(f"tshark is not installed ({oracle.TSHARK!r} not on PATH): the "
+                   "tshark differential tests need Wireshark's tshark (Debian package tshark)")
+
+CAPTURES = Path(os.environ.get("IPV6FLOW_CAPTURES") or SHARED_CAPTURES)
 MANIFEST = CAPTURES / "MANIFEST.tsv"
 
 FIELDS = ("carrier", "payload", "tunnel", "ext_types")
@@ -201,7 +200,7 @@ def _manifest() -> list[Capture]:
 
 CORPUS = _manifest()
 if not CORPUS:
-    pytest.skip(f"capture corpus not found at {CAPTURES}", allow_module_level=True)
+    missing_module(f"the capture corpus is not at {CAPTURES} (set IPV6FLOW_SHARED to ../shared)")
 
 
 @pytest.fixture(scope="session")
