@@ -263,7 +263,10 @@ def ipv6flow_cwd() -> tuple[str, str]:
         if r.returncode == 0:
             where, helper = r.stdout.strip().splitlines()[:2]
             where = os.path.dirname(where)
-            shown = os.path.relpath(where, REPO) if where.startswith(REPO) else where
+            # no machine's own paths in RESULTS.md: the source tree, or the
+            # installed package as site-packages/ipv6flow
+            shown = os.path.relpath(where, REPO) if where.startswith(REPO) else \
+                os.path.join(os.path.basename(os.path.dirname(where)), "ipv6flow")
             return cwd, f"imported from `{shown}`; {helper}"
     raise SystemExit("cannot import ipv6flow: run `pip install .` in the repository first")
 

@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from click.testing import CliRunner
 
 from ipv6flow.cli import main
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+from conftest import CAPTURES  # noqa: E402  (../shared/captures)
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "ipv6flow" / "schema"
                      / "report.schema.json").read_text())
 

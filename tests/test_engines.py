@@ -19,9 +19,8 @@ from ipv6flow.engine.parallel import Part, analyze_parallel
 from ipv6flow.report.jsonout import dumps
 from ipv6flow.summary import Summary
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "samples"
-CAPTURES = ROOT.parent / "shared" / "captures"
+from conftest import CAPTURES, ROOT, SAMPLES, need_module, sigint_default
+
 OPTS = DecodeOptions(sixrd_prefixes=(parse_prefix("2a01:e30::/28"),))
 INPUTS = [
     [str(SAMPLES / "mixed.pcap")],
@@ -130,7 +129,7 @@ def test_merge_refuses_what_is_not_a_report(tmp_path):
 
 
 def test_dask_local_cluster_gives_the_serial_report():
-    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    need_module("distributed", "pip install 'ipv6flow[dask]'")
     from ipv6flow.engine.daskengine import analyze_dask
     paths = INPUTS[1]
     got = analyze_dask(paths, OPTS, 1.0, "fast", None, (), (), None, 2, min_part=20000)
@@ -152,7 +151,8 @@ def test_ctrl_c_prints_a_partial_report_and_leaves_no_process(tmp_path, workers)
     big = _big_capture(tmp_path, frames=900_000)
     proc = subprocess.Popen([sys.executable, "-m", "ipv6flow.cli", "analyze", "--format", "json",
                              "--decoder", "reference", "--workers", workers, str(big)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=sigint_default)
     time.sleep(2.5)
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                               text=True).stdout.split()
@@ -161,7 +161,8 @@ def test_ctrl_c_prints_a_partial_report_and_leaves_no_process(tmp_path, workers)
     assert proc.returncode == 130, err
     rep = json.loads(out)
     assert rep["partial"] is True
-    assert 0 <= rep["totals"]["packets"] < 900_000
+    # what was read before the signal is kept: some, not all, frames
+    assert 0 < rep["totals"]["packets"] < 900_000
     assert b"interrupted" in err and b"Traceback" not in err
     time.sleep(0.5)
     for pid in children:

@@ -15,14 +15,13 @@ the capture ends by --count (in a thread of this process, which joins the
 namespace with setns) or by SIGINT (a subprocess, with --write: the pcap
 must hold exactly the frames sent).
 
-Needs root, ``ip netns`` and libpcap; skipped otherwise, unless IPV6FLOW_REQUIRE_LIVE
-is set (CI), which turns the skip into a failure.
+Needs root, ``ip netns`` and libpcap; skipped otherwise, except under CI
+(tests/conftest.py), where the skip is a failure.
 """
 
 import ctypes
 import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -40,6 +39,8 @@ from ipv6flow.engine.live import capture_live
 from ipv6flow.engine.local import analyze_paths
 from ipv6flow.errors import Ipv6flowError, UsageError
 
+from conftest import Lines, missing, sigint_default
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "ipv6flow" / "schema" / "report.schema.json").read_text())
 CLONE_NEWNET = 0x40000000
@@ -55,9 +56,7 @@ CAPTURE_KEYS = ("totals", "carrier", "payload", "ipv6", "tunnels", "transport", 
 
 
 def _need(reason):
-    if os.environ.get("IPV6FLOW_REQUIRE_LIVE"):
-        pytest.fail(f"IPV6FLOW_REQUIRE_LIVE is set but {reason}")
-    pytest.skip(reason)
+    missing(reason)
 
 
 def _need_libpcap():
@@ -286,7 +285,7 @@ def test_sigint_ends_cleanly_with_complete_pcap(veth, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(["ip", "netns", "exec", ns_a, sys.executable, "-c", script, if_a,
                              str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env, preexec_fn=sigint_default)
     lines = Lines(proc)
     try:
         # Generous timeouts: a loaded CI machine can be slow to start Python.
@@ -325,42 +324,6 @@ def test_sigint_ends_cleanly_with_complete_pcap(veth, tmp_path):
     again = analyze_paths([str(out)], DecodeOptions(), 60.0).to_report()
     for key in CAPTURE_KEYS:
         assert again[key] == report[key], key
-
-
-class Lines:
-    """A child's stdout, line by line, with timeouts (a thread reads it)."""
-
-    def __init__(self, proc):
-        self.proc = proc
-        self.queue = queue.Queue()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.queue.put(line.rstrip("\n"))
-        self.queue.put(None)
-
-    def get(self, timeout):
-        """The next line; "" at the end or after ``timeout`` seconds."""
-        try:
-            return self.queue.get(timeout=timeout) or ""
-        except queue.Empty:
-            return ""
-
-    def rest(self):
-        """Every line not read yet, once the child has ended (for reports
-        and assertion messages)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.thread.join(10)
-        out = []
-        while not self.queue.empty():
-            line = self.queue.get()
-            if line is not None:
-                out.append(line)
-        return "\n".join(out)
 
 
 def _packet_socket_open(proc, timeout=60):
@@ -491,12 +454,8 @@ def test_written_records_match_the_batch(tmp_path):
     assert [tuple(r) for r in recs] == [tuple(r) for r in batch.records()] * 2
 
 
-def test_cli_live_if_wired(veth, tmp_path):
-    """`ipv6flow live` (once cli.py wires it): JSON report with the mix."""
-    help_ = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "live", "--help"],
-                           capture_output=True, text=True, cwd=ROOT)
-    if help_.returncode != 0:
-        pytest.skip("the live command is not wired into cli.py yet")
+def test_cli_live(veth, tmp_path):
+    """`ipv6flow live`: JSON report with the mix."""
     ns_a, if_a, _, _ = veth
     out = tmp_path / "r.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -13,7 +13,7 @@ from ipv6flow.engine.local import analyze_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 SCEN = ROOT / "samples" / "nat64"
-CAPTURES = ROOT.parent / "shared" / "captures"
+from conftest import CAPTURES, need_tool  # noqa: E402  (../shared/captures)
 SCENARIOS = sorted(p.name[:-len(".truth.json")] for p in SCEN.glob("*.truth.json"))
 # Real captures that do carry NAT64 (IPv6-only clients through 64:ff9b::/96,
 # a PREF64 Router Advertisement); every other one must show no suspect.
@@ -50,7 +50,9 @@ def test_scenario_services_match_truth(name):
     assert services == truth["services"]
 
 
-def test_every_rfc6052_length_is_covered():
+def test_fixture_scenarios_cover_every_rfc6052_length():
+    # checks the scenarios' truth files (fixture data), not the analyzer
+
     lengths = set()
     for name in SCENARIOS:
         truth = json.loads((SCEN / f"{name}.truth.json").read_text())
@@ -74,6 +76,65 @@ def test_no_suspect_on_real_captures_without_nat64(name):
         assert prefixes
     else:
         assert prefixes == [] and rep["nat64"]["dns64"]["synthesized_answers"] == 0
+
+
+PLC_LENGTH = {0: 96, 1: 64, 2: 56, 3: 48, 4: 40, 5: 32}        # RFC 8781 section 4
+
+
+def _tshark_nat64_truth(path):
+    """What tshark sees of NAT64 in a capture, independently of ipv6flow:
+    the traffic to or from 64:ff9b::/96 (frames, bytes, the IPv6 peers as
+    clients, the embedded IPv4 addresses as destinations) and the PREF64
+    prefixes of Router Advertisements."""
+    import ipaddress
+    import subprocess
+    tshark = need_tool("tshark", "Debian package tshark")
+    fields = subprocess.run(
+        [tshark, "-r", str(path), "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
+         "-Y", "ipv6.addr == 64:ff9b::/96", "-T", "fields", "-e", "frame.len",
+         "-e", "ipv6.src", "-e", "ipv6.dst"], capture_output=True, text=True, check=True).stdout
+    wkp = ipaddress.ip_network("64:ff9b::/96")
+    packets = nbytes = 0
+    clients, dests = set(), set()
+    for line in fields.splitlines():
+        length, src, dst = line.split("\t")
+        src, dst = (ipaddress.ip_address(a.split(",")[-1]) for a in (src, dst))
+        packets += 1
+        nbytes += int(length)
+        for a, other in ((src, dst), (dst, src)):
+            if a in wkp:
+                dests.add(int(a) & 0xFFFFFFFF)
+                clients.add(other)
+    pref64 = subprocess.run(
+        [tshark, "-r", str(path), "-Y", "icmpv6.opt.pref64.prefix", "-T", "fields",
+         "-e", "icmpv6.opt.pref64.prefix", "-e", "icmpv6.opt.pref64.plc"],
+        capture_output=True, text=True, check=True).stdout
+    prefixes = set()
+    for line in pref64.splitlines():
+        prefix, plc = line.split("\t")
+        if prefix:
+            prefixes.add(f"{prefix}/{PLC_LENGTH[int(plc, 16)]}")
+    return packets, nbytes, len(clients), len(dests), prefixes
+
+
+@pytest.mark.usefixtures("corpus")
+@pytest.mark.parametrize("name", sorted(REAL_NAT64))
+def test_real_nat64_captures_against_tshark(name):
+    # every figure of every suspect on the four real NAT64 captures, from
+    # tshark's dissection: the well-known prefix's traffic, and the PREF64
+    # prefixes an RA announced (with no traffic)
+    packets, nbytes, clients, dests, prefixes = _tshark_nat64_truth(CAPTURES / name)
+    for decoder in ("fast", "reference"):
+        rep, _ = run(CAPTURES / name, decoder)
+        want = []
+        if packets:
+            want.append({"prefix": "64:ff9b::/96", "kind": "well-known", "evidence": ["traffic"],
+                         "packets": packets, "bytes": nbytes, "ipv6_clients": clients,
+                         "ipv4_destinations": dests})
+        want += [{"prefix": p, "kind": "network-specific", "evidence": ["pref64"],
+                  "packets": 0, "bytes": 0, "ipv6_clients": 0, "ipv4_destinations": 0}
+                 for p in sorted(prefixes)]
+        assert suspects(rep) == want and want, decoder
 
 
 def test_real_nat64_client_capture_figures():

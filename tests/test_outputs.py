@@ -9,7 +9,6 @@ from it, and check every figure against the report it came from.
 import copy
 import csv
 import datetime as dt
-import importlib.util
 import io
 import json
 import math
@@ -26,15 +25,22 @@ from ipv6flow.report import csvout, prometheus
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "mixed.pcap"
 
-HAVE_MPL = importlib.util.find_spec("matplotlib") is not None
-HAVE_PROM = importlib.util.find_spec("prometheus_client") is not None
-needs_mpl = pytest.mark.skipif(
-    not HAVE_MPL, reason="matplotlib is not installed (pip install 'ipv6flow[plot]')")
-# The issue asks for the Prometheus output to pass prometheus_client's parser
-# in CI: there a missing parser is a failure, elsewhere a skip.
-needs_prom = pytest.mark.skipif(
-    not HAVE_PROM and not os.environ.get("CI"),
-    reason="prometheus_client is not installed (pip install 'ipv6flow[test]')")
+from conftest import need_module
+
+
+@pytest.fixture
+def mpl():
+    return need_module("matplotlib", "pip install 'ipv6flow[plot]'")
+
+
+@pytest.fixture
+def prom():
+    return need_module("prometheus_client", "pip install 'ipv6flow[test]'")
+
+
+# Skip outside CI, fail under CI (tests/conftest.py).
+needs_mpl = pytest.mark.usefixtures("mpl")
+needs_prom = pytest.mark.usefixtures("prom")
 
 
 @pytest.fixture(scope="module")
@@ -343,6 +349,36 @@ def png_size(path):
     return width, height
 
 
+@pytest.fixture
+def drawn(monkeypatch, mpl):
+    """The matplotlib Figures that plot.render saves, in order."""
+    from matplotlib.figure import Figure
+    figs = []
+    save = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        figs.append(self)
+        return save(self, *args, **kwargs)
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figs
+
+
+def _panels(fig):
+    """{panel title: axes} of a rendered figure."""
+    return {ax.get_title(loc="left"): ax for ax in fig.axes}
+
+
+def _bars_of(ax):
+    """{bar label: bar length} of a horizontal bar panel."""
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    return dict(zip(labels, (round(p.get_width()) for p in ax.patches)))
+
+
+def _png_pixels(path):
+    import matplotlib.image as mimage
+    return mimage.imread(str(path))
+
+
 @needs_mpl
 @pytest.mark.parametrize("size", [None, (800, 450), (1921, 1081), (1000, 1000)])
 def test_plot_is_a_png_of_the_asked_size(report, tmp_path, size):
@@ -355,16 +391,76 @@ def test_plot_is_a_png_of_the_asked_size(report, tmp_path, size):
         plot.render(report, str(out), width_px=size[0], height_px=size[1])
         assert png_size(out) == size
     assert os.listdir(tmp_path) == ["share.png"]           # no temp file left behind
+    # something is drawn: a blank or nearly blank image is a broken plot
+    px = _png_pixels(out)
+    assert px.shape[:2] == (png_size(out)[1], png_size(out)[0])
+    assert (px[..., :3] < 0.9).any(axis=2).mean() > 0.02
 
 
 @needs_mpl
-@pytest.mark.parametrize("case", ["single-bin", "no-ipv6", "no-ip", "empty", "clock-past-9999",
-                                  "day-with-gap"])
-def test_plot_edge_cases(report, tmp_path, case):
+def test_plot_draws_the_reports_figures(report, tmp_path, drawn):
+    # what the PNG shows, read back from the figure it was drawn from: the
+    # headline shares, every bin's IPv6 share, and every tunnel and
+    # extension-header bar with its count
+    from ipv6flow.report import plot
+    plot.render(report, str(tmp_path / "share.png"))
+    fig, = drawn
+    texts = [t.get_text() for t in fig.texts]
+    sh = report["share"]
+    assert (f"IPv6: {100 * sh['ipv6_packets']:.1f}% of packets, "
+            f"{100 * sh['ipv6_bytes']:.1f}% of bytes (payload view)") in texts[2]
+    assert f"{report['totals']['packets']:,} frames" in texts[1]
+    panels = _panels(fig)
+    share_ax = next(ax for t, ax in panels.items() if t.startswith("IPv6 share of IP traffic"))
+    line = next(ln for ln in share_ax.get_lines()
+                if ln.get_label() == "payload view, packets (per bin)")
+    bins = report["timeseries"]["bins"]
+    want = [100 * b["ipv6"]["packets"] / (b["ipv4"]["packets"] + b["ipv6"]["packets"])
+            for b in bins if b["ipv4"]["packets"] + b["ipv6"]["packets"]]
+    got = [y for y in line.get_ydata() if y == y]           # NaN marks a gap
+    assert got[:len(want)] == pytest.approx(want)
+    tunnels = {plot.TUNNEL_LABELS[k]: v["packets"] for k, v in report["tunnels"].items()
+               if k != "none" and v["packets"]}
+    assert _bars_of(panels["Tunnel mix (frames)"]) == tunnels and len(tunnels) >= 10
+    ext = {plot.EXT_LABELS[k]: v for k, v in report["extension_headers"]["by_type"].items() if v}
+    assert _bars_of(panels["IPv6 extension headers (frames)"]) == ext and ext
+
+
+NOTES = {"single-bin": "One time bin: use a smaller --interval for a curve",
+         "no-ipv6": "No IPv6 traffic in this report (0%)",
+         "no-ip": "No IP traffic in this report", "empty": "No IP traffic in this report",
+         "clock-past-9999": None, "day-with-gap": None}
+
+
+@needs_mpl
+@pytest.mark.parametrize("case", sorted(NOTES))
+def test_plot_edge_cases(report, tmp_path, case, drawn):
     from ipv6flow.report import plot
     out = tmp_path / f"{case}.png"
-    plot.render(edge_reports(report)[case], str(out))
+    rep = edge_reports(report)[case]
+    plot.render(rep, str(out))
     assert png_size(out) == (1600, 900)
+    fig, = drawn
+    share_ax = next(ax for t, ax in _panels(fig).items()
+                    if t.startswith("IPv6 share of IP traffic"))
+    notes = [t.get_text() for t in share_ax.texts]
+    assert notes == ([NOTES[case]] if NOTES[case] else [])
+    xlabel = share_ax.get_xlabel()
+    if case == "clock-past-9999":
+        assert xlabel.startswith("time (epoch seconds")
+    elif case != "empty":
+        assert xlabel == "time (UTC)"
+    if case == "day-with-gap":
+        # a day of one-minute bins is regrouped, and the hour of gap is a
+        # break in the line (NaN), not a slope across it
+        assert "1 min bins drawn as" in share_ax.get_title(loc="left")
+        ys = next(ln for ln in share_ax.get_lines()
+                  if ln.get_label() == "payload view, packets (per bin)").get_ydata()
+        assert any(y != y for y in ys)
+    if case in ("no-ip", "empty", "no-ipv6"):
+        bars = _panels(fig)["Tunnel mix (frames)"]
+        assert bars.patches == [] or len(bars.patches) == 0
+        assert [t.get_text() for t in bars.texts] == ["No tunnelled frames"]
 
 
 @needs_mpl

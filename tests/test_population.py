@@ -16,7 +16,6 @@ for order independence; the sort-based set helpers against np.unique.
 import importlib.util
 import ipaddress
 import json
-import random
 import struct
 import subprocess
 import sys
@@ -91,7 +90,7 @@ def test_figures_match_the_truth_exactly(small, link, mode, decoder):
     check_exact(report(path, mode, decoder), truth, mode)
 
 
-def test_the_truth_is_the_population_we_meant(small):
+def test_fixture_truth_is_the_population_we_meant(small):
     # guard against a generator that drifts into testing nothing
     _, t = small["eth"]
     mac = t["clients"]["mac"]
@@ -395,3 +394,45 @@ def test_no_clients_leaves_the_rest_unchanged(small):
                         "--no-clients", str(path)], capture_output=True, text=True)
     assert r.returncode == 0 and "IPv6 share of IP traffic" in r.stdout
     assert "clients" not in r.stdout
+
+
+def _echo_pairs(path):
+    """One ICMPv6 and one ICMP echo request/reply pair, with the replies
+    first in time for neither; and a router solicitation."""
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_RS, IPv6
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+    a6, b6 = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
+    a4, b4 = "02:00:00:00:00:1a", "02:00:00:00:00:1b"
+    rs = "02:00:00:00:00:2a"
+    frames = [
+        Ether(src=a6, dst=b6) / IPv6(src="2001:db8:a::1", dst="2001:db8:b::1")
+        / ICMPv6EchoRequest(id=7, seq=1),
+        Ether(src=b6, dst=a6) / IPv6(src="2001:db8:b::1", dst="2001:db8:a::1")
+        / ICMPv6EchoReply(id=7, seq=1),
+        Ether(src=a4, dst=b4) / IP(src="192.0.2.1", dst="198.51.100.1") / ICMP(type=8),
+        Ether(src=b4, dst=a4) / IP(src="198.51.100.1", dst="192.0.2.1") / ICMP(type=0),
+        Ether(src=rs, dst="33:33:00:00:00:02") / IPv6(src="2001:db8:c::5", dst="ff02::2")
+        / ICMPv6ND_RS(),
+    ]
+    for i, f in enumerate(frames):
+        f.time = 1700000000 + i
+    wrpcap(str(path), frames)
+
+
+@pytest.mark.parametrize("decoder", ["fast", "reference"])
+@pytest.mark.parametrize("mode", MODES)
+def test_echo_pairs_count_the_requester_only(tmp_path, decoder, mode):
+    # the side that asks (echo request, router solicitation) is the client,
+    # the side that answers an echo is not: two echo pairs and an RS give 3
+    # clients, one IPv6-only and one IPv4-only requester and the soliciting host
+    path = tmp_path / "echo.pcap"
+    _echo_pairs(path)
+    # (the ipv4 key counts IPv4 clients only, the ipv6-64 key IPv6 ones)
+    want = {"auto": (3, 2, 1, 0), "mac": (3, 2, 1, 0), "ipv4": (1, 0, 1, 0),
+            "ipv6-64": (2, 2, 0, 0)}[mode]
+    c = report(path, mode, decoder)["clients"]
+    assert (c["total"], c["ipv6_only"], c["ipv4_only"], c["dual_stack"]) == want
+    attributed = {"auto": 5, "mac": 5, "ipv4": 2, "ipv6-64": 3}[mode]
+    assert c["frames"] == {"attributed": attributed, "unattributed": 5 - attributed}

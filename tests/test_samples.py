@@ -67,7 +67,9 @@ def test_every_frame_matches_truth():
     assert not problems, "\n".join(problems[:50])
 
 
-def test_tunnel_kinds_all_present():
+def test_sample_truth_has_every_tunnel_kind():
+    # checks the sample's own truth file (fixture data), not the analyzer:
+    # the sample must exercise every tunnel kind and some non-IP frames
     assert all(TRUTH["tunnels"][k]["packets"] > 0 for k in TRUTH["tunnels"])
     assert TRUTH["carrier"]["non_ip"]["packets"] > 0
 
@@ -76,8 +78,6 @@ def test_generator_is_deterministic(tmp_path):
     """Regenerating the samples gives byte-identical files."""
     r = subprocess.run([sys.executable, str(SAMPLES / "generate.py"), "--out", str(tmp_path)],
                        capture_output=True, timeout=600)
-    if r.returncode != 0 and b"--out" in r.stderr:
-        pytest.skip("generator has no --out option")
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     for name in ("mixed.pcap", "mixed.pcapng", "mixed.pcap.gz", "mixed.truth.json"):
         assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes(), name

@@ -200,6 +200,9 @@ def test_ctrl_c_while_streaming(big_gz, monkeypatch):
             yield from Batch(bytes(b.buffer), *b[1:]).records()
             time.sleep(0.5)
     monkeypatch.setattr(Replay, "__iter__", slow)
+    # Python's own Ctrl-C handler, even where pytest was started with SIGINT
+    # ignored (nohup ... &), where raising it would do nothing
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.8, signal.raise_signal, (signal.SIGINT,))
     timer.start()
     try:
@@ -207,6 +210,7 @@ def test_ctrl_c_while_streaming(big_gz, monkeypatch):
                                workers=2, min_part=1, chunk=1)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, old)
     rep = got.to_report()
     assert rep["partial"] is True
     assert 0 < rep["totals"]["packets"] < 30000

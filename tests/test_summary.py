@@ -1,7 +1,6 @@
 """The Summary merges: associative, commutative, and a capture split at any
 record boundary gives the same figures as the whole."""
 
-from pathlib import Path
 
 from hypothesis import given, settings, strategies as st
 
@@ -9,7 +8,7 @@ from ipv6flow.capture import open_capture
 from ipv6flow.decode import decode_frame
 from ipv6flow.summary import Summary
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+from conftest import CAPTURES  # noqa: E402  (../shared/captures)
 
 
 def _frames(name):
@@ -87,3 +86,17 @@ def test_dns_names_are_bounded(monkeypatch):
     st._flush()
     assert len(st.a) <= 5 and len(st.queried) <= 5 and st.names_dropped > 0
     assert st.report()["dns_names_dropped"] == st.names_dropped
+
+
+def test_a_partial_report_makes_every_merge_partial():
+    # a report cut short by Ctrl-C stays marked partial through any merge,
+    # in process and read back from JSON, on either side
+    whole, cut = summary_of(FRAMES[:500]), summary_of(FRAMES[500:])
+    cut.interrupted = True
+    for merged in (whole.merge(cut), cut.merge(whole),
+                   Summary.from_report(whole.to_report()).merge(
+                       Summary.from_report(cut.to_report()))):
+        rep = merged.to_report()
+        assert rep["partial"] is True
+        assert rep["totals"]["packets"] == len(FRAMES)
+    assert "partial" not in whole.merge(summary_of(FRAMES[500:])).to_report()

@@ -26,6 +26,8 @@ from ipv6flow.engine.watch import REPORT_SUFFIX, watch
 from ipv6flow.errors import Ipv6flowError, UsageError
 from ipv6flow.report.jsonout import dumps
 
+from conftest import Lines
+
 ROOT = Path(__file__).resolve().parents[1]
 OPTS = DecodeOptions()
 INTERVAL = 1.0
@@ -409,16 +411,18 @@ def test_sigterm_ends_a_running_watch(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
+    out_lines = Lines(proc)
     try:
-        lines = [proc.stdout.readline() for _ in names]
-        assert all(ln.startswith("DONE") for ln in lines), lines
+        lines = [out_lines.get(60) for _ in names]
+        assert all(ln.startswith("DONE") for ln in lines), (lines, out_lines.rest())
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)     # during its 30 s poll sleep
-        out, err = proc.communicate(timeout=20)
+        proc.wait(20)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    out, err = out_lines.rest(), proc.stderr.read()
     assert proc.returncode == 0, err
     assert out.strip() == "END 2"
     assert time.monotonic() - t0 < 5

@@ -87,6 +87,13 @@ class _Table:
         return "\n".join(lines)
 
 
+# How a suspect with no traffic became one, in words (evidence names: REPORT.md).
+EVIDENCE_WORDS = {"configured": "given with --nat64-prefix",
+                  "dns64": "seen in DNS64-synthesized answers",
+                  "rfc7050": "announced by an ipv4only.arpa answer (RFC 7050)",
+                  "pref64": "announced by a PREF64 Router Advertisement option"}
+
+
 def _count_lines(title, counts, total, empty="none"):
     items = [(k, v) for k, v in counts.items() if v]
     lines = [title]
@@ -164,8 +171,6 @@ def render(report: dict) -> str:
     out.append(f"IPv6 extension headers: {_n(eh['frames_with_any'])} frames "
                f"({_pct(eh['frames_with_any'], v6frames).strip()} of frames with IPv6)")
     out.extend(_count_lines("", eh["by_type"], v6frames)[1:])
-    if not eh["frames_with_any"]:
-        out.append("  none")
     if eh["routing_types"]:
         out.append("  routing types: " + ", ".join(
             f"type {k}: {_n(v)}" for k, v in eh["routing_types"].items()))
@@ -266,8 +271,8 @@ def _nat64(nat, total):
         if sp["packets"]:
             reading = (f"clients reach IPv4-only services through NAT64 prefix {sp['prefix']}")
         else:
-            found = [e for e in sp["evidence"] if e != "traffic"]
-            reading = (f"announced by {', '.join(found)} but no traffic through it in this capture")
+            found = [EVIDENCE_WORDS.get(e, e) for e in sp["evidence"] if e != "traffic"]
+            reading = f"{' and '.join(found)}, but no traffic through it in this capture"
         lines.append(f"    reading: {reading}")
     d = nat["dns64"]
     lines.append(f"  DNS64: {_plural(d['synthesized_answers'], 'synthesized AAAA answer')}"
