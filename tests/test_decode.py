@@ -188,3 +188,65 @@ def test_truncation_at_every_offset_never_raises(i):
         # a cut frame never claims more than the whole one
         assert len(f.tunnels) <= len(full.tunnels)
         assert f.carrier in ("ipv4", "ipv6", "non_ip")
+
+
+def _class_by_the_stdlib(text):
+    """REPORT.md section 5 with Python's ipaddress, first match wins: an
+    oracle for the class table that the fast and reference decoders share."""
+    a = ipaddress.IPv6Address(text)
+    first = a.packed[0]
+    if a.is_unspecified:
+        return "unspecified"
+    if a.is_loopback:
+        return "loopback"
+    if a.ipv4_mapped is not None:
+        return "ipv4_mapped"
+    if a in ipaddress.IPv6Network("64:ff9b::/96"):
+        return "nat64_wkp"
+    if a in ipaddress.IPv6Network("64:ff9b:1::/48"):
+        return "nat64_local"
+    if a.teredo is not None:
+        return "teredo"
+    if a in ipaddress.IPv6Network("2001:db8::/32") or a in ipaddress.IPv6Network("3fff::/20"):
+        return "documentation"
+    if a.sixtofour is not None:
+        return "6to4"
+    if a.is_link_local:
+        return "link_local"
+    if first & 0xFE == 0xFC:                       # RFC 4193: fc00::/7
+        return "unique_local"
+    if a.is_multicast:
+        return "multicast"
+    if first >> 5 == 0b001:                        # 2000::/3
+        return "global_unicast"
+    return "other"
+
+
+def _class_cases():
+    import random
+    rng = random.Random(5)
+    edges = []
+    for net in ("::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48",
+                "2001::/32", "2001:db8::/32", "3fff::/20", "2002::/16", "fe80::/10",
+                "fc00::/7", "ff00::/8", "2000::/3"):
+        n = ipaddress.IPv6Network(net)
+        lo, hi = int(n.network_address), int(n.broadcast_address)
+        for v in (lo - 1, lo, lo + 1, hi - 1, hi, hi + 1):
+            if 0 <= v < 1 << 128:
+                edges.append(str(ipaddress.IPv6Address(v)))
+    rand = [str(ipaddress.IPv6Address(rng.getrandbits(128))) for _ in range(2000)]
+    # random addresses under every first byte, where the classes differ
+    rand += [str(ipaddress.IPv6Address((b << 120) | rng.getrandbits(120))) for b in range(256)]
+    return edges + rand
+
+
+def test_address_classes_equal_the_stdlib_oracle():
+    cases = _class_cases()
+    bad = [(t, address_class(ipaddress.IPv6Address(t).packed), _class_by_the_stdlib(t))
+           for t in cases if address_class(ipaddress.IPv6Address(t).packed)
+           != _class_by_the_stdlib(t)]
+    assert not bad, bad[:10]
+    assert {_class_by_the_stdlib(t) for t in cases} == {
+        "unspecified", "loopback", "ipv4_mapped", "nat64_wkp", "nat64_local", "teredo",
+        "documentation", "6to4", "link_local", "unique_local", "multicast", "global_unicast",
+        "other"}

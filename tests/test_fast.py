@@ -162,3 +162,38 @@ def test_address_class_kernel_equals_reference():
     low = words[:, 1].copy()
     got = [ADDRESS_CLASSES[c] for c in classes_of(words[:, 0].copy(), lambda i: low[i])]
     assert got == [address_class(a) for a in addrs]
+
+
+def test_teredo_by_port_alone_on_both_decoders(tmp_path):
+    # Teredo qualification (RFC 4380 5.2.1): a router solicitation from a
+    # link-local address to the server's port 3544 and the advertisement
+    # back, and a bubble between link-local addresses; no 2001::/32 address
+    # inside, so only the port says Teredo, on either side of the datagram.
+    # A datagram to port 3544 that holds no IPv6 packet is plain UDP.
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6ND_RS, IPv6
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+    from ipv6flow.capture import open_capture
+    frames = [
+        Ether() / IP(src="192.0.2.9", dst="198.51.100.1") / UDP(sport=51000, dport=3544)
+        / IPv6(src="fe80::8000:ffff:ffff:fffd", dst="ff02::2") / ICMPv6ND_RS(),
+        Ether() / IP(src="198.51.100.1", dst="192.0.2.9") / UDP(sport=3544, dport=51000)
+        / IPv6(src="fe80::8000:f227:bec4:4c30", dst="fe80::8000:ffff:ffff:fffd") / ICMPv6ND_RA(),
+        Ether() / IP(src="192.0.2.9", dst="203.0.113.7") / UDP(sport=51000, dport=3544)
+        / IPv6(src="fe80::1", dst="fe80::2", nh=59),
+        Ether() / IP(src="192.0.2.9", dst="198.51.100.1") / UDP(sport=51000, dport=3544)
+        / (b"\x45" + bytes(39)),
+    ]
+    path = tmp_path / "teredo-port.pcap"
+    wrpcap(str(path), frames)
+    want = [("ipv4", "ipv6", "teredo")] * 3 + [("ipv4", "ipv4", "none")]
+    with open_capture(str(path)) as cap:
+        batch = next(cap.iter_batches())
+        keys, fallback = frame_keys(batch, OPTS)
+    assert [k[:3] for k in keys] == want
+    # the kernel decided them all, no frame went to the reference decoder
+    assert fallback == 0
+    with open_capture(str(path)) as cap:
+        ref = [decode_frame(r.linktype, r.data, r.wirelen, OPTS) for r in cap]
+    assert [(f.carrier, f.payload, f.tunnel) for f in ref] == want

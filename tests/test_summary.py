@@ -8,7 +8,10 @@ from ipv6flow.capture import open_capture
 from ipv6flow.decode import decode_frame
 from ipv6flow.summary import Summary
 
-from conftest import CAPTURES  # noqa: E402  (../shared/captures)
+from conftest import CAPTURES, missing_module
+
+if not (CAPTURES / "MANIFEST.tsv").is_file():
+    missing_module(f"the capture corpus is not at {CAPTURES} (set IPV6FLOW_SHARED to ../shared)")
 
 
 def _frames(name):

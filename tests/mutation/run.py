@@ -2,25 +2,27 @@
 and see which tests kill each.
 
 Each mutant is a (file, line as written, the defect) triple: the line must
-occur exactly once in the file. For each mutant the file is changed, the
-test files named for it run (pytest -x, in a fresh process), the file is
-restored, and the first failing test is recorded. A mutant that no test
-kills is a hole in the suite.
+occur exactly once in the file. The check works on a copy of the tree (the
+working tree is never touched, so other work and test runs can go on): for
+each mutant the copy's file is changed, the test files named for it run
+(pytest -x, in a fresh process), the file is restored, and the first failing
+test is recorded. A mutant that no test kills is a hole in the suite.
 
     python tests/mutation/run.py [NAME...]     (default: every mutant)
 
-Prints one line per mutant and exits 1 if any survived. The files are
-restored even when the run is interrupted.
-"""
+Prints one line per mutant and exits 1 if any survived. """
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+SOURCE = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("IPV6FLOW_SHARED") or SOURCE.parent / "shared")
 
 # name: (file, original line, mutated line, test files)
 MUTANTS = {
@@ -90,10 +92,10 @@ MUTANTS = {
         "np.minimum(self.registers, other.registers, out=self.registers)",
         ["tests/test_population.py"]),
     # -- summary and reports ------------------------------------------------------
-    "carrier-byte-share-of-payload": (
+    "carrier-byte-share-from-payload": (
         "ipv6flow/summary.py",
         '"carrier_ipv6_bytes": _share(c["carrier"]["ipv6"]["bytes"], cip_b),',
-        '"carrier_ipv6_bytes": _share(c["carrier"]["ipv6"]["bytes"], ip_b),',
+        '"carrier_ipv6_bytes": _share(c["payload"]["ipv6"]["bytes"], cip_b),',
         ["tests/test_samples.py", "tests/test_cli.py"]),
     "csv-byte-share-of-packets": (
         "ipv6flow/report/csvout.py",
@@ -103,9 +105,9 @@ MUTANTS = {
 }
 
 
-def run(name):
+def run(name, root):
     rel, old, new, tests = MUTANTS[name]
-    path = ROOT / rel
+    path = root / rel
     text = path.read_text()
     if text.count(old) != 1:
         return f"{name}: the line is not in {rel} exactly once (update the mutant)", None
@@ -113,8 +115,9 @@ def run(name):
         path.write_text(text.replace(old, new))
         t0 = time.monotonic()
         r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                            "-o", "addopts=", *tests], cwd=ROOT, capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+                            "-o", "addopts=", *tests], cwd=root, capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
+                                    IPV6FLOW_SHARED=str(SHARED)))
         took = time.monotonic() - t0
     finally:
         path.write_text(text)
@@ -127,10 +130,15 @@ def run(name):
 
 def main(names):
     survived = 0
-    for name in names or MUTANTS:
-        line, killed = run(name)
-        print(line, flush=True)
-        survived += killed is False
+    with tempfile.TemporaryDirectory(prefix="ipv6flow-mutants-") as tmp:
+        root = Path(tmp) / "tree"
+        # the tree as it is, with the compiled helper built in place
+        shutil.copytree(SOURCE, root, ignore=shutil.ignore_patterns(
+            ".git", "__pycache__", ".hypothesis", ".pytest_cache", "*.egg-info", "build"))
+        for name in names or MUTANTS:
+            line, killed = run(name, root)
+            print(line, flush=True)
+            survived += killed is False
     return 1 if survived else 0
 
 
