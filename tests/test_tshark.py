@@ -2,9 +2,12 @@
 real captures in ../shared/captures (MANIFEST.tsv).
 
 For every readable capture, every frame's ``carrier``, ``payload``,
-``tunnel`` and extension-header set from ``ipv6flow.decode.decode_frame``
+``tunnel`` and extension-header set from ``ipv6flow.decode.decode_frame``,
+and for its innermost IP header the ``transport`` key and address
+``classes`` the report counts (``summary.frame_key``) and the TCP/UDP
+``ports`` the client and flow analysis reads (``population.frame_columns``),
 must equal what tshark's dissection says, read through REPORT.md sections
-2-4 (tests/tshark_oracle.py) -- except where tshark and REPORT.md disagree:
+2-5 and 7 (tests/tshark_oracle.py) -- except where tshark and REPORT.md disagree:
 those frames are listed in KNOWN_DIFFERENCES below with what REPORT.md
 requires and why, and there the decoder must give REPORT.md's value.
 REPORT.md always wins; the table keeps every exception visible and
@@ -40,7 +43,7 @@ if not oracle.have_tshark():
 CAPTURES = Path(os.environ.get("IPV6FLOW_CAPTURES") or SHARED_CAPTURES)
 MANIFEST = CAPTURES / "MANIFEST.tsv"
 
-FIELDS = ("carrier", "payload", "tunnel", "ext_types")
+FIELDS = ("carrier", "payload", "tunnel", "ext_types", "transport", "ports", "classes")
 
 
 # --------------------------------------------------------------------------
@@ -57,9 +60,9 @@ FIELDS = ("carrier", "payload", "tunnel", "ext_types")
 class KnownDifference:
     capture: str
     frames: tuple[int, ...]
-    field: str            # carrier | payload | tunnel | ext_types
-    tshark: object        # str, or frozenset for ext_types
-    report: object
+    field: str            # one of FIELDS
+    tshark: object        # str; frozenset (ext_types); (sport, dport) or
+    report: object        # None (ports); (src, dst) classes or () (classes)
     why: str
 
 
@@ -94,8 +97,18 @@ KNOWN_DIFFERENCES: list[KnownDifference] = [
          "heuristic demands that the IPv6 packet fill the UDP payload "
          "exactly (reported length remaining != payload length -> not "
          "Teredo), so it shows plain UDP data. Bytes after the IPv6 packet "
-         "are legitimate: RFC 6081 trailers (see zeek/gtp8_teredo.pcap).",
-         tunnel=("none", "teredo"), payload=("ipv4", "ipv6")),
+         "are legitimate: RFC 6081 trailers (see zeek/gtp8_teredo.pcap). "
+         "So the innermost header is the bubble: no next header, no ports.",
+         tunnel=("none", "teredo"), payload=("ipv4", "ipv6"),
+         transport=("udp", "no_next_header"), ports=((3797, 32900), None)),
+    *_kd("zeek/teredo_bubble_with_payload.pcap", (3,),
+         "the bubble of frame 3 (see above) is from the Teredo address "
+         "2001:0:4137:9e50:8000:f12a:b9c8:2815 to 2001:4860:0:2001::68",
+         classes=((), ("teredo", "global_unicast"))),
+    *_kd("zeek/teredo_bubble_with_payload.pcap", (6,),
+         "the bubble of frame 6 (see above) is from the Teredo address "
+         "2001:0:4137:9e50:8000:f12a:b9c8:2815 to fe80::708d:fe83:4114:a512",
+         classes=((), ("teredo", "link_local"))),
     *_kd("zeek/teredo-udp-in-udp.pcap", (1,),
          "Teredo-looking IPv6 inside UDP over IPv6. REPORT.md's Teredo is "
          "IPv6 inside UDP over IPv4 (RFC 4380); tshark's heuristic does not "
@@ -106,30 +119,41 @@ KNOWN_DIFFERENCES: list[KnownDifference] = [
          "VXLAN-GPE on UDP 4790 carrying IPv4 directly. tshark dissects it "
          "with its VXLAN dissector; REPORT.md's vxlan is VXLAN on UDP 4789 "
          "with inner Ethernet, and VXLAN-GPE is not in the tunnel table, so "
-         "the outer IPv4/UDP is the payload.",
+         "the outer IPv4/UDP is the payload, and its ports are the ports.",
          tunnel=("vxlan", "none")),
+    *_kd("arkime/arkime_synthetic.pcap", (618,), "VXLAN-GPE, see above",
+         ports=((12345, 53), (40000, 4790))),
+    *_kd("arkime/arkime_synthetic.pcap", (619,), "VXLAN-GPE, see above",
+         ports=((12345, 53), (4790, 40000))),
     # --- link layers REPORT.md does not decode
     *_kd("arkime/arkime_synthetic.pcap", (307,),
          "Ethernet with ethertype 0x894F (NSH, RFC 8300). tshark decodes "
          "NSH and the IPv4 packet behind it; NSH is not among REPORT.md's "
          "link layers, so the frame never reaches an IP header.",
-         carrier=("ipv4", "non_ip"), payload=("ipv4", "non_ip")),
+         carrier=("ipv4", "non_ip"), payload=("ipv4", "non_ip"),
+         transport=("icmp", None)),
     *_kd("arkime/arkime_synthetic.pcap", (315,),
          "Ethernet with ethertype 0x8909 (Cisco MetaData). tshark decodes "
          "the CMD tag and the IPv4 packet behind it; CMD is not among "
          "REPORT.md's link layers (802.1Q/802.1ad/MPLS/PPPoE only).",
-         carrier=("ipv4", "non_ip"), payload=("ipv4", "non_ip")),
+         carrier=("ipv4", "non_ip"), payload=("ipv4", "non_ip"),
+         transport=("icmp", None)),
     *_kd("tcpreplay/test.pcap",
          (142, 150, 157, 170, 174, 175, 176, 177, 178, 179), _MPLS_PW,
-         carrier=("ipv4", "non_ip"), payload=("ipv4", "non_ip")),
+         carrier=("ipv4", "non_ip"), payload=("ipv4", "non_ip"),
+         transport=("icmp", None)),
     # --- IPv6 header behind an IPv4 link type
     *_kd("tcpdump/kday1.pcap", (1,), _V6_IN_V4_LINK,
-         carrier=("ipv6", "non_ip"), payload=("ipv6", "non_ip")),
+         carrier=("ipv6", "non_ip"), payload=("ipv6", "non_ip"),
+         transport=("other", None), classes=(("other", "other"), ())),
     *_kd("tcpdump/LINKTYPE_IPV4_invalid.pcap", (1,), _V6_IN_V4_LINK,
-         carrier=("ipv6", "non_ip"), payload=("ipv6", "non_ip")),
+         carrier=("ipv6", "non_ip"), payload=("ipv6", "non_ip"),
+         transport=("udp", None), ports=((12345, 53), None),
+         classes=(("documentation", "global_unicast"), ())),
     *_kd("nDPI/fuzz-2006-06-26-2594.pcap", (669,), _V6_IN_V4_LINK,
          carrier=("ipv6", "non_ip"), payload=("ipv6", "non_ip"),
-         ext_types=(frozenset({"hop_by_hop"}), frozenset())),
+         ext_types=(frozenset({"hop_by_hop"}), frozenset()),
+         transport=("other", None), classes=(("other", "other"), ())),
     # --- malformed frames tshark half-decodes
     *_kd("zeek/mpls-6in6-broken.pcap.gz", (417, 427),
          "MPLS, then 21 bytes starting 0x4b / 0x47: a complete 20-byte IPv4 "
@@ -137,16 +161,20 @@ KNOWN_DIFFERENCES: list[KnownDifference] = [
          "end of the frame, total length 0. tshark's IPv4 dissector throws "
          "after the source address, so no destination address is shown and "
          "the oracle cannot call it reached; by DECISIONS.md (fixed header "
-         "fully captured, right version) it is an IPv4 header, malformed.",
-         carrier=("non_ip", "ipv4"), payload=("non_ip", "ipv4")),
+         "fully captured, right version) it is an IPv4 header, malformed; "
+         "its protocol field (255) makes the transport 'other'.",
+         carrier=("non_ip", "ipv4"), payload=("non_ip", "ipv4"),
+         transport=(None, "other")),
     # --- MPLS guessing
     *_kd("zeek/mpls-6in6-broken.pcap.gz", (1088,),
          "bottom MPLS label 14 (OAM Alert, RFC 3429): tshark hands the "
          "payload to its Y.1711 OAM dissector, which wants 44 bytes and "
          "shows data. REPORT.md guesses from the first nibble after the "
          "bottom of stack only: 0x4d, IPv4 (a 20-byte fixed header is "
-         "there; IHL 13 runs past the frame end: malformed).",
-         carrier=("non_ip", "ipv4"), payload=("non_ip", "ipv4")),
+         "there; IHL 13 runs past the frame end: malformed; protocol 46, "
+         "RSVP: transport 'other').",
+         carrier=("non_ip", "ipv4"), payload=("non_ip", "ipv4"),
+         transport=(None, "other")),
     # --- DLT_NULL family field
     *_kd("PcapPlusPlus/null_loopback.pcap", (3,),
          "DLT_NULL header 0f 00 08 00: not an AF_ value in either byte "
@@ -156,7 +184,17 @@ KNOWN_DIFFERENCES: list[KnownDifference] = [
          "24, 28, 30 IPv6), so no IP header is reached. (If the project "
          "wants to accept this quirk, change the decoder and drop this "
          "entry.)",
-         carrier=("ipv4", "non_ip"), payload=("ipv4", "non_ip")),
+         carrier=("ipv4", "non_ip"), payload=("ipv4", "non_ip"),
+         transport=("udp", None), ports=((53, 58125), None)),
+    # --- upper layers tshark does not reach
+    *_kd("zeek/ipv6-mobility-dst-opts.pcap", (1,),
+         "IPv6 (payload length 36) with a 24-byte Destination Options header "
+         "naming UDP, then a complete UDP header 30000 -> 13000. An option "
+         "inside the header (type 202) claims 144 bytes, past the header's "
+         "end: tshark's option parser throws and UDP is never dissected. "
+         "REPORT.md's walk reads only the header's length, which fits, so "
+         "the UDP header is reached and its ports count.",
+         ports=(None, (30000, 13000))),
 ]
 
 
@@ -231,7 +269,11 @@ def decoder():
     """ipv6flow's reader and reference decoder."""
     import ipv6flow.capture as cap_mod
     import ipv6flow.decode as dec_mod
+    from ipv6flow.analysis.population import COLUMNS, frame_columns
     from ipv6flow.errors import Ipv6flowError
+    from ipv6flow.summary import frame_key
+
+    sport_at, dport_at = COLUMNS.index("sport"), COLUMNS.index("dport")
 
     def decode(cap: Capture) -> list[dict]:
         if cap.file in _decoder_memo:
@@ -244,9 +286,18 @@ def decoder():
                     if cap.limit and n > cap.limit:
                         break
                     f = dec_mod.decode_frame(rec.linktype, rec.data, rec.wirelen, opts)
+                    # transport and address classes as the report counts
+                    # them, ports as the client/flow analysis reads them
+                    key = frame_key(f)
+                    cols = frame_columns(f, rec.linktype, rec.data, 0.0)
+                    ports = None
+                    if cols is not None and cols[sport_at] >= 0:
+                        ports = (cols[sport_at], cols[dport_at])
                     out.append({"frame": n, "carrier": f.carrier,
                                 "payload": f.payload, "tunnel": f.tunnel,
-                                "ext_types": frozenset(f.ext_types)})
+                                "ext_types": frozenset(f.ext_types),
+                                "transport": key[3], "ports": ports,
+                                "classes": key[8]})
         except Ipv6flowError:
             if not cap.limit:
                 raise
