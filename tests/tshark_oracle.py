@@ -110,7 +110,8 @@ ERSPAN_IS_GRE = True
 WANTED = (
     "frame", "ip", "ip.flags", "ipv6", "ipv6.hopopts", "ipv6.routing",
     "ipv6.fraghdr", "ipv6.dstopts", "ah", "esp", "mipv6", "hip", "shim6",
-    "udp", "tcp", "teredo", "teredo.auth", "teredo.orig", "gre", "gre.flags_and_version", "gtp", "gtp.flags",
+    "udp", "tcp", "teredo", "teredo.auth", "teredo.orig", "gre",
+    "gre.flags_and_version", "gtp", "gtp.flags",
     "l2tp", "l2tp.flags", "ppp", "vxlan", "geneve", "ayiya", "erspan",
     "icmp", "icmpv6", "_ws.malformed", "_ws.expert",
 )
