@@ -23,7 +23,24 @@ is marked ``quoted``; the classifier never looks at it.
   the encapsulations of the REPORT.md tunnel table;
 * ``tunnel``    the outermost such encapsulation (``none`` when none);
 * ``ext_types`` the REPORT.md ``by_type`` names of every IPv6 extension
-  header *named by the previous header* in the chains walked.
+  header *named by the previous header* in the chains walked;
+
+and, for the innermost IP header the walk reaches (the payload view):
+
+* ``transport`` REPORT.md section 7's transport key of its upper-layer
+  protocol (the IPv4 protocol field, or the IPv6 next header after the
+  extension chain; the walk ending inside the chain -- at ESP, or in a
+  header that runs past the captured bytes (its ``_pos``, see
+  :func:`_add_ext_positions`) or past the payload length -- gives
+  ``other``, a non-first
+  fragment the Fragment header's next header); None for a non-IP payload;
+* ``ports``     (source, destination) of its TCP or UDP header as tshark
+  dissects it, None where tshark shows no ports (non-first fragment,
+  fewer than 4 bytes, not TCP/UDP);
+* ``classes``   REPORT.md section 5 classes of its source and destination
+  when it is IPv6, computed here from tshark's ``ipv6.src`` / ``ipv6.dst``
+  with :mod:`ipaddress` and :data:`ADDRESS_CLASSES` (written out from
+  REPORT.md, not imported from ipv6flow); ``()`` otherwise.
 
 What "tshark says" here is tshark's dissection read through REPORT.md's
 definitions (tunnel table, quotes, header chain rules).  Where tshark's own
@@ -45,6 +62,7 @@ Usage (also ``python tests/tshark_oracle.py CAPTURE...`` for a summary)::
     from tshark_oracle import tshark_frames
     for fr in tshark_frames(path):
         fr["frame"], fr["carrier"], fr["payload"], fr["tunnel"], fr["ext_types"]
+        fr["transport"], fr["ports"], fr["classes"]
 """
 
 from __future__ import annotations
@@ -64,7 +82,7 @@ from functools import lru_cache
 from typing import Iterable, Iterator
 
 #: bump when the extraction (fields kept, tshark options) changes
-EXTRACT_VERSION = 7
+EXTRACT_VERSION = 10
 
 TSHARK = os.environ.get("TSHARK", "tshark")
 
@@ -92,7 +110,8 @@ ERSPAN_IS_GRE = True
 WANTED = (
     "frame", "ip", "ip.flags", "ipv6", "ipv6.hopopts", "ipv6.routing",
     "ipv6.fraghdr", "ipv6.dstopts", "ah", "esp", "mipv6", "hip", "shim6",
-    "udp", "teredo", "teredo.auth", "teredo.orig", "gre", "gre.flags_and_version", "gtp", "gtp.flags",
+    "udp", "tcp", "teredo", "teredo.auth", "teredo.orig", "gre",
+    "gre.flags_and_version", "gtp", "gtp.flags",
     "l2tp", "l2tp.flags", "ppp", "vxlan", "geneve", "ayiya", "erspan",
     "icmp", "icmpv6", "_ws.malformed", "_ws.expert",
 )
@@ -109,10 +128,11 @@ KEEP = {
     "ipv6.routing": ("ipv6.routing.nxt", "ipv6.routing.type", "ipv6.routing.len"),
     "ipv6.fraghdr": ("ipv6.fraghdr.nxt", "ipv6.fraghdr.offset", "ipv6.fraghdr.more"),
     "ah": ("ah.next_header", "ah.length"),
-    "mipv6": ("mip6.proto", "mip6.mhtype"),
-    "hip": ("hip.proto",),
-    "shim6": ("shim6.nxt", "shim6.p"),
+    "mipv6": ("mip6.proto", "mip6.mhtype", "mip6.hlen"),
+    "hip": ("hip.proto", "hip.hdr_len"),
+    "shim6": ("shim6.nxt", "shim6.p", "shim6.len"),
     "udp": ("udp.srcport", "udp.dstport", "udp.length", "udp.payload"),
+    "tcp": ("tcp.srcport", "tcp.dstport"),
     "teredo": ("teredo.auth.idlen", "teredo.auth.aulen", "teredo.orig.port"),
     "gre": ("gre.proto", "gre.flags.version", "gre.flags.routing"),
     "gtp": ("gtp.message", "gtp.flags.version", "gtp.flags.payload"),
@@ -156,6 +176,17 @@ EXT_NODE = {
     139: ("hip", "hip.proto"),
     140: ("shim6", "shim6.nxt"),
 }
+#: next-header value -> (length field, unit, added): the header's size in
+#: bytes is (field + added) * unit (the Fragment header is always 8)
+EXT_LEN = {
+    0: ("ipv6.hopopts.len", 8, 1),
+    43: ("ipv6.routing.len", 8, 1),
+    60: ("ipv6.dstopts.len", 8, 1),
+    51: ("ah.length", 4, 2),
+    135: ("mip6.hlen", 8, 1),
+    139: ("hip.hdr_len", 8, 1),
+    140: ("shim6.len", 8, 1),
+}
 ALL_EXT_NAMES = frozenset(EXT_TYPES.values())
 
 TUNNEL_KINDS = ("6in4", "6to4", "isatap", "6rd", "teredo", "ayiya", "gre",
@@ -163,6 +194,41 @@ TUNNEL_KINDS = ("6in4", "6to4", "isatap", "6rd", "teredo", "ayiya", "gre",
 
 GRE_FOLLOWED = {0x86DD: "ipv6", 0x0800: "ip", 0x6558: "eth"}
 GRE_ERSPAN = (0x88BE, 0x22EB)
+
+#: REPORT.md section 7 ``transport`` keys by upper-layer protocol number of
+#: the innermost IP header (anything else is ``other``)
+TRANSPORT_KEYS = {
+    "ipv4": {6: "tcp", 17: "udp", 1: "icmp"},
+    "ipv6": {6: "tcp", 17: "udp", 58: "icmpv6", 59: "no_next_header"},
+}
+
+#: REPORT.md section 5, in its order (first match wins; no match: ``other``).
+#: Written out again from REPORT.md on purpose: ipv6flow's own table
+#: (ipv6flow/decode/addresses.py) is what this checks.
+ADDRESS_CLASSES = tuple((name, ipaddress.IPv6Network(net)) for name, net in (
+    ("unspecified", "::/128"),
+    ("loopback", "::1/128"),
+    ("ipv4_mapped", "::ffff:0:0/96"),
+    ("nat64_wkp", "64:ff9b::/96"),
+    ("nat64_local", "64:ff9b:1::/48"),
+    ("teredo", "2001::/32"),
+    ("documentation", "2001:db8::/32"),
+    ("documentation", "3fff::/20"),
+    ("6to4", "2002::/16"),
+    ("link_local", "fe80::/10"),
+    ("unique_local", "fc00::/7"),
+    ("multicast", "ff00::/8"),
+    ("global_unicast", "2000::/3"),
+))
+ADDRESS_CLASS_NAMES = tuple(dict.fromkeys(
+    [n for n, _ in ADDRESS_CLASSES] + ["other"]))
+
+
+def address_class(addr: str) -> str:
+    """REPORT.md section 5 class of an IPv6 address in text form."""
+    a = ipaddress.IPv6Address(addr)
+    return next((name for name, net in ADDRESS_CLASSES if a in net), "other")
+
 
 _NET_6TO4 = ipaddress.ip_network("2002::/16")
 _NET_TEREDO = ipaddress.ip_network("2001::/32")
@@ -309,7 +375,63 @@ def _run_tshark(path: str) -> dict:
         err.seek(0)
         stderr = "\n".join(line for line in err.read().splitlines()
                            if "could be dangerous" not in line)
+    _add_ext_positions(path, frames)
     return {"rc": rc, "stderr": stderr, "frames": frames}
+
+
+#: tshark protocol names of the IPv6 extension headers with a length
+EXT_PROTOCOLS = tuple(EXT_NODE[nh][0] for nh in EXT_LEN)
+
+
+def _add_ext_positions(path: str, frames: list) -> None:
+    """Byte offsets of the extension headers tshark was cut short after.
+
+    tshark marks running out of captured bytes (``_ws.short``) after the
+    protocol node it was in, but cannot say whether the extension header
+    itself was cut or only an option inside it ran past its end (as in
+    tcpdump/ipv6-next-header-oobr-1.pcap, a complete 8-byte Hop-by-Hop
+    header whose option claims 48 bytes).  For those few frames only, tshark
+    runs again with ``-x`` (which adds every field's position), and each
+    extension-header node gets ``_pos``, its offset in the frame, so the
+    walk can tell (see ``_step``).
+    """
+    wanted = {}
+    for fr in frames:
+        nodes = [n for n in fr["nodes"] if not n[0].startswith("_ws.")
+                 or n[0] == "_ws.short"]
+        if any(n[0] == "_ws.short" and i and nodes[i - 1][0] in EXT_PROTOCOLS
+               for i, n in enumerate(nodes)):
+            wanted[fr["n"]] = fr
+    if not wanted:
+        return
+    numbers = " ".join(str(n) for n in sorted(wanted))
+    cmd = [TSHARK, "-r", path, *TSHARK_OPTIONS, "-Y", f"frame.number in {{{numbers}}}",
+           "-T", "json", "-x", "-j", " ".join(("frame", "ipv6") + EXT_PROTOCOLS)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, encoding="utf-8", errors="replace")
+    assert proc.stdout is not None
+    raw_keys = {f"{name}_raw" for name in EXT_PROTOCOLS}
+    for pkt in _iter_packets(proc.stdout):
+        positions: list = []
+        number = [None]
+
+        def visit(pairs):
+            for key, val in pairs:
+                if key in raw_keys and isinstance(val, list) and len(val) > 1:
+                    positions.append(val[1])
+                elif key == "frame.number":
+                    number[0] = int(val)
+                elif isinstance(val, list) and val and isinstance(val[0], tuple):
+                    visit(val)
+
+        visit(pkt)
+        fr = wanted.get(number[0])
+        if fr is None:
+            continue
+        ext_nodes = [n for n in fr["nodes"] if n[0] in EXT_PROTOCOLS]
+        for node, pos in zip(ext_nodes, positions):
+            node[2]["_pos"] = pos
+    proc.wait()
 
 
 def extract(path: str, cache_dir: str | None = None) -> dict:
@@ -464,12 +586,18 @@ def is_disagreement(note: str) -> bool:
 class _Walk:
     """State of one frame's walk: the REPORT.md fields being filled in."""
 
-    def __init__(self, nodes: list):
+    def __init__(self, nodes: list, caplen: int = 0):
         self.nodes = nodes
+        self.caplen = caplen
         self.carrier = self.payload = "non_ip"
         self.tunnel = "none"
         self.ext: set[str] = set()
         self.notes: list[str] = []
+        # the innermost IP header walked so far: its node index, upper-layer
+        # protocol number, and (source, destination) ports
+        self.ip: int | None = None
+        self.proto: int | None = None
+        self.ports: tuple[int, int] | None = None
 
     def at(self, k: int):
         return self.nodes[k] if 0 <= k < len(self.nodes) else (None, 0, {})
@@ -484,6 +612,18 @@ class _Walk:
             self.payload = _fam(self.at(inner)[0])
         return inner
 
+    def reach(self, k: int, proto: int | None, upper: int | None) -> None:
+        """The IP header at ``k`` is the innermost so far; ``proto`` names
+        its upper layer, whose node is at ``upper`` (None: not reached)."""
+        self.ip, self.proto, self.ports = k, proto, None
+        name = {6: "tcp", 17: "udp"}.get(proto)
+        if upper is not None and name and self.at(upper)[0] == name:
+            f = self.at(upper)[2]
+            sport = _int(f.get(f"{name}.srcport"))
+            dport = _int(f.get(f"{name}.dstport"))
+            if sport is not None and dport is not None:
+                self.ports = (sport, dport)
+
     def enter_ip(self, kind: str, inner: int, what: str) -> int | None:
         """Follow into an inner IP header only when it is reached."""
         if _valid_ip(self.at(inner)):
@@ -496,7 +636,7 @@ def classify(frame: dict, sixrd_prefixes=()) -> dict:
     """REPORT.md view of one extracted frame (see module docstring)."""
     # drop ICMP quotes and expert annotations
     w = _Walk([n for n in frame["nodes"]
-               if not n[1] and not n[0].startswith("_ws.")])
+               if not n[1] and not n[0].startswith("_ws.")], frame["caplen"])
     at = w.at
 
     # ---- link layers, up to the outermost IP header
@@ -535,12 +675,16 @@ def _step(w: _Walk, k: int, sixrd_prefixes) -> int | None:
     at = w.at
     name, _q, f = at(k)
     if name == "ip":
+        proto = _int(f.get("ip.proto"))
         if _int(f.get("ip.frag_offset"), 0):
+            w.reach(k, proto, None)
             return None                       # non-first fragment
-        return _after_ip(w, k + 1, _int(f.get("ip.proto")), "ipv4",
-                         sixrd_prefixes)
+        w.reach(k, proto, k + 1)
+        return _after_ip(w, k + 1, proto, "ipv4", sixrd_prefixes)
     if name == "ipv6":
         nh = _int(f.get("ipv6.nxt"))
+        plen = _int(f.get("ipv6.plen"), 0)
+        used = 0                              # bytes of the chain so far
         j = k + 1
         for _ in range(64):
             if nh not in EXT_TYPES:
@@ -548,12 +692,28 @@ def _step(w: _Walk, k: int, sixrd_prefixes) -> int | None:
             w.ext.add(EXT_TYPES[nh])          # named by the previous header
             want = EXT_NODE.get(nh)
             if want is None or at(j)[0] != want[0] or want[1] is None:
-                return None                   # experimental, ESP, cut short
+                w.reach(k, nh, None)          # experimental, ESP, cut short
+                return None
             hf = at(j)[2]
+            size = 8
+            if nh in EXT_LEN:
+                field, unit, added = EXT_LEN[nh]
+                size = (_int(hf.get(field), 0) + added) * unit
+            used += size
+            if ("_pos" in hf and hf["_pos"] + size > w.caplen) or (plen and used > plen):
+                # the header runs past the captured bytes or the packet's
+                # payload length: REPORT.md's walk ends inside it, so its
+                # next-header field names nothing that is reached
+                w.reach(k, nh, None)
+                return None
             j += 1
             if want[0] == "ipv6.fraghdr" and _int(hf.get("ipv6.fraghdr.offset"), 0):
-                return None                   # non-first fragment
+                # non-first fragment: the transport is the one the Fragment
+                # header names, and no upper-layer header is there
+                w.reach(k, _int(hf.get(want[1])), None)
+                return None
             nh = _int(hf.get(want[1]))
+        w.reach(k, nh, j)
         return _after_ip(w, j, nh, "ipv6", sixrd_prefixes)
     if name == "eth":
         # Ethernet inside GRE / VXLAN / Geneve / ERSPAN: its link layers
@@ -693,6 +853,16 @@ def _udp(w: _Walk, u: int, fam: str) -> int | None:
 
 
 def _result(frame, w: _Walk) -> dict:
+    transport, ports, classes = None, None, ()
+    if w.payload != "non_ip":
+        name, _q, f = w.at(w.ip) if w.ip is not None else (None, 0, {})
+        if w.ip is None or _fam(name) != w.payload:
+            raise AssertionError(f"frame {frame['n']}: payload {w.payload} but "
+                                 f"innermost header walked is {name}")
+        transport = TRANSPORT_KEYS[w.payload].get(w.proto, "other")
+        ports = w.ports
+        if name == "ipv6":
+            classes = (address_class(f["ipv6.src"]), address_class(f["ipv6.dst"]))
     return {
         "frame": frame["n"],
         "protocols": frame["protocols"],
@@ -702,6 +872,9 @@ def _result(frame, w: _Walk) -> dict:
         "payload": w.payload,
         "tunnel": w.tunnel,
         "ext_types": frozenset(w.ext),
+        "transport": transport,
+        "ports": ports,
+        "classes": classes,
         "notes": tuple(w.notes),
     }
 
@@ -710,7 +883,8 @@ def tshark_frames(path: str, cache_dir: str | None = None,
                   sixrd_prefixes=()) -> list[dict]:
     """One dict per packet record of ``path``: frame (1-based packet index),
     tshark_frame (tshark's frame number), protocols, len, caplen, carrier,
-    payload, tunnel, ext_types (frozenset) and notes (tuple).
+    payload, tunnel, ext_types (frozenset), transport, ports, classes and
+    notes (tuple).
 
     tshark 4 also shows pcapng records that are not packets (Custom Blocks)
     as frames, with no encapsulation type; REPORT.md counts packet records
@@ -741,12 +915,18 @@ def summarize(path: str) -> str:
     frames = tshark_frames(path)
     c = Counter((f["carrier"], f["payload"], f["tunnel"]) for f in frames)
     e = Counter(x for f in frames for x in f["ext_types"])
+    t = Counter(f"{f['payload']}/{f['transport']}" for f in frames if f["transport"])
+    a = Counter(x for f in frames for x in f["classes"])
     n = Counter(x.split(":")[0] for f in frames for x in f["notes"])
     lines = [f"{path}: {len(frames)} frames"]
     for key, v in sorted(c.items()):
         lines.append(f"   {v:6d}  carrier={key[0]} payload={key[1]} tunnel={key[2]}")
     if e:
         lines.append("   ext: " + ", ".join(f"{k}={v}" for k, v in sorted(e.items())))
+    if t:
+        lines.append("   transport: " + ", ".join(f"{k}={v}" for k, v in sorted(t.items())))
+    if a:
+        lines.append("   addresses: " + ", ".join(f"{k}={v}" for k, v in sorted(a.items())))
     if n:
         lines.append("   notes: " + ", ".join(f"{k}={v}" for k, v in sorted(n.items())))
     return "\n".join(lines)
