@@ -629,7 +629,8 @@ def profile(path, frames, n, decoder) -> str:
     _, helptext = ipv6flow_has_decoder()
     stats = ["--stats"] if "--stats" in helptext else []
     cmd = [sys.executable, "-m", "cProfile", "-o", pout, "-m", "ipv6flow.cli", "analyze", src,
-           *dec, *stats, "--format", "json", "-o", os.path.join(DATA, "report-profile.json")]
+           *dec, *stats, "--workers", "1", "--format", "json",
+           "-o", os.path.join(DATA, "report-profile.json")]
     r = subprocess.run(cmd, cwd=IPV6FLOW_CWD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        text=True)
     st = pstats.Stats(pout)
@@ -646,7 +647,52 @@ def profile(path, frames, n, decoder) -> str:
     said = [ln for ln in r.stderr.splitlines() if ln.startswith("decoder")]
     if said:
         lines += ["", f"`--stats` of that run: {said[-1].strip()}"]
+    lines += ["", "The same run by stage (cumulative time of each stage's entry functions; "
+              "the second pass reads and classifies again, so its time is also inside the "
+              "reading and kernel rows):", ""] + stage_profile(pout)
     return "\n".join(lines)
+
+
+# Where the time of one complete report goes, by stage: (stage, [(file in
+# ipv6flow/, function)]); a stage's time is the cumulative time of its
+# entry functions under cProfile (which slows Python code more than numpy's,
+# so the shares are a guide, not a measurement).
+STAGES = (
+    ("reading the capture (batches)", [("capture/pcap.py", "batches"),
+                                       ("capture/pcapng.py", "batches")]),
+    ("numpy kernel (classify)", [("fast/kernel.py", "classify")]),
+    ("reference route (decode_frame on the rows the kernel leaves)",
+     [("decode/__init__.py", "decode_frame")]),
+    ("frame-key figures and time bins", [("fast/__init__.py", "_add_figures")]),
+    ("NAT64 traffic", [("fast/__init__.py", "_nat64_traffic")]),
+    ("DNS and NAT64 evidence", [("fast/__init__.py", "_observe"),
+                                ("engine/local.py", "update")]),
+    ("clients and flows", [("fast/__init__.py", "_observe_population")]),
+    ("second pass (NAT64 prefixes found late)", [("engine/local.py", "count_nat64")]),
+    ("report (to_report, JSON)", [("summary.py", "to_report"), ("report/jsonout.py", "dumps")]),
+)
+
+
+def stage_profile(pout: str) -> list[str]:
+    import pstats
+    st = pstats.Stats(pout)
+    total = st.total_tt
+    cum = {}
+    for (fn, _line, name), (_cc, _nc, _tt, ct, _callers) in st.stats.items():
+        fn = fn.replace(os.sep, "/")
+        if "/ipv6flow/" in fn:
+            key = (fn.split("/ipv6flow/", 1)[1], name)
+            cum[key] = cum.get(key, 0.0) + ct
+    analyze = next((ct for (fn, _l, name), (_a, _b, _c, ct, _d) in st.stats.items()
+                    if fn.endswith("engine/local.py") and name == "analyze_paths"), 0.0)
+    lines = ["| stage | cumulative s | % of the run |", "| --- | ---: | ---: |",
+             f"| start-up (interpreter, imports, CLI) | {total - analyze:.2f} | "
+             f"{100 * (total - analyze) / total:.0f}% |"]
+    for title, funcs in STAGES:
+        t = sum(cum.get(f, 0.0) for f in funcs)
+        lines.append(f"| {title} | {t:.2f} | {100 * t / total:.0f}% |")
+    lines.append(f"| the whole run under cProfile | {total:.2f} | 100% |")
+    return lines
 
 
 def fmt_ratio(x):

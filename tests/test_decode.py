@@ -250,3 +250,55 @@ def test_address_classes_equal_the_stdlib_oracle():
         "unspecified", "loopback", "ipv4_mapped", "nat64_wkp", "nat64_local", "teredo",
         "documentation", "6to4", "link_local", "unique_local", "multicast", "global_unicast",
         "other"}
+
+
+def _both_decoders(tmp_path, frames):
+    """(reference frames, fast keys, fast population columns, reference
+    population columns) of scapy frames written to a pcap."""
+    from scapy.utils import wrpcap
+    from ipv6flow.analysis import population
+    from ipv6flow.capture import open_capture
+    from ipv6flow.fast import frame_columns, frame_keys
+    from ipv6flow.summary import frame_key
+    path = tmp_path / "f.pcap"
+    wrpcap(str(path), frames)
+    opts = DecodeOptions()
+    with open_capture(str(path)) as cap:
+        batch = next(cap.iter_batches())
+        fast_keys, _ = frame_keys(batch, opts)
+        fast_cols = frame_columns(batch, opts)
+    with open_capture(str(path)) as cap:
+        recs = list(cap)
+    ref = [decode_frame(r.linktype, r.data, r.wirelen, opts) for r in recs]
+    ref_cols = [population.frame_columns(f, r.linktype, r.data, r.ts) for f, r in zip(ref, recs)]
+    assert fast_keys == [frame_key(f) for f in ref]
+    assert fast_cols == ref_cols
+    return ref, ref_cols
+
+
+def test_inner_ipv4_options_past_the_packet_have_no_ports(tmp_path):
+    # GTP-U carrying an IPv4 header whose IHL (60 bytes) runs past the 24
+    # captured bytes: no upper layer is read, and the outer UDP's ports
+    # (2152, 2152) must not stand in for the inner ones
+    from ipv6flow.analysis import population
+    inner = bytearray(bytes(IP(src=A4, dst=B4, proto=6))[:20] + b"\x01\x01\x01\x01")
+    inner[0], inner[2:4] = 0x4F, (60).to_bytes(2, "big")      # IHL 15, 60 bytes in all
+    inner = bytes(inner)
+    gtp = bytes([0x30, 0xFF]) + len(inner).to_bytes(2, "big") + b"\x00\x00\x00\x01"
+    frame = Ether() / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=2152, dport=2152) \
+        / (gtp + inner)
+    (f,), (cols,) = _both_decoders(tmp_path, [frame])
+    assert (f.carrier, f.payload, f.tunnel, f.problem) == ("ipv4", "ipv4", "gtpu", "truncated")
+    c = dict(zip(population.COLUMNS, cols))
+    assert (c["sport"], c["dport"]) == (-1, -1)
+
+
+def test_inner_ipv4_total_length_below_its_header_is_not_a_tunnel(tmp_path):
+    # 4in6 whose inner IPv4 says 10 bytes in all (below its own 20-byte
+    # header): the inner header is not reached, so no 4in6 tunnel is
+    # counted (a tunnel counts only when its inner header is decoded)
+    inner = bytearray(bytes(IP(src=A4, dst=B4) / UDP()))
+    inner[2:4] = (10).to_bytes(2, "big")
+    frame = Ether() / IPv6(src=A6, dst=B6, nh=4) / bytes(inner)
+    (f,), _ = _both_decoders(tmp_path, [frame])
+    assert (f.carrier, f.payload, f.tunnel, f.problem) == ("ipv6", "ipv6", "none", "malformed")

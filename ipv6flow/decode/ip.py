@@ -43,6 +43,9 @@ def header_problem(token, d, off, end):
         v = d[off]
         if v >> 4 != 4 or v & 0x0F < 5:
             return "malformed"
+        tot = (d[off + 2] << 8) | d[off + 3]
+        if tot and tot < (v & 0x0F) * 4:     # 0: a TSO/GSO super-packet, length unset
+            return "malformed"
     elif token == "ipv6":
         if off + 40 > end:
             return "truncated"
@@ -69,13 +72,9 @@ def ipv4(f, d, off, end, opts):
         return None
     ihl = (d[off] & 0x0F) * 4
     tot = (d[off + 2] << 8) | d[off + 3]
-    if tot == 0:                         # TSO/GSO super-packet: length unset
-        pend = end
-    elif tot < ihl:
-        f.fail("malformed")
-        return None
-    else:
-        pend = min(end, off + tot)
+    # 0: a TSO/GSO super-packet, length unset (header_problem refused a
+    # total length below the header length)
+    pend = end if tot == 0 else min(end, off + tot)
     if f.carrier == "non_ip":
         f.carrier = "ipv4"
     f.payload = "ipv4"
@@ -83,6 +82,9 @@ def ipv4(f, d, off, end, opts):
     f.proto = proto
     f.src4, f.dst4 = d[off + 12:off + 16], d[off + 16:off + 20]
     if off + ihl > pend:
+        # the options run past the packet: no upper layer here (not the
+        # outer header's, which l4_off may still point at)
+        f.l4_off = None
         f.fail("truncated" if off + ihl > end else "malformed")
         return None
     if ((d[off + 6] & 0x1F) << 8) | d[off + 7]:
