@@ -31,7 +31,7 @@ from .report import csvout, jsonout, prometheus, text
 from .report import services as services_report
 from .errors import Ipv6flowError
 from .report.text import safe
-from .summary import Summary
+from .summary import MIN_INTERVAL, Summary
 
 FORMATS = ("text", "json", "csv", "prometheus")
 FORMAT_HELP = ("Report format. json: the full report (REPORT.md section 7); csv: one row per "
@@ -124,13 +124,33 @@ def main():
     """How much of a capture is IPv6, how it travels, where it is translated."""
 
 
+class Interval(click.ParamType):
+    """A time-bin width in seconds: one rule and one message for every
+    command (the Summary refuses bins narrower than MIN_INTERVAL)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if not (math.isfinite(v) and v >= MIN_INTERVAL):
+            self.fail(f"{value} is not a number of seconds of at least {MIN_INTERVAL:g}",
+                      param, ctx)
+        return v
+
+
+INTERVAL = Interval()
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
               show_default=True, help=FORMAT_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the report to FILE (atomically) instead of stdout.")
-@click.option("--interval", type=float, default=60.0, show_default=True,
+@click.option("--interval", type=INTERVAL, default=60.0, show_default=True,
               help="Time-series bin width in seconds (JSON time series, CSV rows, plot).")
 @click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX",
               help="A 6rd prefix (e.g. 2a01:e30::/28): protocol-41 traffic to or from it "
@@ -171,9 +191,6 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
     Several PATHS give one combined report with one `inputs` entry each.
     Exit code 0 when every path was read, 1 when any could not be.
     """
-    if not (interval >= 1e-6 and math.isfinite(interval)):
-        raise click.BadParameter("must be a number of seconds, at least 1e-6",
-                                 param_hint="--interval")
     opts = decode_options(sixrd, client_key, client_prefixes, no_clients)
     counters = {}
     started = time.perf_counter()
@@ -360,7 +377,7 @@ def plot_cmd(report_path, output, width, height):
               show_default=True, help="Report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the report to FILE (atomically) instead of stdout.")
-@click.option("--interval", type=click.FloatRange(min=0, min_open=True), default=60.0,
+@click.option("--interval", type=INTERVAL, default=60.0,
               show_default=True, help="Time-series bin width in seconds.")
 @click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX", help="As for analyze.")
 @click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX", help="As for analyze.")
@@ -419,7 +436,7 @@ def live(iface, bpf, duration, count, report_every, write, fmt, output, interval
 @click.option("--prometheus", "prom", type=click.Path(dir_okay=False), default=None,
               help="Also write the merged report as OpenMetrics to FILE (atomically), for the "
                    "node-exporter textfile collector.")
-@click.option("--interval", type=click.FloatRange(min=0, min_open=True), default=60.0,
+@click.option("--interval", type=INTERVAL, default=60.0,
               show_default=True, help="Time-series bin width in seconds (fixed per state file).")
 @click.option("--settle", type=click.FloatRange(min=0), default=SETTLE_SECONDS,
               show_default=True, metavar="S",

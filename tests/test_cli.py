@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from ipv6flow.cli import main
 
-from conftest import CAPTURES  # noqa: E402  (../shared/captures)
+from conftest import CAPTURES, SAMPLES  # noqa: E402  (../shared/captures)
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "ipv6flow" / "schema"
                      / "report.schema.json").read_text())
 
@@ -159,3 +159,17 @@ def test_text_report_survives_a_clock_past_year_9999():
     r = run("analyze", CAPTURES / "PcapPlusPlus/pcapng-example.pcapng")
     assert r.returncode == 0 and b"Traceback" not in r.stderr
     assert b"IPv6 share of IP traffic" in r.stdout
+
+
+def test_interval_is_checked_alike_by_every_command(tmp_path):
+    # one rule and one message, never a traceback (watch used to end in
+    # one for --interval 1e-9)
+    want = "Error: Invalid value for '--interval': {} is not a number of seconds of at least 1e-06"
+    for cmd, bad in ((["watch", str(tmp_path), "--once"], "1e-9"),
+                     (["analyze", str(SAMPLES / "mixed.pcap")], "0"),
+                     (["live", "-i", "lo", "--count", "1"], "-1"),
+                     (["analyze", str(SAMPLES / "mixed.pcap")], "nan")):
+        r = run(*cmd, "--interval", bad)
+        err = r.stderr.decode().strip().splitlines()
+        assert (r.returncode, err[-1]) == (2, want.format(bad)), err
+        assert b"Traceback" not in r.stderr
