@@ -522,7 +522,7 @@ def test_defect_cli_tracebacks(tmp_path, case):
         # a bad option value is click's usage error: exit 2, one Error line
         err = r.stderr.decode()
         assert r.returncode == 2 and "Traceback" not in err
-        assert err.strip().splitlines()[-1].startswith("Error: Invalid value for --interval")
+        assert err.strip().splitlines()[-1].startswith("Error: Invalid value for '--interval': ")
         return
     no_traceback(r)
     assert r.returncode in (1, 2)
@@ -538,7 +538,7 @@ def test_defect_tiny_interval_traceback(tmp_path, decoder):
                 "--interval", "1e-320", cap)
     err = r.stderr.decode()
     assert r.returncode == 2 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith("Error: Invalid value for --interval")
+    assert err.strip().splitlines()[-1].startswith("Error: Invalid value for '--interval': ")
 
 
 def test_defect_pipelined_tcp_dns_lost_by_fast_path(corpus):
