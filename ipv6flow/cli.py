@@ -7,6 +7,7 @@ file in the same folder, then rename), so a scheduled job never reads a
 half-written report.
 """
 
+import dataclasses
 import ipaddress
 import json
 import math
@@ -21,6 +22,7 @@ from .atomic import atomic_file
 from .analysis.population import CLIENT_KEYS, OFF
 from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
+from .decode.sflow import SFLOW_PORT
 from .engine.local import analyze_paths
 from .engine.parallel import analyze_parallel, default_workers
 from .engine.live import STATUS_EVERY, capture_live
@@ -118,6 +120,12 @@ def decode_options(sixrd, client_key="auto", client_prefixes=(), no_clients=Fals
                          client_prefixes=tuple(dict.fromkeys(out)))
 
 
+def sampled_options(opts, port):
+    """Options for sFlow input: clients and flows are left out (samples
+    are not a population; docs/DECISIONS.md, "Sampled traffic")."""
+    return dataclasses.replace(opts, sflow_port=port, client_key=OFF, client_prefixes=())
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ipv6flow")
 def main():
@@ -168,6 +176,12 @@ INTERVAL = Interval()
               show_default=True,
               help="fast: numpy over batches of frames; reference: one frame at a time. "
                    "Both give the same report.")
+@click.option("--sflow", is_flag=True,
+              help="The captures hold sFlow v5 datagrams (UDP port 6343): report on the "
+                   "traffic they sample, each count scaled by the sampling rate, with 95% "
+                   "intervals (the report's sampling section). Clients and flows are left out.")
+@click.option("--sflow-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
+              help="UDP port the sFlow datagrams were sent to (default 6343); implies --sflow.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the machine's cores). Files, and parts of "
                    "large pcap files, are spread over them; the report is the same.")
@@ -184,14 +198,20 @@ INTERVAL = Interval()
               help="Print decoder statistics (frames, fallback to the reference decoder, "
                    "time) on stderr.")
 @client_options
-def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, decoder, workers,
-            engine, scheduler, no_progress, stats, client_key, client_prefixes, no_clients):
+def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, decoder, sflow,
+            sflow_port, workers, engine, scheduler, no_progress, stats, client_key,
+            client_prefixes, no_clients):
     """Analyse pcap/pcapng captures (gzip, bzip2, xz, zstd; '-' for stdin).
 
     Several PATHS give one combined report with one `inputs` entry each.
     Exit code 0 when every path was read, 1 when any could not be.
     """
     opts = decode_options(sixrd, client_key, client_prefixes, no_clients)
+    if sflow or sflow_port:
+        if dns_report or suffixes:
+            raise click.UsageError("--dns-report and --domain-suffix do not work on sampled "
+                                   "headers (--sflow): DNS answers are cut by the exporter")
+        opts = sampled_options(opts, sflow_port or SFLOW_PORT)
     counters = {}
     started = time.perf_counter()
     want = _suffixes(suffixes) if (dns_report or suffixes) else None

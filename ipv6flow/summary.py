@@ -18,6 +18,7 @@ import math
 from . import __version__
 from .analysis.nat64 import Nat64State
 from .analysis.population import Population, frame_columns
+from .analysis.sampling import SamplingState
 from .analysis.services import merge_reports as merge_services
 from .decode.addresses import ADDRESS_CLASSES, address_class
 from .decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
@@ -155,6 +156,10 @@ class Summary:
         self.population = (Population(opts.client_key, opts.client_prefixes)
                            if opts is not None else Population())
         self.services = None     # the DNS service report, when asked for
+        # sampled input (sFlow): what each frame stands for, and the
+        # ``sampling`` section (analysis/sampling.py); None: exact input
+        self.weight = 1
+        self.sampling = (SamplingState() if opts is not None and opts.sflow_port else None)
         self.interrupted = False  # Ctrl-C: the report is partial
         self.landed = None       # for a part of a file: did it end on its boundary
 
@@ -164,18 +169,26 @@ class Summary:
         frame also counts towards clients and flows (the fast path hands
         those over as arrays instead)."""
         key = frame_key(f)
+        w = self.weight
+        if self.sampling is not None:
+            key = self.sampling.sampled(key, 1, wirelen * wirelen)
         e = self._keys.get(key)
         if e is None:
-            self._keys[key] = [1, wirelen]
+            self._keys[key] = [w, wirelen * w]
         else:
-            e[0] += 1
-            e[1] += wirelen
+            e[0] += w
+            e[1] += wirelen * w
         self.add_time(ts, f.payload, f.carrier, 1, wirelen)
         if linktype is not None and self.population.enabled:
             self.population.add_row(frame_columns(f, linktype, data, ts), self.interval)
 
-    def add_key(self, key, packets: int, nbytes: int) -> None:
-        """Count ``packets`` frames with the same ``frame_key`` at once."""
+    def add_key(self, key, packets: int, nbytes: int, squares: int = 0) -> None:
+        """Count ``packets`` frames with the same ``frame_key`` at once
+        (``squares``: the sum of their lengths squared, for sampled input)."""
+        if self.sampling is not None:
+            key = self.sampling.sampled(key, packets, squares)
+        w = self.weight
+        packets, nbytes = packets * w, nbytes * w
         e = self._keys.get(key)
         if e is None:
             self._keys[key] = [packets, nbytes]
@@ -191,6 +204,7 @@ class Summary:
 
     def add_bin(self, idx: int, payload: str, carrier: str, packets: int, nbytes: int) -> None:
         """Add IP frames to time bin ``idx`` (start ``idx * interval``)."""
+        packets, nbytes = packets * self.weight, nbytes * self.weight
         b = self._bins.get(idx)
         if b is None:
             if len(self._bins) >= MAX_BINS:
@@ -215,6 +229,13 @@ class Summary:
         if payload != "non_ip":
             self.add_bin(math.floor(ts / self.interval), payload, carrier, packets, nbytes)
 
+    def set_weight(self, rate: int, cut: bool) -> None:
+        """The frames added from now on are samples of 1 in ``rate``
+        packets, ``cut``: their headers shorter than the frames."""
+        self.weight = rate
+        self.nat64.weight = rate
+        self.sampling.rate, self.sampling.cut = rate, cut
+
     def add_input(self, entry: dict) -> None:
         self.inputs.append(entry)
 
@@ -234,6 +255,9 @@ class Summary:
         out.population = self.population.merge(other.population, self.interval)
         out.interrupted = self.interrupted or other.interrupted
         out.services = merge_services(self.services, other.services)
+        if self.sampling is not None or other.sampling is not None:
+            out.sampling = (self.sampling or other.sampling).merge(
+                other.sampling if self.sampling is not None else None)
         for s in (self, other):
             s._flush()
             _add_counts(out._counts, s._counts)
@@ -294,6 +318,7 @@ class Summary:
             "nat64": self.nat64.report(),
             **({"clients": clients, "flows": flows} if pop.enabled else {}),
             "decode": c["decode"],
+            **({"sampling": self.sampling.report(c)} if self.sampling is not None else {}),
             "timeseries": {
                 "interval_s": self.interval,
                 "bins": [_bin(idx * self.interval, b, bin_flows(idx))
@@ -323,6 +348,8 @@ class Summary:
         s.nat64 = Nat64State.from_report(report["nat64"])
         s.population = Population.from_report(report, s.interval)
         s.services = report.get("services")
+        if report.get("sampling") is not None:
+            s.sampling = SamplingState.from_report(report["sampling"])
         s.interrupted = bool(report.get("partial"))
         over = report["timeseries"].get("overflow") or pb()
         s.bin_overflow = [over["packets"], over["bytes"]]

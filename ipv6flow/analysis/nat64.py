@@ -68,6 +68,10 @@ class Traffic:
 class Nat64State:
     """Evidence and traffic of NAT64/DNS64; see the module note."""
 
+    # Packets each traffic frame stands for (sampled input sets the rate:
+    # Summary.set_weight); a class default, so pickles and merges keep 1.
+    weight = 1
+
     def __init__(self, configured=()):
         self.configured = set(configured)            # {(value, length)}
         self.a = {}            # name -> {ipv4 bytes: count}
@@ -289,8 +293,8 @@ class Nat64State:
             t = self.traffic.get((value, length))
             if t is None:
                 t = self.traffic[(value, length)] = Traffic()
-            t.packets += 1
-            t.bytes += wirelen
+            t.packets += self.weight
+            t.bytes += wirelen * self.weight
             if s_in != d_in:
                 t.clients.add(bytes(dst6 if s_in else src6))
             for addr, inside in ((src6, s_in), (dst6, d_in)):

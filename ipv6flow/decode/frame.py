@@ -22,6 +22,9 @@ class DecodeOptions:
     # counted by, and the networks they live in (canonical CIDR strings).
     client_key: str = "auto"
     client_prefixes: tuple = ()
+    # Read the inputs as captures of sFlow datagrams sent to this UDP port
+    # (capture/sflow.py); 0: the inputs are the traffic itself.
+    sflow_port: int = 0
 
 
 class Frame:

@@ -7,6 +7,7 @@ wiring is data (STYLE habit 2): ``ETHERTYPES`` and ``LINKTYPES`` below.
 A header cut short by the snap length sets ``frame.fail('truncated')``.
 """
 
+from .sflow import LINKTYPE_SFLOW_MPLS
 from .constants import (ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_MPLS_MC,
                         ETHERTYPE_PPPOE_SESS, ETHERTYPE_QINQ, ETHERTYPE_QINQ_OLD,
                         ETHERTYPE_TEB, ETHERTYPE_VLAN, PPP_IPV4, PPP_IPV6)
@@ -246,6 +247,7 @@ LINKTYPES = {
     0: "null", 1: "eth", 9: "ppp", 12: "raw", 14: "raw", 50: "ppp", 101: "raw",
     104: "chdlc", 105: "ieee80211", 107: "frame_relay", 108: "loop", 113: "sll",
     127: "radiotap", 228: "raw_ipv4", 229: "raw_ipv6", 276: "sll2",
+    LINKTYPE_SFLOW_MPLS: "mpls",      # a sampled MPLS header (sFlow): no pcap link type
 }
 
 PARSERS = {

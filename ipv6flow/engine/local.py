@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from ..analysis.nat64 import inspect_frame, prefixes_at
 from ..analysis.services import ServiceIndex
 from ..capture import open_capture
+from ..capture.sflow import SampledCapture
 from ..decode import DecodeOptions, decode_frame
 from ..errors import CaptureError
 from ..fast import services_batch, summarize_batch
@@ -145,7 +146,7 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
     fallback = [0]
     cap = None
     try:
-        with open_capture(path, window) as cap:
+        with open_input(path, opts, window, s) as cap:
             entry["format"], entry["compression"] = cap.format, cap.compression
             if live is None:
                 live = LivePrefixes(s.nat64.static_prefixes())
@@ -172,10 +173,25 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
     return s
 
 
+def open_input(path: str, opts: DecodeOptions, window=None, summary=None, nat64=None):
+    """The capture at ``path``; with ``opts.sflow_port`` the frames sampled
+    in its sFlow datagrams (capture/sflow.py), weighted into ``summary``
+    (first pass: its ``sampling`` section too) or ``nat64`` (second pass)."""
+    cap = open_capture(path, window)
+    if not opts.sflow_port:
+        return cap
+    if summary is not None:
+        return SampledCapture(cap, opts.sflow_port, summary.sampling, summary.set_weight)
+
+    def weight(rate, cut):
+        nat64.weight = rate
+    return SampledCapture(cap, opts.sflow_port, None, weight)
+
+
 def count_nat64(path: str, opts: DecodeOptions, decoder: str, state, jobs, window=None) -> None:
     """Second pass over one path: add the traffic of ``jobs`` to ``state``."""
     try:
-        with open_capture(path, window) as cap:
+        with open_input(path, opts, window, nat64=state) as cap:
             _catch_up(cap, opts, decoder, state, jobs)
     except CaptureError:
         pass                            # reported by the first pass; frames before it counted

@@ -206,6 +206,10 @@ def analyze_parallel(paths, opts, interval, decoder="fast", stats=None, nat64_pr
     ``engine_map(fn, items)`` when given: the Dask engine, which streams
     nothing). ``chunk``: bytes per chunk of a streamed file."""
     workers = workers or default_workers()
+    if opts.sflow_port:
+        # sFlow files are read whole by one worker each: the sequence
+        # numbers of an agent run through the whole file
+        min_part = 1 << 62
     with readable_twice(paths) as real:
         parts = plan(paths, real, workers, min_part)
         executor = pool = None

@@ -125,8 +125,18 @@ def _add_figures(summary, keys, fast, batch):
     uniq, inv = unique_inverse(k)
     packets = np.bincount(inv, minlength=len(uniq))
     nbytes = np.bincount(inv, weights=w, minlength=len(uniq))
-    for key, p, b in zip(uniq.tolist(), packets.tolist(), nbytes.tolist()):
-        summary.add_key(_unpack(key), p, int(b))
+    if summary.sampling is None:
+        for key, p, b in zip(uniq.tolist(), packets.tolist(), nbytes.tolist()):
+            summary.add_key(_unpack(key), p, int(b))
+    else:
+        # sampled input: the interval sums need each key's sum of squared
+        # lengths, exact (int64: lengths are capped at 2**18, decode/sflow.py)
+        w64 = w.astype(np.int64)
+        squares = np.zeros(len(uniq), dtype=np.int64)
+        np.add.at(squares, inv, w64 * w64)
+        for key, p, b, sq in zip(uniq.tolist(), packets.tolist(), nbytes.tolist(),
+                                 squares.tolist()):
+            summary.add_key(_unpack(key), p, int(b), sq)
     summary.add_span(float(ts.min()), float(ts.max()))
     fam = (k >> _PAYLOAD_SHIFT) & _PAYLOAD_MASK
     ip = fam != 0
@@ -176,8 +186,8 @@ def _nat64_traffic(state, rows, sel, wirelens, prefixes):
         t = state.traffic.get((value, length))
         if t is None:
             t = state.traffic[(value, length)] = nat64_mod.Traffic()
-        t.packets += int(hit.sum())
-        t.bytes += int(wirelens[sel[cand[hit]]].sum())
+        t.packets += int(hit.sum()) * state.weight
+        t.bytes += int(wirelens[sel[cand[hit]]].sum()) * state.weight
         one = s_in != d_in
         clients = np.where(s_in[one, None], dst[one], src[one])
         t.clients.update(_row_bytes(clients))

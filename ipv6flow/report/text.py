@@ -124,20 +124,27 @@ def render(report: dict) -> str:
     first, last = r["time"]["first"], r["time"]["last"]
     if first is not None:
         out.append(f"  time: {_ts(first)} .. {_ts(last)} UTC ({last - first:.3f} s)")
+    sampling = r.get("sampling")
+    if sampling is not None:
+        out.append(f"  {_estimated(sampling)}")
     out.append("")
+    pm = _plus_minus(sampling)
 
     # -- headline ---------------------------------------------------------
     if sh["ipv6_packets"] is None:
         out.append("IPv6 share: no IP traffic in the input")
     else:
-        out.append(f"IPv6 share of IP traffic: {_share(sh['ipv6_packets'])} of packets, "
-                   f"{_share(sh['ipv6_bytes'])} of bytes  (payload: what end hosts speak)")
-        out.append(f"  on the wire (outer header): {_share(sh['carrier_ipv6_packets'])} of "
-                   f"packets, {_share(sh['carrier_ipv6_bytes'])} of bytes")
+        out.append(f"IPv6 share of IP traffic: {_share(sh['ipv6_packets'])}{pm('ipv6_packets')} "
+                   f"of packets, {_share(sh['ipv6_bytes'])}{pm('ipv6_bytes')} of bytes  "
+                   "(payload: what end hosts speak)")
+        out.append(f"  on the wire (outer header): {_share(sh['carrier_ipv6_packets'])}"
+                   f"{pm('carrier_ipv6_packets')} of packets, "
+                   f"{_share(sh['carrier_ipv6_bytes'])}{pm('carrier_ipv6_bytes')} of bytes")
         v6 = r["payload"]["ipv6"]["packets"]
         nat, tun = r["ipv6"]["native"]["packets"], r["ipv6"]["tunnelled"]["packets"]
-        out.append(f"  IPv6 packets: {_n(nat)} native ({_pct(nat, v6).strip()}), "
-                   f"{_n(tun)} tunnelled over IPv4 ({_pct(tun, v6).strip()})")
+        out.append(f"  IPv6 packets: {_n(nat)} native ({_pct(nat, v6).strip()}"
+                   f"{pm('native_packets')}), {_n(tun)} tunnelled over IPv4 "
+                   f"({_pct(tun, v6).strip()}{pm('tunnelled_packets')})")
     out.append("")
     if "clients" in r:
         out.extend(_clients(r["clients"], r["flows"]))
@@ -163,6 +170,8 @@ def render(report: dict) -> str:
         if e["packets"] or kind == "none":
             tab.row("not tunnelled" if kind == "none" else kind, e["packets"], e["bytes"])
     out.append(tab.render())
+    if sampling is not None:
+        out.extend(_tunnel_intervals(sampling["intervals"]["tunnels"]))
     out.append("")
 
     # -- extension headers ------------------------------------------------
@@ -197,8 +206,82 @@ def render(report: dict) -> str:
     out.extend(_count_lines("Decode problems (frames)", r["decode"], tp))
     out.append("")
     out.extend(_nat64(r["nat64"], tp))
+    if sampling is not None:
+        out.extend(_sampling(sampling))
     out.extend(_timeseries(r["timeseries"]))
     return "\n".join(out)
+
+
+# -- sampled input (sFlow) -------------------------------------------------------
+
+def _estimated(sampling):
+    """The line that says every count is an estimate, and from what."""
+    rates = [k for k in sampling["rates"] if k != "other"]
+    if not rates:
+        how = "no sampling rate"
+    elif len(rates) == 1 and "other" not in sampling["rates"]:
+        how = f"1 in {int(rates[0]):,}"
+    else:
+        how = f"1 in {int(rates[0]):,} to 1 in {int(rates[-1]):,}"
+    return (f"estimated from {_n(sampling['samples'])} samples ({how}) in "
+            f"{_n(sampling['datagrams'])} sFlow datagrams: every count below is an estimate")
+
+
+def _plus_minus(sampling):
+    """``pm(name)``: ' ±x.x%' for a headline share, '' without sampling."""
+    def pm(name):
+        if sampling is None:
+            return ""
+        iv = sampling["intervals"].get(name)
+        return "" if iv is None else f" ±{100 * iv['half_width']:.1f}%"
+    return pm
+
+
+def _tunnel_intervals(tunnels):
+    lines = []
+    for kind, iv in tunnels.items():
+        p, b = iv["packets"], iv["bytes"]
+        if p is None:
+            continue
+        label = "not tunnelled" if kind == "none" else kind
+        lines.append(f"  {label}: {100 * p['share']:.1f}% ±{100 * p['half_width']:.1f}% of "
+                     f"frames, {100 * b['share']:.1f}% ±{100 * b['half_width']:.1f}% of bytes "
+                     "(95%)")
+    return ["Tunnel shares, 95% intervals"] + lines if lines else []
+
+
+def _sampling(s):
+    cut = s["cut"]
+    lines = ["Sampling (sFlow)",
+             f"  datagrams {_n(s['datagrams'])}, lost in sequence gaps {_n(s['lost_datagrams'])}"
+             f", bad {_n(s['bad_datagrams'])}; samples {_n(s['samples'])}, "
+             f"bad {_n(s['bad_samples'])}",
+             "  rates (samples): " + (", ".join(f"1 in {k}: {_n(v)}" if k != "other"
+                                                 else f"other: {_n(v)}"
+                                                 for k, v in s["rates"].items()) or "none")]
+    if s["skipped"]:
+        lines.append("  skipped: " + ", ".join(f"{safe(k)} {_n(v)}"
+                                               for k, v in s["skipped"].items()))
+    lines.append(f"  cut by the exporter: {_n(cut['samples'])} samples ({_n(cut['packets'])} "
+                 f"packets); chains cut {_n(cut['chains_cut'])}, decodes stopped at the cut "
+                 f"{_n(cut['decode_stopped'])} (packets; not counted as truncated_chain)")
+    if s["unreliable"]:
+        lines.append("  unreliable where the cut hid them: " + ", ".join(s["unreliable"]))
+    lines.append("  clients and flows: left out (samples are not a population)")
+    for key, a in s["agents"].items():
+        head = (f"  agent {safe(a['agent'])} sub-agent {a['sub_agent']}"
+                if a["agent"] is not None else f"  {safe(key)}")
+        bad = sum(a["bad_datagrams"].values())
+        lines.append(f"{head}: {_n(a['datagrams'])} datagrams, {_n(a['lost_datagrams'])} lost, "
+                     f"{_n(bad)} bad" + (" (" + ", ".join(f"{safe(k)} {_n(v)}" for k, v in
+                                                       a["bad_datagrams"].items()) + ")"
+                                         if bad else ""))
+        for sk, se in a["sources"].items():
+            rates = ", ".join(f"1 in {safe(k)}" for k in se["rates"])
+            lines.append(f"    source {safe(sk)}: {_n(se['samples'])} samples ({rates}), "
+                         f"{_n(se['lost_samples'])} lost")
+    lines.append("")
+    return lines
 
 
 def _approx(section):
