@@ -90,13 +90,16 @@ def _add_nested(dst, src):
             dst.setdefault(k, v)
 
 
+_IDENTITY = ("agent", "sub_agent", "sources")     # not added when entries merge
+
+
 def _merge_agents(dst, src):
     """Add agent entries, keeping the caps (what is past them: "other")."""
     for key, entry in src.items():
         into = _capped(dst, key, MAX_AGENTS, lambda: _agent_entry(entry["agent"],
                                                                    entry["sub_agent"]))
         sources = entry.get("sources", {})
-        _add_nested(into, {k: v for k, v in entry.items() if k != "sources"})
+        _add_nested(into, {k: v for k, v in entry.items() if k not in _IDENTITY})
         for sk, se in sources.items():
             s = _capped(into["sources"], sk, MAX_SOURCES, _source_entry)
             s["samples"] += se["samples"]

@@ -24,6 +24,8 @@ when one is given. Memory: one batch per open group (at most
 """
 from __future__ import annotations
 
+import ipaddress
+import struct
 from typing import Iterator
 
 import numpy as np
@@ -113,45 +115,10 @@ class SampledCapture:
     # -- the sampled frames ------------------------------------------------------
     def _batches(self) -> Iterator[tuple]:
         """(batch, rate, cut) in the order described in the module."""
-        groups: dict = {}
-        state = self._sampling
-        seqs: dict = {}
-        port = self._port
-        for ts, linktype, wirelen, data in self._cap:
-            where = udp_payload(linktype, data, wirelen, port)
-            if where is None:
-                self.other_frames += 1
-                continue
-            d = parse_datagram(data, where[0], where[1])
-            if d.agent is None:
-                if state is not None:
-                    state.add_bad(d.problem)
-                continue
-            agent_key = (d.agent, d.sub_agent)
-            lost, reset = _gap(seqs, agent_key, d.sequence)
-            entry = None
-            if state is not None:
-                entry = state.agent(d.agent, d.sub_agent)
-                state.add_datagram(entry, d, lost, reset)
-            for src, seq, rate, _pool, _drops, lt, wire, start, stop in d.samples:
-                cap = stop - start
-                cut = cap < wire
-                if state is not None:
-                    lost_samples, _ = _gap(seqs, (agent_key, src), seq)
-                    state.add_sample(entry, src, rate, lost_samples, cut, wire)
-                g = groups.get((rate, cut))
-                if g is None:
-                    g = groups[(rate, cut)] = _Group()
-                g.parts.append(data[start:stop])
-                g.caplens.append(cap)
-                g.wirelens.append(wire)
-                g.stamps.append(ts)
-                g.linktypes.append(lt)
-                if len(g.caplens) >= GROUP_ROWS:
-                    yield g.batch(), rate, cut
-        for (rate, cut), g in groups.items():
-            if g.caplens:
-                yield g.batch(), rate, cut
+        frames = SflowFrames(self._port, self._sampling)
+        yield from frames.from_records(self._cap)
+        self.other_frames = frames.other_frames
+        yield from frames.flush()
 
     def iter_batches(self, reuse: bool = False) -> Iterator[Batch]:
         if self._mode:
@@ -182,6 +149,74 @@ class SampledCapture:
         self.close()
 
 
+class SflowFrames:
+    """The sampled frames of a stream of sFlow datagrams, grouped by
+    (rate, cut): ``add`` one datagram at a time (or ``from_records`` for
+    captured frames), take full groups as they fill, ``flush`` the rest.
+    Sequence numbers are followed across calls (capture/sflow.py's module
+    docstring; engine/collect.py feeds it from a socket)."""
+
+    def __init__(self, port: int, sampling=None):
+        self.port = port
+        self.sampling = sampling
+        self.other_frames = 0
+        self._groups: dict = {}
+        self._seqs: dict = {}
+
+    def from_records(self, records) -> Iterator[tuple]:
+        port = self.port
+        for ts, linktype, wirelen, data in records:
+            where = udp_payload(linktype, data, wirelen, port)
+            if where is None:
+                self.other_frames += 1
+                continue
+            # a datagram that the capture's snap length cut short
+            cut = where[1] == len(data) < wirelen
+            yield from self.add(ts, data, where[0], where[1], cut)
+
+    def add(self, ts: float, data, start: int, stop: int, cut: bool = False) -> Iterator[tuple]:
+        """The datagram in ``data[start:stop]``, received at ``ts``
+        (``cut``: the capture kept only that much of it); yields the
+        groups it fills."""
+        state = self.sampling
+        d = parse_datagram(data, start, stop)
+        if cut and d.problem is not None:
+            d.problem = "cut_by_capture"
+        if d.agent is None:
+            if state is not None:
+                state.add_bad(d.problem)
+            return
+        agent_key = (d.agent, d.sub_agent)
+        seqs, groups = self._seqs, self._groups
+        lost, reset = _gap(seqs, agent_key, d.sequence)
+        entry = None
+        if state is not None:
+            entry = state.agent(d.agent, d.sub_agent)
+            state.add_datagram(entry, d, lost, reset)
+        for src, seq, rate, _pool, _drops, lt, wire, hstart, hstop in d.samples:
+            caplen = hstop - hstart
+            cut = caplen < wire
+            if state is not None:
+                lost_samples, _ = _gap(seqs, (agent_key, src), seq)
+                state.add_sample(entry, src, rate, lost_samples, cut, wire)
+            g = groups.get((rate, cut))
+            if g is None:
+                g = groups[(rate, cut)] = _Group()
+            g.parts.append(data[hstart:hstop])
+            g.caplens.append(caplen)
+            g.wirelens.append(wire)
+            g.stamps.append(ts)
+            g.linktypes.append(lt)
+            if len(g.caplens) >= GROUP_ROWS:
+                yield g.batch(), rate, cut
+
+    def flush(self) -> Iterator[tuple]:
+        """Every group not yet handed out, in the order they were opened."""
+        for (rate, cut), g in self._groups.items():
+            if g.caplens:
+                yield g.batch(), rate, cut
+
+
 def _gap(seqs: dict, key, seq: int) -> tuple[int, bool]:
     """(lost, restarted) for sequence number ``seq`` of ``key``."""
     last = seqs.get(key)
@@ -196,3 +231,51 @@ def _gap(seqs: dict, key, seq: int) -> tuple[int, bool]:
     if 1 < step <= SEQUENCE_JUMP:
         return step - 1, False
     return 0, True                              # repeated, backwards or far ahead
+
+
+# -- received datagrams as captured frames (collect --write, tests) --------------
+
+LINKTYPE_RAW = 101               # raw IP: the version nibble says which
+_IP4 = struct.Struct(">BBHHHBBH4s4s")
+_IP6 = struct.Struct(">IHBB16s16s")
+_UDP = struct.Struct(">HHHH")
+
+
+def _checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f">{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def udp_frame(src: str, sport: int, dst: str, dport: int, payload: bytes) -> bytes:
+    """A raw IPv4 or IPv6 packet (by the addresses) holding one UDP
+    datagram: how a received sFlow datagram is kept in a pcap. The UDP
+    checksum is left 0 (none, for IPv4; a reader of the IPv6 frames must
+    not check it)."""
+    a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    if a.version != b.version:
+        a = a.ipv4_mapped or a if a.version == 6 else ipaddress.IPv6Address(f"::ffff:{a}")
+        b = b.ipv4_mapped or b if b.version == 6 else ipaddress.IPv6Address(f"::ffff:{b}")
+    udp = _UDP.pack(sport, dport, 8 + len(payload), 0)
+    if a.version == 4:
+        head = _IP4.pack(0x45, 0, 20 + len(udp) + len(payload), 0, 0x4000, 64, 17, 0,
+                         a.packed, b.packed)
+        head = head[:10] + _checksum(head).to_bytes(2, "big") + head[12:]
+        return head + udp + payload
+    return _IP6.pack(6 << 28, len(udp) + len(payload), 17, 64, a.packed, b.packed) + udp + payload
+
+
+def frames_batch(frames) -> tuple:
+    """``(batch, sec, usec)`` of ``frames`` [(sec, usec, frame bytes)], raw
+    IP link type, for ``engine.live.PcapWriter``; each frame's time is
+    ``sec + usec / 1e6`` as a pcap reader computes it."""
+    lens = np.array([len(f) for _, _, f in frames], dtype=np.int64)
+    offsets = np.zeros(len(lens), dtype=np.int64)
+    np.cumsum(lens[:-1], out=offsets[1:])
+    sec = np.array([s for s, _, _ in frames], dtype=np.int64)
+    usec = np.array([u for _, u, _ in frames], dtype=np.int64)
+    ts = np.array([s + u / 1_000_000 for s, u, _ in frames], dtype=np.float64)
+    batch = Batch(b"".join(f for _, _, f in frames), offsets, lens, lens.copy(), ts,
+                  np.full(len(lens), LINKTYPE_RAW, dtype=np.int32))
+    return batch, sec, usec

@@ -115,6 +115,9 @@ def render(report: dict) -> str:
 
     # -- header and inputs ------------------------------------------------
     out.append(f"ipv6flow {r['tool']['version']} report")
+    sampling = r.get("sampling")
+    if sampling is not None:
+        out.append(_estimated(sampling))
     for inp in r["inputs"]:
         comp = f"+{inp['compression']}" if inp.get("compression") else ""
         state = " TRUNCATED" if inp.get("truncated") else ""
@@ -124,9 +127,6 @@ def render(report: dict) -> str:
     first, last = r["time"]["first"], r["time"]["last"]
     if first is not None:
         out.append(f"  time: {_ts(first)} .. {_ts(last)} UTC ({last - first:.3f} s)")
-    sampling = r.get("sampling")
-    if sampling is not None:
-        out.append(f"  {_estimated(sampling)}")
     out.append("")
     pm = _plus_minus(sampling)
 

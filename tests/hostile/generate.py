@@ -1126,6 +1126,170 @@ def random_address_capture(n: int, seed: int = 1, ts_spread: bool = False):
     return b"".join(out)
 
 
+# -- sFlow v5 datagrams (analyze --sflow) -----------------------------------------
+# Each file is a valid pcap of UDP datagrams to port 6343; what lies is the
+# sFlow inside. SFLOW_EXPECT says what `analyze --sflow` must count, known by
+# construction: samples kept, bad datagrams by reason, bad samples, skipped.
+
+SFLOW_PORT = 6343
+AGENT = bytes([192, 0, 2, 9])
+SFLOW_EXPECT: dict = {}
+
+
+def sflow_header_record(frame, proto=1, frame_length=None, stripped=4, hlen=None, length=None):
+    """A raw packet header flow record (format 1) holding ``frame``."""
+    fl = len(frame) + stripped if frame_length is None else frame_length
+    body = u32(proto) + u32(fl) + u32(stripped) + u32(len(frame) if hlen is None else hlen) \
+        + pad4(frame)
+    return u32(1) + u32(len(body) if length is None else length) + body
+
+
+def sflow_flow_sample(records, seq=1, source=(0, 1), rate=1, pool=0, expanded=False,
+                      nrec=None, length=None, fmt=None):
+    """A flow sample (format 1) or an expanded flow sample (format 3)."""
+    n = len(records) if nrec is None else nrec
+    if expanded:
+        head = (u32(seq) + u32(source[0]) + u32(source[1]) + u32(rate) + u32(pool) + u32(0)
+                + u32(0) + u32(1) + u32(0) + u32(2) + u32(n))
+    else:
+        head = (u32(seq) + u32((source[0] << 24) | source[1]) + u32(rate) + u32(pool) + u32(0)
+                + u32(1) + u32(2) + u32(n))
+    body = head + b"".join(records)
+    return u32(fmt if fmt is not None else 3 if expanded else 1) \
+        + u32(len(body) if length is None else length) + body
+
+
+def sflow_datagram(samples, seq=1, agent=AGENT, sub_agent=0, count=None, version=5):
+    kind = 1 if len(agent) == 4 else 2
+    return (u32(version) + u32(kind) + agent + u32(sub_agent) + u32(seq) + u32(1000)
+            + u32(len(samples) if count is None else count) + b"".join(samples))
+
+
+def sflow_capture(datagrams, caplen=None):
+    """A pcap of ``datagrams`` sent over IPv4/UDP to port 6343."""
+    frames = []
+    for d in datagrams:
+        f = eth(ip4(udp(d, 50000, SFLOW_PORT), 17), 0x0800)
+        frames.append((f[:caplen], len(f)) if caplen else f)
+    return pcap(frames)
+
+
+SAMPLED = eth(ip6(icmp6_echo(), 58))                      # 62 bytes: never cut
+SAMPLED4 = eth(ip4(udp(b"x" * 20, 5000, 53), 17), 0x0800)
+
+
+def _good(seq=1, rate=10):
+    return sflow_datagram([sflow_flow_sample([sflow_header_record(SAMPLED)], seq=seq,
+                                             rate=rate)], seq=seq)
+
+
+def sflow_case(name, what, expect):
+    SFLOW_EXPECT[name] = expect
+    return case(name, what, packets=None)
+
+
+@sflow_case("sflow-bad-version.pcap", "a version 4 datagram between good ones",
+            {"samples": 2, "bad": {"bad_version": 1}})
+def _(p):
+    return sflow_capture([_good(1), sflow_datagram([], version=4), _good(2)])
+
+
+@sflow_case("sflow-sample-count-2pow32.pcap", "a datagram claiming 2**32-1 samples",
+            {"samples": 1, "bad": {"bad_sample_count": 1}})
+def _(p):
+    return sflow_capture([_good(1), sflow_datagram([], seq=2, count=0xFFFFFFFF)])
+
+
+@sflow_case("sflow-sample-length-lie.pcap", "a sample whose length runs 2 GiB past the end "
+            "after a good sample", {"samples": 1, "bad": {"bad_sample_length": 1}})
+def _(p):
+    good = sflow_flow_sample([sflow_header_record(SAMPLED)], rate=10)
+    bad = sflow_flow_sample([sflow_header_record(SAMPLED)], seq=2, length=1 << 31)
+    return sflow_capture([sflow_datagram([good, bad])])
+
+
+@sflow_case("sflow-records-past-end.pcap", "a flow sample whose record count and record "
+            "length run past the sample", {"samples": 1, "bad_samples": 2})
+def _(p):
+    rec = sflow_header_record(SAMPLED)
+    return sflow_capture([sflow_datagram([
+        sflow_flow_sample([rec], nrec=1000),
+        sflow_flow_sample([rec[:4] + u32(0x7FFFFFF0) + rec[8:]], seq=2),
+        sflow_flow_sample([rec], seq=3, rate=10)])])
+
+
+@sflow_case("sflow-header-length-lie.pcap", "header records whose header length, "
+            "frame_length or stripped lie", {"samples": 1, "bad_samples": 4})
+def _(p):
+    return sflow_capture([sflow_datagram([
+        sflow_flow_sample([sflow_header_record(SAMPLED, hlen=4000)]),
+        sflow_flow_sample([sflow_header_record(SAMPLED, frame_length=0xFFFFFFFF)], seq=2),
+        sflow_flow_sample([sflow_header_record(SAMPLED, frame_length=10, stripped=20)], seq=3),
+        sflow_flow_sample([sflow_header_record(SAMPLED)], seq=4, rate=0),
+        sflow_flow_sample([sflow_header_record(SAMPLED)], seq=5, rate=7)])])
+
+
+@sflow_case("sflow-skipped.pcap", "counter samples, enterprise samples and records, "
+            "discard samples, an unknown header protocol, a second header record",
+            {"samples": 2, "skipped": {"counter_samples": 2, "discard_samples": 1,
+                                       "enterprise_samples": 1, "enterprise_records": 1,
+                                       "other_header_protocols": 1, "other_records": 1,
+                                       "extra_header_records": 1,
+                                       "samples_without_header": 1}})
+def _(p):
+    rec = sflow_header_record(SAMPLED)
+    other = u32(1001) + u32(16) + b"\x00" * 16                # extended switch data
+    ent = u32((4300 << 12) | 7) + u32(8) + b"\x00" * 8
+    return sflow_capture([sflow_datagram([
+        u32(2) + u32(8) + b"\x00" * 8,                        # counter sample
+        u32(4) + u32(4) + b"\x00" * 4,                        # expanded counter sample
+        u32(5) + u32(4) + b"\x00" * 4,                        # discard
+        u32((4300 << 12) | 1) + u32(4) + b"\x00" * 4,         # enterprise sample
+        sflow_flow_sample([other, ent, rec, rec], rate=3),
+        sflow_flow_sample([sflow_header_record(SAMPLED, proto=4)], seq=2),
+        sflow_flow_sample([rec], seq=3, rate=5, expanded=True)])])
+
+
+@sflow_case("sflow-carrier-cut.pcap", "datagrams cut by the capture's snap length in "
+            "their second sample", {"samples": 2, "bad": {"cut_by_capture": 2}})
+def _(p):
+    two = [sflow_datagram([sflow_flow_sample([sflow_header_record(SAMPLED)], rate=2),
+                           sflow_flow_sample([sflow_header_record(SAMPLED)], seq=2)], seq=s)
+           for s in (1, 2)]
+    return sflow_capture(two, caplen=14 + 20 + 8 + 28 + 100 + 40)
+
+
+@sflow_case("sflow-sequence-gaps.pcap", "datagram sequence 1, 2, 6, 3 (3 lost, 1 reset)",
+            {"samples": 4, "lost_datagrams": 3, "sequence_resets": 1})
+def _(p):
+    return sflow_capture([_good(s) for s in (1, 2, 6, 3)])
+
+
+@sflow_case("sflow-many-agents.pcap", "5000 agents, one datagram each",
+            {"samples": 5000, "agents": 1025})
+def _(p):
+    return sflow_capture([sflow_datagram([sflow_flow_sample([sflow_header_record(SAMPLED)])],
+                                         agent=u32(0x0A000000 + i)) for i in range(5000)])
+
+
+@sflow_case("sflow-many-sources-rates.pcap", "one agent, 2000 sources and 100 rates",
+            {"samples": 2100})
+def _(p):
+    rec = sflow_header_record(SAMPLED)
+    out = [sflow_datagram([sflow_flow_sample([rec], source=(0, i), seq=1)], seq=i + 1)
+           for i in range(2000)]
+    out += [sflow_datagram([sflow_flow_sample([rec], source=(0, 1), seq=2 + i, rate=i + 1)],
+                           seq=2001 + i) for i in range(100)]
+    return sflow_capture(out)
+
+
+@sflow_case("sflow-random.pcap", "500 datagrams of random bytes after a version 5 header", {})
+def _(p):
+    rng = rng_for("sflow-random")
+    return sflow_capture([u32(5) + u32(rng.choice((1, 2, 3))) + rng.randbytes(rng.randint(0, 300))
+                          for _ in range(500)])
+
+
 # ---------------------------------------------------------------------------
 
 def names(include_big: bool = True) -> list[str]:
