@@ -122,7 +122,7 @@ class SamplingState:
         self.agents = {}
         self.cut_counts = {k: 0 for k in CUT_KEYS}
         self._keys = {}         # frame key -> [samples, var packets, var bytes]
-        self.classes = {name: [0, 0, 0] for name in CLASS_NAMES}
+        self.classes = {name: [0, 0, 0, 0] for name in CLASS_NAMES}
 
     # -- reading (capture/sflow.py) ------------------------------------------
     def agent(self, agent: str, sub_agent: int) -> dict:
@@ -179,11 +179,13 @@ class SamplingState:
         c = rate * (rate - 1)
         e = self._keys.get(key)
         if e is None:
-            self._keys[key] = [packets, c * packets, c * squares]
+            self._keys[key] = [packets, c * packets, c * squares, packets if rate > 1 else 0]
         else:
             e[0] += packets
             e[1] += c * packets
             e[2] += c * squares
+            if rate > 1:
+                e[3] += packets
         return key
 
     def _flush(self):
@@ -197,7 +199,7 @@ class SamplingState:
             for name in names:
                 e = cl.get(name)
                 if e is not None:               # non_ip classes are not kept
-                    for i in range(3):
+                    for i in range(4):
                         e[i] += sums[i]
         self._keys.clear()
 
@@ -215,7 +217,7 @@ class SamplingState:
                 out.cut_counts[k] += s.cut_counts[k]
             for name, sums in s.classes.items():
                 e = out.classes[name]
-                for i in range(3):
+                for i in range(4):
                     e[i] += sums[i]
         return out
 
@@ -262,7 +264,8 @@ class SamplingState:
             "unreliable": unreliable,
             "intervals": intervals(counts, self.classes),
             "agents": agents,
-            "classes": {name: {"samples": s[0], "var_packets": s[1], "var_bytes": s[2]}
+            "classes": {name: {"samples": s[0], "var_packets": s[1], "var_bytes": s[2],
+                               "sampled": s[3]}
                         for name, s in self.classes.items()},
         }
 
@@ -276,7 +279,8 @@ class SamplingState:
             s.cut_counts[k] = int(section["cut"][k])
         for name, e in section["classes"].items():
             if name in s.classes:
-                s.classes[name] = [int(e["samples"]), int(e["var_packets"]), int(e["var_bytes"])]
+                s.classes[name] = [int(e["samples"]), int(e["var_packets"]), int(e["var_bytes"]),
+                                   int(e["sampled"])]
         return s
 
 
@@ -293,13 +297,18 @@ def _count(counts, name, unit):
     return e[unit]
 
 
-def _interval(part, whole, var_part, var_rest):
-    """The share ``part / whole`` and its 95% interval (see the module)."""
+def _interval(part, whole, var_part, var_rest, sampled):
+    """The share ``part / whole`` and its 95% interval: the wider of the
+    linearised one (see the module) and sFlow's own bound on the part,
+    ``196 * sqrt(1 / c)`` percent of it for ``c`` samples taken at a rate
+    above 1 (at rate 1 nothing is estimated)."""
     if not whole:
         return None
     p = part / whole
     var = ((1 - p) ** 2 * var_part + p * p * var_rest) / (whole * whole)
     half = Z95 * math.sqrt(max(var, 0.0))
+    if sampled:
+        half = max(half, p * Z95 / math.sqrt(sampled))
     return {"share": p, "low": max(0.0, p - half), "high": min(1.0, p + half),
             "half_width": half}
 
@@ -314,7 +323,8 @@ def intervals(counts: dict, classes: dict) -> dict:
             whole = sum(_count(counts, n, unit) for n in wholes)
             var_part = sum(classes[n][i] for n in parts)
             var_rest = sum(classes[n][i] for n in wholes) - var_part
-            out[f"{name}_{unit}"] = _interval(part, whole, var_part, var_rest)
+            out[f"{name}_{unit}"] = _interval(part, whole, var_part, var_rest,
+                                              sum(classes[n][3] for n in parts))
 
     share("ipv6", ["payload.ipv6"], ["payload.ipv4", "payload.ipv6"])
     share("carrier_ipv6", ["carrier.ipv6"], ["carrier.ipv4", "carrier.ipv6"])
@@ -330,7 +340,8 @@ def intervals(counts: dict, classes: dict) -> dict:
             part = _count(counts, name, unit)
             whole = counts["totals"][unit]
             var_part = classes[name][i]
-            entry[unit] = _interval(part, whole, var_part, classes["totals"][i] - var_part)
+            entry[unit] = _interval(part, whole, var_part, classes["totals"][i] - var_part,
+                                    classes[name][3])
         tunnels[kind] = entry
     out["tunnels"] = tunnels
     return out
