@@ -443,6 +443,66 @@ def live(iface, bpf, duration, count, report_every, write, fmt, output, interval
 
 
 @main.command()
+@click.option("--sflow", "listen", required=True, metavar="[ADDR]:PORT",
+              help="Receive sFlow v5 datagrams on this UDP address and port (:6343: every "
+                   "address, IPv4 and IPv6).")
+@click.option("--duration", type=click.FloatRange(min=0), default=None, metavar="S",
+              help="Stop after S seconds.")
+@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Stop after N datagrams.")
+@click.option("--report-every", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="S", help="Also write the report so far every S seconds (to -o, atomically).")
+@click.option("--write", type=click.Path(dir_okay=False), default=None, metavar="FILE.pcap",
+              help="Keep every datagram in a pcap (raw IP frames; complete after Ctrl-C or "
+                   "SIGTERM): `analyze --sflow-port PORT FILE.pcap` reads it back.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
+              show_default=True, help="Report format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the report to FILE (atomically) instead of stdout.")
+@click.option("--interval", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, help="Time-series bin width in seconds.")
+@click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX", help="As for analyze.")
+@click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX", help="As for analyze.")
+@click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
+              show_default=True, help="As for analyze.")
+@click.option("--status-every", type=click.FloatRange(min=0), default=STATUS_EVERY,
+              show_default=True, metavar="S",
+              help="Seconds between status lines on stderr (datagrams, samples, IPv6 share "
+                   "so far, kernel drops); 0: none.")
+@click.option("--buffer-size", type=click.IntRange(min=1), default=32, show_default=True,
+              metavar="MIB", help="Socket receive buffer in MiB (for bursts); raise it when "
+                                  "drops are reported.")
+def collect(listen, duration, count, report_every, write, fmt, output, interval, sixrd, nat64,
+            decoder, status_every, buffer_size):
+    """Receive sFlow from agents and report as analyze --sflow does.
+
+    Every count is estimated from the samples (the report's sampling
+    section says how). Ends at --duration, --count, Ctrl-C or SIGTERM; the
+    final report is written in every case. Datagrams the kernel dropped
+    with the socket buffer full are in the report
+    (inputs[0].capture.socket.dropped) and on stderr.
+    """
+    from .engine.collect import collect_sflow
+    opts = sampled_options(decode_options(sixrd), SFLOW_PORT)
+    try:
+        summary, st = collect_sflow(
+            listen, duration, count, report_every, write, interval, opts,
+            on_status=lambda line: click.echo(line, err=True) if status_every else None,
+            on_report=lambda rep: write_output(render(rep, fmt), output),
+            status_every=status_every, nat64_prefixes=_nat64_prefixes(nat64), decoder=decoder,
+            buffer_bytes=buffer_size << 20)
+    except Ipv6flowError as e:
+        raise click.ClickException(str(e))
+    report = summary.to_report()
+    failed = _print_problems(report)
+    click.echo(f"{st['datagrams']:,} datagrams, {st['samples']:,} samples; socket: "
+               f"{st['buffer']:,} bytes of buffer, {st['dropped']:,} datagrams dropped",
+               err=True)
+    write_output(render(report, fmt), output)
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--pattern", default="*.pcap*", show_default=True,
               help="Shell-style pattern of the capture file names.")

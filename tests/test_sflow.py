@@ -24,6 +24,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from conftest import ROOT, SAMPLES, SHARED, missing, need_tool
@@ -38,6 +39,7 @@ from ipv6flow.cli import sampled_options
 from ipv6flow.summary import Summary
 
 TESTS = Path(__file__).resolve().parent
+SCHEMA = json.loads((ROOT / "ipv6flow" / "schema" / "report.schema.json").read_text())
 AKVORADO = SHARED / "sampled" / "akvorado"
 
 
@@ -64,6 +66,7 @@ def reports(paths, port=gen.SFLOW_PORT):
     """The report by both decoders, in one process and on two workers:
     all four must be the same; returns it."""
     fast = report(paths, port)
+    jsonschema.validate(fast, SCHEMA)
     for decoder, workers in (("reference", 1), ("fast", 2), ("reference", 2)):
         assert report(paths, port, decoder, workers) == fast, (decoder, workers)
     return fast
