@@ -459,7 +459,7 @@ def live(iface, bpf, duration, count, report_every, write, fmt, output, interval
               show_default=True, help="Report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the report to FILE (atomically) instead of stdout.")
-@click.option("--interval", type=click.FloatRange(min=0, min_open=True), default=60.0,
+@click.option("--interval", type=INTERVAL, default=60.0,
               show_default=True, help="Time-series bin width in seconds.")
 @click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX", help="As for analyze.")
 @click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX", help="As for analyze.")

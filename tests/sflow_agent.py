@@ -1,6 +1,6 @@
 """A real sFlow agent for the tests: pmacct's ``pmacctd`` with its
 ``sfprobe`` plugin reads a pcap and exports sampled headers over UDP on the
-loopback (``/work/shared/sampled/README.md`` says how it behaves).
+loopback (``sampled/README.md`` of ../shared says how it behaves).
 
 ``export(pcap, rate, out)`` runs it and writes the datagrams it sent into
 ``out``, a pcap of raw IPv4 frames (the library's own ``udp_frame``, as
