@@ -197,6 +197,13 @@ def test_sequence_gaps_sources_and_merge(tmp_path):
     assert json.loads(res.stdout) == json.loads(json.dumps(both))
     for fmt in ("text", "csv", "prometheus"):
         assert run_cli("merge", "--format", fmt, *out).returncode == 0
+    prom = run_cli("merge", "--format", "prometheus", *out).stdout
+    assert "ipv6flow_sflow_samples_total 6\n" in prom
+    assert "ipv6flow_sflow_lost_datagrams_total 5\n" in prom
+    assert 'ipv6flow_sflow_samples_by_rate_total{rate="16"} 2\n' in prom
+    low = both["sampling"]["intervals"]["ipv6_packets"]["low"]
+    assert (f'ipv6flow_ipv6_share_interval_ratio{{view="payload",measure="packets",'
+            f'bound="low"}} {low!r}') in prom
 
 
 def test_text_report_leads_with_the_estimate(tmp_path):

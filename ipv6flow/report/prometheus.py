@@ -53,6 +53,12 @@ Metrics (``ipv6flow_`` prefix; a label value is as in the JSON report):
   added together (label sets must be unique)
 - ``capture_first_timestamp_seconds``, ``capture_last_timestamp_seconds``:
   the time span of the frames (no sample for an empty capture)
+- sampled input only (``analyze --sflow``, ``collect``):
+  ``sflow_datagrams_total``, ``sflow_samples_total``,
+  ``sflow_lost_datagrams_total``, ``sflow_bad_datagrams_total``,
+  ``sflow_samples_by_rate_total{rate}``, and
+  ``ipv6_share_interval_ratio{view,measure,bound}``: ``low`` and ``high``
+  of the 95% interval of each IPv6 share (every count is then an estimate)
 - ``report_partial``: 1 when the run was interrupted (Ctrl-C, SIGTERM)
 - ``last_run_timestamp_seconds``: when this text was made; alert on it
   going stale to catch a cron job that stopped running
@@ -127,6 +133,31 @@ def _inputs(report):
         if info not in e["info"]:
             e["info"].append(info)
     return by_path
+
+
+def _sampling(fam, s):
+    """Sampled input (sFlow): what was read, what was lost, and the 95%
+    interval of the IPv6 shares (every count above is an estimate)."""
+    fam("sflow_datagrams", "counter", "sFlow datagrams read.", [({}, s["datagrams"])])
+    fam("sflow_samples", "counter", "Sampled packet headers read; every count is estimated "
+        "from them.", [({}, s["samples"])])
+    fam("sflow_lost_datagrams", "counter", "sFlow datagrams lost, from gaps in the agents' "
+        "sequence numbers.", [({}, s["lost_datagrams"])])
+    fam("sflow_bad_datagrams", "counter", "sFlow datagrams that could not be read whole.",
+        [({}, s["bad_datagrams"])])
+    fam("sflow_samples_by_rate", "counter", "Samples by sampling rate (1 in rate).",
+        [({"rate": k}, v) for k, v in s["rates"].items()])
+    iv = s["intervals"]
+    bounds = []
+    for view, prefix in (("payload", "ipv6"), ("carrier", "carrier_ipv6")):
+        for measure in ("packets", "bytes"):
+            e = iv[f"{prefix}_{measure}"]
+            if e is not None:
+                for bound in ("low", "high"):
+                    bounds.append(({"view": view, "measure": measure, "bound": bound},
+                                   e[bound]))
+    fam("ipv6_share_interval_ratio", "gauge", "Bounds of the 95% interval of the IPv6 share "
+        "(sampled input).", bounds, unit="ratio")
 
 
 def render(report: dict, now: float | None = None) -> str:
@@ -228,6 +259,9 @@ def render(report: dict, now: float | None = None) -> str:
             [({"family": k}, fl[k]) for k in ("ipv4", "ipv6")])
         fam("flows_by_tunnel", "gauge", "Distinct flows seen in each tunnel kind.",
             [({"tunnel": k}, v) for k, v in fl["by_tunnel"].items()])
+
+    if "sampling" in r:
+        _sampling(fam, r["sampling"])
 
     fam("report_partial", "gauge",
         "1 when the run was interrupted and the figures cover only what was read.",
