@@ -280,6 +280,15 @@ def test_hostile_sflow(sflow_corpus, name):
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
 
 
+def test_hostile_sflow_distinct_rates(sflow_corpus):
+    """Every sample at its own rate: counted right, with the groups held
+    at once bounded (capture/sflow.py MAX_PENDING)."""
+    r = report([sflow_corpus / "sflow-distinct-rates.pcap"])
+    assert r["totals"]["packets"] == sum(range(1, 8801))
+    assert r["totals"]["bytes"] == sum(range(1, 8801)) * L6
+    assert r["sampling"]["rates"]["other"] == 8800 - MAX_RATES
+
+
 def test_hostile_sflow_caps(sflow_corpus):
     r = report([sflow_corpus / "sflow-many-sources-rates.pcap"])
     a = r["sampling"]["agents"]["192.0.2.9/0"]

@@ -19,8 +19,8 @@ full and at the end, in the order they were opened.
 
 The datagrams' bookkeeping (agents, sequence gaps, bad datagrams, skipped
 samples and records) goes to a ``SamplingState`` (analysis/sampling.py),
-when one is given. Memory: one batch per open group (at most
-``GROUP_ROWS`` samples each), the sequence tables capped by entries.
+when one is given. Memory: at most ``MAX_PENDING`` samples held
+in the open groups together, the sequence tables capped by entries.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from .base import Record
 from .batch import Batch
 
 GROUP_ROWS = 8192            # samples per batch handed out
+MAX_PENDING = GROUP_ROWS     # samples held in all groups: past it every group is handed out
 MAX_SEQUENCES = 65536        # (agent, source) sequence numbers followed
 SEQUENCE_JUMP = 1 << 20      # a forward jump larger than this is a restart, not a loss
 _CARRIER_OPTS = DecodeOptions()
@@ -162,6 +163,7 @@ class SflowFrames:
         self.other_frames = 0
         self._groups: dict = {}
         self._seqs: dict = {}
+        self._pending = 0
 
     def from_records(self, records) -> Iterator[tuple]:
         port = self.port
@@ -207,12 +209,19 @@ class SflowFrames:
             g.wirelens.append(wire)
             g.stamps.append(ts)
             g.linktypes.append(lt)
+            self._pending += 1
             if len(g.caplens) >= GROUP_ROWS:
+                self._pending -= len(g.caplens)
                 yield g.batch(), rate, cut
+            elif self._pending >= MAX_PENDING:
+                # many rates at once (or an attacker's 2**32 of them): the
+                # groups together stay bounded
+                yield from self.flush()
 
     def flush(self) -> Iterator[tuple]:
         """Every group not yet handed out, in the order they were opened."""
-        for (rate, cut), g in self._groups.items():
+        groups, self._groups, self._pending = self._groups, {}, 0
+        for (rate, cut), g in groups.items():
             if g.caplens:
                 yield g.batch(), rate, cut
 

@@ -1283,6 +1283,16 @@ def _(p):
     return sflow_capture(out)
 
 
+@sflow_case("sflow-distinct-rates.pcap", "8,800 samples, each at a rate of its own",
+            {"samples": 8800})
+def _(p):
+    rec = sflow_header_record(SAMPLED)
+    return sflow_capture([sflow_datagram([sflow_flow_sample([rec], seq=8 * i + j + 1,
+                                                            rate=8 * i + j + 1)
+                                          for j in range(8)], seq=i + 1)
+                          for i in range(1100)])
+
+
 @sflow_case("sflow-random.pcap", "500 datagrams of random bytes after a version 5 header", {})
 def _(p):
     rng = rng_for("sflow-random")
