@@ -19,7 +19,9 @@ import click
 
 from . import __version__
 from .atomic import atomic_file
+from .analysis import orgmap
 from .analysis.population import CLIENT_KEYS, OFF
+from .analysis.scorecard import Scorecard
 from .analysis.rfc6052 import parse_nat64_prefix
 from .decode import DecodeOptions, parse_prefix
 from .decode.sflow import SFLOW_PORT
@@ -30,30 +32,51 @@ from .engine.progress import Progress
 from .engine.watch import POLL_SECONDS, SETTLE_SECONDS
 from .engine.watch import watch as watch_folder
 from .report import csvout, jsonout, prometheus, text
+from .report import html
+from .report import scorecard as scorecard_report
 from .report import services as services_report
 from .errors import Ipv6flowError
 from .report.text import safe
 from .summary import MIN_INTERVAL, Summary
 
-FORMATS = ("text", "json", "csv", "prometheus")
+FORMATS = ("text", "json", "csv", "prometheus", "html")
 FORMAT_HELP = ("Report format. json: the full report (REPORT.md section 7); csv: one row per "
                "time bin (start, start_utc, interval_s, IPv4 and IPv6 packets and bytes, "
                "IPv6 share; payload view); prometheus: OpenMetrics text for node_exporter's "
-               "textfile collector (-o DIR/ipv6flow.prom).")
+               "textfile collector (-o DIR/ipv6flow.prom); html: one self-contained page to "
+               "share (headline figures, charts, and the scorecard with --org-map).")
 
 
-def render(report: dict, fmt: str) -> str:
-    """The report in one of FORMATS."""
+def render(report: dict, fmt: str, by: str = "time") -> str:
+    """The report in one of FORMATS (``by``: the CSV's rows)."""
     if fmt == "json":
         return jsonout.dumps(report)
     if fmt == "csv":
+        if by == "organisation":
+            return scorecard_report.to_csv(report)
         return csvout.render(report)
     if fmt == "prometheus":
         return prometheus.render(report)
+    if fmt == "html":
+        return html.render(report)
     content = text.render(report)
     if "services" in report:
         content += "\n" + services_report.to_text(report["services"])
+    if "organisations" in report:
+        content += "\n" + scorecard_report.to_text(report)
     return content
+
+
+def by_option(command):
+    return click.option(
+        "--by", type=click.Choice(("time", "organisation")), default="time", show_default=True,
+        help="CSV rows: one per time bin, or one per organisation (needs the scorecard "
+             "of --org-map).")(command)
+
+
+def _check_by(by, fmt, org_map, have=None):
+    if by == "organisation" and org_map is None and not have:
+        raise click.BadParameter("needs --org-map (the organisations)", param_hint="--by")
 
 
 def write_output(content: str, output: str | None) -> None:
@@ -87,9 +110,31 @@ def _nat64_prefixes(values):
     return tuple(out)
 
 
+def load_org_map(path):
+    """The --org-map file, or a one-line error naming it and the line."""
+    if path is None:
+        return None
+    try:
+        return orgmap.load(path)
+    except OSError as e:
+        raise click.ClickException(f"{safe(path)}: cannot read ({e.strerror or e})")
+    except ValueError as e:
+        raise click.ClickException(f"{safe(path)}: {safe(str(e))}")
+
+
+def org_map_option(command):
+    return click.option(
+        "--org-map", "org_map", type=click.Path(dir_okay=False), default=None,
+        metavar="FILE.csv",
+        help="Organisations by prefix: CSV rows prefix,organisation[,group][,domain] "
+             "(longest prefix wins). Adds the scorecard: organisations, adoption by the "
+             "public definitions, and what blocks IPv6.")(command)
+
+
 def client_options(command):
-    """--client-key, --client-prefix and --no-clients, shared by analyze,
-    live and watch."""
+    """--client-key, --client-prefix, --no-clients and --org-map, shared by
+    analyze, live and watch."""
+    command = org_map_option(command)
     command = click.option(
         "--no-clients", is_flag=True,
         help="Leave out clients, flows and interface identifiers (the fast decoder "
@@ -106,7 +151,8 @@ def client_options(command):
              "links, else ipv6-64 for IPv6 and ipv4 for IPv4.")(command)
 
 
-def decode_options(sixrd, client_key="auto", client_prefixes=(), no_clients=False):
+def decode_options(sixrd, client_key="auto", client_prefixes=(), no_clients=False,
+                   org_map=None):
     out = []
     for v in client_prefixes:
         try:
@@ -117,7 +163,8 @@ def decode_options(sixrd, client_key="auto", client_prefixes=(), no_clients=Fals
     if no_clients:
         client_key, out = OFF, []
     return DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"), client_key=client_key,
-                         client_prefixes=tuple(dict.fromkeys(out)))
+                         client_prefixes=tuple(dict.fromkeys(out)),
+                         org_map=load_org_map(org_map))
 
 
 def sampled_options(opts, port):
@@ -197,20 +244,25 @@ INTERVAL = Interval()
 @click.option("--stats", is_flag=True,
               help="Print decoder statistics (frames, fallback to the reference decoder, "
                    "time) on stderr.")
+@by_option
 @client_options
 def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, decoder, sflow,
             sflow_port, workers, engine, scheduler, no_progress, stats, client_key,
-            client_prefixes, no_clients):
+            client_prefixes, no_clients, org_map, by):
     """Analyse pcap/pcapng captures (gzip, bzip2, xz, zstd; '-' for stdin).
 
     Several PATHS give one combined report with one `inputs` entry each.
     Exit code 0 when every path was read, 1 when any could not be.
     """
-    opts = decode_options(sixrd, client_key, client_prefixes, no_clients)
+    opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map)
+    _check_by(by, fmt, opts.org_map)
     if sflow or sflow_port:
         if dns_report or suffixes:
             raise click.UsageError("--dns-report and --domain-suffix do not work on sampled "
                                    "headers (--sflow): DNS answers are cut by the exporter")
+        if org_map:
+            raise click.UsageError("--org-map does not work on sampled headers (--sflow): "
+                                   "its clients, flows and DNS names need every packet")
         opts = sampled_options(opts, sflow_port or SFLOW_PORT)
     counters = {}
     started = time.perf_counter()
@@ -238,7 +290,7 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
         if report.get("partial"):
             click.echo("Warning: interrupted: the report covers only what was read", err=True)
         if report.get("partial") or any(inp["format"] for inp in report["inputs"]):
-            write_output(render(report, fmt), output)
+            write_output(render(report, fmt, by), output)
     except KeyboardInterrupt:        # Ctrl-C after the reading was done
         click.echo("Error: interrupted", err=True)
         sys.exit(130)
@@ -292,14 +344,21 @@ def _print_problems(report) -> bool:
               help=FORMAT_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the merged report to FILE (atomically) instead of stdout.")
-def merge(reports, fmt, output):
+@by_option
+@org_map_option
+def merge(reports, fmt, output, by, org_map):
     """Merge JSON reports of earlier runs (e.g. one per rotated capture).
 
     Counts add, NAT64 suspects unite with their counts added and their
     distinct counts merged (exact, or HyperLogLog past a threshold), time
     bins add. The reports must share one time-series interval.
     """
+    omap = load_org_map(org_map)
     total = None
+    if omap is not None:
+        # every organisation of the map is listed, with its group and domains
+        total = Summary()
+        total.scorecard = Scorecard(omap)
     for path in reports:
         try:
             with open(path, encoding="utf-8") as fh:
@@ -315,7 +374,9 @@ def merge(reports, fmt, output):
             total = part if total is None else total.merge(part)
         except ValueError as e:
             raise click.ClickException(f"{safe(path)}: {e}")
-    write_output(render(total.to_report(), fmt), output)
+    report = total.to_report()
+    _check_by(by, fmt, omap, "organisations" in report)
+    write_output(render(report, fmt, by), output)
 
 
 @main.command()
@@ -416,14 +477,14 @@ def plot_cmd(report_path, output, width, height):
 @client_options
 def live(iface, bpf, duration, count, report_every, write, fmt, output, interval, sixrd, nat64,
          decoder, status_every, snaplen, no_promisc, buffer_size, client_key, client_prefixes,
-         no_clients):
+         no_clients, org_map):
     """Capture on a network interface and report as analyze does.
 
     Needs the CAP_NET_RAW capability (root). Ends at --duration, --count,
     Ctrl-C or SIGTERM; the final report is written in every case. Kernel
     drop counts are in the report (inputs[0].capture.kernel) and on stderr.
     """
-    opts = decode_options(sixrd, client_key, client_prefixes, no_clients)
+    opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map)
     try:
         summary, st = capture_live(
             iface, bpf, duration, count, report_every, write, interval, opts,
@@ -533,7 +594,8 @@ def collect(listen, duration, count, report_every, write, fmt, output, interval,
               show_default=True, help="As for analyze.")
 @client_options
 def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, settle,
-          newest_settle, poll, once, sixrd, nat64, decoder, client_key, client_prefixes, no_clients):
+          newest_settle, poll, once, sixrd, nat64, decoder, client_key, client_prefixes, no_clients,
+          org_map):
     """Analyse rotated captures (tcpdump -G, -C, -W) in DIRECTORY, each once.
 
     A file is complete when it is not the newest and has not changed for
@@ -541,7 +603,7 @@ def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, 
     restart neither skips nor repeats one. Writes a report per file and a
     running merged report; Ctrl-C or SIGTERM stop after the current file.
     """
-    opts = decode_options(sixrd, client_key, client_prefixes, no_clients)
+    opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map)
 
     def on_report(path, report):
         _print_problems(report)

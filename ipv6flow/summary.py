@@ -17,8 +17,10 @@ import math
 
 from . import __version__
 from .analysis.nat64 import Nat64State
-from .analysis.population import Population, frame_columns
+from .analysis.population import Population, columns_of, frame_columns
 from .analysis.sampling import SamplingState
+from .analysis.scorecard import Scorecard, dns_names
+from .analysis.scorecard import report as scorecard_report
 from .analysis.services import merge_reports as merge_services
 from .decode.addresses import ADDRESS_CLASSES, address_class
 from .decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
@@ -155,6 +157,11 @@ class Summary:
         # clients and flows, by the options' client key (None: not set yet)
         self.population = (Population(opts.client_key, opts.client_prefixes)
                            if opts is not None else Population())
+        # the scorecard of --org-map (organisations, adoption, blocking)
+        org_map = getattr(opts, "org_map", None)
+        self.scorecard = (Scorecard(org_map, self.nat64.static_prefixes())
+                          if org_map is not None else None)
+        self._rows = []          # reference frames' columns, observed in blocks
         self.services = None     # the DNS service report, when asked for
         # sampled input (sFlow): what each frame stands for, and the
         # ``sampling`` section (analysis/sampling.py); None: exact input
@@ -179,8 +186,41 @@ class Summary:
             e[0] += w
             e[1] += wirelen * w
         self.add_time(ts, f.payload, f.carrier, 1, wirelen)
-        if linktype is not None and self.population.enabled:
-            self.population.add_row(frame_columns(f, linktype, data, ts), self.interval)
+        if linktype is not None and self.wants_columns:
+            row = frame_columns(f, linktype, data, ts, wirelen)
+            if row is not None:
+                self._rows.append(row)
+                if len(self._rows) >= Population.FLUSH_EVERY:
+                    self._flush_rows()
+
+    @property
+    def wants_columns(self) -> bool:
+        """Whether frames' columns are counted (clients, flows, scorecard)."""
+        return self.population.enabled or self.scorecard is not None
+
+    @property
+    def wants_names(self) -> bool:
+        """Whether DNS names asked without an answer matter (the service
+        report, or organisations with domains)."""
+        return self.scorecard is not None and self.scorecard.map is not None \
+            and self.scorecard.map.wants_names
+
+    def _flush_rows(self):
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self.observe_columns(columns_of(rows))
+
+    def observe_columns(self, c) -> None:
+        """Clients, flows and the scorecard of column arrays (population.py)."""
+        if not len(c["fam"]):
+            return
+        pop = self.population
+        d = pop.derive(c) if self.scorecard is not None else None
+        if pop.enabled:
+            pop.observe(c, self.interval, d)
+        if self.scorecard is not None:
+            self.scorecard.observe(c, d["side"], d["tag"], d["value"], d["flow_h"],
+                                   d["flow_keyed"])
 
     def add_key(self, key, packets: int, nbytes: int, squares: int = 0) -> None:
         """Count ``packets`` frames with the same ``frame_key`` at once
@@ -259,6 +299,14 @@ class Summary:
             out.sampling = (self.sampling or other.sampling).merge(
                 other.sampling if self.sampling is not None else None)
         for s in (self, other):
+            s._flush_rows()
+        if self.scorecard is None or other.scorecard is None:
+            out.scorecard = self.scorecard or other.scorecard
+        else:
+            out.scorecard = self.scorecard.merge(other.scorecard)
+        if out.scorecard is not None and out.scorecard is (self.scorecard or other.scorecard):
+            out.scorecard = out.scorecard.merge(Scorecard())
+        for s in (self, other):
             s._flush()
             _add_counts(out._counts, s._counts)
             out.inputs.extend(s.inputs)
@@ -276,6 +324,7 @@ class Summary:
     # -- reports ----------------------------------------------------------
     def counts(self) -> dict:
         self._flush()
+        self._flush_rows()
         self.population.flush(self.interval)
         return self._counts
 
@@ -328,10 +377,23 @@ class Summary:
         }
         if self.services is not None:
             report["services"] = self.services
+        sc = self.scorecard
+        if sc is not None:
+            dns = dns_names(self.nat64.services((), every=True))
+            for name, v in sc.dns.items():
+                e = dns.setdefault(name, [set(), set(), set()])
+                for a, b in zip(e, v):
+                    a |= b
+            # an address both native and synthesized (merged parts) is synthesized
+            for v in dns.values():
+                v[1] -= v[2]
+            report.update(scorecard_report(sc, dns))
         if self.interrupted:
             report["partial"] = True
         if pop.enabled:
             report["sketches"] = pop.sketches(self.interval)     # for merging; last
+        if sc is not None:
+            report["scorecard_state"] = sc.state(dns)
         return report
 
     @classmethod
@@ -350,6 +412,8 @@ class Summary:
         s.services = report.get("services")
         if report.get("sampling") is not None:
             s.sampling = SamplingState.from_report(report["sampling"])
+        if "scorecard_state" in report:
+            s.scorecard = Scorecard.from_state(report["scorecard_state"])
         s.interrupted = bool(report.get("partial"))
         over = report["timeseries"].get("overflow") or pb()
         s.bin_overflow = [over["packets"], over["bytes"]]

@@ -50,7 +50,8 @@ def compare(path, opts=OPTS):
         for rec in cap:
             f = decode_frame(rec.linktype, rec.data, rec.wirelen, opts)
             out.append((frame_key(f),
-                        population.frame_columns(f, rec.linktype, rec.data, rec.ts)))
+                        population.frame_columns(f, rec.linktype, rec.data, rec.ts,
+                                                 rec.wirelen)))
 
     fast, fast_err = _read_side(path, fast_side)
     ref, ref_err = _read_side(path, ref_side)

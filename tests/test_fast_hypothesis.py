@@ -71,7 +71,7 @@ def reference_key(row, opts):
 
 def reference_columns(row, opts, ts):
     f = decode_frame(row.linktype, row.data, row.wirelen, opts)
-    return population.frame_columns(f, row.linktype, row.data, ts)
+    return population.frame_columns(f, row.linktype, row.data, ts, row.wirelen)
 
 
 def describe(row, opts, fast, ref):

@@ -388,14 +388,17 @@ class Nat64State:
         st.malformed = nat.get("malformed_dns", 0)
         return st
 
-    def services(self, suffixes=()) -> list:
-        """Per name asked about: A, native AAAA, synthesized AAAA, verdict."""
+    def services(self, suffixes=(), every=False) -> list:
+        """Per name asked about: A, native AAAA, synthesized AAAA, verdict
+        (``every``: also the names only seen as owners of answers)."""
         self._flush()
         _, _, _, synthesized = self.dns64()
         prefixes = [p for p in self.discovered()] + [rfc6052.WKP, rfc6052.LOCAL_USE]
         # One entry per name asked about (in a query or a response); the
         # records at the end of a CNAME chain belong to the asked name.
         names = set(self.queried)
+        if every:
+            names |= set(self.a) | set(self.aaaa)
         if suffixes:
             names = {n for n in names if any(n == s or n.endswith("." + s) for s in suffixes)}
         out = []

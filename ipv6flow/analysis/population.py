@@ -58,7 +58,8 @@ from ..arrays import distinct, unique_inverse
 from .sketch import HashSketch, hash_words, relative_error
 
 COLUMNS = ("fam", "tunnel", "ts", "proto", "sport", "dport", "icmp", "v4s", "v4d",
-           "has6", "v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo", "mac_s", "mac_d")
+           "has6", "v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo", "mac_s", "mac_d",
+           "wire", "carrier", "flags")
 DTYPES = {"ts": np.float64, "has6": bool, "v6s_hi": np.uint64, "v6s_lo": np.uint64,
           "v6d_hi": np.uint64, "v6d_lo": np.uint64}
 
@@ -99,19 +100,22 @@ def parse_client_prefix(text: str):
 
 # -- the columns of one frame of the reference decoder --------------------
 
-def frame_columns(f, linktype: int, data, ts: float):
+def frame_columns(f, linktype: int, data, ts: float, wirelen: int):
     """The columns (in ``COLUMNS`` order) of a decoded IP frame; None for
-    a frame with no IP payload."""
+    a frame with no IP payload. ``flags``: the TCP flags byte (-1 when
+    not TCP or not captured)."""
     if f.payload == "non_ip":
         return None
     v6 = f.payload == "ipv6"
     proto = f.proto
-    sport = dport = icmp = -1
+    sport = dport = icmp = flags = -1
     if f.l4_off is not None:
         at, end = f.l4_off, f.l4_end
         if proto in (6, 17) and at + 4 <= end:
             sport = (data[at] << 8) | data[at + 1]
             dport = (data[at + 2] << 8) | data[at + 3]
+            if proto == 6 and at + 14 <= end:
+                flags = data[at + 13]
         elif proto == (58 if v6 else 1) and at < end:
             icmp = data[at]
     v4s = int.from_bytes(f.src4, "big") if f.src4 is not None else -1
@@ -127,7 +131,8 @@ def frame_columns(f, linktype: int, data, ts: float):
         mac_d = mac_s = -1
     return (_FAM6 if v6 else _FAM4, TUNNEL_CODE[f.tunnel], ts, proto, sport, dport,
             icmp, v4s, v4d, has6, s >> 64, s & 0xFFFFFFFFFFFFFFFF, d >> 64,
-            d & 0xFFFFFFFFFFFFFFFF, mac_s, mac_d)
+            d & 0xFFFFFFFFFFFFFFFF, mac_s, mac_d, wirelen, _FAM6 if f.carrier == "ipv6" else _FAM4,
+            flags)
 
 
 def columns_of(rows) -> dict:
@@ -374,13 +379,22 @@ class Population:
             rows, self._rows = self._rows, []
             self.observe(columns_of(rows), interval)
 
-    def observe(self, c, interval):
+    def derive(self, c) -> dict:
+        """What clients, flows and the scorecard share of a block of rows:
+        the client side, the client key (tag, value), the flow hash."""
+        side = client_side(c, self._parsed)
+        tag, value = client_keys(c, side, self.mode if self.mode not in (None, OFF) else "auto")
+        h, keyed = flow_hashes(c)
+        return {"side": side, "tag": tag, "value": value, "flow_h": h, "flow_keyed": keyed}
+
+    def observe(self, c, interval, derived=None):
         """Count the rows of column arrays ``c`` (in frame order)."""
         n = len(c["fam"])
         if not n or self.mode == OFF:
             return
-        self._clients(c)
-        self._flows(c, interval)
+        d = derived if derived is not None else self.derive(c)
+        self._clients(c, d)
+        self._flows(c, interval, d)
         self._iids(c)
 
     # Each stream is deduplicated with one sort per batch: the few bits a
@@ -388,9 +402,8 @@ class Population:
     # client's families, the flow's tunnel and family, the address's
     # class), so one sort gives every sketch its distinct items.
 
-    def _clients(self, c):
-        side = client_side(c, self._parsed)
-        tag, value = client_keys(c, side, self.mode or "auto")
+    def _clients(self, c, d):
+        side, tag, value = d["side"], d["tag"], d["value"]
         keyed = tag != 0
         k = int(np.count_nonzero(keyed))
         self.attributed += k
@@ -404,8 +417,8 @@ class Population:
         u = distinct((h & ~_U(3)) | bits)
         self.clients.add(u & ~_U(3), (u & _U(1)) != 0, (u & _U(2)) != 0)
 
-    def _flows(self, c, interval):
-        h, keyed = flow_hashes(c)
+    def _flows(self, c, interval, d):
+        h, keyed = d["flow_h"], d["flow_keyed"]
         self.unkeyed += int(np.count_nonzero(~keyed))
         fam6 = c["fam"][keyed] == _FAM6
         code = c["tunnel"][keyed].astype(np.uint64) * _U(2) + fam6

@@ -25,6 +25,8 @@ class DecodeOptions:
     # Read the inputs as captures of sFlow datagrams sent to this UDP port
     # (capture/sflow.py); 0: the inputs are the traffic itself.
     sflow_port: int = 0
+    # The organisations of ``--org-map`` (analysis/orgmap.OrgMap), or None.
+    org_map: object = None
 
 
 class Frame:

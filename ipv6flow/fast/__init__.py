@@ -75,10 +75,17 @@ def population_columns(rows, batch, idx):
         w0 = rows.u64(at)                                  # bytes 0-7
         mac_d[eth] = (w0 >> np.uint64(16)).astype(np.int64)
         mac_s[eth] = ((w0 & np.uint64(0xFFFF)).astype(np.int64) << 32) | rows.u32(at + 8)
+    flags = np.full(n, -1, dtype=np.int64)
+    tf = np.flatnonzero(has_l4 & (proto == 6) & (l4 + 14 <= l4end))
+    if len(tf):
+        flags[tf] = rows.u8(l4[tf] + 13)
     return {"fam": fam, "tunnel": rows.tunnel[idx], "ts": batch.ts[idx].astype(np.float64),
             "proto": proto, "sport": sport, "dport": dport, "icmp": icmp, "v4s": v4s,
             "v4d": v4d, "has6": has6, "v6s_hi": a6[0], "v6s_lo": a6[1],
-            "v6d_hi": a6[2], "v6d_lo": a6[3], "mac_s": mac_s, "mac_d": mac_d}
+            "v6d_hi": a6[2], "v6d_lo": a6[3], "mac_s": mac_s, "mac_d": mac_d,
+            "wire": batch.wirelens[idx].astype(np.int64),
+            "carrier": np.where(rows.carrier[idx] == FAM_IPV6, FAM_IPV6, FAM_IPV4),
+            "flags": flags}
 
 
 def _observe_population(summary, rows, batch, fast, extra):
@@ -91,7 +98,7 @@ def _observe_population(summary, rows, batch, fast, extra):
         order = np.argsort(np.concatenate((idx, np.array([i for i, _ in extra]))),
                            kind="stable")
         cols = {k: np.concatenate((cols[k], more[k]))[order] for k in cols}
-    summary.population.observe(cols, summary.interval)
+    summary.observe_columns(cols)
 
 
 def frame_columns(batch, opts):
@@ -108,7 +115,8 @@ def frame_columns(batch, opts):
         out[i] = row
     for i in fallback.tolist():
         ts_i, lt, wire, data = _record(batch, i)
-        out[i] = population.frame_columns(decode_frame(lt, data, wire, opts), lt, data, ts_i)
+        out[i] = population.frame_columns(decode_frame(lt, data, wire, opts), lt, data, ts_i,
+                                          wire)
     return out
 
 
@@ -292,7 +300,7 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
     if observe:
         _observe(state, rows, np.flatnonzero(fast & (rows.payload != 0)), batch)
     extra = []
-    want_clients = observe and summary.population.enabled
+    want_clients = observe and summary.wants_columns
     for i in fallback.tolist():
         ts_i, lt, wire, data = _record(batch, i)
         f = decode_frame(lt, data, wire, opts)
@@ -300,7 +308,7 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
             if on_frame is not None:
                 on_frame(f, lt)
             summary.add(f, ts_i, wire)
-            row = population.frame_columns(f, lt, data, ts_i) if want_clients else None
+            row = population.frame_columns(f, lt, data, ts_i, wire) if want_clients else None
             if row is not None:
                 extra.append((i, row))
         nat64_mod.inspect_frame(state, f, data, wire,

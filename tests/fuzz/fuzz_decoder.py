@@ -79,7 +79,7 @@ def TestOneInput(data: bytes) -> None:
     f = decode_frame(lt, frame, wirelen, opts)
     want = frame_key(f)
     layouts = [(b"", b""), (b"", tail), (b"\x60\x00\x45", b"\x86\xdd" + tail + b"\xff" * 8)]
-    want_cols = population.frame_columns(f, lt, frame, 1.7e9)
+    want_cols = population.frame_columns(f, lt, frame, 1.7e9, wirelen)
     for before, after in layouts:
         batch = one_row(before, frame, after, wirelen, lt)
         keys, _ = frame_keys(batch, opts)

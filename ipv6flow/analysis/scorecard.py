@@ -1,0 +1,590 @@
+"""The programme's scorecard (``--org-map``): organisations, adoption by
+the public definitions, and what blocks IPv6.
+
+Both decoders hand over the same per-frame columns as for clients and
+flows (``analysis/population.py``, plus the wire length, the carrier
+family and the TCP flags); everything here works on whole arrays of them.
+
+A frame belongs to the organisation of its client side (population's
+rules): the client side's address of the payload family is looked up in
+the map, then its address of the other family (the outer IPv4 of a 6in4
+or Teredo frame, the outer IPv6 of DS-Lite); a frame whose client side is
+undecided belongs to its source's organisation, else its destination's
+(the other side is then the server). Frames of no organisation are one
+more row (``organisation: null``).
+
+What is kept, all mergeable (``merge``, and ``state``/``from_state`` for
+finished reports):
+
+* per organisation, exact counters (frames and bytes by payload and by
+  carrier family, native and tunnelled IPv6, NAT64, TCP connection
+  attempts by route);
+* one set of 64-bit hashes of (organisation, item) with the category in
+  the low 3 bits: clients (all, with IPv4, with global IPv6, with global
+  IPv6 not through NAT64) and flows (IPv4, IPv6, NAT64), per organisation
+  and for the whole capture; exact up to ``MAX_ITEMS`` items in all (then
+  new items are not added and the report says ``exact: false``);
+* a destination table: per organisation, route (IPv4, native IPv6,
+  NAT64) and server address, frames, bytes and TCP connection attempts;
+  at most ``MAX_DESTS`` entries (past it the smallest by bytes are folded
+  into their organisation's ``untracked`` counters).
+
+Names are joined at report time: from the DNS answers anywhere in the
+capture (and those the merged reports carried), so that a capture cut in
+two and merged gives what one run gives.
+"""
+
+import base64
+import ipaddress
+
+import numpy as np
+
+from ..arrays import unique_inverse
+from . import rfc6052
+from .orgmap import org_key
+from .sketch import hash_words
+
+MAX_ITEMS = 1 << 21          # (organisation, client or flow) pairs: 16 MB of hashes
+MAX_DESTS = 1 << 16          # (organisation, route, server) entries
+TOP = 10                     # blocking destinations listed per organisation
+MAX_NAMES_SHOWN = 5          # names shown per blocking destination
+_U = np.uint64
+_ALL = -1                    # the group index of "the whole capture" in the item set
+_KEY_NONE = org_key("\x00no organisation")
+_KEY_ALL = org_key("\x00all")
+_FAM4, _FAM6 = 1, 2
+_SRC, _DST = 1, 2
+ROUTES = ("ipv4", "ipv6", "nat64")
+
+# per-group counters
+(C_P4, C_B4, C_P6, C_B6, C_CP4, C_CB4, C_CP6, C_CB6, C_NP, C_NB, C_TP, C_TB,
+ C_XP, C_XB, C_S4, C_S6, C_SX, C_UP, C_UB) = range(19)
+K = 19
+# item categories (low 3 bits)
+CAT_CLIENT, CAT_C4, CAT_C6, CAT_C6E, CAT_F4, CAT_F6, CAT_FX = range(7)
+
+DEFINITIONS = {
+    "traffic": "IPv6 frames (bytes) of all IP frames (bytes); on the wire NAT64 frames are "
+               "IPv6, end to end they are IPv4 (how ISPs and IXPs report).",
+    "flows": "IPv6 flows (bidirectional 5-tuples) of all flows; NAT64 flows are IPv6 on the "
+             "wire, IPv4 end to end (connections).",
+    "clients": "clients seen with a global IPv6 address (2000::/3) of all clients, by the "
+               "client rules and key of `clients`; end to end, NAT64 frames do not make a "
+               "client IPv6 (Facebook-style user statistics).",
+    "ipv6_preferred": "of the TCP connection attempts (SYN without ACK) to addresses of names "
+                      "the capture's DNS shows with both A and native AAAA answers, the share "
+                      "made over IPv6; NAT64 is IPv6 on the wire, IPv4 end to end (Google's "
+                      "and APNIC's 'preferred', Akamai's requests to dual-stacked names).",
+    "blocking": "IPv4 traffic to servers whose names have no native AAAA in the capture's "
+                "DNS (or that no DNS answer names), ranked by IPv4 bytes; the share is of the "
+                "organisation's IPv4 bytes.",
+}
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
+
+
+def _unb64(text: str, dtype) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=dtype).copy()
+
+
+def _in_prefixes(hi, lo, prefixes):
+    out = np.zeros(len(hi), dtype=bool)
+    for value, length in prefixes:
+        vh, vl = value >> 64, value & 0xFFFFFFFFFFFFFFFF
+        mh = ((1 << min(length, 64)) - 1) << (64 - min(length, 64))
+        ml = ((1 << max(length - 64, 0)) - 1) << (64 - max(length - 64, 0)) if length > 64 else 0
+        out |= ((hi & _U(mh)) == _U(vh & mh)) & ((lo & _U(ml)) == _U(vl & ml))
+    return out
+
+
+class Scorecard:
+    """The mergeable state behind ``organisations``, ``adoption`` and
+    ``blocking``. Group 0 is "no organisation"; group i + 1 is the map's
+    organisation i (in-process) or the i-th of a report's list."""
+
+    def __init__(self, orgmap=None, nat64_prefixes=()):
+        self.map = orgmap
+        self.prefixes = orgmap.prefixes if orgmap is not None else None
+        self.nat64 = tuple(nat64_prefixes)
+        self.names, self.groups, self.domains = [None], [""], [[]]
+        if orgmap is not None:
+            self.names += orgmap.names
+            self.groups += orgmap.groups
+            self.domains += orgmap.domains
+            self.gkeys = np.concatenate((np.array([_KEY_NONE], dtype=_U), orgmap.keys))
+        else:
+            self.gkeys = np.array([_KEY_NONE], dtype=_U)
+        self.counts = np.zeros((len(self.names), K), dtype=np.int64)
+        self.items = np.zeros(0, dtype=_U)       # sorted (org, item) hashes
+        self.item_groups = np.zeros(0, dtype=np.int64)
+        self._pending = []
+        self._pending_n = 0
+        self.items_exact = True
+        self.dest = {k: np.zeros(0, dtype=t) for k, t in _DEST_FIELDS}
+        self.dns = {}        # name -> [a set, native set, synthesized set] (from reports)
+
+    # -- adding -------------------------------------------------------------
+    def observe(self, c, side, tag, value, flow_h, flow_keyed):
+        """Count the rows of columns ``c`` with population's client side,
+        client key (tag, value) and flow hashes."""
+        n = len(side)
+        if not n:
+            return
+        fam6 = c["fam"] == _FAM6
+        has6 = c["has6"]
+        dst = side == _DST
+        c4 = np.where(dst, c["v4d"], c["v4s"])
+        chi = np.where(dst, c["v6d_hi"], c["v6s_hi"])
+        clo = np.where(dst, c["v6d_lo"], c["v6s_lo"])
+        org = self._org(c4, chi, clo, has6, fam6)
+        und = np.flatnonzero((side == 0) & (org < 0))
+        if len(und):
+            # undecided and the source in no organisation: the destination's
+            o2 = self._org(c["v4d"][und], c["v6d_hi"][und], c["v6d_lo"][und], has6[und],
+                           fam6[und])
+            won = o2 >= 0
+            org[und[won]] = o2[won]
+            dst = dst.copy()
+            dst[und[won]] = True
+        g = org + 1
+        # the server: the other side
+        s4 = np.where(dst, c["v4s"], c["v4d"])
+        shi = np.where(dst, c["v6s_hi"], c["v6d_hi"])
+        slo = np.where(dst, c["v6s_lo"], c["v6d_lo"])
+        nat = fam6 & has6 & _in_prefixes(shi, slo, self.nat64) if self.nat64 else \
+            np.zeros(n, dtype=bool)
+        self._counters(c, g, fam6, nat)
+        self._items(c, g, fam6, nat, side, tag, value, chi, flow_h, flow_keyed)
+        self._destinations(c, g, fam6, nat, s4, shi, slo)
+
+    def _org(self, v4, hi, lo, has6, fam6):
+        if self.map is None:
+            return np.full(len(v4), -1, dtype=np.int64)
+        o6 = self.map.lookup6(hi, lo, has6)
+        o4 = self.map.lookup4(v4)
+        return np.where(fam6, np.where(o6 >= 0, o6, o4), np.where(o4 >= 0, o4, o6))
+
+    def _counters(self, c, g, fam6, nat):
+        ug, inv = unique_inverse(g)
+        m = len(ug)
+        w = c["wire"].astype(np.float64)
+        fam4 = ~fam6
+        car6 = c["carrier"] == _FAM6
+        syn = (c["proto"] == 6) & ((c["flags"] & 0x12) == 0x02)
+        cols = np.zeros((m, K), dtype=np.int64)
+
+        def add(col, sel):
+            cols[:, col] = np.bincount(inv[sel], minlength=m)
+            cols[:, col + 1] = np.bincount(inv[sel], weights=w[sel], minlength=m)
+
+        add(C_P4, fam4)
+        add(C_P6, fam6)
+        add(C_CP4, ~car6)
+        add(C_CP6, car6)
+        add(C_NP, fam6 & car6)
+        add(C_TP, fam6 & ~car6)
+        add(C_XP, nat)
+        cols[:, C_S4] = np.bincount(inv[syn & fam4], minlength=m)
+        cols[:, C_S6] = np.bincount(inv[syn & fam6 & ~nat], minlength=m)
+        cols[:, C_SX] = np.bincount(inv[syn & nat], minlength=m)
+        self.counts[ug] += cols
+
+    def _items(self, c, g, fam6, nat, side, tag, value, chi, flow_h, flow_keyed):
+        gk = self.gkeys[g]
+        parts = []
+        keyed = np.flatnonzero(tag != 0)
+        if len(keyed):
+            h = hash_words(tag[keyed], value[keyed])
+            global6 = fam6[keyed] & ((chi[keyed] >> _U(61)) == _U(1))
+            e2e6 = global6 & ~nat[keyed]
+            # one item per (client, families) first: few distinct per batch
+            bits = (fam6[keyed] == 0).astype(np.uint64) | (global6.astype(np.uint64) << _U(1)) \
+                | (e2e6.astype(np.uint64) << _U(2))
+            key = hash_words(h, gk[keyed], bits)
+            u, first = np.unique(key, return_index=True)
+            hh, kk, bb, gg = h[first], gk[keyed][first], bits[first], g[keyed][first]
+            for cat, sel in ((CAT_CLIENT, np.ones(len(u), dtype=bool)),
+                             (CAT_C4, (bb & _U(1)) != 0), (CAT_C6, (bb & _U(2)) != 0),
+                             (CAT_C6E, (bb & _U(4)) != 0)):
+                parts.append((hash_words(kk[sel], hh[sel]), cat, gg[sel]))
+                parts.append((hash_words(np.full(int(sel.sum()), _KEY_ALL, dtype=_U), hh[sel]),
+                              cat, np.full(int(sel.sum()), _ALL)))
+        fk = np.flatnonzero(flow_keyed)
+        if len(fk):
+            cat = np.where(fam6[fk], CAT_F6, CAT_F4)
+            key = hash_words(flow_h[fk], gk[fk], cat)
+            u, first = np.unique(key, return_index=True)
+            fh, kk, gg, cc = flow_h[fk][first], gk[fk][first], g[fk][first], cat[first]
+            nn = nat[fk][first]
+            for sel, cat_value in ((cc == CAT_F4, CAT_F4), (cc == CAT_F6, CAT_F6),
+                                   (nn, CAT_FX)):
+                parts.append((hash_words(kk[sel], fh[sel]), cat_value, gg[sel]))
+                parts.append((hash_words(np.full(int(sel.sum()), _KEY_ALL, dtype=_U), fh[sel]),
+                              cat_value, np.full(int(sel.sum()), _ALL)))
+        for h, cat, gg in parts:
+            if len(h):
+                self._pending.append(((h & ~_U(7)) | _U(cat), gg))
+                self._pending_n += len(h)
+        if self._pending_n > max(len(self.items), 1 << 16):
+            self._consolidate()
+
+    def _consolidate(self):
+        if not self._pending:
+            return
+        keys = np.concatenate([self.items] + [k for k, _ in self._pending])
+        groups = np.concatenate([self.item_groups] + [gg for _, gg in self._pending])
+        self._pending, self._pending_n = [], 0
+        u, first = np.unique(keys, return_index=True)
+        gg = groups[first]
+        if len(u) > MAX_ITEMS:
+            # keep what was held, then new items in hash order up to the cap
+            self.items_exact = False
+            old = np.isin(u, self.items, assume_unique=True)
+            room = MAX_ITEMS - int(old.sum())
+            new = np.flatnonzero(~old)[:max(room, 0)]
+            keep = np.sort(np.concatenate((np.flatnonzero(old), new)))
+            u, gg = u[keep], gg[keep]
+        self.items, self.item_groups = u, gg
+
+    def _destinations(self, c, g, fam6, nat, s4, shi, slo):
+        route = np.where(fam6, np.where(nat, 2, 1), 0)
+        hi = np.where(fam6, shi, _U(0))
+        lo = np.where(fam6, slo, s4.astype(np.uint64))
+        key = hash_words(self.gkeys[g], route, hi, lo)
+        u, inv, first = unique_inverse(key, return_first=True)
+        m = len(u)
+        w = c["wire"].astype(np.float64)
+        syn = (c["proto"] == 6) & ((c["flags"] & 0x12) == 0x02)
+        part = {"key": u, "group": g[first], "route": route[first], "hi": hi[first],
+                "lo": lo[first],
+                "packets": np.bincount(inv, minlength=m).astype(np.int64),
+                "bytes": np.bincount(inv, weights=w, minlength=m).astype(np.int64),
+                "syn": np.bincount(inv[syn], minlength=m).astype(np.int64)}
+        self.dest = _merge_dest(self.dest, part, self.counts)
+
+    # -- merging ------------------------------------------------------------
+    def _remap(self, other):
+        """Group indices of ``other`` in self (adding its organisations)."""
+        index = {n: i for i, n in enumerate(self.names)}
+        out = []
+        for i, name in enumerate(other.names):
+            j = index.get(name)
+            if j is None:
+                j = index[name] = len(self.names)
+                self.names.append(name)
+                self.groups.append(other.groups[i])
+                self.domains.append(list(other.domains[i]))
+                self.gkeys = np.append(self.gkeys, other.gkeys[i])
+                self.counts = np.vstack((self.counts, np.zeros((1, K), dtype=np.int64)))
+            else:
+                if not self.groups[j]:
+                    self.groups[j] = other.groups[i]
+                for d in other.domains[i]:
+                    if d not in self.domains[j]:
+                        self.domains[j].append(d)
+            out.append(j)
+        return np.array(out, dtype=np.int64)
+
+    def merge(self, other: "Scorecard") -> "Scorecard":
+        out = Scorecard(self.map or other.map, self.nat64 or other.nat64)
+        out.prefixes = self.prefixes if self.prefixes is not None else other.prefixes
+        out.names, out.groups = list(self.names), list(self.groups)
+        out.domains = [list(d) for d in self.domains]
+        out.gkeys = self.gkeys.copy()
+        out.counts = self.counts.copy()
+        for s in (self, other):
+            s._consolidate()
+        out.items, out.item_groups = self.items, self.item_groups
+        out.items_exact = self.items_exact and other.items_exact
+        out.dest = {k: v.copy() for k, v in self.dest.items()}
+        out.dns = {n: [set(x) for x in v] for n, v in self.dns.items()}
+        remap = out._remap(other)
+        out.counts[remap] += other.counts
+        og = other.item_groups
+        out._pending = [(other.items, np.where(og == _ALL, _ALL, remap[np.maximum(og, 0)]))]
+        out._pending_n = len(other.items)
+        out._consolidate()
+        od = dict(other.dest)
+        od["group"] = remap[od["group"]]
+        out.dest = _merge_dest(out.dest, od, out.counts)
+        for name, v in other.dns.items():
+            e = out.dns.setdefault(name, [set(), set(), set()])
+            for a, b in zip(e, v):
+                a |= b
+        return out
+
+    # -- the JSON state -----------------------------------------------------
+    def state(self, dns: dict) -> dict:
+        """Everything a later merge needs (``dns``: the names joined)."""
+        self._consolidate()
+        d = self.dest
+        return {
+            "prefixes": self.prefixes,
+            "organisations": [[n, g, list(dm)] for n, g, dm in
+                              zip(self.names, self.groups, self.domains)],
+            "counts": self.counts.tolist(),
+            "items": {"hashes": _b64(self.items), "groups": _b64(self.item_groups),
+                      "exact": self.items_exact},
+            "destinations": {k: _b64(d[k]) for k, _ in _DEST_FIELDS},
+            "nat64_prefixes": [rfc6052.prefix_text(v, ln) for v, ln in self.nat64],
+            "dns": [[name, sorted(v[0]), sorted(v[1]), sorted(v[2])]
+                    for name, v in sorted(dns.items())],
+        }
+
+    @classmethod
+    def from_state(cls, st: dict) -> "Scorecard":
+        nets = [ipaddress.IPv6Network(t) for t in st["nat64_prefixes"]]
+        s = cls(None, [(int(x.network_address), x.prefixlen) for x in nets])
+        s.prefixes = st["prefixes"]
+        s.names = [o[0] for o in st["organisations"]]
+        s.groups = [o[1] for o in st["organisations"]]
+        s.domains = [list(o[2]) for o in st["organisations"]]
+        if not s.names or s.names[0] is not None:
+            raise ValueError("scorecard: the first organisation must be null")
+        s.gkeys = np.array([_KEY_NONE] + [org_key(n) for n in s.names[1:]], dtype=_U)
+        s.counts = np.array(st["counts"], dtype=np.int64).reshape(len(s.names), K)
+        s.items = _unb64(st["items"]["hashes"], _U)
+        s.item_groups = _unb64(st["items"]["groups"], np.int64)
+        s.items_exact = bool(st["items"]["exact"])
+        s.dest = {k: _unb64(st["destinations"][k], t) for k, t in _DEST_FIELDS}
+        lens = {len(v) for v in s.dest.values()} | set()
+        if len(s.items) != len(s.item_groups) or len(lens) > 1:
+            raise ValueError("scorecard: arrays of different lengths")
+        if len(s.dest["group"]) and (s.dest["group"].max() >= len(s.names)
+                                     or s.dest["group"].min() < 0):
+            raise ValueError("scorecard: a destination of no organisation listed")
+        for name, a, n6, syn in st["dns"]:
+            s.dns[name] = [set(a), set(n6), set(syn)]
+        return s
+
+
+_DEST_FIELDS = (("key", _U), ("group", np.int64), ("route", np.int64), ("hi", _U), ("lo", _U),
+                ("packets", np.int64), ("bytes", np.int64), ("syn", np.int64))
+
+
+def _merge_dest(a, b, counts):
+    """Two destination tables as one (sorted by key); past ``MAX_DESTS``
+    the entries with the fewest bytes go to their group's untracked
+    counters."""
+    if not len(b["key"]):
+        return a
+    keys = np.concatenate((a["key"], b["key"]))
+    u, inv, first = unique_inverse(keys, return_first=True)
+    out = {k: np.concatenate((a[k], b[k]))[first] for k in ("key", "group", "route", "hi", "lo")}
+    for k in ("packets", "bytes", "syn"):
+        out[k] = np.bincount(inv, weights=np.concatenate((a[k], b[k])),
+                             minlength=len(u)).astype(np.int64)
+    if len(u) > MAX_DESTS:
+        order = np.lexsort((out["key"], -out["bytes"]))
+        drop = order[MAX_DESTS:]
+        np.add.at(counts[:, C_UP], out["group"][drop], out["packets"][drop])
+        np.add.at(counts[:, C_UB], out["group"][drop], out["bytes"][drop])
+        keep = np.sort(order[:MAX_DESTS])
+        out = {k: v[keep] for k, v in out.items()}
+    return out
+
+
+# -- reports ------------------------------------------------------------------
+
+def dns_names(services: list) -> dict:
+    """name -> [A set, native AAAA set, synthesized AAAA set] (address
+    texts) from ``Nat64State.services``."""
+    return {s["name"]: [set(s["a"]), set(s["aaaa_native"]), set(s["aaaa_synthesized"])]
+            for s in services}
+
+
+def _share(part, whole):
+    return part / whole if whole else None
+
+
+def _pb(p, b):
+    return {"packets": int(p), "bytes": int(b)}
+
+
+def _addr_text(route, hi, lo):
+    if route == 0:
+        return str(ipaddress.IPv4Address(int(lo)))
+    return str(ipaddress.IPv6Address((int(hi) << 64) | int(lo)))
+
+
+def _verdict(v):
+    a, native, syn = v
+    return ("ipv6_ready" if native else "dns64_only" if syn else "ipv4_only" if a
+            else "no_answer")
+
+
+class _Names:
+    """The DNS knowledge the report joins: which names an address answers
+    for, and which names are dual-stacked."""
+
+    def __init__(self, dns):
+        self.dns = dns
+        self.by_v4 = {}
+        for name, (a, native, syn) in dns.items():
+            for addr in a:
+                self.by_v4.setdefault(addr, []).append(name)
+        dual = {n for n, (a, native, _) in dns.items() if a and native}
+        self.dual_v4 = {addr for n in dual for addr in dns[n][0]}
+        self.dual_v6 = {addr for n in dual for addr in dns[n][1]}
+        self.dual_syn = {addr for n in dual for addr in dns[n][2]}
+        self.dual_v4_int = {int(ipaddress.IPv4Address(x)) for x in self.dual_v4}
+
+    def has_native(self, addr):
+        return any(self.dns[n][1] for n in self.by_v4.get(addr, ()))
+
+
+def report(sc: Scorecard, dns: dict, frames_total=None) -> dict:
+    """The ``organisations``, ``adoption`` and ``blocking`` sections."""
+    sc._consolidate()
+    names = _Names(dns)
+    n = len(sc.names)
+    cnt = sc.counts
+    # distinct counts per group (and the whole capture), by category
+    cat = (sc.items & _U(7)).astype(np.int64)
+    base = sc.items & ~_U(7)
+    grp = sc.item_groups
+    gi = np.where(grp == _ALL, n, grp)
+
+    def per_group(sel):
+        return np.bincount(gi[sel], minlength=n + 1)
+
+    dist = {c: per_group(cat == c) for c in range(7)}
+    # IPv4-only clients: with IPv4, without global IPv6
+    c4 = np.flatnonzero(cat == CAT_C4)
+    both = np.isin(base[c4], base[cat == CAT_C6])
+    dist["dual"] = np.bincount(gi[c4[both]], minlength=n + 1)
+    # connections to dual-stacked names, and blocking destinations, per group
+    d = sc.dest
+    route, grp_d = d["route"], d["group"]
+    addr = [_addr_text(r, h, lo) for r, h, lo in zip(route.tolist(), d["hi"].tolist(),
+                                                       d["lo"].tolist())]
+    pref = np.zeros((n, 3), dtype=np.int64)
+    blocking = {}            # group -> list of (bytes, packets, addr, names)
+    nat_v4 = {}
+    for i, (r, g, a) in enumerate(zip(route.tolist(), grp_d.tolist(), addr)):
+        syn = int(d["syn"][i])
+        if r == 0:
+            if syn and a in names.dual_v4:
+                pref[g, 0] += syn
+            if not names.has_native(a):
+                blocking.setdefault(g, []).append(
+                    (int(d["bytes"][i]), int(d["packets"][i]), a,
+                     sorted(names.by_v4.get(a, ()))))
+        elif r == 1:
+            if syn and a in names.dual_v6:
+                pref[g, 1] += syn
+        elif syn:
+            v4 = nat_v4.get(a)
+            if v4 is None:
+                raw = ipaddress.IPv6Address(a).packed
+                v4 = nat_v4[a] = {int.from_bytes(rfc6052.extract(raw, ln), "big")
+                                  for v, ln in sc.nat64 if rfc6052.in_prefix(raw, v, ln)}
+            if a in names.dual_syn or v4 & names.dual_v4_int:
+                pref[g, 2] += syn
+
+    def org_name(i):
+        return sc.names[i]
+
+    order = sorted(range(1, n), key=lambda i: sc.names[i]) + [0]
+    rows, adoption_rows, blocking_rows = [], [], []
+    for i in order:
+        row = cnt[i]
+        rows.append(_org_row(sc, i, row, dist, names))
+        adoption_rows.append({"organisation": org_name(i),
+                              **_adoption(row, dist, i, pref[i])})
+        blocking_rows.append({"organisation": org_name(i),
+                              **_blocking(blocking.get(i, []), int(row[C_B4]), dist, i)})
+    total = cnt.sum(axis=0)
+    allb = {}
+    for g, entries in blocking.items():
+        for b, p, a, nm in entries:
+            e = allb.setdefault(a, [0, 0, a, nm])
+            e[0] += b
+            e[1] += p
+    return {
+        "organisations": {
+            "prefixes": sc.prefixes,
+            "rows": rows,
+            "exact": sc.items_exact,
+            "untracked_destinations": _pb(total[C_UP], total[C_UB]),
+        },
+        "adoption": {"definitions": {k: DEFINITIONS[k] for k in
+                                     ("traffic", "flows", "clients", "ipv6_preferred")},
+                     "overall": _adoption(total, dist, n, pref.sum(axis=0)),
+                     "by_organisation": adoption_rows},
+        "blocking": {"definition": DEFINITIONS["blocking"],
+                     "overall": _blocking([tuple(v) for v in allb.values()], int(total[C_B4]),
+                                          dist, n),
+                     "by_organisation": blocking_rows},
+    }
+
+
+def _org_row(sc, i, row, dist, names):
+    total = int(dist[CAT_CLIENT][i])
+    capable = int(dist[CAT_C6][i])
+    readiness = {"ipv6_ready": 0, "dns64_only": 0, "ipv4_only": 0, "no_answer": 0}
+    doms = sc.domains[i]
+    if doms:
+        for name, v in names.dns.items():
+            if any(name == dm or name.endswith("." + dm) for dm in doms):
+                readiness[_verdict(v)] += 1
+    p4, p6, cp4, cp6 = row[C_P4], row[C_P6], row[C_CP4], row[C_CP6]
+    b4, b6, cb4, cb6 = row[C_B4], row[C_B6], row[C_CB4], row[C_CB6]
+    return {
+        "organisation": sc.names[i],
+        "group": sc.groups[i],
+        "domains": list(doms),
+        "payload": {"ipv4": _pb(p4, b4), "ipv6": _pb(p6, b6)},
+        "carrier": {"ipv4": _pb(cp4, cb4), "ipv6": _pb(cp6, cb6)},
+        "share": {"ipv6_packets": _share(int(p6), int(p4 + p6)),
+                  "ipv6_bytes": _share(int(b6), int(b4 + b6)),
+                  "carrier_ipv6_packets": _share(int(cp6), int(cp4 + cp6)),
+                  "carrier_ipv6_bytes": _share(int(cb6), int(cb4 + cb6))},
+        "ipv6": {"native": _pb(row[C_NP], row[C_NB]), "tunnelled": _pb(row[C_TP], row[C_TB])},
+        "nat64": _pb(row[C_XP], row[C_XB]),
+        "clients": {"total": total, "ipv6_capable": capable,
+                    "ipv4_only": int(dist[CAT_C4][i] - dist["dual"][i]),
+                    "share_ipv6_capable": _share(capable, total)},
+        "names": readiness,
+    }
+
+
+def _both(wire, e2e, whole):
+    return {"on_the_wire": _share(int(wire), int(whole)),
+            "end_to_end": _share(int(e2e), int(whole))}
+
+
+def _adoption(row, dist, i, pref):
+    f4, f6, fx = (int(dist[c][i]) for c in (CAT_F4, CAT_F6, CAT_FX))
+    conns = int(pref.sum())
+    return {
+        "traffic_packets": _both(row[C_P6], row[C_P6] - row[C_XP], row[C_P4] + row[C_P6]),
+        "traffic_bytes": _both(row[C_B6], row[C_B6] - row[C_XB], row[C_B4] + row[C_B6]),
+        "flows": _both(f6, f6 - fx, f4 + f6),
+        "clients": _both(dist[CAT_C6][i], dist[CAT_C6E][i], dist[CAT_CLIENT][i]),
+        "ipv6_preferred": _both(pref[1] + pref[2], pref[1], conns),
+        "counts": {"flows": {"ipv4": f4, "ipv6": f6, "nat64": fx},
+                   "clients": {"total": int(dist[CAT_CLIENT][i]),
+                               "ipv6": int(dist[CAT_C6][i]),
+                               "ipv6_end_to_end": int(dist[CAT_C6E][i])},
+                   "dual_stacked_connections": {"ipv4": int(pref[0]), "ipv6": int(pref[1]),
+                                                "nat64": int(pref[2])}},
+    }
+
+
+def _blocking(entries, ipv4_bytes, dist, i):
+    entries = sorted(entries, key=lambda e: (-e[0], e[2]))
+    blocked = sum(e[0] for e in entries)
+    top, cum = [], 0
+    for b, p, a, nm in entries[:TOP]:
+        cum += b
+        top.append({"address": a, "names": nm[:MAX_NAMES_SHOWN], "names_total": len(nm),
+                    "packets": p, "bytes": b, "share_of_ipv4_bytes": _share(b, ipv4_bytes),
+                    "cumulative_share": _share(cum, ipv4_bytes)})
+    return {"ipv4_bytes": ipv4_bytes, "blocking_bytes": blocked,
+            "share_of_ipv4_bytes": _share(blocked, ipv4_bytes),
+            "destinations_total": len(entries), "destinations": top,
+            "ipv4_only_clients": int(dist[CAT_C4][i] - dist["dual"][i]),
+            "clients": int(dist[CAT_CLIENT][i])}

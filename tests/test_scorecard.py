@@ -1,0 +1,281 @@
+"""The scorecard (--org-map): organisations, adoption, blocking, against the
+truth samples/programme/generate.py writes by construction, under both
+decoders, with workers, and through merge of the capture cut in two; and
+org maps, well-formed and hostile."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES
+
+from ipv6flow.analysis import orgmap
+
+PROG = SAMPLES / "programme"
+_spec = importlib.util.spec_from_file_location("programme_gen", PROG / "generate.py")
+gen = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gen)
+TRUTH = json.loads((PROG / "programme.truth.json").read_text())
+SECTIONS = ("organisations", "adoption", "blocking")
+
+
+def run(*args, check=True):
+    r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", *map(str, args)],
+                       capture_output=True, timeout=300)
+    if check:
+        assert r.returncode == 0, r.stderr.decode()
+    return r
+
+
+def analyze(*extra, path=PROG / "programme.pcap"):
+    r = run("analyze", "--format", "json", "--org-map", PROG / "orgs.csv", path, *extra)
+    return r.stdout
+
+
+def _subset(truth, mine, where, problems):
+    if isinstance(truth, dict):
+        for k in truth:
+            if k not in mine:
+                problems.append(f"{where}.{k}: missing")
+            else:
+                _subset(truth[k], mine[k], f"{where}.{k}", problems)
+    elif isinstance(truth, list):
+        if len(truth) != len(mine):
+            problems.append(f"{where}: {len(truth)} entries in the truth, {len(mine)} here")
+        for i, (t, m) in enumerate(zip(truth, mine)):
+            _subset(t, m, f"{where}[{i}]", problems)
+    elif isinstance(truth, float) and isinstance(mine, float):
+        if abs(truth - mine) > 1e-12:
+            problems.append(f"{where}: truth {truth}, ipv6flow {mine}")
+    elif truth != mine:
+        problems.append(f"{where}: truth {truth!r}, ipv6flow {mine!r}")
+
+
+def check_truth(rep):
+    problems = []
+    for k in SECTIONS:
+        _subset(TRUTH[k], rep[k], k, problems)
+    assert not problems, "\n".join(problems[:40])
+
+
+def test_generator_is_deterministic_and_committed(tmp_path):
+    subprocess.run([sys.executable, str(PROG / "generate.py"), "--out", str(tmp_path)],
+                   check=True, timeout=120)
+    for name in ("programme.pcap", "orgs.csv", "programme.truth.json"):
+        assert (tmp_path / name).read_bytes() == (PROG / name).read_bytes(), name
+
+
+def test_truth_is_not_trivial():
+    rows = {r["organisation"]: r for r in TRUTH["organisations"]["rows"]}
+    assert rows["Ministry of Health"]["nat64"]["packets"] > 0
+    assert rows["Province A"]["ipv6"]["tunnelled"]["packets"] > 0
+    assert rows["Province A Hospital"]["clients"]["total"] == 1      # longest prefix
+    assert rows["Province B"]["names"] == {"ipv6_ready": 0, "dns64_only": 0, "ipv4_only": 1,
+                                           "no_answer": 1}
+    assert rows["Ministry of Health"]["names"]["dns64_only"] == 1
+    assert rows[None]["payload"]["ipv4"]["packets"] > 0
+    ov = TRUTH["adoption"]["overall"]
+    assert ov["traffic_packets"]["on_the_wire"] > ov["traffic_packets"]["end_to_end"] > 0
+    assert 0 < ov["ipv6_preferred"]["end_to_end"] < ov["ipv6_preferred"]["on_the_wire"] < 1
+    names = [d["names"] for d in TRUTH["blocking"]["overall"]["destinations"]]
+    assert [] in names and ["alias.old.example", "old.example"] in names
+
+
+@pytest.fixture(scope="module")
+def fast_report():
+    return analyze("--decoder", "fast", "--workers", "1")
+
+
+def test_fast_matches_truth(fast_report):
+    check_truth(json.loads(fast_report))
+
+
+def test_reference_and_workers_are_byte_identical(fast_report):
+    assert analyze("--decoder", "reference", "--workers", "1") == fast_report
+    assert analyze("--decoder", "fast", "--workers", "2") == fast_report
+
+
+def test_no_clients_keeps_the_scorecard(fast_report):
+    rep = json.loads(analyze("--no-clients"))
+    assert "clients" not in rep
+    for k in SECTIONS:
+        assert rep[k] == json.loads(fast_report)[k]
+
+
+def _cut(tmp_path, at):
+    cap = gen.build()
+    paths = []
+    for i, frames in enumerate((cap.frames[:at], cap.frames[at:])):
+        part = gen.Capture()
+        part.frames = frames
+        p = tmp_path / f"part{i}.pcap"
+        p.write_bytes(part.pcap())
+        paths.append(p)
+    return paths
+
+
+@pytest.mark.parametrize("decoder", ["fast", "reference"])
+def test_merge_of_a_capture_cut_in_two(tmp_path, decoder):
+    # the DNS answers are all in the first part: names reach the second
+    # part's traffic only through the merge
+    at = 40
+    paths = _cut(tmp_path, at)
+    reps = []
+    for p in paths:
+        out = tmp_path / (p.stem + ".json")
+        out.write_bytes(analyze("--decoder", decoder, path=p))
+        reps.append(out)
+    merged = json.loads(run("merge", *reps).stdout)
+    check_truth(merged)
+    # and merge with the map lists its organisations and their groups too
+    again = json.loads(run("merge", "--org-map", PROG / "orgs.csv", *reps).stdout)
+    for k in SECTIONS:
+        assert again[k] == merged[k]
+
+
+def test_text_and_csv(fast_report, tmp_path):
+    rep = tmp_path / "r.json"
+    rep.write_bytes(fast_report)
+    text = run("merge", "--format", "text", rep).stdout.decode()
+    assert "Scorecard: 5 organisations (9 prefixes)" in text
+    assert "moving these would move" in text
+    csv_text = run("merge", "--format", "csv", "--by", "organisation", rep).stdout.decode()
+    import csv
+    rows = list(csv.DictReader(csv_text.splitlines()))
+    assert [r["organisation"] for r in rows] == [
+        r["organisation"] or "(no organisation)" for r in TRUTH["organisations"]["rows"]]
+    for r, t in zip(rows, TRUTH["organisations"]["rows"]):
+        assert int(r["ipv6_bytes"]) == t["payload"]["ipv6"]["bytes"]
+        assert int(r["nat64_packets"]) == t["nat64"]["packets"]
+        assert int(r["clients_ipv4_only"]) == t["clients"]["ipv4_only"]
+    r = run("analyze", "--format", "csv", "--by", "organisation", PROG / "programme.pcap",
+            check=False)
+    assert r.returncode != 0 and b"--org-map" in r.stderr
+
+
+def test_without_org_map_the_report_has_no_scorecard():
+    rep = json.loads(run("analyze", "--format", "json", PROG / "programme.pcap").stdout)
+    assert not set(SECTIONS) & set(rep) and "scorecard_state" not in rep
+
+
+# -- org maps -----------------------------------------------------------------
+
+def _load(tmp_path, text, mode="w"):
+    p = tmp_path / "map.csv"
+    if isinstance(text, bytes):
+        p.write_bytes(text)
+    else:
+        p.write_text(text, newline="")
+    return orgmap.load(str(p))
+
+
+@pytest.mark.parametrize("text,where,what", [
+    ("10.0.0.0/8,A\n10.0.0.0/33,B\n", "line 2", "not an IPv4 or IPv6 CIDR"),
+    ("10.0.0.1/8,A\n", "line 1", "host bits set"),
+    ("# comment\n\n10.0.0.0/8\n", "line 3", "found 1 field"),
+    ("10.0.0.0/8,A,g,d,extra\n", "line 1", "found 5 fields"),
+    ("10.0.0.0/8, \n", "line 1", "organisation is empty"),
+    ("10.0.0.0/8,A\n10.0.0.0/8,B\n", "line 2", "already given to 'A' on line 1"),
+    ('10.0.0.0/8,"A\n', "line 1", "not valid CSV"),
+    ("10.0.0.0/8,A,g,bad domain!\n", "line 1", "not a domain name"),
+    ("10.0.0.0/8," + "x" * 300 + "\n", "line 1", "longer than 200"),
+])
+def test_bad_maps_name_the_line(tmp_path, text, where, what):
+    with pytest.raises(ValueError) as e:
+        _load(tmp_path, text)
+    assert str(e.value).startswith(where + ":") and what in str(e.value)
+
+
+def test_bad_map_on_the_command_line_is_one_line(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_bytes(b"\xef\xbb\xbfprefix,organisation\r\n10.0.0.0/8,A\r\n\xff\xfe,B\r\n")
+    r = run("analyze", "--org-map", p, PROG / "programme.pcap", check=False)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Traceback" not in err
+    assert err.strip().count("\n") == 0 and "line 3: not UTF-8 text" in err
+
+
+def test_bom_crlf_quotes_escapes_and_overlaps(tmp_path):
+    text = ("\ufeffprefix,organisation,group,domain\r\n"
+            '"10.0.0.0/8","Evil \x1b[31mRed\x1b[0m, Inc.",grp,"a.example; b.example"\r\n'
+            "10.1.0.0/16,Inner,,\r\n"
+            "10.1.2.0/24,Innermost\r\n"
+            '2001:db8::/32,"Evil \x1b[31mRed\x1b[0m, Inc."\r\n'
+            "2001:db8:1::/48,Inner\r\n"
+            "2001:db8:1:2:3::/80,Deep\r\n")
+    m = _load(tmp_path, text)
+    assert m.names == ["Evil \x1b[31mRed\x1b[0m, Inc.", "Inner", "Innermost", "Deep"]
+    assert m.domains[0] == ["a.example", "b.example"] and m.groups[0] == "grp"
+    v4 = np.array([0x0A000001, 0x0A010001, 0x0A010201, 0x0B000000, -1], dtype=np.int64)
+    assert m.lookup4(v4).tolist() == [0, 1, 2, -1, -1]
+    addrs = ["2001:db8::1", "2001:db8:1::1", "2001:db8:1:2:3::9", "2001:db8:1:2:4::9",
+             "2001:db9::1"]
+    import ipaddress
+    ints = [int(ipaddress.IPv6Address(a)) for a in addrs]
+    hi = np.array([x >> 64 for x in ints], dtype=np.uint64)
+    lo = np.array([x & (2 ** 64 - 1) for x in ints], dtype=np.uint64)
+    assert m.lookup6(hi, lo, np.ones(5, dtype=bool)).tolist() == [0, 1, 3, 1, -1]
+
+
+def test_lookup_matches_a_plain_longest_prefix_match(tmp_path):
+    import ipaddress
+    import random
+    rng = random.Random(5)
+    rows, nets = [], []
+    for i in range(3000):
+        if rng.random() < 0.5:
+            ln = rng.choice([8, 12, 16, 20, 24, 28, 32])
+            net = ipaddress.ip_network((rng.getrandbits(32) >> (32 - ln) << (32 - ln), ln))
+        else:
+            ln = rng.choice([16, 32, 40, 48, 56, 64, 72, 96, 112, 128])
+            base = (0x20010DB8 << 96) | (rng.getrandbits(64) << 32)
+            base = base if ln > 32 else 0x20010DB8 << 96
+            net = ipaddress.ip_network((base >> (128 - ln) << (128 - ln), ln))
+        if any(n == net for n, _ in nets):
+            continue
+        nets.append((net, f"org{i % 97}"))
+        rows.append(f"{net},org{i % 97}")
+    m = _load(tmp_path, "\n".join(rows) + "\n")
+    probes4 = [int(n.network_address) + rng.randrange(n.num_addresses) for n, _ in nets
+               if n.version == 4] + [rng.getrandbits(32) for _ in range(500)]
+    probes6 = [int(n.network_address) + rng.randrange(n.num_addresses) for n, _ in nets
+               if n.version == 6] + [(0x20010DB8 << 96) | rng.getrandbits(96) for _ in range(500)]
+
+    def expect(x, version):
+        best = None
+        for n, name in nets:
+            if n.version == version and (x >> (n.max_prefixlen - n.prefixlen)) == \
+                    (int(n.network_address) >> (n.max_prefixlen - n.prefixlen)):
+                if best is None or n.prefixlen > best[0]:
+                    best = (n.prefixlen, name)
+        return m.names.index(best[1]) if best else -1
+
+    got4 = m.lookup4(np.array(probes4, dtype=np.int64)).tolist()
+    assert got4 == [expect(x, 4) for x in probes4]
+    hi = np.array([x >> 64 for x in probes6], dtype=np.uint64)
+    lo = np.array([x & (2 ** 64 - 1) for x in probes6], dtype=np.uint64)
+    got6 = m.lookup6(hi, lo, np.ones(len(probes6), dtype=bool)).tolist()
+    assert got6 == [expect(x, 6) for x in probes6]
+
+
+def test_terminal_escapes_in_names_never_reach_the_terminal(tmp_path):
+    p = tmp_path / "evil.csv"
+    p.write_text('10.1.0.0/16,"Evil\x1b]0;pwned\x07 \x1b[2J"\n', newline="")
+    r = run("analyze", "--org-map", p, PROG / "programme.pcap")
+    out = r.stdout.decode()
+    assert "\x1b" not in out and "\x07" not in out and "Evil\\x1b]0;pwned\\x07" in out
+
+
+def test_too_many_organisations_is_refused_early(tmp_path, monkeypatch):
+    monkeypatch.setattr(orgmap, "MAX_ORGS", 100)
+    text = "".join(f"10.{i >> 8}.{i & 255}.0/24,org{i}\n" for i in range(1000))
+    with pytest.raises(ValueError, match="line 101: more than 100 organisations"):
+        _load(tmp_path, text)
+    monkeypatch.setattr(orgmap, "MAX_ROWS", 500)
+    text = "".join(f"10.{i >> 8}.{i & 255}.0/24,org{i % 7}\n" for i in range(1000))
+    with pytest.raises(ValueError, match="line 501: more than 500 rows"):
+        _load(tmp_path, text)
