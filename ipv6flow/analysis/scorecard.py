@@ -403,12 +403,6 @@ def _pb(p, b):
     return {"packets": int(p), "bytes": int(b)}
 
 
-def _addr_text(route, hi, lo):
-    if route == 0:
-        return str(ipaddress.IPv4Address(int(lo)))
-    return str(ipaddress.IPv6Address((int(hi) << 64) | int(lo)))
-
-
 def _verdict(v):
     a, native, syn = v
     return ("ipv6_ready" if native else "dns64_only" if syn else "ipv4_only" if a
@@ -416,26 +410,58 @@ def _verdict(v):
 
 
 class _Names:
-    """The DNS knowledge the report joins: which names an address answers
-    for, and which names are dual-stacked."""
+    """The DNS knowledge the report joins: which names an IPv4 address
+    answers for, which addresses belong to dual-stacked names, and which
+    names lie under an organisation's domains."""
 
     def __init__(self, dns):
         self.dns = dns
-        self.by_v4 = {}
+        self.by_v4 = {}                       # IPv4 address (int) -> names
+        native_v4, dual_v4, dual_v6, dual_syn = set(), set(), set(), set()
         for name, (a, native, syn) in dns.items():
-            for addr in a:
-                self.by_v4.setdefault(addr, []).append(name)
-        dual = {n for n, (a, native, _) in dns.items() if a and native}
-        self.dual_v4 = {addr for n in dual for addr in dns[n][0]}
-        self.dual_v6 = {addr for n in dual for addr in dns[n][1]}
-        self.dual_syn = {addr for n in dual for addr in dns[n][2]}
-        self.dual_v4_int = {int(ipaddress.IPv4Address(x)) for x in self.dual_v4}
+            ints = [int(ipaddress.IPv4Address(x)) for x in a]
+            for x in ints:
+                self.by_v4.setdefault(x, []).append(name)
+            if native:
+                native_v4.update(ints)
+                if a:
+                    dual_v4.update(ints)
+                    dual_v6.update(int(ipaddress.IPv6Address(x)) for x in native)
+                    dual_syn.update(int(ipaddress.IPv6Address(x)) for x in syn)
+        self.native_v4 = np.array(sorted(native_v4), dtype=_U)
+        self.dual_v4 = np.array(sorted(dual_v4), dtype=_U)
+        self.dual_v6 = dual_v6
+        self.dual_syn = dual_syn
+        self.dual_v6_h = np.unique(hash_words(*_words(dual_v6)))
+        self.dual_v4_set = dual_v4
 
-    def has_native(self, addr):
-        return any(self.dns[n][1] for n in self.by_v4.get(addr, ()))
+    def under(self, domains_of):
+        """{group: verdict counts} of the names under each group's domains
+        (``domains_of``: {domain: [groups]}); one walk up each name's
+        labels, so the cost is the names' length, not names x domains."""
+        out = {}
+        for name, v in self.dns.items():
+            labels = name.split(".")
+            hit = set()
+            for k in range(len(labels)):
+                for g in domains_of.get(".".join(labels[k:]), ()):
+                    hit.add(g)
+            if hit:
+                verdict = _verdict(v)
+                for g in hit:
+                    c = out.setdefault(g, {"ipv6_ready": 0, "dns64_only": 0, "ipv4_only": 0,
+                                           "no_answer": 0})
+                    c[verdict] += 1
+        return out
 
 
-def report(sc: Scorecard, dns: dict, frames_total=None) -> dict:
+def _words(ints):
+    ints = list(ints)
+    return (np.array([x >> 64 for x in ints], dtype=_U),
+            np.array([x & 0xFFFFFFFFFFFFFFFF for x in ints], dtype=_U))
+
+
+def report(sc: Scorecard, dns: dict) -> dict:
     """The ``organisations``, ``adoption`` and ``blocking`` sections."""
     sc._consolidate()
     names = _Names(dns)
@@ -455,54 +481,59 @@ def report(sc: Scorecard, dns: dict, frames_total=None) -> dict:
     c4 = np.flatnonzero(cat == CAT_C4)
     both = np.isin(base[c4], base[cat == CAT_C6])
     dist["dual"] = np.bincount(gi[c4[both]], minlength=n + 1)
-    # connections to dual-stacked names, and blocking destinations, per group
+    # connections to dual-stacked names, per group and route
     d = sc.dest
-    route, grp_d = d["route"], d["group"]
-    addr = [_addr_text(r, h, lo) for r, h, lo in zip(route.tolist(), d["hi"].tolist(),
-                                                       d["lo"].tolist())]
+    route, grp_d, syn = d["route"], d["group"], d["syn"]
     pref = np.zeros((n, 3), dtype=np.int64)
-    blocking = {}            # group -> list of (bytes, packets, addr, names)
-    nat_v4 = {}
-    for i, (r, g, a) in enumerate(zip(route.tolist(), grp_d.tolist(), addr)):
-        syn = int(d["syn"][i])
-        if r == 0:
-            if syn and a in names.dual_v4:
-                pref[g, 0] += syn
-            if not names.has_native(a):
-                blocking.setdefault(g, []).append(
-                    (int(d["bytes"][i]), int(d["packets"][i]), a,
-                     sorted(names.by_v4.get(a, ()))))
-        elif r == 1:
-            if syn and a in names.dual_v6:
-                pref[g, 1] += syn
-        elif syn:
-            v4 = nat_v4.get(a)
-            if v4 is None:
-                raw = ipaddress.IPv6Address(a).packed
-                v4 = nat_v4[a] = {int.from_bytes(rfc6052.extract(raw, ln), "big")
-                                  for v, ln in sc.nat64 if rfc6052.in_prefix(raw, v, ln)}
-            if a in names.dual_syn or v4 & names.dual_v4_int:
-                pref[g, 2] += syn
-
-    def org_name(i):
-        return sc.names[i]
+    r0 = route == 0
+    sel = r0 & (syn > 0) & np.isin(d["lo"], names.dual_v4)
+    pref[:, 0] = np.bincount(grp_d[sel], weights=syn[sel], minlength=n).astype(np.int64)
+    sel = (route == 1) & (syn > 0)
+    sel[sel] = np.isin(hash_words(d["hi"][sel], d["lo"][sel]), names.dual_v6_h)
+    for i in np.flatnonzero(sel).tolist():            # a hash hit: check the address
+        if (int(d["hi"][i]) << 64 | int(d["lo"][i])) in names.dual_v6:
+            pref[grp_d[i], 1] += syn[i]
+    for i in np.flatnonzero((route == 2) & (syn > 0)).tolist():
+        a = int(d["hi"][i]) << 64 | int(d["lo"][i])
+        raw = a.to_bytes(16, "big")
+        v4 = {int.from_bytes(rfc6052.extract(raw, ln), "big")
+              for v, ln in sc.nat64 if rfc6052.in_prefix(raw, v, ln)}
+        if a in names.dual_syn or v4 & names.dual_v4_set:
+            pref[grp_d[i], 2] += syn[i]
+    # what blocks IPv6: IPv4 servers none of whose names has a native AAAA
+    blk = np.flatnonzero(r0 & ~np.isin(d["lo"], names.native_v4))
+    bg, blo, bb, bp = grp_d[blk], d["lo"][blk], d["bytes"][blk], d["packets"][blk]
+    blocked = np.bincount(bg, weights=bb, minlength=n).astype(np.int64)
+    count = np.bincount(bg, minlength=n)
+    order = np.lexsort((blo, -bb, bg))
+    bg, blo, bb, bp = bg[order], blo[order], bb[order], bp[order]
+    first = np.searchsorted(bg, np.arange(n))
+    top = {}
+    for g in np.flatnonzero(count).tolist():
+        k = int(first[g])
+        e = k + min(TOP, int(count[g]))
+        top[g] = list(zip(bb[k:e].tolist(), bp[k:e].tolist(), blo[k:e].tolist()))
+    ua, inv = unique_inverse(blo)
+    ab = np.bincount(inv, weights=bb, minlength=len(ua)).astype(np.int64)
+    ap = np.bincount(inv, weights=bp, minlength=len(ua)).astype(np.int64)
+    o = np.lexsort((ua, -ab))[:TOP]
+    overall_top = list(zip(ab[o].tolist(), ap[o].tolist(), ua[o].tolist()))
+    domains_of = {}
+    for g, doms in enumerate(sc.domains):
+        for dm in doms:
+            domains_of.setdefault(dm, []).append(g)
+    readiness = names.under(domains_of)
 
     order = sorted(range(1, n), key=lambda i: sc.names[i]) + [0]
     rows, adoption_rows, blocking_rows = [], [], []
     for i in order:
         row = cnt[i]
-        rows.append(_org_row(sc, i, row, dist, names))
-        adoption_rows.append({"organisation": org_name(i),
-                              **_adoption(row, dist, i, pref[i])})
-        blocking_rows.append({"organisation": org_name(i),
-                              **_blocking(blocking.get(i, []), int(row[C_B4]), dist, i)})
+        rows.append(_org_row(sc, i, row, dist, readiness.get(i)))
+        adoption_rows.append({"organisation": sc.names[i], **_adoption(row, dist, i, pref[i])})
+        blocking_rows.append({"organisation": sc.names[i],
+                              **_blocking(top.get(i, []), int(blocked[i]), int(count[i]),
+                                          int(row[C_B4]), dist, i, names)})
     total = cnt.sum(axis=0)
-    allb = {}
-    for g, entries in blocking.items():
-        for b, p, a, nm in entries:
-            e = allb.setdefault(a, [0, 0, a, nm])
-            e[0] += b
-            e[1] += p
     return {
         "organisations": {
             "prefixes": sc.prefixes,
@@ -515,21 +546,17 @@ def report(sc: Scorecard, dns: dict, frames_total=None) -> dict:
                      "overall": _adoption(total, dist, n, pref.sum(axis=0)),
                      "by_organisation": adoption_rows},
         "blocking": {"definition": DEFINITIONS["blocking"],
-                     "overall": _blocking([tuple(v) for v in allb.values()], int(total[C_B4]),
-                                          dist, n),
+                     "overall": _blocking(overall_top, int(blocked.sum()), len(ua),
+                                          int(total[C_B4]), dist, n, names),
                      "by_organisation": blocking_rows},
     }
 
 
-def _org_row(sc, i, row, dist, names):
+def _org_row(sc, i, row, dist, readiness):
     total = int(dist[CAT_CLIENT][i])
     capable = int(dist[CAT_C6][i])
-    readiness = {"ipv6_ready": 0, "dns64_only": 0, "ipv4_only": 0, "no_answer": 0}
+    readiness = readiness or {"ipv6_ready": 0, "dns64_only": 0, "ipv4_only": 0, "no_answer": 0}
     doms = sc.domains[i]
-    if doms:
-        for name, v in names.dns.items():
-            if any(name == dm or name.endswith("." + dm) for dm in doms):
-                readiness[_verdict(v)] += 1
     p4, p6, cp4, cp6 = row[C_P4], row[C_P6], row[C_CP4], row[C_CP6]
     b4, b6, cb4, cb6 = row[C_B4], row[C_B6], row[C_CB4], row[C_CB6]
     return {
@@ -574,17 +601,18 @@ def _adoption(row, dist, i, pref):
     }
 
 
-def _blocking(entries, ipv4_bytes, dist, i):
-    entries = sorted(entries, key=lambda e: (-e[0], e[2]))
-    blocked = sum(e[0] for e in entries)
-    top, cum = [], 0
-    for b, p, a, nm in entries[:TOP]:
+def _blocking(top, blocked, count, ipv4_bytes, dist, i, names):
+    """``top``: (bytes, packets, IPv4 address as int) of the first entries."""
+    out, cum = [], 0
+    for b, p, a in top:
         cum += b
-        top.append({"address": a, "names": nm[:MAX_NAMES_SHOWN], "names_total": len(nm),
-                    "packets": p, "bytes": b, "share_of_ipv4_bytes": _share(b, ipv4_bytes),
+        nm = sorted(names.by_v4.get(a, ()))
+        out.append({"address": str(ipaddress.IPv4Address(a)), "names": nm[:MAX_NAMES_SHOWN],
+                    "names_total": len(nm), "packets": p, "bytes": b,
+                    "share_of_ipv4_bytes": _share(b, ipv4_bytes),
                     "cumulative_share": _share(cum, ipv4_bytes)})
     return {"ipv4_bytes": ipv4_bytes, "blocking_bytes": blocked,
             "share_of_ipv4_bytes": _share(blocked, ipv4_bytes),
-            "destinations_total": len(entries), "destinations": top,
+            "destinations_total": count, "destinations": out,
             "ipv4_only_clients": int(dist[CAT_C4][i] - dist["dual"][i]),
             "clients": int(dist[CAT_CLIENT][i])}

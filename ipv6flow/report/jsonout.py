@@ -4,7 +4,8 @@ Indented for people, except where that costs: each time bin takes one line
 (a report may hold 50,000 bins, and Python's indenting encoder -- the
 pure-Python one: the C encoder does not indent -- builds a list of
 millions of small strings for them, over 150 MB for a 20 MB report), and
-the ``sketches`` section, which is for programs, is one line. Those parts
+the ``sketches`` and ``scorecard_state`` sections, which are for programs,
+are one line each, as is each organisation's row of the scorecard. Those parts
 are encoded by the C encoder and put in place of sentinels that cannot
 occur elsewhere (they hold a random nonce).
 """
@@ -28,10 +29,19 @@ def dumps(report: dict) -> str:
         key = f"@bins-{nonce}@"
         parts[key] = "[\n" + ",\n".join("      " + _encode(b) for b in ts["bins"]) + "\n    ]"
         shell["timeseries"] = dict(ts, bins=key)
-    if "sketches" in report:
-        key = f"@sketches-{nonce}@"
-        parts[key] = _encode(report["sketches"])
-        shell["sketches"] = key
+    for section, field in (("organisations", "rows"), ("adoption", "by_organisation"),
+                           ("blocking", "by_organisation")):
+        # the scorecard: one line per organisation (a map may hold 20,000)
+        sec = report.get(section)
+        if isinstance(sec, dict) and sec.get(field):
+            key = f"@{section}-{nonce}@"
+            parts[key] = "[\n" + ",\n".join("      " + _encode(r) for r in sec[field]) + "\n    ]"
+            shell[section] = dict(sec, **{field: key})
+    for section in ("sketches", "scorecard_state"):
+        if section in report:
+            key = f"@{section}-{nonce}@"
+            parts[key] = _encode(report[section])
+            shell[section] = key
     text = _encode(shell, 2)
     for key, value in parts.items():
         text = text.replace(f'"{key}"', value, 1)

@@ -30,6 +30,7 @@ never by reading the capture back.
 """
 
 import argparse
+import ipaddress
 import json
 import os
 import random
@@ -80,7 +81,6 @@ def a4(t):
 
 
 def a6(t):
-    import ipaddress
     return ipaddress.IPv6Address(t).packed
 
 
@@ -270,7 +270,6 @@ def truth(cap):
     dual4 = {x for n in dual for x in DNS[n][0]}
     dual6 = {x for n in dual for x in DNS[n][1]}
     # a NAT64 address reaching a dual-stacked name's A (RFC 6052 /96)
-    import ipaddress
     def nat_v4(addr):
         return str(ipaddress.IPv4Address(a6(addr)[12:]))
     names_of4 = defaultdict(set)
@@ -344,7 +343,8 @@ def truth(cap):
         }
 
     def blocking(a):
-        entries = sorted(a["block"].items(), key=lambda kv: (-kv[1][0], kv[0]))
+        entries = sorted(a["block"].items(),
+                         key=lambda kv: (-kv[1][0], int(ipaddress.IPv4Address(kv[0]))))
         total = sum(e[0] for _, e in entries)
         out, cum = [], 0
         for addr, (b, p) in entries[:10]:
