@@ -81,6 +81,18 @@ def _unique_inverse_sorted(x, return_first):
     return s[keep], inv
 
 
+def unique_any(x: np.ndarray):
+    """Sorted distinct values of a 1-d array, the inverse, and the index
+    of *some* row of each value (not the first: one unstable sort, for
+    keys whose equal rows are equal in every other column too)."""
+    order = np.argsort(x)
+    s = x[order]
+    keep = _firsts(s)
+    inv = np.empty(len(x), dtype=np.intp)
+    inv[order] = np.cumsum(keep) - 1
+    return s[keep], inv, order[keep]
+
+
 def _words(rows: np.ndarray):
     """Big-endian 64-bit words of each row of an (n, k) uint8 array (rows
     padded with zero bytes to a multiple of 8), most significant first."""

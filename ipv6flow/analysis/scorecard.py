@@ -39,7 +39,7 @@ import ipaddress
 
 import numpy as np
 
-from ..arrays import unique_inverse
+from ..arrays import _firsts, unique_any, unique_inverse
 from . import rfc6052
 from .orgmap import org_key
 from .sketch import hash_words
@@ -79,6 +79,15 @@ DEFINITIONS = {
                 "DNS (or that no DNS answer names), ranked by IPv4 bytes; the share is of the "
                 "organisation's IPv4 bytes.",
 }
+
+
+def _distinct_some(x):
+    """Sorted distinct values and an index of each (items whose equal
+    hashes are the same item: which row does not matter)."""
+    order = np.argsort(x)
+    s = x[order]
+    keep = _firsts(s)
+    return s[keep], order[keep]
 
 
 def _b64(a: np.ndarray) -> str:
@@ -123,6 +132,7 @@ class Scorecard:
         self._pending_n = 0
         self.items_exact = True
         self.dest = {k: np.zeros(0, dtype=t) for k, t in _DEST_FIELDS}
+        self._dest_parts, self._dest_n = [], 0
         self.dns = {}        # name -> [a set, native set, synthesized set] (from reports)
 
     # -- adding -------------------------------------------------------------
@@ -167,77 +177,91 @@ class Scorecard:
         return np.where(fam6, np.where(o6 >= 0, o6, o4), np.where(o4 >= 0, o4, o6))
 
     def _counters(self, c, g, fam6, nat):
+        # Each row is one of 16 kinds (IPv6 payload, IPv6 carrier, NAT64,
+        # TCP SYN): two bincounts over (group, kind) give every counter.
         ug, inv = unique_inverse(g)
         m = len(ug)
-        w = c["wire"].astype(np.float64)
-        fam4 = ~fam6
         car6 = c["carrier"] == _FAM6
         syn = (c["proto"] == 6) & ((c["flags"] & 0x12) == 0x02)
+        kind = fam6 * 1 + car6 * 2 + nat * 4 + syn * 8
+        code = inv * 16 + kind
+        p = np.bincount(code, minlength=m * 16).reshape(m, 16)
+        b = np.bincount(code, weights=c["wire"], minlength=m * 16).reshape(m, 16) \
+            .astype(np.int64)
+        k = np.arange(16)
+        f6, c6, x, sy = (k & 1) != 0, (k & 2) != 0, (k & 4) != 0, (k & 8) != 0
         cols = np.zeros((m, K), dtype=np.int64)
-
-        def add(col, sel):
-            cols[:, col] = np.bincount(inv[sel], minlength=m)
-            cols[:, col + 1] = np.bincount(inv[sel], weights=w[sel], minlength=m)
-
-        add(C_P4, fam4)
-        add(C_P6, fam6)
-        add(C_CP4, ~car6)
-        add(C_CP6, car6)
-        add(C_NP, fam6 & car6)
-        add(C_TP, fam6 & ~car6)
-        add(C_XP, nat)
-        cols[:, C_S4] = np.bincount(inv[syn & fam4], minlength=m)
-        cols[:, C_S6] = np.bincount(inv[syn & fam6 & ~nat], minlength=m)
-        cols[:, C_SX] = np.bincount(inv[syn & nat], minlength=m)
+        for col, sel in ((C_P4, ~f6), (C_P6, f6), (C_CP4, ~c6), (C_CP6, c6), (C_NP, f6 & c6),
+                         (C_TP, f6 & ~c6), (C_XP, x)):
+            cols[:, col] = p[:, sel].sum(axis=1)
+            cols[:, col + 1] = b[:, sel].sum(axis=1)
+        cols[:, C_S4] = p[:, sy & ~f6].sum(axis=1)
+        cols[:, C_S6] = p[:, sy & f6 & ~x].sum(axis=1)
+        cols[:, C_SX] = p[:, sy & x].sum(axis=1)
         self.counts[ug] += cols
 
     def _items(self, c, g, fam6, nat, side, tag, value, chi, flow_h, flow_keyed):
+        """Distinct (organisation, client or flow) items of the rows, and
+        the same for the whole capture, as one sorted run for the set."""
         gk = self.gkeys[g]
-        parts = []
+        keys, groups = [], []
         keyed = np.flatnonzero(tag != 0)
         if len(keyed):
             h = hash_words(tag[keyed], value[keyed])
             global6 = fam6[keyed] & ((chi[keyed] >> _U(61)) == _U(1))
             e2e6 = global6 & ~nat[keyed]
-            # one item per (client, families) first: few distinct per batch
-            bits = (fam6[keyed] == 0).astype(np.uint64) | (global6.astype(np.uint64) << _U(1)) \
+            bits = (~fam6[keyed]).astype(np.uint64) | (global6.astype(np.uint64) << _U(1)) \
                 | (e2e6.astype(np.uint64) << _U(2))
-            key = hash_words(h, gk[keyed], bits)
-            u, first = np.unique(key, return_index=True)
-            hh, kk, bb, gg = h[first], gk[keyed][first], bits[first], g[keyed][first]
-            for cat, sel in ((CAT_CLIENT, np.ones(len(u), dtype=bool)),
-                             (CAT_C4, (bb & _U(1)) != 0), (CAT_C6, (bb & _U(2)) != 0),
-                             (CAT_C6E, (bb & _U(4)) != 0)):
-                parts.append((hash_words(kk[sel], hh[sel]), cat, gg[sel]))
-                parts.append((hash_words(np.full(int(sel.sum()), _KEY_ALL, dtype=_U), hh[sel]),
-                              cat, np.full(int(sel.sum()), _ALL)))
+            # one row per (organisation, client, families) first
+            k = (hash_words(gk[keyed], h) & ~_U(7)) | bits
+            u, first = _distinct_some(k)
+            ka = (hash_words(h[first] ^ _U(_KEY_ALL)) & ~_U(7)) | (u & _U(7))
+            gg = g[keyed][first]
+            for key, grp in ((u, gg), (ka, None)):
+                b = key & _U(7)
+                base = key & ~_U(7)
+                for cat, sel in ((CAT_CLIENT, None), (CAT_C4, (b & _U(1)) != 0),
+                                 (CAT_C6, (b & _U(2)) != 0), (CAT_C6E, (b & _U(4)) != 0)):
+                    part = base if sel is None else base[sel]
+                    keys.append(part | _U(cat))
+                    groups.append(np.full(len(part), _ALL) if grp is None else
+                                  grp if sel is None else grp[sel])
         fk = np.flatnonzero(flow_keyed)
         if len(fk):
-            cat = np.where(fam6[fk], CAT_F6, CAT_F4)
-            key = hash_words(flow_h[fk], gk[fk], cat)
-            u, first = np.unique(key, return_index=True)
-            fh, kk, gg, cc = flow_h[fk][first], gk[fk][first], g[fk][first], cat[first]
-            nn = nat[fk][first]
-            for sel, cat_value in ((cc == CAT_F4, CAT_F4), (cc == CAT_F6, CAT_F6),
-                                   (nn, CAT_FX)):
-                parts.append((hash_words(kk[sel], fh[sel]), cat_value, gg[sel]))
-                parts.append((hash_words(np.full(int(sel.sum()), _KEY_ALL, dtype=_U), fh[sel]),
-                              cat_value, np.full(int(sel.sum()), _ALL)))
-        for h, cat, gg in parts:
-            if len(h):
-                self._pending.append(((h & ~_U(7)) | _U(cat), gg))
-                self._pending_n += len(h)
-        if self._pending_n > max(len(self.items), 1 << 16):
-            self._consolidate()
+            cat = fam6[fk].astype(np.uint64) | (nat[fk].astype(np.uint64) << _U(1))
+            k = (hash_words(gk[fk], flow_h[fk]) & ~_U(7)) | cat
+            u, first = _distinct_some(k)
+            ka = (hash_words(flow_h[fk][first] ^ _U(_KEY_ALL)) & ~_U(7)) | (u & _U(7))
+            gg = g[fk][first]
+            for key, grp in ((u, gg), (ka, None)):
+                base = key & ~_U(7)
+                fam_cat = _U(CAT_F4) + (key & _U(1))
+                x = (key & _U(2)) != 0
+                keys += [base | fam_cat, base[x] | _U(CAT_FX)]
+                groups += [np.full(len(key), _ALL) if grp is None else grp,
+                           np.full(int(x.sum()), _ALL) if grp is None else grp[x]]
+        if keys:
+            k = np.concatenate(keys)
+            u, first = _distinct_some(k)     # one sorted run
+            self._pending.append((u, np.concatenate(groups)[first]))
+            self._pending_n += len(u)
+            if self._pending_n > max(len(self.items), 1 << 16):
+                self._consolidate()
 
     def _consolidate(self):
+        self._merge_dest_parts()
         if not self._pending:
             return
+        # sorted runs: a stable sort (timsort) merges them in linear time each
         keys = np.concatenate([self.items] + [k for k, _ in self._pending])
         groups = np.concatenate([self.item_groups] + [gg for _, gg in self._pending])
         self._pending, self._pending_n = [], 0
-        u, first = np.unique(keys, return_index=True)
-        gg = groups[first]
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        first = np.empty(len(keys), dtype=bool)
+        first[:1] = True
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        u, gg = keys[first], groups[order][first]
         if len(u) > MAX_ITEMS:
             # keep what was held, then new items in hash order up to the cap
             self.items_exact = False
@@ -253,7 +277,7 @@ class Scorecard:
         hi = np.where(fam6, shi, _U(0))
         lo = np.where(fam6, slo, s4.astype(np.uint64))
         key = hash_words(self.gkeys[g], route, hi, lo)
-        u, inv, first = unique_inverse(key, return_first=True)
+        u, inv, first = unique_any(key)
         m = len(u)
         w = c["wire"].astype(np.float64)
         syn = (c["proto"] == 6) & ((c["flags"] & 0x12) == 0x02)
@@ -262,7 +286,17 @@ class Scorecard:
                 "packets": np.bincount(inv, minlength=m).astype(np.int64),
                 "bytes": np.bincount(inv, weights=w, minlength=m).astype(np.int64),
                 "syn": np.bincount(inv[syn], minlength=m).astype(np.int64)}
-        self.dest = _merge_dest(self.dest, part, self.counts)
+        # merged into the table once the parts held outgrow it (amortized)
+        self._dest_parts.append(part)
+        self._dest_n += m
+        if self._dest_n > max(len(self.dest["key"]), 1 << 15):
+            self._merge_dest_parts()
+
+    def _merge_dest_parts(self):
+        if self._dest_parts:
+            parts, self._dest_parts, self._dest_n = self._dest_parts, [], 0
+            joined = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            self.dest = _merge_dest(self.dest, joined, self.counts)
 
     # -- merging ------------------------------------------------------------
     def _remap(self, other):
@@ -325,7 +359,7 @@ class Scorecard:
             "organisations": [[n, g, list(dm)] for n, g, dm in
                               zip(self.names, self.groups, self.domains)],
             "counts": self.counts.tolist(),
-            "items": {"hashes": _b64(self.items), "groups": _b64(self.item_groups),
+            "items": {"hashes": _b64(self.items), "groups": _b64(self.item_groups.astype(np.int32)),
                       "exact": self.items_exact},
             "destinations": {k: _b64(d[k]) for k, _ in _DEST_FIELDS},
             "nat64_prefixes": [rfc6052.prefix_text(v, ln) for v, ln in self.nat64],
@@ -346,7 +380,7 @@ class Scorecard:
         s.gkeys = np.array([_KEY_NONE] + [org_key(n) for n in s.names[1:]], dtype=_U)
         s.counts = np.array(st["counts"], dtype=np.int64).reshape(len(s.names), K)
         s.items = _unb64(st["items"]["hashes"], _U)
-        s.item_groups = _unb64(st["items"]["groups"], np.int64)
+        s.item_groups = _unb64(st["items"]["groups"], np.int32).astype(np.int64)
         s.items_exact = bool(st["items"]["exact"])
         s.dest = {k: _unb64(st["destinations"][k], t) for k, t in _DEST_FIELDS}
         lens = {len(v) for v in s.dest.values()} | set()
@@ -371,7 +405,7 @@ def _merge_dest(a, b, counts):
     if not len(b["key"]):
         return a
     keys = np.concatenate((a["key"], b["key"]))
-    u, inv, first = unique_inverse(keys, return_first=True)
+    u, inv, first = unique_any(keys)
     out = {k: np.concatenate((a[k], b[k]))[first] for k in ("key", "group", "route", "hi", "lo")}
     for k in ("packets", "bytes", "syn"):
         out[k] = np.bincount(inv, weights=np.concatenate((a[k], b[k])),
