@@ -26,7 +26,7 @@ margin:0;background:#fff}
 header{background:var(--ink);color:#fff;padding:22px 32px}
 header h1{margin:0 0 4px;font-size:24px}
 header p{margin:0;color:#c9d1db;font-size:13px}
-main{padding:8px 32px 40px;max-width:1280px}
+main{padding:8px 32px 40px;max-width:1500px}
 h2{font-size:18px;margin:28px 0 10px;border-bottom:2px solid var(--line);padding-bottom:4px}
 h3{font-size:15px;margin:18px 0 6px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:12px}
@@ -35,7 +35,8 @@ h3{font-size:15px;margin:18px 0 6px}
 .card .l{font-size:12px;color:var(--mute)}
 table{border-collapse:collapse;width:100%;font-size:13px;margin:6px 0 12px}
 th,td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
-th{background:var(--bg);font-weight:600;position:sticky;top:0}
+th{background:var(--bg);font-weight:600;position:sticky;top:0;white-space:normal;
+vertical-align:bottom;max-width:120px}
 th:first-child,td:first-child,td.t{text-align:left}
 table.sortable th{cursor:pointer}
 table.sortable th:after{content:" \\2195";color:#9aa4b1;font-size:11px}
@@ -45,31 +46,39 @@ table.sortable th:after{content:" \\2195";color:#9aa4b1;font-size:11px}
 svg text{font:11px system-ui,sans-serif;fill:var(--mute)}
 dl.defs dt{font-weight:600;margin-top:6px}
 dl.defs dd{margin:0 0 0 14px;color:var(--mute);font-size:13px}
-.names{white-space:normal;text-align:left;max-width:420px}
-@media print{header{background:#fff;color:#000;border-bottom:2px solid #000;padding:8px 0}
+.names{white-space:normal;text-align:left;min-width:220px;max-width:420px}
+th.t{text-align:left}
+table.blk{width:auto;min-width:60%}
+@media print{body{font-size:11px}table{font-size:10px}.wrap{overflow:visible}
+th,td{padding:3px 4px}
+header{background:#fff;color:#000;border-bottom:2px solid #000;padding:8px 0}
 header p{color:#333}main{padding:0;max-width:none}th{position:static}
 table.sortable th:after{content:""}.card{break-inside:avoid}
 h2{break-after:avoid}tr{break-inside:avoid}}
 """
 
 SCRIPT = """
+function sortBy(t,i,up){
+  var b=t.tBodies[0],rows=Array.prototype.slice.call(b.rows),th=t.tHead.rows[0].cells[i];
+  t.querySelectorAll('th').forEach(function(x){x.removeAttribute('data-dir')});
+  th.setAttribute('data-dir',up?'up':'down');
+  rows.sort(function(a,c){
+    var x=a.cells[i].getAttribute('data-sort'),y=c.cells[i].getAttribute('data-sort');
+    var nx=parseFloat(x),ny=parseFloat(y),r;
+    if(!isNaN(nx)&&!isNaN(ny)){r=nx-ny}else if(!isNaN(nx)){r=-1}else if(!isNaN(ny)){r=1}
+    else{r=x<y?-1:x>y?1:0}
+    return up?r:-r});
+  rows.forEach(function(r){b.appendChild(r)});
+}
 document.querySelectorAll('table.sortable').forEach(function(t){
-  t.querySelectorAll('th').forEach(function(th,i){
-    th.addEventListener('click',function(){
-      var b=t.tBodies[0],rows=Array.prototype.slice.call(b.rows),
-          up=th.getAttribute('data-dir')!=='up';
-      t.querySelectorAll('th').forEach(function(x){x.removeAttribute('data-dir')});
-      th.setAttribute('data-dir',up?'up':'down');
-      rows.sort(function(a,c){
-        var x=a.cells[i].getAttribute('data-sort'),y=c.cells[i].getAttribute('data-sort');
-        var nx=parseFloat(x),ny=parseFloat(y),r;
-        if(!isNaN(nx)&&!isNaN(ny)){r=nx-ny}else if(!isNaN(nx)){r=-1}else if(!isNaN(ny)){r=1}
-        else{r=String(x).localeCompare(String(y))}
-        return up?r:-r});
-      rows.forEach(function(r){b.appendChild(r)});
-    });
+  Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
+    th.addEventListener('click',function(){sortBy(t,i,th.getAttribute('data-dir')!=='up')});
   });
 });
+/* a link may open the page sorted: #sort=TABLE:COLUMN[:down] */
+var m=/^#sort=([a-z]+):([0-9]+)(:down)?$/.exec(location.hash);
+if(m){var t=document.getElementById(m[1]);if(t&&t.classList.contains('sortable')&&
+  +m[2]<t.tHead.rows[0].cells.length){sortBy(t,+m[2],!m[3])}}
 """
 
 NO_ORG = "(no organisation)"
@@ -145,7 +154,8 @@ def share_chart(bins, width=900, height=240):
     if len(pts) <= 120:
         for t, v in pts:
             out.append(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="2.5" fill="#1b7f5f"/>')
-    for t, anchor in ((t0, "start"), (t1, "end")):
+    ends = ((t0, "start"), (t1, "end")) if len(pts) > 1 else ((t0, "middle"),)
+    for t, anchor in ends:
         out.append(f'<text x="{x(t):.1f}" y="{height - 8}" text-anchor="{anchor}">'
                    f'{esc(_utc(t))}</text>')
     out.append("</svg>")
@@ -258,35 +268,51 @@ def org_label(name):
     return NO_ORG if name is None else name
 
 
+def _name_cell(i, name, path):
+    label = org_label(name)
+    return (f'<td class="t" data-sort="{esc(label if name is not None else "")}"'
+            f' data-figure="{path}[{i}].organisation">{esc(label)}</td>')
+
+
 def organisations_section(r):
+    """One sortable table of traffic, clients and names per organisation."""
     rows = r["organisations"]["rows"]
-    ad = r["adoption"]["by_organisation"]
-    bl = r["blocking"]["by_organisation"]
     head = ["<th>organisation</th>"] + [f"<th>{esc(h)}</th>" for h, _, _ in ORG_COLUMNS]
-    for _, label in ADOPTION_COLUMNS:
-        head += [f"<th>{esc(label)} (wire)</th>", f"<th>{esc(label)} (end to end)</th>"]
-    head.append("<th>IPv4 bytes to names without AAAA</th>")
     body = []
-    for i, (row, a, b) in enumerate(zip(rows, ad, bl)):
-        name = org_label(row["organisation"])
-        cells = [f'<td class="t" data-sort="{esc(name if row["organisation"] is not None else "")}"'
-                 f' data-figure="organisations.rows[{i}].organisation">{esc(name)}</td>']
+    for i, row in enumerate(rows):
+        cells = [_name_cell(i, row["organisation"], "organisations.rows")]
         for _, path, kind in ORG_COLUMNS:
             v = _get(row, path)
             if kind == "text":
                 cells.append(f'<td class="t" data-sort="{esc(v)}">{esc(v)}</td>')
             else:
                 cells.append(td(f"organisations.rows[{i}].{path}", v))
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return ('<div class="wrap"><table class="sortable" id="organisations"><thead><tr>'
+            + "".join(head) + "</tr></thead><tbody>" + "".join(body)
+            + '</tbody></table></div><p class="note">Click a column to sort. “names”: the DNS '
+              'names under the organisation’s domains, by their answers in the capture.</p>')
+
+
+def adoption_by_org_section(r):
+    """One sortable table of the adoption shares per organisation."""
+    ad = r["adoption"]["by_organisation"]
+    bl = r["blocking"]["by_organisation"]
+    head = ["<tr><th>organisation</th>"]
+    head += [f"<th>{esc(label)}<br>wire</th><th>{esc(label)}<br>end to end</th>"
+             for _, label in ADOPTION_COLUMNS]
+    head.append("<th>IPv4 bytes to<br>names without AAAA</th></tr>")
+    body = []
+    for i, (a, b) in enumerate(zip(ad, bl)):
+        cells = [_name_cell(i, a["organisation"], "adoption.by_organisation")]
         for key, _ in ADOPTION_COLUMNS:
             for side in ("on_the_wire", "end_to_end"):
                 cells.append(td(f"adoption.by_organisation[{i}].{key}.{side}", a[key][side]))
         cells.append(td(f"blocking.by_organisation[{i}].share_of_ipv4_bytes",
                         b["share_of_ipv4_bytes"]))
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return ('<div class="wrap"><table class="sortable" id="organisations"><thead><tr>'
-            + "".join(head) + "</tr></thead><tbody>" + "".join(body)
-            + '</tbody></table></div><p class="note">Click a column to sort. Shares of '
-              '“names” count the DNS names under each organisation’s domains.</p>')
+    return ('<div class="wrap"><table class="sortable" id="adoption"><thead>' + "".join(head)
+            + "</thead><tbody>" + "".join(body) + "</tbody></table></div>")
 
 
 def adoption_section(r):
@@ -315,8 +341,8 @@ def _blocking_table(b, path):
         rows.append(f'<tr><td class="t">{esc(d["address"])}</td><td class="names">{esc(names)}</td>'
                     f'{td(p + ".bytes", d["bytes"])}{td(p + ".share_of_ipv4_bytes", d["share_of_ipv4_bytes"])}'
                     f'{td(p + ".cumulative_share", d["cumulative_share"])}</tr>')
-    return ('<table><thead><tr><th>server</th><th>names</th><th>IPv4 bytes</th>'
-            '<th>of IPv4 bytes</th><th>cumulative</th></tr></thead><tbody>'
+    return ('<table class="blk"><thead><tr><th>server</th><th class="t">names</th>'
+            '<th>IPv4 bytes</th><th>of IPv4 bytes</th><th>cumulative</th></tr></thead><tbody>'
             + "".join(rows) + "</tbody></table>")
 
 
@@ -353,6 +379,7 @@ def render(r: dict) -> str:
     if "organisations" in r:
         parts += ["<h2>Organisations</h2>", organisations_section(r),
                   "<h2>Adoption by the public definitions</h2>", adoption_section(r),
+                  "<h3>Per organisation</h3>", adoption_by_org_section(r),
                   "<h2>What blocks IPv6</h2>", blocking_section(r)]
     tun = r["tunnels"]
     eh = r["extension_headers"]
