@@ -91,7 +91,12 @@ def fast_report():
 
 
 def test_fast_matches_truth(fast_report):
-    check_truth(json.loads(fast_report))
+    rep = json.loads(fast_report)
+    check_truth(rep)
+    import jsonschema
+    schema = json.loads((PROG.parents[1] / "ipv6flow" / "schema" / "report.schema.json")
+                        .read_text())
+    jsonschema.validate(rep, schema)
 
 
 def test_reference_and_workers_are_byte_identical(fast_report):
@@ -279,3 +284,26 @@ def test_too_many_organisations_is_refused_early(tmp_path, monkeypatch):
     text = "".join(f"10.{i >> 8}.{i & 255}.0/24,org{i % 7}\n" for i in range(1000))
     with pytest.raises(ValueError, match="line 501: more than 500 rows"):
         _load(tmp_path, text)
+
+
+def test_prometheus_org_metrics(fast_report):
+    pytest.importorskip("prometheus_client")
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from ipv6flow.report import prometheus
+    rep = json.loads(fast_report)
+    fams = {f.name: f for f in text_string_to_metric_families(prometheus.render(rep, now=1.0))}
+    got = {(s.labels["organisation"], s.labels["definition"], s.labels["view"]): s.value
+           for s in fams["ipv6flow_org_adoption_ratio"].samples}
+    for a in TRUTH["adoption"]["by_organisation"]:
+        org = a["organisation"] or ""
+        for k in ("traffic_packets", "flows", "clients", "ipv6_preferred"):
+            for v in ("on_the_wire", "end_to_end"):
+                if a[k][v] is None:
+                    assert (org, k, v) not in got
+                else:
+                    assert got[(org, k, v)] == pytest.approx(a[k][v], abs=1e-12)
+    bytes6 = {s.labels["organisation"]: s.value for s in fams["ipv6flow_org_bytes"].samples
+              if s.labels["family"] == "ipv6"}
+    for r in TRUTH["organisations"]["rows"]:
+        assert bytes6[r["organisation"] or ""] == r["payload"]["ipv6"]["bytes"]

@@ -47,6 +47,11 @@ Metrics (``ipv6flow_`` prefix; a label value is as in the JSON report):
 - ``flows{family}``: distinct bidirectional 5-tuples, ``ipv4`` / ``ipv6``;
   ``flows_by_tunnel{tunnel}`` (gauges: distinct counts do not add up over
   runs; past the exact threshold they are estimates, see the JSON)
+- with ``--org-map``: ``org_packets_total{organisation,group,family}``,
+  ``org_bytes_total{...}``, ``org_nat64_packets_total{organisation,group}``,
+  ``org_clients{...}``, ``org_adoption_ratio{organisation,group,definition,view}``
+  and ``org_blocking_ratio{organisation,group}`` (organisation ``""``: the
+  frames of no organisation)
 - ``input_info{path,format,compression}``, ``input_packets_total{path}``,
   ``input_bytes_total{path}``, ``input_errors{path}``,
   ``input_truncated{path}``: per input; inputs with the same path are
@@ -262,6 +267,34 @@ def render(report: dict, now: float | None = None) -> str:
 
     if "sampling" in r:
         _sampling(fam, r["sampling"])
+    if "organisations" in r:
+        # the scorecard (--org-map): the organisation null is "" here
+        rows = r["organisations"]["rows"]
+        lab = [{"organisation": "" if x["organisation"] is None else x["organisation"],
+                "group": x["group"]} for x in rows]
+        for measure, unit in (("packets", None), ("bytes", "bytes")):
+            fam(f"org_{measure}", "counter",
+                f"{_WHAT[measure]} of an organisation's clients by payload family "
+                f"(organisation \"\": no organisation).",
+                [(dict(lb, family=f), x["payload"][f][measure]) for lb, x in zip(lab, rows)
+                 for f in ("ipv4", "ipv6")], unit=unit)
+        fam("org_nat64_packets", "counter", "Frames of an organisation through NAT64.",
+            [(lb, x["nat64"]["packets"]) for lb, x in zip(lab, rows)])
+        fam("org_clients", "gauge", "Distinct clients of an organisation.",
+            [(lb, x["clients"]["total"]) for lb, x in zip(lab, rows)])
+        adoption = r["adoption"]["by_organisation"]
+        fam("org_adoption_ratio", "gauge",
+            "IPv6 adoption of an organisation by a public definition (traffic_packets, "
+            "traffic_bytes, flows, clients, ipv6_preferred), on the wire or end to end "
+            "(NAT64: IPv6 on the wire, IPv4 end to end); absent when undefined.",
+            [(dict(lb, definition=k, view=v), a[k][v]) for lb, a in zip(lab, adoption)
+             for k in ("traffic_packets", "traffic_bytes", "flows", "clients",
+                       "ipv6_preferred") for v in ("on_the_wire", "end_to_end")],
+            unit="ratio")
+        fam("org_blocking_ratio", "gauge",
+            "Share of an organisation's IPv4 bytes that go to names with no native AAAA.",
+            [(lb, b["share_of_ipv4_bytes"]) for lb, b in zip(lab, r["blocking"]["by_organisation"])],
+            unit="ratio")
 
     fam("report_partial", "gauge",
         "1 when the run was interrupted and the figures cover only what was read.",
