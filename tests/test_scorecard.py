@@ -307,3 +307,19 @@ def test_prometheus_org_metrics(fast_report):
               if s.labels["family"] == "ipv6"}
     for r in TRUTH["organisations"]["rows"]:
         assert bytes6[r["organisation"] or ""] == r["payload"]["ipv6"]["bytes"]
+
+
+def test_watch_with_org_map(tmp_path):
+    d = tmp_path / "caps"
+    d.mkdir()
+    for i, p in enumerate(_cut(tmp_path, 40)):
+        (d / f"cap{i}.pcap").write_bytes(p.read_bytes())
+    out = tmp_path / "out"
+    args = ["watch", d, "--once", "--newest-settle", "0", "--settle", "0", "--out-dir", out]
+    run(*args, "--org-map", PROG / "orgs.csv")
+    merged = json.loads((out / "merged.ipv6flow.json").read_text())
+    check_truth(merged)
+    other = tmp_path / "other.csv"
+    other.write_text("10.0.0.0/8,Everyone\n")
+    r = run(*args, "--org-map", other, check=False)
+    assert r.returncode != 0 and b"another --org-map" in r.stderr

@@ -174,9 +174,13 @@ class Watcher:
             raise Ipv6flowError(f"{self.state_file}: not a readable watch state file ({e})")
         # reports made with other client options do not merge
         clients = Population(self.opts.client_key, self.opts.client_prefixes).describe()
+        # nor do reports whose frames went to the organisations of another map
+        org_map = getattr(self.opts.org_map, "digest", None)
         if state is None:
             state = {"schema": STATE_SCHEMA, "interval_s": self.interval, "clients": clients,
                      "commits": 0, "merged_inputs": 0, "last": None, "done": {}}
+            if org_map is not None:
+                state["org_map"] = org_map
         elif state.get("schema") != STATE_SCHEMA:
             raise Ipv6flowError(f"{self.state_file}: not an ipv6flow watch state file")
         elif state["interval_s"] != self.interval:
@@ -187,6 +191,11 @@ class Watcher:
             raise UsageError(f"{self.state_file}: made with client key {state['clients']}, "
                              f"not {clients}; use the same client options (--client-key, "
                              "--client-prefix, --no-clients) or another state file")
+        elif state.get("org_map") != org_map:
+            raise UsageError(f"{self.state_file}: made with "
+                             + ("another --org-map" if state.get("org_map") else "no --org-map")
+                             + ("" if org_map else ", run without one")
+                             + "; use the same organisation map or another state file")
         self.state = state
         self._load_merged()
 
