@@ -39,7 +39,7 @@ import ipaddress
 
 import numpy as np
 
-from ..arrays import _firsts, unique_any, unique_inverse
+from ..arrays import distinct, unique_any, unique_inverse
 from . import rfc6052
 from .orgmap import org_key
 from .sketch import hash_words
@@ -49,7 +49,15 @@ MAX_DESTS = 1 << 16          # (organisation, route, server) entries
 TOP = 10                     # blocking destinations listed per organisation
 MAX_NAMES_SHOWN = 5          # names shown per blocking destination
 _U = np.uint64
-_ALL = -1                    # the group index of "the whole capture" in the item set
+# An item is one uint64: 45 bits of a hash of (organisation, client or
+# flow), the organisation's group index (16 bits; ALL: the whole capture)
+# and the category (3 bits). One sorted array holds the set, so adding is
+# a sort and counting per group a bincount.
+_ALL = 0xFFFF
+MAX_GROUPS = _ALL            # organisations a (merged) scorecard may hold
+_GSHIFT = _U(3)
+_HASH = _U(0xFFFFFFFFFFFFFFFF ^ ((1 << 19) - 1))
+_GMASK = _U(0xFFFF << 3)
 _KEY_NONE = org_key("\x00no organisation")
 _KEY_ALL = org_key("\x00all")
 _FAM4, _FAM6 = 1, 2
@@ -79,15 +87,6 @@ DEFINITIONS = {
                 "DNS (or that no DNS answer names), ranked by IPv4 bytes; the share is of the "
                 "organisation's IPv4 bytes.",
 }
-
-
-def _distinct_some(x):
-    """Sorted distinct values and an index of each (items whose equal
-    hashes are the same item: which row does not matter)."""
-    order = np.argsort(x)
-    s = x[order]
-    keep = _firsts(s)
-    return s[keep], order[keep]
 
 
 def _b64(a: np.ndarray) -> str:
@@ -126,8 +125,7 @@ class Scorecard:
         else:
             self.gkeys = np.array([_KEY_NONE], dtype=_U)
         self.counts = np.zeros((len(self.names), K), dtype=np.int64)
-        self.items = np.zeros(0, dtype=_U)       # sorted (org, item) hashes
-        self.item_groups = np.zeros(0, dtype=np.int64)
+        self.items = np.zeros(0, dtype=_U)       # sorted packed items
         self._pending = []
         self._pending_n = 0
         self.items_exact = True
@@ -204,7 +202,9 @@ class Scorecard:
         """Distinct (organisation, client or flow) items of the rows, and
         the same for the whole capture, as one sorted run for the set."""
         gk = self.gkeys[g]
-        keys, groups = [], []
+        gbits = g.astype(np.uint64) << _GSHIFT
+        allbits = _U(_ALL) << _GSHIFT
+        keys = []
         keyed = np.flatnonzero(tag != 0)
         if len(keyed):
             h = hash_words(tag[keyed], value[keyed])
@@ -213,38 +213,27 @@ class Scorecard:
             bits = (~fam6[keyed]).astype(np.uint64) | (global6.astype(np.uint64) << _U(1)) \
                 | (e2e6.astype(np.uint64) << _U(2))
             # one row per (organisation, client, families) first
-            k = (hash_words(gk[keyed], h) & ~_U(7)) | bits
-            u, first = _distinct_some(k)
-            ka = (hash_words(h[first] ^ _U(_KEY_ALL)) & ~_U(7)) | (u & _U(7))
-            gg = g[keyed][first]
-            for key, grp in ((u, gg), (ka, None)):
+            u = distinct((hash_words(gk[keyed], h) & _HASH) | gbits[keyed] | bits)
+            hs = distinct((hash_words(h ^ _U(_KEY_ALL)) & _HASH) | allbits | bits)
+            for key in (u, hs):
                 b = key & _U(7)
                 base = key & ~_U(7)
-                for cat, sel in ((CAT_CLIENT, None), (CAT_C4, (b & _U(1)) != 0),
-                                 (CAT_C6, (b & _U(2)) != 0), (CAT_C6E, (b & _U(4)) != 0)):
-                    part = base if sel is None else base[sel]
-                    keys.append(part | _U(cat))
-                    groups.append(np.full(len(part), _ALL) if grp is None else
-                                  grp if sel is None else grp[sel])
+                keys += [base | _U(CAT_CLIENT), base[(b & _U(1)) != 0] | _U(CAT_C4),
+                         base[(b & _U(2)) != 0] | _U(CAT_C6), base[(b & _U(4)) != 0] | _U(CAT_C6E)]
         fk = np.flatnonzero(flow_keyed)
         if len(fk):
-            cat = fam6[fk].astype(np.uint64) | (nat[fk].astype(np.uint64) << _U(1))
-            k = (hash_words(gk[fk], flow_h[fk]) & ~_U(7)) | cat
-            u, first = _distinct_some(k)
-            ka = (hash_words(flow_h[fk][first] ^ _U(_KEY_ALL)) & ~_U(7)) | (u & _U(7))
-            gg = g[fk][first]
-            for key, grp in ((u, gg), (ka, None)):
+            bits = fam6[fk].astype(np.uint64) | (nat[fk].astype(np.uint64) << _U(1))
+            fh = flow_h[fk]
+            u = distinct((hash_words(gk[fk], fh) & _HASH) | gbits[fk] | bits)
+            hs = distinct((hash_words(fh ^ _U(_KEY_ALL)) & _HASH) | allbits | bits)
+            for key in (u, hs):
                 base = key & ~_U(7)
-                fam_cat = _U(CAT_F4) + (key & _U(1))
-                x = (key & _U(2)) != 0
-                keys += [base | fam_cat, base[x] | _U(CAT_FX)]
-                groups += [np.full(len(key), _ALL) if grp is None else grp,
-                           np.full(int(x.sum()), _ALL) if grp is None else grp[x]]
+                keys += [base | (_U(CAT_F4) + (key & _U(1))),
+                         base[(key & _U(2)) != 0] | _U(CAT_FX)]
         if keys:
-            k = np.concatenate(keys)
-            u, first = _distinct_some(k)     # one sorted run
-            self._pending.append((u, np.concatenate(groups)[first]))
-            self._pending_n += len(u)
+            run = distinct(np.concatenate(keys))      # one sorted run
+            self._pending.append(run)
+            self._pending_n += len(run)
             if self._pending_n > max(len(self.items), 1 << 16):
                 self._consolidate()
 
@@ -253,24 +242,20 @@ class Scorecard:
         if not self._pending:
             return
         # sorted runs: a stable sort (timsort) merges them in linear time each
-        keys = np.concatenate([self.items] + [k for k, _ in self._pending])
-        groups = np.concatenate([self.item_groups] + [gg for _, gg in self._pending])
+        keys = np.sort(np.concatenate([self.items] + self._pending), kind="stable")
         self._pending, self._pending_n = [], 0
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
         first = np.empty(len(keys), dtype=bool)
         first[:1] = True
         np.not_equal(keys[1:], keys[:-1], out=first[1:])
-        u, gg = keys[first], groups[order][first]
+        u = keys[first]
         if len(u) > MAX_ITEMS:
             # keep what was held, then new items in hash order up to the cap
             self.items_exact = False
             old = np.isin(u, self.items, assume_unique=True)
             room = MAX_ITEMS - int(old.sum())
             new = np.flatnonzero(~old)[:max(room, 0)]
-            keep = np.sort(np.concatenate((np.flatnonzero(old), new)))
-            u, gg = u[keep], gg[keep]
-        self.items, self.item_groups = u, gg
+            u = u[np.sort(np.concatenate((np.flatnonzero(old), new)))]
+        self.items = u
 
     def _destinations(self, c, g, fam6, nat, s4, shi, slo):
         route = np.where(fam6, np.where(nat, 2, 1), 0)
@@ -306,6 +291,8 @@ class Scorecard:
         for i, name in enumerate(other.names):
             j = index.get(name)
             if j is None:
+                if len(self.names) >= MAX_GROUPS:
+                    raise ValueError(f"more than {MAX_GROUPS - 1:,} organisations in all")
                 j = index[name] = len(self.names)
                 self.names.append(name)
                 self.groups.append(other.groups[i])
@@ -330,14 +317,15 @@ class Scorecard:
         out.counts = self.counts.copy()
         for s in (self, other):
             s._consolidate()
-        out.items, out.item_groups = self.items, self.item_groups
+        out.items = self.items
         out.items_exact = self.items_exact and other.items_exact
         out.dest = {k: v.copy() for k, v in self.dest.items()}
         out.dns = {n: [set(x) for x in v] for n, v in self.dns.items()}
         remap = out._remap(other)
         out.counts[remap] += other.counts
-        og = other.item_groups
-        out._pending = [(other.items, np.where(og == _ALL, _ALL, remap[np.maximum(og, 0)]))]
+        og = ((other.items & _GMASK) >> _GSHIFT).astype(np.int64)
+        ng = np.where(og == _ALL, _ALL, remap[np.minimum(og, len(remap) - 1)]).astype(np.uint64)
+        out._pending = [np.sort((other.items & ~_GMASK) | (ng << _GSHIFT))]
         out._pending_n = len(other.items)
         out._consolidate()
         od = dict(other.dest)
@@ -359,9 +347,10 @@ class Scorecard:
             "organisations": [[n, g, list(dm)] for n, g, dm in
                               zip(self.names, self.groups, self.domains)],
             "counts": self.counts.tolist(),
-            "items": {"hashes": _b64(self.items), "groups": _b64(self.item_groups.astype(np.int32)),
+            "items": {"packed": _b64(self.items),
                       "exact": self.items_exact},
-            "destinations": {k: _b64(d[k]) for k, _ in _DEST_FIELDS},
+            # the key is a hash of the rest: made again when read
+            "destinations": {k: _b64(d[k]) for k, _ in _DEST_FIELDS if k != "key"},
             "nat64_prefixes": [rfc6052.prefix_text(v, ln) for v, ln in self.nat64],
             "dns": [[name, sorted(v[0]), sorted(v[1]), sorted(v[2])]
                     for name, v in sorted(dns.items())],
@@ -379,16 +368,23 @@ class Scorecard:
             raise ValueError("scorecard: the first organisation must be null")
         s.gkeys = np.array([_KEY_NONE] + [org_key(n) for n in s.names[1:]], dtype=_U)
         s.counts = np.array(st["counts"], dtype=np.int64).reshape(len(s.names), K)
-        s.items = _unb64(st["items"]["hashes"], _U)
-        s.item_groups = _unb64(st["items"]["groups"], np.int32).astype(np.int64)
+        s.items = np.sort(_unb64(st["items"]["packed"], _U))
+
         s.items_exact = bool(st["items"]["exact"])
-        s.dest = {k: _unb64(st["destinations"][k], t) for k, t in _DEST_FIELDS}
-        lens = {len(v) for v in s.dest.values()} | set()
-        if len(s.items) != len(s.item_groups) or len(lens) > 1:
+        s.dest = {k: _unb64(st["destinations"][k], t) for k, t in _DEST_FIELDS if k != "key"}
+        lens = {len(v) for v in s.dest.values()}
+        if len(lens) > 1:
             raise ValueError("scorecard: arrays of different lengths")
         if len(s.dest["group"]) and (s.dest["group"].max() >= len(s.names)
                                      or s.dest["group"].min() < 0):
             raise ValueError("scorecard: a destination of no organisation listed")
+        ig = (s.items & _GMASK) >> _GSHIFT
+        if len(ig) and ((ig >= _U(len(s.names))) & (ig != _U(_ALL))).any():
+            raise ValueError("scorecard: an item of no organisation listed")
+        d = s.dest
+        d["key"] = hash_words(s.gkeys[d["group"]], d["route"], d["hi"], d["lo"])
+        order = np.argsort(d["key"])
+        s.dest = {k: v[order] for k, v in d.items()}
         for name, a, n6, syn in st["dns"]:
             s.dns[name] = [set(a), set(n6), set(syn)]
         return s
@@ -504,7 +500,7 @@ def report(sc: Scorecard, dns: dict) -> dict:
     # distinct counts per group (and the whole capture), by category
     cat = (sc.items & _U(7)).astype(np.int64)
     base = sc.items & ~_U(7)
-    grp = sc.item_groups
+    grp = ((sc.items & _GMASK) >> _GSHIFT).astype(np.int64)
     gi = np.where(grp == _ALL, n, grp)
 
     def per_group(sel):

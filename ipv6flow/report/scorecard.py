@@ -8,6 +8,7 @@ get the formula guard of ``services.cell``.
 
 import csv
 import io
+import textwrap
 
 from .services import cell
 from .text import _n, safe
@@ -99,18 +100,22 @@ def to_text(report: dict) -> str:
             f"{_n(r['ipv6']['tunnelled']['packets']):>8}{_n(r['nat64']['packets']):>8}"
             f"{_n(r['clients']['total']):>9}{_pct(r['clients']['share_ipv6_capable']):>8}"
             f"{names:>15}")
+    lines.append("  names: under the organisation's domains, IPv6-ready / DNS64 only / IPv4 only / "
+                 "no answer")
     lines.append("")
     lines.append("Adoption (on the wire / end to end; NAT64 is IPv6 on the wire, IPv4 end to end)")
-    lines.append(f"  {'organisation':<{w}}{'packets':>16}{'bytes':>16}{'flows':>16}"
-                 f"{'clients':>16}{'v6 preferred':>16}")
+    lines.append(f"  {'organisation':<{w}}{'packets':>17}{'bytes':>17}{'flows':>17}"
+                 f"{'clients':>17}{'IPv6 preferred':>17}")
     entries = [("(whole capture)", adoption["overall"])] + \
-        [(_label(a["organisation"]), a) for a in adoption["by_organisation"]]
+        [(_label(a["organisation"]), a) for a, r in zip(adoption["by_organisation"], rows)
+         if r["payload"]["ipv4"]["packets"] + r["payload"]["ipv6"]["packets"]]
     for label, a in entries:
-        lines.append(f"  {label:<{w}}{_pair(a['traffic_packets']):>16}{_pair(a['traffic_bytes']):>16}"
-                     f"{_pair(a['flows']):>16}{_pair(a['clients']):>16}"
-                     f"{_pair(a['ipv6_preferred']):>16}")
+        lines.append(f"  {label:<{w}}{_pair(a['traffic_packets']):>17}"
+                     f"{_pair(a['traffic_bytes']):>17}{_pair(a['flows']):>17}"
+                     f"{_pair(a['clients']):>17}{_pair(a['ipv6_preferred']):>17}")
     for k, text in adoption["definitions"].items():
-        lines.append(f"  {k}: {text}")
+        lines.extend(textwrap.wrap(f"{k}: {text}", 96, initial_indent="  ",
+                                   subsequent_indent="    "))
     lines.append("")
     lines.append("What blocks IPv6: IPv4 traffic to names with no AAAA (by IPv4 bytes)")
     for label, b in [("(whole capture)", blocking["overall"])] + \
