@@ -323,3 +323,31 @@ def test_watch_with_org_map(tmp_path):
     other.write_text("10.0.0.0/8,Everyone\n")
     r = run(*args, "--org-map", other, check=False)
     assert r.returncode != 0 and b"another --org-map" in r.stderr
+
+
+def test_a_large_map_loads_and_finds(tmp_path):
+    n = 60_000
+    rows = ["prefix,organisation"]
+    for i in range(n):
+        if i % 2:
+            rows.append(f"{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}.0/24,Org {i % 997}")
+        else:
+            rows.append(f"2001:{(i >> 16) & 0xffff:x}:{i & 0xffff:x}::/48,Org {i % 997}")
+    rows.append("0.0.0.0/0,Everyone")
+    rows.append("2001::/16,Everyone")
+    m = _load(tmp_path, "\n".join(rows) + "\n")
+    assert m.prefixes == n + 2 and len(m.names) == 998
+    probes = [(i, f"{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}.77") for i in range(1, n, 2)]
+    import ipaddress
+    addr = np.array([int(ipaddress.IPv4Address(a)) for _, a in probes] + [0x7F000001],
+                    dtype=np.int64)
+    got = m.lookup4(addr).tolist()
+    assert [m.names[g] for g in got[:-1]] == [f"Org {i % 997}" for i, _ in probes]
+    assert m.names[got[-1]] == "Everyone"
+    v6 = [int(ipaddress.IPv6Address(f"2001:{(i >> 16) & 0xffff:x}:{i & 0xffff:x}::9"))
+          for i in range(0, n, 2)] + [int(ipaddress.IPv6Address("2001:ffff:ffff::1"))]
+    hi = np.array([x >> 64 for x in v6], dtype=np.uint64)
+    lo = np.array([x & (2 ** 64 - 1) for x in v6], dtype=np.uint64)
+    got = m.lookup6(hi, lo, np.ones(len(v6), dtype=bool)).tolist()
+    assert [m.names[g] for g in got[:-1]] == [f"Org {i % 997}" for i in range(0, n, 2)]
+    assert m.names[got[-1]] == "Everyone"

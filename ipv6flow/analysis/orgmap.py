@@ -26,6 +26,7 @@ itself; longer IPv6 prefixes compare a 64-bit hash of the masked address
 """
 
 import csv
+from array import array
 import hashlib
 import ipaddress
 import re
@@ -67,13 +68,15 @@ class OrgMap:
     """Organisations (name, group, domains) and their prefixes."""
 
     def __init__(self, rows, source="org map"):
-        """``rows``: (network, name, group, domains, line) tuples."""
+        """``rows``: (version, value, prefixlen, name, group, domains, line)
+        tuples. Prefixes are gathered in compact arrays (``array``), not
+        in Python objects per row, so a million rows stay small."""
         self.source = source
         self.names, self.groups, self.domains = [], [], []
         index = {}
-        seen = {}
-        v4, v6 = {}, {}
-        for net, name, group, domains, line in rows:
+        cols = {4: [array("Q"), array("Q"), array("B"), array("I"), array("I")],
+                6: [array("Q"), array("Q"), array("B"), array("I"), array("I")]}
+        for version, value, ln, name, group, domains, line in rows:
             i = index.get(name)
             if i is None:
                 if len(self.names) >= MAX_ORGS:
@@ -87,37 +90,68 @@ class OrgMap:
             for d in domains:
                 if d not in self.domains[i]:
                     self.domains[i].append(d)
-            key = (net.version, net.value, net.prefixlen)
-            prev = seen.get(key)
-            if prev is not None:
-                if prev[0] != i:
-                    raise ValueError(f"line {line}: {net} is already given to "
-                                     f"{self.names[prev[0]]!r} on line {prev[1]}")
-                continue
-            seen[key] = (i, line)
-            (v4 if net.version == 4 else v6).setdefault(net.prefixlen, []).append((net.value, i))
-        self.prefixes = len(seen)
+            hi, lo, lens, orgs, lines = cols[version]
+            hi.append(value >> 64)
+            lo.append(value & _ALL)
+            lens.append(ln)
+            orgs.append(i)
+            lines.append(line)
         self.keys = np.array([org_key(n) for n in self.names], dtype=_U)
-        self.v4 = _Ranges(32, [(v, ln, i) for ln, items in v4.items() for v, i in items])
-        short6 = [(v >> 64, ln, i) for ln, items in v6.items() if ln <= 64 for v, i in items]
-        self.v6 = _Ranges(64, short6)
-        self.v6_long = [self._table6(ln, v6[ln]) for ln in sorted(v6, reverse=True) if ln > 64]
-        # the /64s holding a longer prefix: only addresses in them are looked
-        # up in the per-length tables
-        self.v6_long_his = np.unique(np.concatenate([t.hi for t in self.v6_long])) \
-            if self.v6_long else np.zeros(0, dtype=_U)
         digest = hashlib.blake2b(digest_size=16)
-        for k in sorted(seen):
-            digest.update(f"{k} {seen[k][0]}\n".encode())
+        self.prefixes = 0
+        fams = {}
+        for version in (4, 6):
+            hi, lo, ln, org, line = (np.frombuffer(a, dtype=t) if len(a) else
+                                     np.zeros(0, dtype=t) for a, t in
+                                     zip(cols[version], (_U, _U, np.uint8, np.uint32, np.uint32)))
+            hi, lo, ln, org = self._distinct(version, hi, lo, ln, org.astype(np.int64),
+                                             line.astype(np.int64))
+            fams[version] = (hi, lo, ln.astype(np.int64), org.astype(np.int64))
+            self.prefixes += len(hi)
+            for a in (hi, lo, ln, org):
+                digest.update(np.ascontiguousarray(a).tobytes())
         for name in self.names:
             digest.update(name.encode("utf-8", "surrogatepass") + b"\0")
         self.digest = digest.hexdigest()
+        _, lo4, ln4, org4 = fams[4]
+        self.v4 = _Ranges(32, lo4, ln4, org4)
+        hi6, lo6, ln6, org6 = fams[6]
+        short = ln6 <= 64
+        self.v6 = _Ranges(64, hi6[short], ln6[short], org6[short])
+        self.v6_long = [self._table6(n, hi6[ln6 == n], lo6[ln6 == n], org6[ln6 == n])
+                        for n in sorted(set(ln6[~short].tolist()), reverse=True)]
+        # the /64s holding a longer prefix: only addresses in them are looked
+        # up in the per-length tables
+        self.v6_long_his = np.unique(hi6[~short])
+
+    def _distinct(self, version, hi, lo, ln, org, line):
+        """The prefixes once each; the same prefix for two organisations is
+        an error naming both lines."""
+        order = np.lexsort((line, ln, lo, hi))
+        hi, lo, ln, org, line = hi[order], lo[order], ln[order], org[order], line[order]
+        same = np.zeros(len(hi), dtype=bool)
+        if len(hi):
+            same[1:] = (hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1]) & (ln[1:] == ln[:-1])
+        clash = np.flatnonzero(same & (np.r_[-1, org[:-1]] != org)) if len(hi) else []
+        if len(clash):
+            # the first line (in file order) that repeats a prefix of another
+            k = int(clash[np.argmin(line[clash])])
+            j = k - 1
+            while same[j] and org[j - 1] == org[j]:
+                j -= 1
+            first = k - 1
+            while same[first]:
+                first -= 1
+            value = (int(hi[k]) << 64 | int(lo[k])) if version == 6 else int(lo[k])
+            addr = ipaddress.IPv6Address(value) if version == 6 else ipaddress.IPv4Address(value)
+            net = f"{addr}/{int(ln[k])}"
+            raise ValueError(f"line {int(line[k])}: {net} is already given to "
+                             f"{self.names[int(org[first])]!r} on line {int(line[first])}")
+        keep = ~same
+        return hi[keep], lo[keep], ln[keep], org[keep]
 
     @staticmethod
-    def _table6(length, items):
-        hi = np.array([v >> 64 for v, _ in items], dtype=_U)
-        lo = np.array([v & _ALL for v, _ in items], dtype=_U)
-        org = np.array([i for _, i in items], dtype=np.int64)
+    def _table6(length, hi, lo, org):
         keys = hash_words(hi, lo)
         order = np.argsort(keys, kind="stable")
         return _Table(length, keys[order], hi[order], lo[order], org[order])
@@ -176,25 +210,37 @@ class _Ranges:
     nested prefixes, so the painting is bounded by that many times the
     number of ranges."""
 
-    def __init__(self, bits, items):
-        full = 1 << bits
-        if not items:
+    def __init__(self, bits, val, ln, org):
+        if not len(val):
             self.starts = np.zeros(1, dtype=_U)
             self.owner = np.full(1, -1, dtype=np.int64)
             return
-        val = np.array([v for v, _, _ in items], dtype=_U)
-        ln = np.array([b for _, b, _ in items], dtype=np.int64)
-        org = np.array([i for _, _, i in items], dtype=np.int64)
-        size = [full >> b for b in ln.tolist()]
-        ends = [v + sz for v, sz in zip(val.tolist(), size)]
-        to_end = np.array([e >= full for e in ends], dtype=bool)
-        end = np.array([e if e < full else 0 for e in ends], dtype=_U)
+        val = val.astype(_U)
+        with np.errstate(over="ignore"):
+            size = np.where(ln > 0, np.left_shift(_U(1), (bits - np.maximum(ln, 1)).astype(_U)),
+                            _U(0))
+            if bits == 64:
+                end = val + size                       # wraps to 0 at 2**64
+                to_end = (ln == 0) | (end == 0)
+            else:
+                end = val + np.where(ln > 0, size, _U(1 << 32))
+                to_end = end >= _U(1 << 32)
         points = np.unique(np.concatenate((np.zeros(1, dtype=_U), val, end[~to_end])))
         a = np.searchsorted(points, val)
         b = np.where(to_end, len(points), np.searchsorted(points, end))
         owner = np.full(len(points), -1, dtype=np.int64)
-        for k in np.argsort(ln, kind="stable").tolist():
-            owner[a[k]:b[k]] = org[k]
+        order = np.argsort(ln, kind="stable")
+        # ranges of one prefix each, in one assignment where no two prefixes
+        # of the same length overlap (they cannot: same length, different
+        # network); lengths painted shortest first
+        lens = ln[order]
+        bounds = np.flatnonzero(np.r_[True, lens[1:] != lens[:-1], True])
+        for s, e in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            idx = order[s:e]
+            width = b[idx] - a[idx]
+            start = np.repeat(a[idx], width)
+            offs = np.arange(len(start)) - np.repeat(np.cumsum(width) - width, width)
+            owner[start + offs] = np.repeat(org[idx], width)
         self.starts, self.owner = points, owner
 
     def find(self, x: np.ndarray) -> np.ndarray:
@@ -218,33 +264,25 @@ def _domains(cell: str, line: int):
     return out
 
 
-class Net:
-    """A parsed CIDR: ``version``, ``value`` (the network as an int) and
-    ``prefixlen`` (``ipaddress`` is ten times slower for a million rows)."""
-
-    __slots__ = ("version", "value", "prefixlen")
-
-    def __init__(self, text: str):
-        addr, sep, ln = text.partition("/")
-        if not sep or not ln.isdigit() or not ln.isascii() or len(ln) > 3:
-            raise ValueError("is not an IPv4 or IPv6 CIDR")
-        self.version = 6 if ":" in addr else 4
-        try:
-            packed = socket.inet_pton(socket.AF_INET6 if self.version == 6 else socket.AF_INET,
-                                      addr)
-        except (OSError, ValueError):
-            raise ValueError("is not an IPv4 or IPv6 CIDR")
-        bits = 128 if self.version == 6 else 32
-        self.prefixlen = int(ln)
-        if self.prefixlen > bits:
-            raise ValueError("is not an IPv4 or IPv6 CIDR")
-        self.value = int.from_bytes(packed, "big")
-        if self.value & ((1 << (bits - self.prefixlen)) - 1):
-            raise ValueError("has host bits set")
-
-    def __str__(self):
-        packed = self.value.to_bytes(16 if self.version == 6 else 4, "big")
-        return f"{ipaddress.ip_address(packed)}/{self.prefixlen}"
+def parse_cidr(text: str):
+    """'10.0.0.0/8' -> (4, value, 8); ValueError saying what is wrong
+    (``ipaddress`` is ten times slower for a million rows)."""
+    addr, sep, ln = text.partition("/")
+    if not sep or not ln.isdigit() or not ln.isascii() or len(ln) > 3:
+        raise ValueError("is not an IPv4 or IPv6 CIDR")
+    version = 6 if ":" in addr else 4
+    try:
+        packed = socket.inet_pton(socket.AF_INET6 if version == 6 else socket.AF_INET, addr)
+    except (OSError, ValueError):
+        raise ValueError("is not an IPv4 or IPv6 CIDR")
+    bits = 128 if version == 6 else 32
+    n = int(ln)
+    if n > bits:
+        raise ValueError("is not an IPv4 or IPv6 CIDR")
+    value = int.from_bytes(packed, "big")
+    if value & ((1 << (bits - n)) - 1):
+        raise ValueError("has host bits set")
+    return version, value, n
 
 
 def parse_rows(text_lines):
@@ -274,7 +312,7 @@ def parse_rows(text_lines):
             raise ValueError(f"line {line}: a field longer than {MAX_CELL} characters")
         text = row[0].strip()
         try:
-            net = Net(text)
+            version, value, ln = parse_cidr(text)
         except ValueError as e:
             raise ValueError(f"line {line}: {text[:60]!r} {e}")
         name = row[1].strip()
@@ -286,7 +324,8 @@ def parse_rows(text_lines):
         group = row[2].strip() if len(row) > 2 else ""
         if len(group) > MAX_NAME:
             raise ValueError(f"line {line}: a group name longer than {MAX_NAME} characters")
-        yield net, name, group, _domains(row[3], line) if len(row) > 3 else [], line
+        yield (version, value, ln, name, group, _domains(row[3], line) if len(row) > 3 else [],
+               line)
 
 
 def load(path: str) -> OrgMap:
