@@ -26,6 +26,8 @@ def _options(path):
     mixed sample, the configured NAT64 prefixes of a NAT64 scenario."""
     if path.startswith("samples/mixed."):
         return SIXRD
+    if path.startswith("samples/programme/"):
+        return ("--org-map", "samples/programme/orgs.csv")      # the scorecard
     truth = ROOT / path.replace(".pcap", ".truth.json")
     if path.startswith("samples/nat64/") and truth.exists():
         prefixes = json.loads(truth.read_text())["options"]["nat64_prefix"]
