@@ -29,7 +29,7 @@ header p{margin:0;color:#c9d1db;font-size:13px}
 main{padding:8px 32px 40px;max-width:1500px}
 h2{font-size:18px;margin:28px 0 10px;border-bottom:2px solid var(--line);padding-bottom:4px}
 h3{font-size:15px;margin:18px 0 6px}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:12px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:12px}
 .card{background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:12px 14px}
 .card .v{font-size:28px;font-weight:650;color:var(--v6)}
 .card .l{font-size:12px;color:var(--mute)}
