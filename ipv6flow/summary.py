@@ -161,6 +161,7 @@ class Summary:
         org_map = getattr(opts, "org_map", None)
         self.scorecard = (Scorecard(org_map, self.nat64.static_prefixes())
                           if org_map is not None else None)
+        self.nat64.want_answerless = self.wants_names
         self._rows = []          # reference frames' columns, observed in blocks
         self.services = None     # the DNS service report, when asked for
         # sampled input (sFlow): what each frame stands for, and the
@@ -200,8 +201,8 @@ class Summary:
 
     @property
     def wants_names(self) -> bool:
-        """Whether DNS names asked without an answer matter (the service
-        report, or organisations with domains)."""
+        """Whether DNS responses without answers matter (organisations with
+        domains: their names' "no answer")."""
         return self.scorecard is not None and self.scorecard.map is not None \
             and self.scorecard.map.wants_names
 
@@ -379,7 +380,7 @@ class Summary:
             report["services"] = self.services
         sc = self.scorecard
         if sc is not None:
-            dns = dns_names(self.nat64.services((), every=True))
+            dns = dns_names(self.nat64.services((), responses=True))
             for name, v in sc.dns.items():
                 e = dns.setdefault(name, [set(), set(), set()])
                 for a, b in zip(e, v):

@@ -77,6 +77,7 @@ class Nat64State:
         self.a = {}            # name -> {ipv4 bytes: count}
         self.aaaa = {}         # name -> {ipv6 bytes: {resolver text: count}}
         self.queried = set()   # names asked about (answered or not)
+        self.responded = set()  # names a response was seen for (with answers or not)
         self.rfc7050 = set()   # {(value, length)}
         self.pref64 = set()
         self.traffic = {}      # (value, length) -> Traffic
@@ -89,6 +90,9 @@ class Nat64State:
         # Queries and answerless responses only matter to the service
         # report (names asked); the fast path skips them otherwise.
         self.want_queries = False
+        # Responses without answers (NXDOMAIN, NODATA) matter to the
+        # scorecard's "no answer" (organisations with domains); queries do not.
+        self.want_answerless = False
         # what merged reports bring (their DNS records are not in a report)
         self.frozen_evidence = {}  # (value, length) -> set of evidence kinds
         self.frozen_synthesized = 0
@@ -113,10 +117,11 @@ class Nat64State:
         per message)."""
         pending = self._pending
         keep_all = self.want_queries
+        answerless = self.want_answerless
         for payload, resolver, tcp in items:
             for msg in (dnsmsg.tcp_messages(payload) if tcp else (payload,)):
                 if not keep_all and not (len(msg) >= 12 and msg[2] & 0x80
-                                         and (msg[6] or msg[7])):
+                                         and (msg[6] or msg[7] or answerless)):
                     continue        # a query or an answerless response: no evidence
                 key = (bytes(msg[2:]), bytes(resolver))
                 n = pending.get(key)
@@ -150,6 +155,8 @@ class Nat64State:
             if qname is not None and qtype in (TYPE_A, TYPE_AAAA):
                 if qname in self.queried or len(self.queried) < MAX_NAMES:
                     self.queried.add(qname)
+                    if response:
+                        self.responded.add(qname)
                 else:
                     self.names_dropped += count
             if response:
@@ -324,6 +331,7 @@ class Nat64State:
                     for r, v in by.items():
                         tt[r] = tt.get(r, 0) + v
             out.queried |= st.queried
+            out.responded |= st.responded
             out.rfc7050 |= st.rfc7050
             out.pref64 |= st.pref64
             for p, tr in st.traffic.items():
@@ -388,17 +396,18 @@ class Nat64State:
         st.malformed = nat.get("malformed_dns", 0)
         return st
 
-    def services(self, suffixes=(), every=False) -> list:
+    def services(self, suffixes=(), responses=False) -> list:
         """Per name asked about: A, native AAAA, synthesized AAAA, verdict
-        (``every``: also the names only seen as owners of answers)."""
+        (``responses``: instead, every name a response was seen for or
+        answered, whatever queries were kept: the scorecard's names)."""
         self._flush()
         _, _, _, synthesized = self.dns64()
         prefixes = [p for p in self.discovered()] + [rfc6052.WKP, rfc6052.LOCAL_USE]
         # One entry per name asked about (in a query or a response); the
         # records at the end of a CNAME chain belong to the asked name.
         names = set(self.queried)
-        if every:
-            names |= set(self.a) | set(self.aaaa)
+        if responses:
+            names = self.responded | set(self.a) | set(self.aaaa)
         if suffixes:
             names = {n for n in names if any(n == s or n.endswith("." + s) for s in suffixes)}
         out = []

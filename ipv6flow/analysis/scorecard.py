@@ -140,32 +140,44 @@ class Scorecard:
         n = len(side)
         if not n:
             return
-        fam6 = c["fam"] == _FAM6
-        has6 = c["has6"]
+        # The rows of one flow with one client side, client key and client
+        # address agree on everything looked up below (organisation,
+        # server, NAT64, items): the work runs once per such group (a few
+        # hundred a batch), only the per-frame figures (length, carrier,
+        # SYN) over the rows.
         dst = side == _DST
         c4 = np.where(dst, c["v4d"], c["v4s"])
         chi = np.where(dst, c["v6d_hi"], c["v6s_hi"])
         clo = np.where(dst, c["v6d_lo"], c["v6s_lo"])
+        _, inv, rep = unique_any(hash_words(flow_h, side, tag, value, flow_keyed, c4, chi, clo))
+        fam6_rows = c["fam"] == _FAM6
+        fam6, has6, side = fam6_rows[rep], c["has6"][rep], side[rep]
+        dst, c4, chi, clo = dst[rep], c4[rep], chi[rep], clo[rep]
+        r = {k: c[k][rep] for k in ("v4s", "v4d", "v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo")}
         org = self._org(c4, chi, clo, has6, fam6)
         und = np.flatnonzero((side == 0) & (org < 0))
         if len(und):
             # undecided and the source in no organisation: the destination's
-            o2 = self._org(c["v4d"][und], c["v6d_hi"][und], c["v6d_lo"][und], has6[und],
+            o2 = self._org(r["v4d"][und], r["v6d_hi"][und], r["v6d_lo"][und], has6[und],
                            fam6[und])
             won = o2 >= 0
             org[und[won]] = o2[won]
-            dst = dst.copy()
             dst[und[won]] = True
         g = org + 1
         # the server: the other side
-        s4 = np.where(dst, c["v4s"], c["v4d"])
-        shi = np.where(dst, c["v6s_hi"], c["v6d_hi"])
-        slo = np.where(dst, c["v6s_lo"], c["v6d_lo"])
+        s4 = np.where(dst, r["v4s"], r["v4d"])
+        shi = np.where(dst, r["v6s_hi"], r["v6d_hi"])
+        slo = np.where(dst, r["v6s_lo"], r["v6d_lo"])
         nat = fam6 & has6 & _in_prefixes(shi, slo, self.nat64) if self.nat64 else \
-            np.zeros(n, dtype=bool)
-        self._counters(c, g, fam6, nat)
-        self._items(c, g, fam6, nat, side, tag, value, chi, flow_h, flow_keyed)
-        self._destinations(c, g, fam6, nat, s4, shi, slo)
+            np.zeros(len(rep), dtype=bool)
+        syn = (c["proto"] == 6) & ((c["flags"] & 0x12) == 0x02)
+        self._counters(c, g[inv], fam6_rows, nat[inv], syn)
+        self._items(g, fam6, nat, tag[rep], value[rep], chi, flow_h[rep], flow_keyed[rep])
+        m = len(rep)
+        weights = (np.bincount(inv, minlength=m),
+                   np.bincount(inv, weights=c["wire"], minlength=m),
+                   np.bincount(inv[syn], minlength=m))
+        self._destinations(g, fam6, nat, s4, shi, slo, weights)
 
     def _org(self, v4, hi, lo, has6, fam6):
         if self.map is None:
@@ -174,13 +186,12 @@ class Scorecard:
         o4 = self.map.lookup4(v4)
         return np.where(fam6, np.where(o6 >= 0, o6, o4), np.where(o4 >= 0, o4, o6))
 
-    def _counters(self, c, g, fam6, nat):
+    def _counters(self, c, g, fam6, nat, syn):
         # Each row is one of 16 kinds (IPv6 payload, IPv6 carrier, NAT64,
         # TCP SYN): two bincounts over (group, kind) give every counter.
         ug, inv = unique_inverse(g)
         m = len(ug)
         car6 = c["carrier"] == _FAM6
-        syn = (c["proto"] == 6) & ((c["flags"] & 0x12) == 0x02)
         kind = fam6 * 1 + car6 * 2 + nat * 4 + syn * 8
         code = inv * 16 + kind
         p = np.bincount(code, minlength=m * 16).reshape(m, 16)
@@ -198,7 +209,7 @@ class Scorecard:
         cols[:, C_SX] = p[:, sy & x].sum(axis=1)
         self.counts[ug] += cols
 
-    def _items(self, c, g, fam6, nat, side, tag, value, chi, flow_h, flow_keyed):
+    def _items(self, g, fam6, nat, tag, value, chi, flow_h, flow_keyed):
         """Distinct (organisation, client or flow) items of the rows, and
         the same for the whole capture, as one sorted run for the set."""
         gk = self.gkeys[g]
@@ -257,20 +268,21 @@ class Scorecard:
             u = u[np.sort(np.concatenate((np.flatnonzero(old), new)))]
         self.items = u
 
-    def _destinations(self, c, g, fam6, nat, s4, shi, slo):
+    def _destinations(self, g, fam6, nat, s4, shi, slo, weights):
+        """Frames, bytes and SYNs (``weights``, per row) by (organisation,
+        route, server)."""
         route = np.where(fam6, np.where(nat, 2, 1), 0)
         hi = np.where(fam6, shi, _U(0))
         lo = np.where(fam6, slo, s4.astype(np.uint64))
         key = hash_words(self.gkeys[g], route, hi, lo)
         u, inv, first = unique_any(key)
         m = len(u)
-        w = c["wire"].astype(np.float64)
-        syn = (c["proto"] == 6) & ((c["flags"] & 0x12) == 0x02)
+        packets, nbytes, syn = weights
         part = {"key": u, "group": g[first], "route": route[first], "hi": hi[first],
                 "lo": lo[first],
-                "packets": np.bincount(inv, minlength=m).astype(np.int64),
-                "bytes": np.bincount(inv, weights=w, minlength=m).astype(np.int64),
-                "syn": np.bincount(inv[syn], minlength=m).astype(np.int64)}
+                "packets": np.bincount(inv, weights=packets, minlength=m).astype(np.int64),
+                "bytes": np.bincount(inv, weights=nbytes, minlength=m).astype(np.int64),
+                "syn": np.bincount(inv, weights=syn, minlength=m).astype(np.int64)}
         # merged into the table once the parts held outgrow it (amortized)
         self._dest_parts.append(part)
         self._dest_n += m

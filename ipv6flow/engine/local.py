@@ -133,7 +133,7 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
     ``frames`` replaces ``_frames`` (same arguments): engine/parallel.py
     hands the records to worker processes instead of decoding them here."""
     s = Summary(interval, nat64_prefixes, opts)
-    s.nat64.want_queries = want_queries or s.wants_names
+    s.nat64.want_queries = want_queries
     entry = new_input(shown or path)
     unsupported = set()
 

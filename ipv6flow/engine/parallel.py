@@ -523,7 +523,7 @@ def _chunk_first_pass(group, opts, interval, decoder, nat64_prefixes, want_queri
     Returns its Summary, the NAT64 prefixes it learnt of (and after how
     many of its frames), its fallback count and its unsupported link types."""
     s = Summary(interval, nat64_prefixes, opts)
-    s.nat64.want_queries = want_queries or s.wants_names
+    s.nat64.want_queries = want_queries
     live = LivePrefixes(s.nat64.static_prefixes())
     linktypes, fallback = [], [0]
 

@@ -246,11 +246,12 @@ def _observe(state, rows, idx, batch):
         cand, start, stop, tcp = cand[ok], start[ok], stop[ok], tcp[ok]
         if not state.want_queries:
             # Without the service report only responses with answers carry
-            # evidence: the QR bit and the answer count pick them out.
+            # evidence (and answerless ones for the scorecard's "no answer"):
+            # the QR bit and the answer count pick them out.
             # (TCP segments may hold several messages: they are all kept and
             # filtered message by message in observe_dns.)
             resp = tcp | ((start + 12 <= stop) & ((rows.u8(start + 2) & 0x80) != 0)
-                          & (rows.u16(start + 6) > 0))
+                          & ((rows.u16(start + 6) > 0) | state.want_answerless))
             cand, start, stop, tcp = cand[resp], start[resp], stop[resp], tcp[resp]
         ip = rows.ip[cand]
         v6 = rows.payload[cand] == FAM_IPV6
