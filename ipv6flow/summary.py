@@ -302,6 +302,11 @@ class Summary:
         for s in (self, other):
             s._flush_rows()
         if self.scorecard is None or other.scorecard is None:
+            without = self if self.scorecard is None else other
+            if (self.scorecard or other.scorecard) is not None and without.inputs:
+                # its frames would be in no row of the organisation table
+                raise ValueError("cannot merge reports made with --org-map and without one "
+                                 "(organisations are counted while the capture is read)")
             out.scorecard = self.scorecard or other.scorecard
         else:
             out.scorecard = self.scorecard.merge(other.scorecard)

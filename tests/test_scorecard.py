@@ -351,3 +351,14 @@ def test_a_large_map_loads_and_finds(tmp_path):
     got = m.lookup6(hi, lo, np.ones(len(v6), dtype=bool)).tolist()
     assert [m.names[g] for g in got[:-1]] == [f"Org {i % 997}" for i in range(0, n, 2)]
     assert m.names[got[-1]] == "Everyone"
+
+
+def test_merge_refuses_a_report_made_without_the_map(tmp_path, fast_report):
+    a = tmp_path / "with.json"
+    a.write_bytes(fast_report)
+    b = tmp_path / "without.json"
+    b.write_bytes(run("analyze", "--format", "json", PROG / "programme.pcap").stdout)
+    for args in ((a, b), (b, a), ("--org-map", PROG / "orgs.csv", b)):
+        r = run("merge", *args, check=False)
+        assert r.returncode == 1 and b"made with --org-map and without one" in r.stderr
+        assert b"Traceback" not in r.stderr
