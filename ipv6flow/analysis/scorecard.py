@@ -25,7 +25,8 @@ finished reports):
   and for the whole capture; exact up to ``MAX_ITEMS`` items in all (then
   new items are not added and the report says ``exact: false``);
 * a destination table: per organisation, route (IPv4, native IPv6,
-  NAT64) and server address, frames, bytes and TCP connection attempts;
+  NAT64) and server address, frames, bytes and TCP connection attempts
+  (IPv6 servers only once a connection attempt to them is seen);
   at most ``MAX_DESTS`` entries (past it the smallest by bytes are folded
   into their organisation's ``untracked`` counters).
 
@@ -271,13 +272,22 @@ class Scorecard:
     def _destinations(self, g, fam6, nat, s4, shi, slo, weights):
         """Frames, bytes and SYNs (``weights``, per row) by (organisation,
         route, server)."""
+        packets, nbytes, syn = weights
+        # IPv6 servers matter only for their connection attempts (IPv6
+        # preferred); the IPv4 ones for their bytes too (what blocks IPv6)
+        keep = np.flatnonzero(~fam6 | (syn > 0))
+        if len(keep) < len(fam6):
+            g, fam6, nat, s4, shi, slo = g[keep], fam6[keep], nat[keep], s4[keep], shi[keep], \
+                slo[keep]
+            packets, nbytes, syn = packets[keep], nbytes[keep], syn[keep]
+        if not len(keep):
+            return
         route = np.where(fam6, np.where(nat, 2, 1), 0)
         hi = np.where(fam6, shi, _U(0))
         lo = np.where(fam6, slo, s4.astype(np.uint64))
         key = hash_words(self.gkeys[g], route, hi, lo)
         u, inv, first = unique_any(key)
         m = len(u)
-        packets, nbytes, syn = weights
         part = {"key": u, "group": g[first], "route": route[first], "hi": hi[first],
                 "lo": lo[first],
                 "packets": np.bincount(inv, weights=packets, minlength=m).astype(np.int64),
@@ -286,7 +296,7 @@ class Scorecard:
         # merged into the table once the parts held outgrow it (amortized)
         self._dest_parts.append(part)
         self._dest_n += m
-        if self._dest_n > max(len(self.dest["key"]), 1 << 15):
+        if self._dest_n > max(2 * len(self.dest["key"]), 1 << 16):
             self._merge_dest_parts()
 
     def _merge_dest_parts(self):
