@@ -210,14 +210,26 @@ def nat64_section(r):
     rows = []
     for i, s in enumerate(sus):
         p = f"nat64.suspects[{i}]"
-        rows.append(f'<tr><td class="t">{esc(s["prefix"])}</td><td class="t">{esc(s["kind"])}</td>'
-                    f'<td class="t">{esc(", ".join(s["evidence"]))}</td>'
-                    f'{td(p + ".packets", s["packets"])}{td(p + ".bytes", s["bytes"])}'
-                    f'{td(p + ".ipv6_clients", s["ipv6_clients"])}'
-                    f'{td(p + ".ipv4_destinations", s["ipv4_destinations"])}</tr>')
-    return ('<table><thead><tr><th>prefix</th><th>kind</th><th>evidence</th><th>packets</th>'
-            '<th>bytes</th><th>IPv6 clients</th><th>IPv4 destinations</th></tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table>")
+        rows.append([text_cell(s["prefix"]), text_cell(s["kind"]),
+                     text_cell(", ".join(s["evidence"]))]
+                    + [td(f"{p}.{k}", s[k]) for k in ("packets", "bytes", "ipv6_clients",
+                                                       "ipv4_destinations")])
+    return table(["prefix", "kind", "evidence", "packets", "bytes", "IPv6 clients",
+                  "IPv4 destinations"], rows)
+
+
+def text_cell(text, cls="t"):
+    return f'<td class="{cls}">{esc(text)}</td>'
+
+
+def table(head, rows, cls=None, left=()):
+    """A plain table: header labels (those in ``left`` aligned left) and
+    rows of cells already made."""
+    th = "".join(f'<th class="t">{esc(h)}</th>' if h in left else f"<th>{esc(h)}</th>"
+                 for h in head)
+    body = "".join("<tr>" + "".join(r) + "</tr>" for r in rows)
+    attr = f' class="{cls}"' if cls else ""
+    return f"<table{attr}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def clients_section(r):
@@ -338,12 +350,11 @@ def _blocking_table(b, path):
         names = ", ".join(d["names"]) or "(no name in the capture's DNS)"
         if d["names_total"] > len(d["names"]):
             names += f" and {d['names_total'] - len(d['names'])} more"
-        rows.append(f'<tr><td class="t">{esc(d["address"])}</td><td class="names">{esc(names)}</td>'
-                    f'{td(p + ".bytes", d["bytes"])}{td(p + ".share_of_ipv4_bytes", d["share_of_ipv4_bytes"])}'
-                    f'{td(p + ".cumulative_share", d["cumulative_share"])}</tr>')
-    return ('<table class="blk"><thead><tr><th>server</th><th class="t">names</th>'
-            '<th>IPv4 bytes</th><th>of IPv4 bytes</th><th>cumulative</th></tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table>")
+        rows.append([text_cell(d["address"]), text_cell(names, "names")]
+                    + [td(f"{p}.{k}", d[k]) for k in ("bytes", "share_of_ipv4_bytes",
+                                                       "cumulative_share")])
+    return table(["server", "names", "IPv4 bytes", "of IPv4 bytes", "cumulative"], rows, "blk",
+                 left=("names",))
 
 
 def blocking_section(r):
