@@ -475,3 +475,34 @@ def test_cli_live(veth, tmp_path):
             proc.wait()
     assert proc.returncode == 0, stderr
     check_counts(json.loads(out.read_text()))
+
+
+@pytest.mark.parametrize("decoder", ["fast", "reference"])
+def test_org_map_live(veth, tmp_path, decoder):
+    """--org-map on live capture: the sender's IPv4 address and the IPv6
+    /32 of its native and 6in4 addresses are two organisations; its Teredo
+    address is in neither, so Teredo frames fall back to the client side's
+    IPv4 address (the outer header)."""
+    from ipv6flow.analysis import orgmap
+    from ipv6flow.decode import DecodeOptions
+    m = tmp_path / "orgs.csv"
+    m.write_text("192.0.2.1/32,Sender v4\n2001:db8::/32,Sender v6\n")
+    ns_a, if_a, _, _ = veth
+    t, result, _ = capture_thread(
+        ns_a, iface=if_a, bpf=f"ether dst {MARK}", count=TOTAL, status_every=0.1,
+        decoder=decoder, interval=1.0, opts=DecodeOptions(org_map=orgmap.load(str(m))))
+    send(veth, frames())
+    t.join(20)
+    assert not t.is_alive() and "error" not in result, result.get("error")
+    report = result["out"][0].to_report()
+    check_counts(report)
+    rows = {r["organisation"]: r for r in report["organisations"]["rows"]}
+    f = frames()
+    n4, n6, n64 = N_IPV4, N_IPV6, N_6IN4
+    size = [sum(len(x) for x in f[a:b]) for a, b in
+            ((0, n4), (n4, n4 + n6), (n4 + n6, n4 + n6 + n64), (n4 + n6 + n64, TOTAL))]
+    assert rows["Sender v4"]["payload"]["ipv4"] == {"packets": N_IPV4, "bytes": size[0]}
+    assert rows["Sender v4"]["ipv6"]["tunnelled"] == {"packets": N_TEREDO, "bytes": size[3]}
+    assert rows["Sender v6"]["ipv6"]["native"] == {"packets": N_IPV6, "bytes": size[1]}
+    assert rows["Sender v6"]["ipv6"]["tunnelled"] == {"packets": N_6IN4, "bytes": size[2]}
+    assert rows[None]["payload"]["ipv4"]["packets"] + rows[None]["payload"]["ipv6"]["packets"] == 0
