@@ -292,6 +292,8 @@ class Summary:
             raise ValueError(f"cannot merge reports with intervals {self.interval} s "
                              f"and {other.interval} s")
         out = Summary(self.interval)
+        for s in (self, other):
+            s._flush_rows()          # the buffered rows count before anything merges
         out.nat64 = self.nat64.merge(other.nat64)
         out.population = self.population.merge(other.population, self.interval)
         out.interrupted = self.interrupted or other.interrupted
@@ -299,8 +301,6 @@ class Summary:
         if self.sampling is not None or other.sampling is not None:
             out.sampling = (self.sampling or other.sampling).merge(
                 other.sampling if self.sampling is not None else None)
-        for s in (self, other):
-            s._flush_rows()
         if self.scorecard is None or other.scorecard is None:
             without = self if self.scorecard is None else other
             if (self.scorecard or other.scorecard) is not None and without.inputs:
