@@ -270,7 +270,8 @@ def _both_decoders(tmp_path, frames):
     with open_capture(str(path)) as cap:
         recs = list(cap)
     ref = [decode_frame(r.linktype, r.data, r.wirelen, opts) for r in recs]
-    ref_cols = [population.frame_columns(f, r.linktype, r.data, r.ts) for f, r in zip(ref, recs)]
+    ref_cols = [population.frame_columns(f, r.linktype, r.data, r.ts, r.wirelen)
+                for f, r in zip(ref, recs)]
     assert fast_keys == [frame_key(f) for f in ref]
     assert fast_cols == ref_cols
     return ref, ref_cols

@@ -289,7 +289,7 @@ def decode_capture(path: str, limit: int | None = None) -> list[dict]:
                 # (frame_key: ..., transport [3], ..., classes [8], ...),
                 # ports as the client and flow analysis reads them
                 key = frame_key(f)
-                cols = frame_columns(f, rec.linktype, rec.data, 0.0)
+                cols = frame_columns(f, rec.linktype, rec.data, 0.0, rec.wirelen)
                 ports = None
                 if cols is not None and cols[sport_at] >= 0:
                     ports = (cols[sport_at], cols[dport_at])
