@@ -85,7 +85,8 @@ def to_text(report: dict) -> str:
     blocking = report["blocking"]
     labels = [_label(r["organisation"]) for r in rows]
     w = max([24] + [len(x) + 2 for x in labels])
-    lines = [f"Scorecard: {len(rows) - 1:,} organisations"
+    n = len(rows) - 1
+    lines = [f"Scorecard: {n:,} organisation{'' if n == 1 else 's'}"
              + (f" ({orgs['prefixes']:,} prefixes)" if orgs.get("prefixes") is not None else "")]
     lines.append(f"  {'organisation':<{w}}{'IPv6 pkts':>10}{'IPv6 bytes':>11}{'native':>8}"
                  f"{'tunnel':>8}{'NAT64':>8}{'clients':>9}{'v6-cap':>8}{'names r/d/4/-':>15}")
