@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import SAMPLES
+from conftest import SAMPLES, need_module
 
 from ipv6flow.analysis import orgmap
 
@@ -287,7 +287,7 @@ def test_too_many_organisations_is_refused_early(tmp_path, monkeypatch):
 
 
 def test_prometheus_org_metrics(fast_report):
-    pytest.importorskip("prometheus_client")
+    need_module("prometheus_client", "pip install 'ipv6flow[test]'")
     from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
     from ipv6flow.report import prometheus

@@ -53,6 +53,12 @@ MUTANTS = {
         'b"\\x4d\\x3c\\xb2\\xa1": ("<", 1_000_000_000),',
         'b"\\x4d\\x3c\\xb2\\xa1": ("<", 1_000_000),',
         ["tests/test_capture.py"]),
+    "pcap-record-reader-raises-at-once": (
+        "ipv6flow/capture/pcap.py",
+        "            sec, frac, caplen, wirelen = unpack(buf, pos)\n",
+        "            sec, frac, caplen, wirelen = unpack(buf, pos)\n"
+        "            raise self._too_long(count + 1, base + pos + self.offset_base, caplen)\n",
+        ["tests/test_fast.py"]),
     "pcapng-tsresol-power-of-two-as-ten": (
         "ipv6flow/capture/pcapng.py",
         "units = 1 << (resol & 0x7F) if resol & 0x80 else 10 ** resol",
