@@ -23,6 +23,7 @@ from .analysis import orgmap
 from .analysis.population import CLIENT_KEYS, OFF
 from .analysis.scorecard import Scorecard
 from .analysis.rfc6052 import parse_nat64_prefix
+from .analysis.translation import parse_aftr, parse_map_rule
 from .decode import DecodeOptions, parse_prefix
 from .decode.sflow import SFLOW_PORT
 from .engine.local import analyze_paths
@@ -39,12 +40,15 @@ from .errors import Ipv6flowError
 from .report.text import safe
 from .summary import MIN_INTERVAL, Summary
 
-FORMATS = ("text", "json", "csv", "prometheus", "html")
+FORMATS = ("text", "json", "csv", "prometheus", "html", "translation-csv")
 FORMAT_HELP = ("Report format. json: the full report (REPORT.md section 7); csv: one row per "
                "time bin (start, start_utc, interval_s, IPv4 and IPv6 packets and bytes, "
                "IPv6 share; payload view); prometheus: OpenMetrics text for node_exporter's "
                "textfile collector (-o DIR/ipv6flow.prom); html: one self-contained page to "
-               "share (headline figures, charts, and the scorecard with --org-map).")
+               "share (headline figures, charts, and the scorecard with --org-map); "
+               "translation-csv: one row per time bin and NAT64/DS-Lite/lw4o6/MAP gateway "
+               "(start, mechanism, gateway, packets, bytes, flows, clients, IPv4 "
+               "destinations, peak).")
 
 
 def render(report: dict, fmt: str, by: str = "time") -> str:
@@ -55,6 +59,8 @@ def render(report: dict, fmt: str, by: str = "time") -> str:
         if by == "organisation":
             return scorecard_report.to_csv(report)
         return csvout.render(report)
+    if fmt == "translation-csv":
+        return csvout.render_translation(report)
     if fmt == "prometheus":
         return prometheus.render(report)
     if fmt == "html":
@@ -151,8 +157,37 @@ def client_options(command):
              "links, else ipv6-64 for IPv6 and ipv4 for IPv4.")(command)
 
 
+def translation_options(command):
+    """--aftr and --map-rule: what is known of IPv4-as-a-service gateways."""
+    command = click.option(
+        "--map-rule", "map_rules", multiple=True, metavar="IPV6PREFIX,IPV4PREFIX,EA,OFFSET",
+        help="A MAP rule (RFC 7597): the rule's IPv6 prefix, IPv4 prefix, EA-bit length "
+             "and PSID offset, e.g. 2001:db8::/40,192.0.2.0/24,16,6. MAP-E/MAP-T CEs "
+             "inside it get their port set checked by it. Repeatable.")(command)
+    return click.option(
+        "--aftr", multiple=True, metavar="ADDR",
+        help="An AFTR's (or lwAFTR's) IPv6 address: 4in6 to or from it is DS-Lite "
+             "(private inner IPv4) or lightweight 4over6 (public). Repeatable.")(command)
+
+
+def _translation(aftr, map_rules):
+    out_a, out_r = [], []
+    for v in aftr:
+        try:
+            out_a.append(parse_aftr(v))
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--aftr")
+    for v in map_rules:
+        try:
+            out_r.append(parse_map_rule(v))
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--map-rule")
+    return tuple(sorted(set(out_a))), tuple(sorted(set(out_r)))
+
+
 def decode_options(sixrd, client_key="auto", client_prefixes=(), no_clients=False,
-                   org_map=None):
+                   org_map=None, aftr=(), map_rules=()):
+    aftr, map_rules = _translation(aftr, map_rules)
     out = []
     for v in client_prefixes:
         try:
@@ -164,7 +199,7 @@ def decode_options(sixrd, client_key="auto", client_prefixes=(), no_clients=Fals
         client_key, out = OFF, []
     return DecodeOptions(sixrd_prefixes=_prefixes(sixrd, "--6rd-prefix"), client_key=client_key,
                          client_prefixes=tuple(dict.fromkeys(out)),
-                         org_map=load_org_map(org_map))
+                         org_map=load_org_map(org_map), aftr=aftr, map_rules=map_rules)
 
 
 def sampled_options(opts, port):
@@ -246,15 +281,17 @@ INTERVAL = Interval()
                    "time) on stderr.")
 @by_option
 @client_options
+@translation_options
 def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, decoder, sflow,
             sflow_port, workers, engine, scheduler, no_progress, stats, client_key,
-            client_prefixes, no_clients, org_map, by):
+            client_prefixes, no_clients, org_map, by, aftr, map_rules):
     """Analyse pcap/pcapng captures (gzip, bzip2, xz, zstd; '-' for stdin).
 
     Several PATHS give one combined report with one `inputs` entry each.
     Exit code 0 when every path was read, 1 when any could not be.
     """
-    opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map)
+    opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map, aftr,
+                          map_rules)
     _check_by(by, fmt, opts.org_map)
     if sflow or sflow_port:
         if dns_report or suffixes:
@@ -475,16 +512,18 @@ def plot_cmd(report_path, output, width, height):
               metavar="MIB", help="Kernel capture buffer in MiB (tcpdump -B); raise it when "
                                   "drops are reported.")
 @client_options
+@translation_options
 def live(iface, bpf, duration, count, report_every, write, fmt, output, interval, sixrd, nat64,
          decoder, status_every, snaplen, no_promisc, buffer_size, client_key, client_prefixes,
-         no_clients, org_map):
+         no_clients, org_map, aftr, map_rules):
     """Capture on a network interface and report as analyze does.
 
     Needs the CAP_NET_RAW capability (root). Ends at --duration, --count,
     Ctrl-C or SIGTERM; the final report is written in every case. Kernel
     drop counts are in the report (inputs[0].capture.kernel) and on stderr.
     """
-    opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map)
+    opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map, aftr,
+                          map_rules)
     try:
         summary, st = capture_live(
             iface, bpf, duration, count, report_every, write, interval, opts,
@@ -593,9 +632,10 @@ def collect(listen, duration, count, report_every, write, fmt, output, interval,
 @click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
               show_default=True, help="As for analyze.")
 @client_options
+@translation_options
 def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, settle,
           newest_settle, poll, once, sixrd, nat64, decoder, client_key, client_prefixes, no_clients,
-          org_map):
+          org_map, aftr, map_rules):
     """Analyse rotated captures (tcpdump -G, -C, -W) in DIRECTORY, each once.
 
     A file is complete when it is not the newest and has not changed for
@@ -603,7 +643,8 @@ def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, 
     restart neither skips nor repeats one. Writes a report per file and a
     running merged report; Ctrl-C or SIGTERM stop after the current file.
     """
-    opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map)
+    opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map, aftr,
+                          map_rules)
 
     def on_report(path, report):
         _print_problems(report)

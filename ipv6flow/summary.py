@@ -22,6 +22,7 @@ from .analysis.sampling import SamplingState
 from .analysis.scorecard import Scorecard, dns_names
 from .analysis.scorecard import report as scorecard_report
 from .analysis.services import merge_reports as merge_services
+from .analysis.translation import TranslationState
 from .decode.addresses import ADDRESS_CLASSES, address_class
 from .decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
 
@@ -154,6 +155,12 @@ class Summary:
         self._bins = {}
         self.bin_overflow = [0, 0]   # IP frames whose bin was past MAX_BINS
         self.nat64 = Nat64State(nat64_prefixes)
+        # IPv4 as a service: NAT64/464XLAT, DS-Lite, lw4o6, MAP-E, MAP-T
+        # (left out of sampled input, as clients and flows: samples hold no
+        # flows, clients or destinations to count)
+        self.translation = (TranslationState(nat64_prefixes, opts.aftr, opts.map_rules,
+                                             enabled=not opts.sflow_port)
+                            if opts is not None else TranslationState(nat64_prefixes))
         # clients and flows, by the options' client key (None: not set yet)
         self.population = (Population(opts.client_key, opts.client_prefixes)
                            if opts is not None else Population())
@@ -196,7 +203,14 @@ class Summary:
 
     @property
     def wants_columns(self) -> bool:
-        """Whether frames' columns are counted (clients, flows, scorecard)."""
+        """Whether frames' columns are counted (clients, flows, scorecard,
+        translation)."""
+        return self.wants_all_columns or self.translation.enabled
+
+    @property
+    def wants_all_columns(self) -> bool:
+        """Whether every IP frame's columns are (translation alone needs
+        only its candidate rows': the fast path picks those first)."""
         return self.population.enabled or self.scorecard is not None
 
     @property
@@ -212,7 +226,8 @@ class Summary:
             self.observe_columns(columns_of(rows))
 
     def observe_columns(self, c) -> None:
-        """Clients, flows and the scorecard of column arrays (population.py)."""
+        """Clients, flows, the scorecard and translation of column arrays
+        (population.py)."""
         if not len(c["fam"]):
             return
         pop = self.population
@@ -222,6 +237,8 @@ class Summary:
         if self.scorecard is not None:
             self.scorecard.observe(c, d["side"], d["tag"], d["value"], d["flow_h"],
                                    d["flow_keyed"])
+        if self.translation.enabled:
+            self.translation.observe(c, c["wire"], self.interval)
 
     def add_key(self, key, packets: int, nbytes: int, squares: int = 0) -> None:
         """Count ``packets`` frames with the same ``frame_key`` at once
@@ -295,6 +312,7 @@ class Summary:
         for s in (self, other):
             s._flush_rows()          # the buffered rows count before anything merges
         out.nat64 = self.nat64.merge(other.nat64)
+        out.translation = self.translation.merge(other.translation, self.interval)
         out.population = self.population.merge(other.population, self.interval)
         out.interrupted = self.interrupted or other.interrupted
         out.services = merge_services(self.services, other.services)
@@ -371,6 +389,7 @@ class Summary:
             "transport": c["transport"],
             "addresses": c["addresses"],
             "nat64": self.nat64.report(),
+            "translation": self.translation.report(self.nat64, self.interval),
             **({"clients": clients, "flows": flows} if pop.enabled else {}),
             "decode": c["decode"],
             **({"sampling": self.sampling.report(c)} if self.sampling is not None else {}),
@@ -414,6 +433,8 @@ class Summary:
                   "transport", "addresses", "decode"):
             _add_counts(s._counts[k], report[k])
         s.nat64 = Nat64State.from_report(report["nat64"])
+        if "translation" in report:
+            s.translation = TranslationState.from_report(report["translation"], s.interval)
         s.population = Population.from_report(report, s.interval)
         s.services = report.get("services")
         if report.get("sampling") is not None:

@@ -59,7 +59,7 @@ from .sketch import HashSketch, hash_words, relative_error
 
 COLUMNS = ("fam", "tunnel", "ts", "proto", "sport", "dport", "icmp", "v4s", "v4d",
            "has6", "v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo", "mac_s", "mac_d",
-           "wire", "carrier", "flags")
+           "wire", "carrier", "flags", "ntun")
 DTYPES = {"ts": np.float64, "has6": bool, "v6s_hi": np.uint64, "v6s_lo": np.uint64,
           "v6d_hi": np.uint64, "v6d_lo": np.uint64}
 
@@ -132,7 +132,7 @@ def frame_columns(f, linktype: int, data, ts: float, wirelen: int):
     return (_FAM6 if v6 else _FAM4, TUNNEL_CODE[f.tunnel], ts, proto, sport, dport,
             icmp, v4s, v4d, has6, s >> 64, s & 0xFFFFFFFFFFFFFFFF, d >> 64,
             d & 0xFFFFFFFFFFFFFFFF, mac_s, mac_d, wirelen, _FAM6 if f.carrier == "ipv6" else _FAM4,
-            flags)
+            flags, len(f.tunnels))
 
 
 def columns_of(rows) -> dict:

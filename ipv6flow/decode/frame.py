@@ -27,6 +27,10 @@ class DecodeOptions:
     sflow_port: int = 0
     # The organisations of ``--org-map`` (analysis/orgmap.OrgMap), or None.
     org_map: object = None
+    # What is known of IPv4-as-a-service gateways (analysis/translation.py):
+    # AFTR/BR IPv6 addresses (16 bytes each) and MAP rules (parse_map_rule).
+    aftr: tuple = ()
+    map_rules: tuple = ()
 
 
 class Frame:

@@ -85,13 +85,36 @@ def population_columns(rows, batch, idx):
             "v6d_hi": a6[2], "v6d_lo": a6[3], "mac_s": mac_s, "mac_d": mac_d,
             "wire": batch.wirelens[idx].astype(np.int64),
             "carrier": np.where(rows.carrier[idx] == FAM_IPV6, FAM_IPV6, FAM_IPV4),
-            "flags": flags}
+            "flags": flags, "ntun": rows.ntun[idx]}
 
 
-def _observe_population(summary, rows, batch, fast, extra):
-    """Clients and flows of a batch: the kernel's IP rows and the fallback
-    rows' columns (``extra``: (row, columns) pairs), in frame order."""
+def _candidate_columns(rows, idx):
+    """The few columns ``TranslationState.candidates`` reads, for rows
+    ``idx`` (without --no-clients the full columns are read anyway)."""
+    fam = rows.payload[idx]
+    v4 = rows.v4[idx]
+    n = len(idx)
+    v4s = np.full(n, -1, dtype=np.int64)
+    v4d = np.full(n, -1, dtype=np.int64)
+    h4 = np.flatnonzero(v4 >= 0)
+    if len(h4):
+        a = rows.word(v4[h4] + 12, 8).astype(np.int64)
+        v4s[h4], v4d[h4] = (a >> 32) & 0xFFFFFFFF, a & 0xFFFFFFFF
+    a6 = [rows.addr(k)[idx] for k in range(4)]
+    return {"fam": fam, "tunnel": rows.tunnel[idx], "ntun": rows.ntun[idx],
+            "has6": rows.v6[idx] >= 0,
+            "v4s": v4s, "v4d": v4d, "v6s_hi": a6[0], "v6s_lo": a6[1], "v6d_hi": a6[2],
+            "v6d_lo": a6[3]}
+
+
+def _observe_columns(summary, rows, batch, fast, extra):
+    """Clients, flows, the scorecard and translation of a batch: the
+    kernel's IP rows and the fallback rows' columns (``extra``: (row,
+    columns) pairs), in frame order."""
     idx = np.flatnonzero(fast & (rows.payload != 0))
+    if not summary.wants_all_columns:
+        # only translation wants columns: read them for its candidates alone
+        idx = idx[summary.translation.candidates(_candidate_columns(rows, idx))]
     cols = population_columns(rows, batch, idx)
     if extra:
         more = population.columns_of([c for _, c in extra])
@@ -315,7 +338,7 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
         nat64_mod.inspect_frame(state, f, data, wire,
                                 nat64_mod.prefixes_at(prefixes, limits, base + i), observe)
     if want_clients:
-        _observe_population(summary, rows, batch, fast, extra)
+        _observe_columns(summary, rows, batch, fast, extra)
     return len(fallback)
 
 

@@ -84,11 +84,40 @@ def rows(report: dict):
                f4, f6, _share(f6, f4 + f6) if fl else None]
 
 
-def render(report: dict) -> str:
-    """The report's time series as CSV text (header row, then one row per bin)."""
+def _table(columns, table_rows) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for row in rows(report):
+    w.writerow(columns)
+    for row in table_rows:
         w.writerow([cell(v) if isinstance(v, str) else _num(v) for v in row])
     return out.getvalue()
+
+
+def render(report: dict) -> str:
+    """The report's time series as CSV text (header row, then one row per bin)."""
+    return _table(COLUMNS, rows(report))
+
+
+# -- IPv4 as a service ------------------------------------------------------
+
+TRANSLATION_COLUMNS = ("start", "start_utc", "interval_s", "mechanism", "gateway", "packets",
+                       "bytes", "flows", "clients", "ipv4_destinations", "peak")
+
+
+def translation_rows(report: dict):
+    """One row per time bin and gateway of the ``translation`` section
+    (gateways in the report's order, bins oldest first); ``peak`` is 1 on
+    the gateway's peak bin (most bytes), else 0."""
+    tr = report.get("translation") or {"gateways": []}
+    interval = report["timeseries"]["interval_s"]
+    for g in tr["gateways"]:
+        peak = g["peak"]["start"] if g["peak"] else None
+        for b in g["bins"]:
+            yield [b["start"], _utc(b["start"]), interval, g["mechanism"], g["gateway"],
+                   b["packets"], b["bytes"], b["flows"], b["clients"], b["ipv4_destinations"],
+                   int(b["start"] == peak)]
+
+
+def render_translation(report: dict) -> str:
+    """The translation bins as CSV text (header row, then the rows)."""
+    return _table(TRANSLATION_COLUMNS, translation_rows(report))

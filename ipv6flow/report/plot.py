@@ -52,6 +52,12 @@ NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10
                43200, 86400, 7 * 86400)
 
 
+MECH_COLORS = {"nat64": "#b45309", "ds-lite": "#0369a1", "lw4o6": "#15803d",
+               "map-e": "#be185d", "map-t": "#6d28d9"}
+MECH_LABELS = {"nat64": "NAT64 / 464XLAT", "ds-lite": "DS-Lite", "lw4o6": "lw4o6",
+               "map-e": "MAP-E", "map-t": "MAP-T"}
+
+
 # The parts of the report the plot reads (REPORT.md section 7).
 REPORT_KEYS = ("tool", "inputs", "time", "totals", "payload", "share", "tunnels",
                "extension_headers", "timeseries")
@@ -322,7 +328,26 @@ def _isolated(bins, interval):
     return out
 
 
-def _share_panel(ax, report, fs, mdates, ticker):
+def _date_axis(ax, mdates, fs):
+    """UTC clock ticks on the x axis (dates in the offset text)."""
+    locator = mdates.AutoDateLocator(tz=_dt.timezone.utc, minticks=4, maxticks=8)
+    # matplotlib steps seconds and minutes 1, 5, 10...: a 9 s capture
+    # got two ticks. With 2 in the list it gets five.
+    locator.intervald[mdates.SECONDLY] = [1, 2, 5, 10, 15, 30]
+    locator.intervald[mdates.MINUTELY] = [1, 2, 5, 10, 15, 30]
+    ax.xaxis.set_major_locator(locator)
+    formatter = mdates.ConciseDateFormatter(locator, tz=_dt.timezone.utc)
+    # Clock times on every tick (not a bare "20" for 22:13:20); the
+    # date goes to the offset text at the axis end.
+    formatter.formats = ["%Y", "%b", "%b %d", "%H:%M", "%H:%M", "%H:%M:%S"]
+    formatter.zero_formats = ["", "%Y", "%b %d", "%b %d", "%H:%M", "%H:%M:%S"]
+    formatter.offset_formats = ["", "%Y", "%Y-%m", "%Y-%m-%d (UTC)", "%Y-%m-%d (UTC)",
+                                "%Y-%m-%d (UTC)"]
+    ax.xaxis.set_major_formatter(formatter)
+    ax.xaxis.get_offset_text().set_fontsize(fs["tick"])
+
+
+def _share_panel(ax, report, fs, mdates, ticker, legend_y=-0.115):
     ts = report["timeseries"]
     axis_px = ax.get_position().width * ax.figure.get_figwidth() * ax.figure.dpi
     bins, interval = _regroup(ts["bins"], ts["interval_s"], max(int(axis_px / 4), 10))
@@ -398,21 +423,7 @@ def _share_panel(ax, report, fs, mdates, ticker):
                          f"({100 * share['carrier_ipv6_bytes']:.1f}%)")
     if use_dates:
         ax.set_xlim(_utc(x0 - pad), _utc(x1 + pad))
-        locator = mdates.AutoDateLocator(tz=_dt.timezone.utc, minticks=4, maxticks=8)
-        # matplotlib steps seconds and minutes 1, 5, 10...: a 9 s capture
-        # got two ticks. With 2 in the list it gets five.
-        locator.intervald[mdates.SECONDLY] = [1, 2, 5, 10, 15, 30]
-        locator.intervald[mdates.MINUTELY] = [1, 2, 5, 10, 15, 30]
-        ax.xaxis.set_major_locator(locator)
-        formatter = mdates.ConciseDateFormatter(locator, tz=_dt.timezone.utc)
-        # Clock times on every tick (not a bare "20" for 22:13:20); the
-        # date goes to the offset text at the axis end.
-        formatter.formats = ["%Y", "%b", "%b %d", "%H:%M", "%H:%M", "%H:%M:%S"]
-        formatter.zero_formats = ["", "%Y", "%b %d", "%b %d", "%H:%M", "%H:%M:%S"]
-        formatter.offset_formats = ["", "%Y", "%Y-%m", "%Y-%m-%d (UTC)", "%Y-%m-%d (UTC)",
-                                    "%Y-%m-%d (UTC)"]
-        ax.xaxis.set_major_formatter(formatter)
-        ax.xaxis.get_offset_text().set_fontsize(fs["tick"])
+        _date_axis(ax, mdates, fs)
     elif x0 is not None:
         ax.set_xlim(x0 - pad, x1 + pad)
         ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0), useOffset=False)
@@ -432,9 +443,60 @@ def _share_panel(ax, report, fs, mdates, ticker):
                 bbox={"boxstyle": "round,pad=0.5", "facecolor": "white",
                       "edgecolor": COLORS["grid"]})
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(-0.01, -0.115), ncol=2, frameon=False,
+        ax.legend(loc="upper left", bbox_to_anchor=(-0.01, legend_y), ncol=2, frameon=False,
                   fontsize=fs["legend"], handlelength=2.6, columnspacing=1.4)
     return per_bin_carrier
+
+
+def _translation_series(report):
+    """{mechanism: [(bin start, bytes)]} summed over the mechanism's gateways."""
+    tr = report.get("translation") or {}
+    out = {}
+    for g in tr.get("gateways", ()):
+        d = out.setdefault(g["mechanism"], {})
+        for b in g["bins"]:
+            d[b["start"]] = d.get(b["start"], 0) + b["bytes"]
+    return {m: sorted(d.items()) for m, d in out.items()}
+
+
+def _translation_panel(ax, report, fs, mdates, ticker, xlim):
+    """Bytes per time bin carried by each IPv4-as-a-service mechanism
+    (translated or encapsulated IPv4), one step line per mechanism."""
+    series = _translation_series(report)
+    interval = report["timeseries"]["interval_s"]
+    _style_axes(ax, fs)
+    ax.set_title(f"IPv4 as a service: bytes per {_width(interval)} bin by mechanism",
+                 loc="left", fontsize=fs["panel"], fontweight="bold", color=COLORS["text"],
+                 pad=fs["panel"] * 0.6)
+    ax.grid(True, which="major", axis="both", color=COLORS["grid"], linewidth=1)
+    ax.set_axisbelow(True)
+    ax.set_ylabel("bytes per bin", fontsize=fs["label"], color=COLORS["text"])
+    ax.yaxis.set_major_formatter(ticker.EngFormatter(sep=""))
+    use_dates = xlim is not None and all(_utc(x) is not None for x in xlim)
+
+    def xconv(xs):
+        return [mdates.date2num(_utc(x)) for x in xs] if use_dates else list(xs)
+
+    order = ("nat64", "ds-lite", "lw4o6", "map-e", "map-t")
+    for mech in sorted(series, key=order.index):
+        pts = series[mech]
+        xs, ys = [], []
+        for start, nb in pts:
+            # a step per bin, down to zero where the next bin is not adjacent
+            if xs and xs[-1] < start:
+                xs.extend([xs[-1], start])
+                ys.extend([0, 0])
+            xs.extend([start, start + interval])
+            ys.extend([nb, nb])
+        ax.plot(xconv(xs), ys, color=MECH_COLORS[mech], linewidth=fs["line"] * 0.9,
+                label=f"{MECH_LABELS[mech]} ({_n(sum(nb for _, nb in pts))} bytes)")
+    ax.set_ylim(bottom=0)
+    if xlim is not None:
+        ax.set_xlim(*(xconv(xlim)))
+        if use_dates:
+            _date_axis(ax, mdates, fs)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), frameon=False,
+              fontsize=fs["legend"], handlelength=2.0)
 
 
 def _headline(report) -> str:
@@ -496,11 +558,23 @@ def render(report: dict, path: str, width_px: int = 1600, height_px: int = 900) 
     slots = [max(sum(1 for _, v in items if v), 4) + 2.5 for items in (tunnels, ext)]
     # The legend and notes sit under the share panel only; the bars use
     # the height down to the footer.
+    # With IPv4 as a service in the report, its panel takes the lower part
+    # of the left column (reports without it keep the layout they had).
+    xlat = bool(_translation_series(r))
     ax_share = fig.add_subplot(fig.add_gridspec(1, 1, left=0.065, right=0.56, top=0.76,
-                                                bottom=0.25)[0, 0])
+                                                bottom=0.53 if xlat else 0.25)[0, 0])
     gs = fig.add_gridspec(2, 1, left=0.66, right=0.975, top=0.76, bottom=0.14,
                           height_ratios=slots, hspace=0.42)
-    per_bin_carrier = _share_panel(ax_share, r, fs, mdates, ticker)
+    # (the legend under the shorter share panel keeps its distance in pixels)
+    per_bin_carrier = _share_panel(ax_share, r, fs, mdates, ticker,
+                                   -0.115 * (0.76 - 0.25) / (0.76 - 0.53) if xlat else -0.115)
+    if xlat:
+        ax_x = fig.add_subplot(fig.add_gridspec(1, 1, left=0.065, right=0.40, top=0.33,
+                                                bottom=0.12)[0, 0])
+        bins = r["timeseries"]["bins"]
+        span = ((bins[0]["start"], bins[-1]["start"] + r["timeseries"]["interval_s"])
+                if bins else None)
+        _translation_panel(ax_x, r, fs, mdates, ticker, span)
 
     tunnelled = sum(v for _, v in tunnels)
     _bars(fig.add_subplot(gs[0, 0]), "Tunnel mix (frames)", tunnels,

@@ -40,6 +40,15 @@ Metrics (``ipv6flow_`` prefix; a label value is as in the JSON report):
   ``nat64_suspect_ipv4_destinations{prefix,kind}``,
   ``nat64_suspect_info{prefix,kind,evidence}`` (evidence comma-joined)
 - ``dns64_synthesized_answers_total``
+- only when the report found IPv4 as a service (its ``translation``
+  section has gateways): ``translation_packets_total{mechanism,gateway}``,
+  ``translation_bytes_total{...}``, ``translation_flows{...}``,
+  ``translation_clients{...}``, ``translation_ipv4_destinations{...}``,
+  ``translation_peak_bytes{...}`` and ``translation_peak_packets{...}``
+  (the peak time bin's figures, the one a gateway is sized by),
+  ``translation_gateway_info{mechanism,gateway,confidence,evidence}``,
+  ``translation_clat_suspects{gateway}`` (464XLAT client /64s per NAT64
+  prefix)
 - ``clients{family}``: distinct clients by the families they were seen
   with (``ipv4_only``, ``ipv6_only``, ``dual_stack``, ``link_local_only``);
   ``clients_ipv6_capable_ratio``: IPv6-capable share of clients (no sample
@@ -249,6 +258,8 @@ def render(report: dict, now: float | None = None) -> str:
         "AAAA answers that embed an address an A record for the same name gave.",
         [({}, r["nat64"]["dns64"]["synthesized_answers"])])
 
+    _translation(fam, r.get("translation"))
+
     if "clients" in r:
         c, fl = r["clients"], r["flows"]
         fam("clients", "gauge", "Distinct clients by the IP families they were seen with.",
@@ -320,3 +331,33 @@ def render(report: dict, now: float | None = None) -> str:
         "When ipv6flow wrote these metrics, epoch seconds.",
         [({}, time.time() if now is None else now)], unit="seconds")
     return w.text()
+
+
+def _translation(fam, tr):
+    """Series per mechanism and gateway; no family at all without any."""
+    if not tr or not tr["gateways"]:
+        return
+    gws = tr["gateways"]
+    labels = [{"mechanism": g["mechanism"], "gateway": g["gateway"]} for g in gws]
+    for measure, unit in (("packets", None), ("bytes", "bytes")):
+        fam(f"translation_{measure}", "counter",
+            f"{_WHAT[measure]} through an IPv4-as-a-service gateway (NAT64 prefix, AFTR, "
+            f"MAP BR), by mechanism.", [(lb, g[measure]) for lb, g in zip(labels, gws)],
+            unit=unit)
+    for key, what in (("flows", "Distinct flows"), ("clients", "Distinct clients"),
+                      ("ipv4_destinations", "Distinct IPv4 destinations")):
+        fam(f"translation_{key}", "gauge", f"{what} through a gateway.",
+            [(lb, g[key]) for lb, g in zip(labels, gws)])
+    fam("translation_peak_bytes", "gauge",
+        "Bytes in the gateway's busiest time bin (the figure it is sized by).",
+        [(lb, g["peak"]["bytes"]) for lb, g in zip(labels, gws) if g["peak"]], unit="bytes")
+    fam("translation_peak_packets", "gauge", "Frames in the gateway's busiest time bin.",
+        [(lb, g["peak"]["packets"]) for lb, g in zip(labels, gws) if g["peak"]])
+    fam("translation_gateway_info", "gauge",
+        "A gateway found, with its confidence and evidence (value 1).",
+        [(dict(lb, confidence=g["confidence"], evidence=",".join(g["evidence"])), 1)
+         for lb, g in zip(labels, gws)])
+    fam("translation_clat_suspects", "gauge",
+        "464XLAT CLAT suspects (client /64s) per NAT64 prefix.",
+        [({"gateway": g["gateway"]}, g["clat_suspects"]) for g in gws
+         if g["mechanism"] == "nat64"])

@@ -206,6 +206,7 @@ def render(report: dict) -> str:
     out.extend(_count_lines("Decode problems (frames)", r["decode"], tp))
     out.append("")
     out.extend(_nat64(r["nat64"], tp))
+    out.extend(_translation(r.get("translation")))
     if sampling is not None:
         out.extend(_sampling(sampling))
     out.extend(_timeseries(r["timeseries"]))
@@ -362,6 +363,67 @@ def _nat64(nat, total):
                  + (f" from {', '.join(safe(x) for x in d['resolvers'])}" if d["resolvers"] else ""))
     if nat.get("malformed_dns"):
         lines.append(f"  malformed DNS messages skipped: {_n(nat['malformed_dns'])}")
+    lines.append("")
+    return lines
+
+
+TOP_DESTS = 10
+MECHANISM_LABELS = {"nat64": "NAT64 (with 464XLAT)", "ds-lite": "DS-Lite (RFC 6333)",
+                    "lw4o6": "lightweight 4over6 (RFC 7596)", "map-e": "MAP-E (RFC 7597)",
+                    "map-t": "MAP-T (RFC 7599)"}
+
+
+def _figures(x):
+    return (f"{_n(x['packets'])} packets, {_n(x['bytes'])} bytes, "
+            f"{_plural(x['flows'], 'flow')}, {_plural(x['clients'], 'client')}, "
+            f"{_plural(x['ipv4_destinations'], 'IPv4 destination')}")
+
+
+def _translation(tr):
+    """IPv4 as a service: each mechanism's gateways, their size and peak,
+    the IPv4 destinations that keep them needed, and the CLAT suspects.
+    Nothing is printed when the capture holds none of it."""
+    if not tr or not (tr["gateways"] or tr["clat_suspects"]
+                      or tr["unclassified_4in6"]["packets"] or tr["map_port_mismatch"]["packets"]):
+        return []
+    lines = ["IPv4 as a service (NAT64, 464XLAT, DS-Lite, lw4o6, MAP)"]
+    for g in tr["gateways"]:
+        lines.append(f"  {MECHANISM_LABELS[g['mechanism']]} via {g['gateway']} "
+                     f"(confidence {g['confidence']}; evidence: {', '.join(g['evidence'])})")
+        lines.append(f"    {_figures(g)}")
+        pk = g["peak"]
+        if pk is not None:
+            lines.append(f"    peak bin {_ts(pk['start'])}: {_figures(pk)}")
+        if g["destinations"]:
+            lines.append("    top IPv4 destinations by bytes (AAAA: the name has a native "
+                         "IPv6 address, so this traffic could go native)")
+        for d in g["destinations"][:TOP_DESTS]:
+            names = ", ".join(safe(x) for x in d["names"]) or "no name in the capture's DNS"
+            mark = "AAAA" if d["aaaa"] else "IPv4-only" if d["names"] else "?"
+            lines.append(f"      {d['address']:<16}{_n(d['bytes']):>14} bytes  {mark:<9} {names}")
+    if tr["clat_suspects"]:
+        lines.append("  464XLAT CLAT suspects (NAT64 client /64s whose IPv4 destinations no "
+                     "DNS64 answer explains)")
+    for sp in tr["clat_suspects"]:
+        lines.append(f"    {sp['client']} via {sp['gateway']} (confidence {sp['confidence']}; "
+                     f"evidence: {', '.join(sp['evidence'])}): {_n(sp['packets'])} packets, "
+                     f"{_n(sp['bytes'])} bytes")
+        if sp["unexplained_destinations"]:
+            lines.append(f"      reached with no AAAA answer naming them: "
+                         f"{', '.join(sp['unexplained_destinations'][:TOP_DESTS])}"
+                         + (" ..." if len(sp["unexplained_destinations"]) > TOP_DESTS else ""))
+        if sp["confidence"] == "low":
+            lines.append("      (low: the capture holds no DNS64 answer for this prefix, so "
+                         "the lookups may just not be in it)")
+    un = tr["unclassified_4in6"]
+    if un["packets"]:
+        lines.append(f"  4in6 fitting no rule: {_n(un['packets'])} packets, {_n(un['bytes'])} "
+                     "bytes (public IPv4 both sides, no MAP form: routers tunnelling, or an "
+                     "lwAFTR not given with --aftr)")
+    mm = tr["map_port_mismatch"]
+    if mm["packets"]:
+        lines.append(f"  MAP-form addresses whose port lies outside their PSID's set: "
+                     f"{_plural(mm['packets'], 'packet')} (not counted as MAP)")
     lines.append("")
     return lines
 
