@@ -101,6 +101,15 @@ def test_both_decoders_and_workers_give_the_same_report():
     assert len(set(outs.values())) == 1
 
 
+@pytest.mark.parametrize("decoder", ["fast", "reference"])
+def test_without_clients_translation_is_the_same(decoder):
+    """--no-clients: the fast path reads the columns of the candidate rows
+    only; the section is the one of the complete report."""
+    tr = analyze(SAMPLE, "--no-clients", "--decoder", decoder, "--workers", 1)["translation"]
+    _check_against_truth(tr, TRUTH)
+    assert tr == analyze(SAMPLE, "--workers", 1)["translation"]
+
+
 def test_stated_aftr_and_map_rule():
     """--aftr and --map-rule add their evidence and raise the confidence;
     the figures stay those of the truth."""
