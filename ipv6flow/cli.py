@@ -478,33 +478,52 @@ def plot_cmd(report_path, output, width, height):
         raise click.ClickException(f"{safe(output)}: cannot write ({e.strerror or e})")
 
 
+def running_options(count, write, status):
+    """The options live and collect share (how long to run, what to write,
+    what to decode), with the help texts that differ."""
+    options = (
+        click.option("--duration", type=click.FloatRange(min=0), default=None, metavar="S",
+                     help="Stop after S seconds."),
+        click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
+                     help=count),
+        click.option("--report-every", type=click.FloatRange(min=0, min_open=True),
+                     default=None, metavar="S",
+                     help="Also write the report so far every S seconds (to -o, atomically)."),
+        click.option("--write", type=click.Path(dir_okay=False), default=None,
+                     metavar="FILE.pcap", help=write),
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
+                     show_default=True, help="Report format."),
+        click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+                     help="Write the report to FILE (atomically) instead of stdout."),
+        click.option("--interval", type=INTERVAL, default=60.0, show_default=True,
+                     help="Time-series bin width in seconds."),
+        click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX",
+                     help="As for analyze."),
+        click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX",
+                     help="As for analyze."),
+        click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
+                     show_default=True, help="As for analyze."),
+        click.option("--status-every", type=click.FloatRange(min=0), default=STATUS_EVERY,
+                     show_default=True, metavar="S", help=status),
+    )
+
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return apply
+
+
 @main.command()
 @click.option("-i", "--interface", "iface", required=True, metavar="IFACE",
               help="Interface to capture on ('any': every interface, Linux cooked headers).")
 @click.option("--bpf", metavar="EXPR", default=None,
               help="Capture filter in pcap-filter syntax (as tcpdump's), run in the kernel.")
-@click.option("--duration", type=click.FloatRange(min=0), default=None, metavar="S",
-              help="Stop after S seconds.")
-@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Stop after N frames (of those --bpf lets through).")
-@click.option("--report-every", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="S", help="Also write the report so far every S seconds (to -o, atomically).")
-@click.option("--write", type=click.Path(dir_okay=False), default=None, metavar="FILE.pcap",
-              help="Save every captured frame to a pcap file; complete after Ctrl-C or SIGTERM.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
-              show_default=True, help="Report format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the report to FILE (atomically) instead of stdout.")
-@click.option("--interval", type=INTERVAL, default=60.0,
-              show_default=True, help="Time-series bin width in seconds.")
-@click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX", help="As for analyze.")
-@click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX", help="As for analyze.")
-@click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
-              show_default=True, help="As for analyze.")
-@click.option("--status-every", type=click.FloatRange(min=0), default=STATUS_EVERY,
-              show_default=True, metavar="S",
-              help="Seconds between status lines on stderr (IPv6 share so far, rates, kernel "
-                   "drops); 0: none.")
+@running_options(count="Stop after N frames (of those --bpf lets through).",
+                 write="Save every captured frame to a pcap file; complete after Ctrl-C or "
+                       "SIGTERM.",
+                 status="Seconds between status lines on stderr (IPv6 share so far, rates, "
+                        "kernel drops); 0: none.")
 @click.option("--snaplen", type=click.IntRange(64, 262144), default=262144, show_default=True,
               help="Bytes kept of each frame.")
 @click.option("--no-promisc", is_flag=True, help="Do not put the interface in promiscuous mode.")
@@ -546,29 +565,11 @@ def live(iface, bpf, duration, count, report_every, write, fmt, output, interval
 @click.option("--sflow", "listen", required=True, metavar="[ADDR]:PORT",
               help="Receive sFlow v5 datagrams on this UDP address and port (:6343: every "
                    "address, IPv4 and IPv6).")
-@click.option("--duration", type=click.FloatRange(min=0), default=None, metavar="S",
-              help="Stop after S seconds.")
-@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Stop after N datagrams.")
-@click.option("--report-every", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="S", help="Also write the report so far every S seconds (to -o, atomically).")
-@click.option("--write", type=click.Path(dir_okay=False), default=None, metavar="FILE.pcap",
-              help="Keep every datagram in a pcap (raw IP frames; complete after Ctrl-C or "
-                   "SIGTERM): `analyze --sflow-port PORT FILE.pcap` reads it back.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
-              show_default=True, help="Report format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the report to FILE (atomically) instead of stdout.")
-@click.option("--interval", type=INTERVAL, default=60.0,
-              show_default=True, help="Time-series bin width in seconds.")
-@click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX", help="As for analyze.")
-@click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX", help="As for analyze.")
-@click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
-              show_default=True, help="As for analyze.")
-@click.option("--status-every", type=click.FloatRange(min=0), default=STATUS_EVERY,
-              show_default=True, metavar="S",
-              help="Seconds between status lines on stderr (datagrams, samples, IPv6 share "
-                   "so far, kernel drops); 0: none.")
+@running_options(count="Stop after N datagrams.",
+                 write="Keep every datagram in a pcap (raw IP frames; complete after Ctrl-C "
+                       "or SIGTERM): `analyze --sflow-port PORT FILE.pcap` reads it back.",
+                 status="Seconds between status lines on stderr (datagrams, samples, IPv6 "
+                        "share so far, kernel drops); 0: none.")
 @click.option("--buffer-size", type=click.IntRange(min=1), default=32, show_default=True,
               metavar="MIB", help="Socket receive buffer in MiB (for bursts); raise it when "
                                   "drops are reported.")
