@@ -667,7 +667,12 @@ STAGES = (
     ("NAT64 traffic", [("fast/__init__.py", "_nat64_traffic")]),
     ("DNS and NAT64 evidence", [("fast/__init__.py", "_observe"),
                                 ("engine/local.py", "update")]),
-    ("clients and flows", [("fast/__init__.py", "_observe_population")]),
+    ("columns for clients, flows, scorecard, translation", [("fast/__init__.py",
+                                                              "population_columns")]),
+    ("clients and flows", [("analysis/population.py", "observe")]),
+    ("scorecard (--org-map)", [("analysis/scorecard.py", "observe")]),
+    ("IPv4 as a service (translation)", [("analysis/translation.py", "observe"),
+                                         ("analysis/translation.py", "flush")]),
     ("second pass (NAT64 prefixes found late)", [("engine/local.py", "count_nat64")]),
     ("report (to_report, JSON)", [("summary.py", "to_report"), ("report/jsonout.py", "dumps")]),
 )
