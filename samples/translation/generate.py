@@ -48,7 +48,11 @@ import ipaddress
 import json
 import os
 import struct
+import sys
 from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from packets import ipv4, ipv6, udp  # noqa: E402  (samples/packets.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 START = 1_700_000_040.0          # a multiple of 60
@@ -71,32 +75,9 @@ def a4(text):
     return ipaddress.IPv4Address(text).packed
 
 
-def csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def ipv4(src, dst, proto, payload):
-    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0,
-                    src, dst)
-    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
-
-
-def ipv6(src, dst, nh, payload):
-    return struct.pack("!IHBB", 6 << 28, len(payload), nh, 64) + src + dst + payload
-
-
 def tcp(sport, dport, size):
     return struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x18, 65535, 0, 0) \
         + bytes(size)
-
-
-def udp(sport, dport, payload):
-    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
 
 
 def eth(ethertype, payload, up=True):
