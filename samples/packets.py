@@ -32,3 +32,13 @@ def ipv6(src, dst, nh, payload):
 def udp(sport, dport, payload):
     """A UDP datagram with no checksum."""
     return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def pcap(frames, linktype=1):
+    """A classic little-endian microsecond pcap of (timestamp, bytes) frames."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)]
+    for ts, data in frames:
+        sec = int(ts)
+        usec = int(round((ts - sec) * 1e6))
+        out.append(struct.pack("<IIII", sec, usec, len(data), len(data)) + data)
+    return b"".join(out)

@@ -180,3 +180,19 @@ def pytest_runtest_setup(item):
     # it had asked for the `corpus` fixture.
     if not (CAPTURES / "MANIFEST.tsv").is_file() and _uses_the_corpus(item):
         need_corpus()
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The matplotlib Figures that plot.render saves, in order (so a test
+    can read back what a PNG shows)."""
+    need_module("matplotlib", "pip install 'ipv6flow[plot]'")
+    from matplotlib.figure import Figure
+    figs = []
+    save = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        figs.append(self)
+        return save(self, *args, **kwargs)
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figs

@@ -349,20 +349,6 @@ def png_size(path):
     return width, height
 
 
-@pytest.fixture
-def drawn(monkeypatch, mpl):
-    """The matplotlib Figures that plot.render saves, in order."""
-    from matplotlib.figure import Figure
-    figs = []
-    save = Figure.savefig
-
-    def keep(self, *args, **kwargs):
-        figs.append(self)
-        return save(self, *args, **kwargs)
-    monkeypatch.setattr(Figure, "savefig", keep)
-    return figs
-
-
 def _panels(fig):
     """{panel title: axes} of a rendered figure."""
     return {ax.get_title(loc="left"): ax for ax in fig.axes}

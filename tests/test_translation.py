@@ -136,7 +136,7 @@ def test_a_rule_that_puts_the_ports_out_of_the_set_is_not_map():
 
 
 def _write_pcap(path, frames):
-    path.write_bytes(gen._pcap(frames))
+    path.write_bytes(gen.pcap(frames))
 
 
 def test_merge_of_a_capture_cut_in_two_equals_the_whole(tmp_path):
@@ -213,18 +213,10 @@ def test_schema():
     jsonschema.validate(analyze(ROOT / "samples/clients/population.pcap"), schema)
 
 
-def test_plot_draws_bytes_per_bin_by_mechanism(tmp_path, monkeypatch):
+def test_plot_draws_bytes_per_bin_by_mechanism(tmp_path, drawn):
     """The panel's lines read back: per mechanism, the truth's bytes per bin."""
-    need_module("matplotlib", "pip install 'ipv6flow[plot]'")
-    from matplotlib.figure import Figure
     from ipv6flow.report import plot
-    figs = []
-    save = Figure.savefig
-
-    def keep(self, *args, **kwargs):
-        figs.append(self)
-        return save(self, *args, **kwargs)
-    monkeypatch.setattr(Figure, "savefig", keep)
+    figs = drawn
     rep = analyze(SAMPLE)
     plot.render(rep, str(tmp_path / "r.png"))
     panel = next(ax for ax in figs[0].axes if ax.get_title(loc="left").startswith("IPv4 as a"))
@@ -339,7 +331,7 @@ def _hostile_pcap(path, count):
         out.append((gen.START + i * 0.01 + 0.005,
                     gen.eth(0x86DD, gen.ipv6(cl, gen.nat64_addr("192.0.2.9"), 6,
                                              gen.tcp(40000, 443, 0)))))
-    path.write_bytes(gen._pcap(out))
+    path.write_bytes(gen.pcap(out))
 
 
 def test_hostile_capture_no_traceback_and_bounded(tmp_path):

@@ -42,7 +42,7 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from packets import ipv4, ipv6, udp  # noqa: E402  (samples/packets.py)
+from packets import ipv4, ipv6, pcap, udp  # noqa: E402  (samples/packets.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 START = 1_700_000_000.0
@@ -237,7 +237,7 @@ def build(v4=6, v6=5, dual=7, teredo=3, ll=2, flows=3, rotations=3, raw=False, s
         b.frame(ipv4(src, dst, 17, udp(123, 123, b"\x23" + b"\x00" * 47)), 0x0800,
                 (NTP_MACS[1 - direction], NTP_MACS[direction]), key, "ipv4", "none", ())
     truth = _truth(b, clients, iid_addr, iid_p64, raw)
-    return _pcap(b.frames, 101 if raw else 1), truth
+    return pcap(b.frames, 101 if raw else 1), truth
 
 
 def _figures(table):
@@ -285,15 +285,6 @@ def _truth(b, clients, iid_addr, iid_p64, raw):
         "bins": {str(k * b.interval): {f: len(s) for f, s in v.items()}
                  for k, v in sorted(b.bin_flows.items())},
     }
-
-
-def _pcap(frames, linktype):
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)]
-    for ts, data in frames:
-        sec = int(ts)
-        usec = int(round((ts - sec) * 1e6))
-        out.append(struct.pack("<IIII", sec, usec, len(data), len(data)) + data)
-    return b"".join(out)
 
 
 def main():

@@ -39,7 +39,7 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from packets import ipv4, ipv6, udp  # noqa: E402  (samples/packets.py)
+from packets import ipv4, ipv6, pcap, udp  # noqa: E402  (samples/packets.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 START = 1_760_000_000.0
@@ -112,12 +112,7 @@ class Capture:
         self.records.append(rec)
 
     def pcap(self):
-        out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-        for ts, f in self.frames:
-            sec = int(ts)
-            out.append(struct.pack("<IIII", sec, int(round((ts - sec) * 1e6)), len(f), len(f)))
-            out.append(f)
-        return b"".join(out)
+        return pcap(self.frames)
 
 
 class Client:

@@ -52,7 +52,7 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from packets import ipv4, ipv6, udp  # noqa: E402  (samples/packets.py)
+from packets import ipv4, ipv6, pcap, udp  # noqa: E402  (samples/packets.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 START = 1_700_000_040.0          # a multiple of 60
@@ -254,7 +254,7 @@ def build():
     b.unclassified[0] += 1
     b.unclassified[1] += n
     b.frames.sort(key=lambda f: f[0])
-    return _pcap(b.frames), _truth(b, explained, names, native_aaaa)
+    return pcap(b.frames), _truth(b, explained, names, native_aaaa)
 
 
 def _flow_key(f):
@@ -317,15 +317,6 @@ def _truth(b, explained, names, native_aaaa):
         "unclassified_4in6": {"packets": b.unclassified[0], "bytes": b.unclassified[1]},
         "map_port_mismatch": {"packets": b.mismatch[0], "bytes": b.mismatch[1]},
     }
-
-
-def _pcap(frames):
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for ts, data in frames:
-        sec = int(ts)
-        usec = int(round((ts - sec) * 1e6))
-        out.append(struct.pack("<IIII", sec, usec, len(data), len(data)) + data)
-    return b"".join(out)
 
 
 def main():
