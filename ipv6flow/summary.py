@@ -17,23 +17,18 @@ import math
 
 from . import __version__
 from .analysis.nat64 import Nat64State
-from .analysis.population import Population, columns_of, frame_columns
+from .analysis.population import Population
 from .analysis.sampling import SamplingState
 from .analysis.scorecard import Scorecard, dns_names
 from .analysis.scorecard import report as scorecard_report
 from .analysis.services import merge_reports as merge_services
 from .analysis.translation import TranslationState
-from .decode.addresses import ADDRESS_CLASSES, address_class
-from .decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
+from .decode.addresses import ADDRESS_CLASSES
+from .decode.columns import columns_of, frame_columns
+from .decode.frame import frame_key
+from .decode.registry import ANOMALIES, EXT_TYPES, FAMILIES, TRANSPORT_KEYS, TUNNEL_KINDS
 
 SCHEMA_ID = "ipv6flow/report/1"
-FAMILIES = ("ipv4", "ipv6", "non_ip")
-TRANSPORT = {
-    "ipv4": {6: "tcp", 17: "udp", 1: "icmp"},
-    "ipv6": {6: "tcp", 17: "udp", 58: "icmpv6", 59: "no_next_header"},
-}
-TRANSPORT_KEYS = {"ipv4": ("tcp", "udp", "icmp", "other"),
-                  "ipv6": ("tcp", "udp", "icmpv6", "no_next_header", "other")}
 DECODE_KEYS = ("malformed", "truncated", "unsupported_linktype", "depth_exceeded")
 DEFAULT_INTERVAL = 60.0
 MAX_BINS = 50_000           # time bins held (a month of one-minute bins)
@@ -42,21 +37,6 @@ MIN_INTERVAL = 1e-6         # seconds; bins narrower than a microsecond mean not
 
 def pb(packets=0, nbytes=0):
     return {"packets": packets, "bytes": nbytes}
-
-
-def frame_key(f):
-    """Everything the report counts about one decoded frame, hashable."""
-    fam = f.payload
-    transport = None
-    if fam != "non_ip":
-        transport = TRANSPORT[fam].get(f.proto, "other")
-    if fam == "ipv6" and f.src6 is not None:
-        classes = (address_class(f.src6), address_class(f.dst6))
-    else:
-        classes = ()
-    return (f.carrier, fam, f.tunnel, transport,
-            tuple(sorted(f.ext_types)), tuple(sorted(f.routing_types)), f.chain_len,
-            tuple(sorted(f.anomalies)), classes, f.problem)
 
 
 def _empty_counts():

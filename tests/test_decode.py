@@ -256,10 +256,10 @@ def _both_decoders(tmp_path, frames):
     """(reference frames, fast keys, fast population columns, reference
     population columns) of scapy frames written to a pcap."""
     from scapy.utils import wrpcap
-    from ipv6flow.analysis import population
+    from ipv6flow.decode import columns as dcols
     from ipv6flow.capture import open_capture
     from ipv6flow.fast import frame_columns, frame_keys
-    from ipv6flow.summary import frame_key
+    from ipv6flow.decode.frame import frame_key
     path = tmp_path / "f.pcap"
     wrpcap(str(path), frames)
     opts = DecodeOptions()
@@ -270,7 +270,7 @@ def _both_decoders(tmp_path, frames):
     with open_capture(str(path)) as cap:
         recs = list(cap)
     ref = [decode_frame(r.linktype, r.data, r.wirelen, opts) for r in recs]
-    ref_cols = [population.frame_columns(f, r.linktype, r.data, r.ts, r.wirelen)
+    ref_cols = [dcols.frame_columns(f, r.linktype, r.data, r.ts, r.wirelen)
                 for f, r in zip(ref, recs)]
     assert fast_keys == [frame_key(f) for f in ref]
     assert fast_cols == ref_cols
@@ -281,7 +281,7 @@ def test_inner_ipv4_options_past_the_packet_have_no_ports(tmp_path):
     # GTP-U carrying an IPv4 header whose IHL (60 bytes) runs past the 24
     # captured bytes: no upper layer is read, and the outer UDP's ports
     # (2152, 2152) must not stand in for the inner ones
-    from ipv6flow.analysis import population
+    from ipv6flow.decode import columns as dcols
     inner = bytearray(bytes(IP(src=A4, dst=B4, proto=6))[:20] + b"\x01\x01\x01\x01")
     inner[0], inner[2:4] = 0x4F, (60).to_bytes(2, "big")      # IHL 15, 60 bytes in all
     inner = bytes(inner)
@@ -290,7 +290,7 @@ def test_inner_ipv4_options_past_the_packet_have_no_ports(tmp_path):
         / (gtp + inner)
     (f,), (cols,) = _both_decoders(tmp_path, [frame])
     assert (f.carrier, f.payload, f.tunnel, f.problem) == ("ipv4", "ipv4", "gtpu", "truncated")
-    c = dict(zip(population.COLUMNS, cols))
+    c = dict(zip(dcols.COLUMNS, cols))
     assert (c["sport"], c["dport"]) == (-1, -1)
 
 

@@ -10,9 +10,9 @@ import pytest
 from ipv6flow.capture import open_capture
 from ipv6flow.decode import DecodeOptions, decode_frame, parse_prefix
 from ipv6flow.errors import CaptureError
-from ipv6flow.analysis import population
+from ipv6flow.decode import columns as dcols
 from ipv6flow.fast import frame_columns, frame_keys
-from ipv6flow.summary import frame_key
+from ipv6flow.decode.frame import frame_key
 
 from conftest import CAPTURES, SAMPLES, need_speedups
 
@@ -50,7 +50,7 @@ def compare(path, opts=OPTS):
         for rec in cap:
             f = decode_frame(rec.linktype, rec.data, rec.wirelen, opts)
             out.append((frame_key(f),
-                        population.frame_columns(f, rec.linktype, rec.data, rec.ts,
+                        dcols.frame_columns(f, rec.linktype, rec.data, rec.ts,
                                                  rec.wirelen)))
 
     fast, fast_err = _read_side(path, fast_side)

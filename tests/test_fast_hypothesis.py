@@ -42,12 +42,15 @@ import strategies as S
 from ipv6flow.capture.batch import Batch
 from ipv6flow.decode import DecodeOptions, decode_frame
 from ipv6flow.decode.addresses import ADDRESS_CLASSES
-from ipv6flow.decode.constants import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
+from ipv6flow.decode.registry import ANOMALIES, EXT_TYPES, TUNNEL_KINDS
 from ipv6flow.decode.link import LINKTYPES
 from ipv6flow.analysis.nat64 import inspect_frame
-from ipv6flow.analysis import population
-from ipv6flow.fast import frame_columns, frame_keys, summarize_batch
-from ipv6flow.summary import DECODE_KEYS, FAMILIES, TRANSPORT_KEYS, Summary, frame_key
+from ipv6flow.decode import columns as dcols
+from ipv6flow.fast import frame_columns, frame_keys
+from ipv6flow.fold import summarize_batch
+from ipv6flow.decode.frame import frame_key
+from ipv6flow.decode.registry import FAMILIES, TRANSPORT_KEYS
+from ipv6flow.summary import DECODE_KEYS, Summary
 
 EXAMPLES = int(os.environ.get("IPV6FLOW_HYPOTHESIS_EXAMPLES", "0") or 0)
 DEFAULT = DecodeOptions()
@@ -71,7 +74,7 @@ def reference_key(row, opts):
 
 def reference_columns(row, opts, ts):
     f = decode_frame(row.linktype, row.data, row.wirelen, opts)
-    return population.frame_columns(f, row.linktype, row.data, ts, row.wirelen)
+    return dcols.frame_columns(f, row.linktype, row.data, ts, row.wirelen)
 
 
 def describe(row, opts, fast, ref):

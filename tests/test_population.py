@@ -27,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipv6flow.analysis import population
+from ipv6flow.decode import columns as dcols
 from ipv6flow.analysis.sketch import HashSketch, hash_words, relative_error
 from ipv6flow import arrays
 from ipv6flow.arrays import distinct, distinct_rows, unique_inverse
@@ -347,7 +348,7 @@ def test_random_addresses_keep_memory_bounded():
     # its threshold and holds 4 KiB of registers, whatever comes next
     rng = np.random.default_rng(3)
     n = 1_000_000
-    cols = population.empty_columns()
+    cols = dcols.empty_columns()
     cols = {k: np.zeros(n, dtype=v.dtype) for k, v in cols.items()}
     cols["fam"][:] = 2
     cols["has6"][:] = True

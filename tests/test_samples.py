@@ -9,7 +9,7 @@ import pytest
 
 from ipv6flow.capture import open_capture
 from ipv6flow.decode import DecodeOptions, decode_frame, parse_prefix
-from ipv6flow.summary import TRANSPORT
+from ipv6flow.decode.registry import TRANSPORT
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 TRUTH = json.loads((SAMPLES / "mixed.truth.json").read_text())

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SHARED, missing, need_corpus, need_module, need_tool
-from ipv6flow.analysis import population, translation
+from ipv6flow.analysis import translation
+from ipv6flow.decode import columns as dcols
 from ipv6flow.summary import Summary
 
 _spec = importlib.util.spec_from_file_location(
@@ -277,7 +278,7 @@ def test_port_sets_follow_rfc7597():
 
 
 def _columns(n, **over):
-    c = population.empty_columns()
+    c = dcols.empty_columns()
     c = {k: np.zeros(n, dtype=v.dtype) for k, v in c.items()}
     c.update(over)
     return c

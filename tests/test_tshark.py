@@ -5,7 +5,7 @@ For every readable capture, every frame's ``carrier``, ``payload``,
 ``tunnel`` and extension-header set from ``ipv6flow.decode.decode_frame``,
 and for its innermost IP header the ``transport`` key and address
 ``classes`` the report counts (``summary.frame_key``) and the TCP/UDP
-``ports`` the client and flow analysis reads (``population.frame_columns``),
+``ports`` the client and flow analysis reads (``decode.columns.frame_columns``),
 must equal what tshark's dissection says, read through REPORT.md sections
 2-5 and 7 (tests/tshark_oracle.py) -- except where tshark and REPORT.md disagree:
 those frames are listed in KNOWN_DIFFERENCES below with what REPORT.md
@@ -272,9 +272,9 @@ def decode_capture(path: str, limit: int | None = None) -> list[dict]:
     error after them)."""
     import ipv6flow.capture as cap_mod
     import ipv6flow.decode as dec_mod
-    from ipv6flow.analysis.population import COLUMNS, frame_columns
+    from ipv6flow.decode.columns import COLUMNS, frame_columns
     from ipv6flow.errors import Ipv6flowError
-    from ipv6flow.summary import frame_key
+    from ipv6flow.decode.frame import frame_key
 
     sport_at, dport_at = COLUMNS.index("sport"), COLUMNS.index("dport")
     opts = dec_mod.DecodeOptions()

@@ -24,6 +24,11 @@ apart give the same figures.
 
 import ipaddress
 
+import numpy as np
+
+from ..arrays import row_bytes
+from ..decode.addresses import address_bytes, in_prefix, prefix_mask, words_in_prefix
+from ..decode.registry import DNS_PORT, IPPROTO_ICMPV6, IPPROTO_TCP, PORTED, TCP, UDP
 from . import dnsmsg, rfc6052
 from . import services as services_mod
 from .distinct import RELATIVE_ERROR, THRESHOLD, Distinct
@@ -33,7 +38,6 @@ IPV4ONLY = "ipv4only.arpa"
 WELL_KNOWN_V4 = (bytes([192, 0, 0, 170]), bytes([192, 0, 0, 171]))   # RFC 7050
 ICMPV6_RA = 134
 ND_OPT_PREF64 = 38
-DNS_PORT = 53
 MAX_PENDING = 50000    # distinct DNS messages held before they are parsed
 MAX_NAMES = 100_000    # names kept (A, AAAA, asked); more are counted as dropped
 MAX_PENDING_BYTES = 32 << 20   # bytes of DNS messages held before they are parsed
@@ -293,8 +297,7 @@ class Nat64State:
         destination is in."""
         s, d = int.from_bytes(src6, "big"), int.from_bytes(dst6, "big")
         for value, length in prefixes:
-            shift = 128 - length
-            s_in, d_in = s >> shift == value >> shift, d >> shift == value >> shift
+            s_in, d_in = in_prefix(s, value, length), in_prefix(d, value, length)
             if not (s_in or d_in):
                 continue
             t = self.traffic.get((value, length))
@@ -307,6 +310,69 @@ class Nat64State:
             for addr, inside in ((src6, s_in), (dst6, d_in)):
                 if inside:
                     t.v4.add(rfc6052.extract(addr, length))
+
+    def add_traffic(self, prefixes, c) -> None:
+        """``add_frame`` over the rows of columns ``c`` (IPv6 payloads with
+        addresses: ``v6s_hi`` .. ``v6d_lo`` and ``wire``), whichever decoder
+        made them."""
+        src32 = (c["v6s_hi"] >> np.uint64(32)).astype(np.int64)
+        dst32 = (c["v6d_hi"] >> np.uint64(32)).astype(np.int64)
+        for value, length in prefixes:
+            top = value >> 96
+            cand = np.flatnonzero((src32 == top) | (dst32 == top))     # every prefix is >= /32
+            if not len(cand):
+                continue
+            mask = prefix_mask(length)
+            s_hi, s_lo = c["v6s_hi"][cand], c["v6s_lo"][cand]
+            d_hi, d_lo = c["v6d_hi"][cand], c["v6d_lo"][cand]
+            s_in = words_in_prefix(s_hi, s_lo, value, mask)
+            d_in = words_in_prefix(d_hi, d_lo, value, mask)
+            hit = s_in | d_in
+            if not hit.any():
+                continue
+            s_in, d_in = s_in[hit], d_in[hit]
+            src, dst = address_bytes(s_hi[hit], s_lo[hit]), address_bytes(d_hi[hit], d_lo[hit])
+            t = self.traffic.get((value, length))
+            if t is None:
+                t = self.traffic[(value, length)] = Traffic()
+            t.packets += int(hit.sum()) * self.weight
+            t.bytes += int(c["wire"][cand[hit]].sum()) * self.weight
+            one = s_in != d_in
+            clients = np.where(s_in[one, None], dst[one], src[one])
+            t.clients.update(row_bytes(clients))
+            pos = _V4_INDEX[length]
+            inside = np.concatenate((src[s_in][:, pos], dst[d_in][:, pos]))
+            t.v4.update(row_bytes(inside))
+
+    def observe_dns_segments(self, buf, start, stop, tcp, src, src_end) -> None:
+        """``observe_dns`` over the DNS segments of a batch: arrays of byte
+        offsets into ``buf`` (payload ``start``:``stop``, ``tcp``, sender
+        address ``src``:``src_end``). Without the service report only
+        responses with answers carry evidence (and answerless ones for the
+        scorecard's "no answer"): the QR bit and the answer count pick them
+        out before any slicing. (TCP segments may hold several messages:
+        they are all kept and filtered message by message.)"""
+        if not len(start):
+            return
+        if not self.want_queries:
+            b = np.frombuffer(buf, dtype=np.uint8)
+            qr = np.take(b, start + 2, mode="clip") & 0x80
+            answers = (np.take(b, start + 6, mode="clip").astype(np.int64) << 8) \
+                | np.take(b, start + 7, mode="clip")
+            resp = tcp | ((start + 12 <= stop) & (qr != 0) & ((answers > 0) | self.want_answerless))
+            start, stop, tcp, src, src_end = (a[resp] for a in (start, stop, tcp, src, src_end))
+        view = memoryview(buf)
+        self.observe_dns_many((view[a:b], view[c:d], t) for a, b, t, c, d in zip(
+            start.tolist(), stop.tolist(), tcp.tolist(), src.tolist(), src_end.tolist()))
+
+    def observe_icmpv6(self, buf, start, stop) -> None:
+        """``observe_ra`` over the ICMPv6 messages ``buf[start:stop]`` of a
+        batch that are Router Advertisements."""
+        if not len(start):
+            return
+        ra = np.take(np.frombuffer(buf, dtype=np.uint8), start, mode="clip") == ICMPV6_RA
+        for a, b in zip(start[ra].tolist(), stop[ra].tolist()):
+            self.observe_ra(bytes(buf[a:b]))
 
     def __getstate__(self):
         """For other processes: parse what is pending, leave the cache."""
@@ -428,6 +494,9 @@ class Nat64State:
         return out
 
 
+_V4_INDEX = {length: np.array(pos, dtype=np.int64) for length, pos in rfc6052.POSITIONS.items()}
+
+
 def _sort_ip(raw: bytes):
     """IPv4 before IPv6, each in numeric order."""
     return (len(raw), raw)
@@ -444,27 +513,26 @@ def prefixes_at(prefixes, limits, index):
 def dns_payload(d: bytes, proto: int, off: int, end: int):
     """(payload, over_tcp) of a UDP or TCP segment to or from port 53, or
     None. ``off`` is the transport header, ``end`` the packet's end."""
-    if proto == 17:
-        if off + 8 > end:
-            return None
-        if (d[off] << 8 | d[off + 1]) != DNS_PORT and (d[off + 2] << 8 | d[off + 3]) != DNS_PORT:
-            return None
-        ulen = d[off + 4] << 8 | d[off + 5]
-        if ulen < 8 or off + ulen > end:
+    if proto not in PORTED:
+        return None
+    tcp = proto == IPPROTO_TCP
+    if off + (TCP.LEN if tcp else UDP.LEN) > end:
+        return None
+    # TCP and UDP put their ports at the same offsets
+    if (d[off + UDP.SPORT] << 8 | d[off + UDP.SPORT + 1]) != DNS_PORT \
+            and (d[off + UDP.DPORT] << 8 | d[off + UDP.DPORT + 1]) != DNS_PORT:
+        return None
+    if not tcp:
+        ulen = d[off + UDP.ULEN] << 8 | d[off + UDP.ULEN + 1]
+        if ulen < UDP.LEN or off + ulen > end:
             # Cut by the snap length, or the first fragment of a datagram:
             # not a whole message, and not a malformed one either.
             return None
-        return bytes(d[off + 8:off + ulen]), False
-    if proto == 6:
-        if off + 20 > end:
-            return None
-        if (d[off] << 8 | d[off + 1]) != DNS_PORT and (d[off + 2] << 8 | d[off + 3]) != DNS_PORT:
-            return None
-        doff = (d[off + 12] >> 4) * 4
-        if doff < 20 or off + doff > end:
-            return None
-        return bytes(d[off + doff:end]), True
-    return None
+        return bytes(d[off + UDP.LEN:off + ulen]), False
+    doff = (d[off + TCP.DOFF] >> 4) * 4
+    if doff < TCP.LEN or off + doff > end:
+        return None
+    return bytes(d[off + doff:end]), True
 
 
 def inspect_frame(state: Nat64State, f, d: bytes, wirelen: int, prefixes, observe=True):
@@ -475,10 +543,10 @@ def inspect_frame(state: Nat64State, f, d: bytes, wirelen: int, prefixes, observ
     if not observe or f.l4_off is None or f.payload == "non_ip":
         return
     off, end = f.l4_off, min(f.l4_end, len(d))
-    if f.proto in (6, 17):
+    if f.proto in PORTED:
         found = dns_payload(d, f.proto, off, end)
         if found is not None:
             src = f.src6 if f.payload == "ipv6" else f.src4
             state.observe_dns(found[0], src, found[1])
-    elif f.proto == 58 and f.payload == "ipv6" and off < end and d[off] == ICMPV6_RA:
+    elif f.proto == IPPROTO_ICMPV6 and f.payload == "ipv6" and off < end and d[off] == ICMPV6_RA:
         state.observe_ra(bytes(d[off:end]))

@@ -2,8 +2,9 @@
 many bytes are.
 
 Both decoders hand this module the same few numbers per IP frame (its
-*columns*: payload family, tunnel, time, transport, the innermost IPv4 and
-IPv6 addresses, ports, ICMP type, Ethernet addresses); everything after
+*columns*, decode/columns.py: payload family, tunnel, time, transport, the
+innermost IPv4 and IPv6 addresses, ports, ICMP type, Ethernet addresses);
+everything after
 that -- which side is the client, the client's key, the flow's 5-tuple,
 the interface-identifier class -- is worked out here on whole arrays, so
 one rule serves the fast path, the reference path and live capture, and
@@ -53,15 +54,11 @@ import ipaddress
 
 import numpy as np
 
-from ..decode.constants import TUNNEL_CODE, TUNNEL_KINDS
+from ..decode.columns import columns_of
+from ..decode.registry import (FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP, TEREDO_HI32,
+                               TUNNEL_KINDS, is_isatap_iid)
 from ..arrays import distinct, unique_inverse
 from .sketch import HashSketch, hash_words, relative_error
-
-COLUMNS = ("fam", "tunnel", "ts", "proto", "sport", "dport", "icmp", "v4s", "v4d",
-           "has6", "v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo", "mac_s", "mac_d",
-           "wire", "carrier", "flags", "ntun")
-DTYPES = {"ts": np.float64, "has6": bool, "v6s_hi": np.uint64, "v6s_lo": np.uint64,
-          "v6d_hi": np.uint64, "v6d_lo": np.uint64}
 
 CLIENT_KEYS = ("auto", "mac", "ipv4", "ipv6-64")
 OFF = "off"                      # --no-clients: no clients, flows or interface ids
@@ -74,7 +71,6 @@ MAX_FLOW_BINS = 4096             # time bins with a flow count (2.8 days of minu
 ODD_BIN = 2.0 ** 58              # as the Summary's bins: a clock past int64 once scaled
 
 _TAG_MAC, _TAG_V4, _TAG_V6 = 1, 2, 3
-_FAM4, _FAM6 = 1, 2
 _SIDE_SRC, _SIDE_DST = 1, 2
 _U = np.uint64
 _SERVICE_PORTS = (21, 22, 23, 25, 49, 53, 80, 110, 123, 179, 220, 389, 443, 547, 993, 995,
@@ -83,11 +79,6 @@ SERVICE = np.zeros(65536, dtype=bool)
 for _p in _SERVICE_PORTS:
     SERVICE[_p] = True
     SERVICE[int(str(_p), 16)] = True       # written as hex digits: ::443 is 0x443
-_TEREDO_HI32 = 0x20010000
-
-
-def empty_columns() -> dict:
-    return {c: np.zeros(0, dtype=DTYPES.get(c, np.int64)) for c in COLUMNS}
 
 
 def parse_client_prefix(text: str):
@@ -95,54 +86,7 @@ def parse_client_prefix(text: str):
     net = ipaddress.ip_network(text, strict=False)
     bits = net.max_prefixlen
     mask = ((1 << net.prefixlen) - 1) << (bits - net.prefixlen)
-    return (_FAM4 if bits == 32 else _FAM6, int(net.network_address), mask)
-
-
-# -- the columns of one frame of the reference decoder --------------------
-
-def frame_columns(f, linktype: int, data, ts: float, wirelen: int):
-    """The columns (in ``COLUMNS`` order) of a decoded IP frame; None for
-    a frame with no IP payload. ``flags``: the TCP flags byte (-1 when
-    not TCP or not captured)."""
-    if f.payload == "non_ip":
-        return None
-    v6 = f.payload == "ipv6"
-    proto = f.proto
-    sport = dport = icmp = flags = -1
-    if f.l4_off is not None:
-        at, end = f.l4_off, f.l4_end
-        if proto in (6, 17) and at + 4 <= end:
-            sport = (data[at] << 8) | data[at + 1]
-            dport = (data[at + 2] << 8) | data[at + 3]
-            if proto == 6 and at + 14 <= end:
-                flags = data[at + 13]
-        elif proto == (58 if v6 else 1) and at < end:
-            icmp = data[at]
-    v4s = int.from_bytes(f.src4, "big") if f.src4 is not None else -1
-    v4d = int.from_bytes(f.dst4, "big") if f.dst4 is not None else -1
-    has6 = f.src6 is not None
-    if has6:
-        s, d = int.from_bytes(f.src6, "big"), int.from_bytes(f.dst6, "big")
-    else:
-        s = d = 0
-    if linktype == 1 and len(data) >= 12:
-        mac_d, mac_s = int.from_bytes(data[0:6], "big"), int.from_bytes(data[6:12], "big")
-    else:
-        mac_d = mac_s = -1
-    return (_FAM6 if v6 else _FAM4, TUNNEL_CODE[f.tunnel], ts, proto, sport, dport,
-            icmp, v4s, v4d, has6, s >> 64, s & 0xFFFFFFFFFFFFFFFF, d >> 64,
-            d & 0xFFFFFFFFFFFFFFFF, mac_s, mac_d, wirelen, _FAM6 if f.carrier == "ipv6" else _FAM4,
-            flags, len(f.tunnels))
-
-
-def columns_of(rows) -> dict:
-    """Column arrays from a list of ``frame_columns`` tuples."""
-    if not rows:
-        return empty_columns()
-    out = {}
-    for name, values in zip(COLUMNS, zip(*rows)):
-        out[name] = np.array(values, dtype=DTYPES.get(name, np.int64))
-    return out
+    return (FAM_IPV4 if bits == 32 else FAM_IPV6, int(net.network_address), mask)
 
 
 # -- rules over column arrays ----------------------------------------------
@@ -159,7 +103,7 @@ ICMP_SIDE[257 + 129 + 1] = _SIDE_DST             # ICMPv6 echo reply
 def client_side(c, prefixes=()) -> np.ndarray:
     """0 (undecided), 1 (source) or 2 (destination) per row."""
     fam, sport, dport = c["fam"], c["sport"], c["dport"]
-    v6 = fam == _FAM6
+    v6 = fam == FAM_IPV6
     n = len(fam)
     # 3: ports. A port >= 1024 outranks any port below; then the higher
     # wins; rows without ports have -1 on both sides and stay undecided.
@@ -178,7 +122,7 @@ def client_side(c, prefixes=()) -> np.ndarray:
         d_in = np.zeros(n, dtype=bool)
         has4, has6 = c["v4s"] >= 0, c["has6"]
         for pfam, value, mask in prefixes:
-            if pfam == _FAM4:
+            if pfam == FAM_IPV4:
                 s_in |= has4 & ((c["v4s"] & mask) == value)
                 d_in |= has4 & ((c["v4d"] & mask) == value)
             else:
@@ -211,7 +155,7 @@ def client_keys(c, side, mode: str):
     elif mode == "ipv6-64":
         use = [(has6, _TAG_V6, v6)]
     else:
-        fam6 = c["fam"] == _FAM6
+        fam6 = c["fam"] == FAM_IPV6
         use = [(has_mac, _TAG_MAC, mac),
                 (~has_mac & fam6 & has6, _TAG_V6, v6),
                 (~has_mac & ~fam6 & has4, _TAG_V4, v4)]
@@ -243,7 +187,7 @@ def iid_classes(lo: np.ndarray) -> np.ndarray:
     zero_bytes = _bit_count(z)
     conds = [
         ((hi32 & 0xFF) == 0xFF) & (top == 0xFE),                        # eui64
-        (hi32 & 0xFDFFFFFF) == 0x00005EFE,                               # isatap
+        is_isatap_iid(hi32),                                             # isatap
         zero_hi & (top != 0) & (lo16 != 0),                              # ::a.b.c.d
         zero_hi & (top == 0) & SERVICE[lo16],                            # port
         zero_hi & ((lo32 & 0xFF00) == 0) & SERVICE[up16],                # port, reversed
@@ -259,8 +203,8 @@ def flow_hashes(c):
     """(hash, keyed) per row: the bidirectional 5-tuple's hash, and whether
     the row has one (TCP and UDP need readable ports)."""
     fam, proto = c["fam"], c["proto"]
-    v6 = fam == _FAM6
-    tp = (proto == 6) | (proto == 17)
+    v6 = fam == FAM_IPV6
+    tp = (proto == IPPROTO_TCP) | (proto == IPPROTO_UDP)
     keyed = ~tp | (c["sport"] >= 0)
     ports = np.where(tp, 1, 0)
     sp, dp = c["sport"] * ports, c["dport"] * ports
@@ -353,7 +297,7 @@ class Population:
         self.clients = ClientSet()
         self.attributed = 0
         self.unattributed = 0
-        self.flows = {_FAM4: _sketch(), _FAM6: _sketch()}
+        self.flows = {FAM_IPV4: _sketch(), FAM_IPV6: _sketch()}
         self.by_tunnel = {}                      # tunnel code -> HashSketch
         self.unkeyed = 0
         self.bins = {}                           # bin index -> [ipv4, ipv6] sketches
@@ -411,7 +355,7 @@ class Population:
         if not k:
             return
         h = hash_words(tag[keyed], value[keyed])
-        fam6 = c["fam"][keyed] == _FAM6
+        fam6 = c["fam"][keyed] == FAM_IPV6
         hi = np.where(side == _SIDE_SRC, c["v6s_hi"], c["v6d_hi"])[keyed]
         bits = np.where(fam6, np.where((hi >> _U(61)) == _U(1), _U(2), _U(0)), _U(1))
         u = distinct((h & ~_U(3)) | bits)
@@ -420,7 +364,7 @@ class Population:
     def _flows(self, c, interval, d):
         h, keyed = d["flow_h"], d["flow_keyed"]
         self.unkeyed += int(np.count_nonzero(~keyed))
-        fam6 = c["fam"][keyed] == _FAM6
+        fam6 = c["fam"][keyed] == FAM_IPV6
         code = c["tunnel"][keyed].astype(np.uint64) * _U(2) + fam6
         h = (h[keyed] & ~_U(31)) | code
         u = distinct(h)
@@ -434,8 +378,8 @@ class Population:
                 s = self.by_tunnel[t] = _sketch()
             s.add(bare if len(kinds) == 1 else bare[tun == t])
         six = (ucode & _U(1)) != 0
-        self.flows[_FAM4].add(bare[~six])
-        self.flows[_FAM6].add(bare[six])
+        self.flows[FAM_IPV4].add(bare[~six])
+        self.flows[FAM_IPV6].add(bare[six])
         self._bin_flows(h, u, c["ts"][keyed], interval)
 
     def _bin_flows(self, h, u, ts, interval):
@@ -485,8 +429,8 @@ class Population:
 
     def _iids(self, c):
         hi, lo = c["v6s_hi"], c["v6s_lo"]
-        sel = (c["fam"] == _FAM6) & c["has6"] & ((hi >> _U(61)) == _U(1)) \
-            & ((hi >> _U(32)) != _U(_TEREDO_HI32))
+        sel = (c["fam"] == FAM_IPV6) & c["has6"] & ((hi >> _U(61)) == _U(1)) \
+            & ((hi >> _U(32)) != _U(TEREDO_HI32))
         if not sel.any():
             return
         hi, lo = hi[sel], lo[sel]
@@ -519,7 +463,7 @@ class Population:
             out.unattributed += p.unattributed
             out.unkeyed += p.unkeyed
             out.untracked += p.untracked
-            for f in (_FAM4, _FAM6):
+            for f in (FAM_IPV4, FAM_IPV6):
                 out.flows[f].merge(p.flows[f])
             for t, s in p.by_tunnel.items():
                 out.by_tunnel.setdefault(t, _sketch()).merge(s)
@@ -572,7 +516,7 @@ class Population:
                 "relative_standard_error": 0.0 if iid_exact else relative_error(P),
             },
         }
-        n4, n6 = len(self.flows[_FAM4]), len(self.flows[_FAM6])
+        n4, n6 = len(self.flows[FAM_IPV4]), len(self.flows[FAM_IPV6])
         fexact = all(s.exact for s in self.flows.values()) and \
             all(s.exact for s in self.by_tunnel.values())
         flows = {
@@ -595,7 +539,7 @@ class Population:
         """Everything a later merge needs, as plain JSON."""
         return {
             "clients": self.clients.to_json(),
-            "flows": {"ipv4": self.flows[_FAM4].to_json(), "ipv6": self.flows[_FAM6].to_json(),
+            "flows": {"ipv4": self.flows[FAM_IPV4].to_json(), "ipv6": self.flows[FAM_IPV6].to_json(),
                       "by_tunnel": {TUNNEL_KINDS[t]: s.to_json()
                                     for t, s in sorted(self.by_tunnel.items())}},
             "bins": [{"start": idx * interval, "ipv4": p[0].to_json(), "ipv6": p[1].to_json()}
@@ -617,8 +561,8 @@ class Population:
         p.unkeyed = flows["unkeyed_frames"]
         p.untracked = flows["bins"]["untracked_frames"]
         p.clients.load(sk["clients"])
-        p.flows[_FAM4].load(sk["flows"]["ipv4"])
-        p.flows[_FAM6].load(sk["flows"]["ipv6"])
+        p.flows[FAM_IPV4].load(sk["flows"]["ipv4"])
+        p.flows[FAM_IPV6].load(sk["flows"]["ipv6"])
         for name, data in sk["flows"]["by_tunnel"].items():
             p.by_tunnel[TUNNEL_KINDS.index(name)] = _sketch().load(data)
         for b in sk["bins"][:MAX_FLOW_BINS]:

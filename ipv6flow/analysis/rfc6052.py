@@ -7,6 +7,8 @@ positions of the four IPv4 octets for each prefix length:
 
 import ipaddress
 
+from ..decode.addresses import in_prefix as _in_prefix
+
 POSITIONS = {
     32: (4, 5, 6, 7),
     40: (5, 6, 7, 9),
@@ -34,7 +36,8 @@ def prefix_of(addr: bytes, length: int) -> int:
 
 
 def in_prefix(addr: bytes, value: int, length: int) -> bool:
-    return int.from_bytes(addr, "big") >> (128 - length) == value >> (128 - length)
+    """A 16-byte address in the NAT64 prefix (value, length)."""
+    return _in_prefix(int.from_bytes(addr, "big"), value, length)
 
 
 def embedding_length(addr6: bytes, addr4: bytes):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 
-from ..decode.constants import TUNNEL_KINDS
+from ..decode.registry import TUNNEL_KINDS
 
 Z95 = 1.959963984540054          # two-sided 95% quantile of the normal law
 

@@ -41,6 +41,7 @@ import ipaddress
 import numpy as np
 
 from ..arrays import distinct, unique_any, unique_inverse
+from ..decode.registry import FAM_IPV6
 from . import rfc6052
 from .orgmap import org_key
 from .sketch import hash_words
@@ -61,7 +62,6 @@ _HASH = _U(0xFFFFFFFFFFFFFFFF ^ ((1 << 19) - 1))
 _GMASK = _U(0xFFFF << 3)
 _KEY_NONE = org_key("\x00no organisation")
 _KEY_ALL = org_key("\x00all")
-_FAM4, _FAM6 = 1, 2
 _SRC, _DST = 1, 2
 ROUTES = ("ipv4", "ipv6", "nat64")
 
@@ -151,7 +151,7 @@ class Scorecard:
         chi = np.where(dst, c["v6d_hi"], c["v6s_hi"])
         clo = np.where(dst, c["v6d_lo"], c["v6s_lo"])
         _, inv, rep = unique_any(hash_words(flow_h, side, tag, value, flow_keyed, c4, chi, clo))
-        fam6_rows = c["fam"] == _FAM6
+        fam6_rows = c["fam"] == FAM_IPV6
         fam6, has6, side = fam6_rows[rep], c["has6"][rep], side[rep]
         dst, c4, chi, clo = dst[rep], c4[rep], chi[rep], clo[rep]
         r = {k: c[k][rep] for k in ("v4s", "v4d", "v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo")}
@@ -192,7 +192,7 @@ class Scorecard:
         # TCP SYN): two bincounts over (group, kind) give every counter.
         ug, inv = unique_inverse(g)
         m = len(ug)
-        car6 = c["carrier"] == _FAM6
+        car6 = c["carrier"] == FAM_IPV6
         kind = fam6 * 1 + car6 * 2 + nat * 4 + syn * 8
         code = inv * 16 + kind
         p = np.bincount(code, minlength=m * 16).reshape(m, 16)

@@ -14,6 +14,12 @@ synthesized AAAA). An address shared by several names counts for each.
 
 import ipaddress
 
+import numpy as np
+
+from ..arrays import distinct_rows
+from ..decode.addresses import address_bytes, ipv4_bytes
+from ..decode.registry import FAM_IPV4, FAM_IPV6
+
 VERDICTS = ("ipv6-ready", "dns64-only", "ipv4-only", "no-answer")
 ROUTES = ("ipv4", "ipv6_native", "nat64")
 
@@ -47,6 +53,43 @@ class ServiceIndex:
             self.add(self.v4, f.src4, f.dst4, 1, wirelen)
         elif f.payload == "ipv6" and self.v6 and f.src6 is not None:
             self.add(self.v6, f.src6, f.dst6, 1, wirelen)
+
+    def add_columns(self, c) -> None:
+        """The traffic of rows with columns ``c`` (fam, v4s, v4d, has6,
+        v6s_hi .. v6d_lo, wire), whichever decoder made them: rows are
+        pre-selected on their addresses' first 4 bytes, then one Python
+        call per distinct address pair."""
+        fam, w = c["fam"], c["wire"]
+        for family, table in ((FAM_IPV4, self.v4), (FAM_IPV6, self.v6)):
+            if not table:
+                continue
+            if family == FAM_IPV4:
+                sel = np.flatnonzero((fam == FAM_IPV4) & (c["v4s"] >= 0))
+                sh, dh = c["v4s"][sel], c["v4d"][sel]
+            else:
+                sel = np.flatnonzero((fam == FAM_IPV6) & c["has6"])
+                sh = (c["v6s_hi"][sel] >> np.uint64(32)).astype(np.int64)
+                dh = (c["v6d_hi"][sel] >> np.uint64(32)).astype(np.int64)
+            if not len(sel):
+                continue
+            heads = np.array(sorted({int.from_bytes(k[:4], "big") for k in table}),
+                             dtype=np.int64)
+            hit = np.isin(sh, heads) | np.isin(dh, heads)
+            if not hit.any():
+                continue
+            rows = sel[hit]
+            if family == FAM_IPV4:
+                src, dst, width = ipv4_bytes(c["v4s"][rows]), ipv4_bytes(c["v4d"][rows]), 4
+            else:
+                src = address_bytes(c["v6s_hi"][rows], c["v6s_lo"][rows])
+                dst = address_bytes(c["v6d_hi"][rows], c["v6d_lo"][rows])
+                width = 16
+            uniq, inv = distinct_rows(np.concatenate((src, dst), axis=1), return_inverse=True)
+            packets = np.bincount(inv, minlength=len(uniq))
+            nbytes = np.bincount(inv, weights=w[rows], minlength=len(uniq))
+            for row, p, b in zip(uniq, packets.tolist(), nbytes.tolist()):
+                raw = row.tobytes()
+                self.add(table, raw[:width], raw[width:], p, int(b))
 
     def merge_traffic(self, other: "ServiceIndex") -> None:
         for name, routes in other.traffic.items():

@@ -50,7 +50,7 @@ import ipaddress
 import numpy as np
 
 from ..arrays import distinct, unique_inverse
-from ..decode.constants import TUNNEL_CODE
+from ..decode.registry import FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP, TEREDO_HI32, TUNNEL_CODE
 from . import rfc6052
 from .population import flow_hashes
 from .sketch import HashSketch, hash_words, relative_error
@@ -77,7 +77,6 @@ _U = np.uint64
 _M32 = 0xFFFFFFFF
 _4IN6 = TUNNEL_CODE["4in6"]
 _NONE = TUNNEL_CODE["none"]
-_FAM4, _FAM6 = 1, 2
 
 # evidence bits per frame, and their names in the report
 EV_PRIVATE, EV_SHARED, EV_B4, EV_CONFIGURED, EV_MAPIID, EV_PORTS, EV_RULE, EV_PEER, \
@@ -181,7 +180,7 @@ def _mapt_peer(hi, lo):
 
 def _global(hi):
     """2000::/3 and not Teredo (2001::/32)."""
-    return ((hi >> _U(61)) == _U(1)) & ((hi >> _U(32)) != _U(0x20010000))
+    return ((hi >> _U(61)) == _U(1)) & ((hi >> _U(32)) != _U(TEREDO_HI32))
 
 
 def parse_map_rule(text: str):
@@ -362,8 +361,8 @@ class TranslationState:
         to 192.0.0.0/29. Cheap, so the fast path can pick rows before it
         reads their ports."""
         fam, has6 = c["fam"], c["has6"]
-        out = (fam == _FAM4) & has6 & (c["tunnel"] == _4IN6) & (c["ntun"] == 1)
-        six = (fam == _FAM6) & has6
+        out = (fam == FAM_IPV4) & has6 & (c["tunnel"] == _4IN6) & (c["ntun"] == 1)
+        six = (fam == FAM_IPV6) & has6
         if six.any():
             # a MAP interface identifier: 16 zero bits, then an IPv4 address
             # whose first octet is not 0 (one compare per side: 0 wraps)
@@ -375,7 +374,7 @@ class TranslationState:
             for head in sorted({value >> 96 for value, _ in self._nat64_all()}):
                 hit |= (s32 == _U(head)) | (d32 == _U(head))
             out |= six & hit
-        plain4 = (fam == _FAM4) & ~has6 & (c["tunnel"] == _NONE)
+        plain4 = (fam == FAM_IPV4) & ~has6 & (c["tunnel"] == _NONE)
         out |= plain4 & ((((c["v4s"] >> 3) == (0xC0000000 >> 3))
                           | ((c["v4d"] >> 3) == (0xC0000000 >> 3))))
         return out
@@ -404,16 +403,16 @@ class TranslationState:
         """Classify and count candidate rows (see the module note)."""
         b = _Batch(c, wire)
         fam, has6, tunnel = b.c["fam"], b.c["has6"], b.c["tunnel"]
-        t46 = (fam == _FAM4) & has6 & (tunnel == _4IN6) & (b.c["ntun"] == 1)
+        t46 = (fam == FAM_IPV4) & has6 & (tunnel == _4IN6) & (b.c["ntun"] == 1)
         if t46.any():
             self._four_in_six(b, t46)
-        six = (fam == _FAM6) & has6
+        six = (fam == FAM_IPV6) & has6
         if six.any():
             self._map_t(b, six)
             free = six & (b.mech < 0)
             if free.any():
                 self._nat64(b, free)
-        plain = (fam == _FAM4) & ~has6 & (tunnel == _NONE)
+        plain = (fam == FAM_IPV4) & ~has6 & (tunnel == _NONE)
         if plain.any():
             self._clat_side(b, plain)
         rows = np.flatnonzero(b.mech >= 0)
@@ -479,7 +478,7 @@ class TranslationState:
         # address is a router's (an lwAFTR's errors from its own 10/8
         # address in snabb's captures) and says nothing about who does NAT.
         proto = c["proto"]
-        host = (proto == 6) | (proto == 17) | ((kind & EV_B4) != 0)
+        host = (proto == IPPROTO_TCP) | (proto == IPPROTO_UDP) | ((kind & EV_B4) != 0)
         ds = free & np.where(known, kind != 0, (s_b4 != d_b4) & host)
         lw = free & known & (kind == 0)
         remote = np.where(b4_src, v4d, v4s)

@@ -8,7 +8,7 @@ work per frame (layers, tunnel depth, chain length).
 """
 
 from .addresses import address_class, in_prefixes, parse_prefix
-from .constants import TUNNEL_KINDS
+from .registry import IPV6, TUNNEL_KINDS, is_6to4, is_isatap_iid
 from .frame import DecodeOptions, Frame
 from . import encap, ip, link
 
@@ -18,16 +18,19 @@ __all__ = ["DecodeOptions", "Frame", "decode_frame", "address_class", "parse_pre
 _PARSERS = {**link.PARSERS, **ip.PARSERS, **encap.PARSERS}
 _DEFAULT = DecodeOptions()
 
-_ISATAP_IIDS = (b"\x00\x00\x5e\xfe", b"\x02\x00\x5e\xfe")
+
+def _word(b, start, width):
+    return int.from_bytes(b[start:start + width], "big")
 
 
 def sixin4_kind(d, off, opts) -> str:
     """Which kind of IPv4 protocol-41 tunnel, from the inner IPv6 addresses
     (REPORT.md section 2; tried in the table's order)."""
-    src, dst = d[off + 8:off + 24], d[off + 24:off + 40]
-    if src[:2] == b"\x20\x02" or dst[:2] == b"\x20\x02":
+    src = d[off + IPV6.SRC:off + IPV6.SRC + IPV6.ADDR_LEN]
+    dst = d[off + IPV6.DST:off + IPV6.DST + IPV6.ADDR_LEN]
+    if is_6to4(_word(src, 0, 2)) or is_6to4(_word(dst, 0, 2)):
         return "6to4"
-    if src[8:12] in _ISATAP_IIDS or dst[8:12] in _ISATAP_IIDS:
+    if is_isatap_iid(_word(src, 8, 4)) or is_isatap_iid(_word(dst, 8, 4)):
         return "isatap"
     if opts.sixrd_prefixes and (in_prefixes(src, opts.sixrd_prefixes)
                                 or in_prefixes(dst, opts.sixrd_prefixes)):

@@ -1,11 +1,19 @@
-"""IPv6 address classes of REPORT.md section 5.
+"""IPv6 address classes of REPORT.md section 5, and prefix membership.
 
 Classes are tried in the contract's order and the first match wins, so the
 table below is ordered, not sorted. Each entry is (value, mask) over the
 address as a 128-bit integer, built once at import.
+
+Membership in a prefix is tested here, in one scalar form (``in_prefix``,
+an address as an integer) and one array form (``words_in_prefix``, IPv6
+addresses as the high and low 64-bit words the decoders' columns hold).
 """
 
 import ipaddress
+
+import numpy as np
+
+_WORD = (1 << 64) - 1
 
 _CLASS_PREFIXES = (
     ("unspecified", "::/128"),
@@ -26,12 +34,30 @@ _CLASS_PREFIXES = (
 ADDRESS_CLASSES = tuple(dict.fromkeys([n for n, _ in _CLASS_PREFIXES] + ["other"]))
 
 
+def prefix_mask(length: int, bits: int = 128) -> int:
+    """The netmask of a /length prefix over ``bits``-bit addresses."""
+    return ((1 << length) - 1) << (bits - length)
+
+
 def parse_prefix(text: str) -> tuple[int, int, int]:
     """'2001:db8::/32' -> (value, mask, length); ValueError when invalid."""
     net = ipaddress.IPv6Network(text, strict=False)
     length = net.prefixlen
-    mask = ((1 << length) - 1) << (128 - length) if length else 0
-    return int(net.network_address), mask, length
+    return int(net.network_address), prefix_mask(length), length
+
+
+def in_prefix(addr: int, value: int, length: int, bits: int = 128) -> bool:
+    """True when the address ``addr`` (an integer of ``bits`` bits) has the
+    first ``length`` bits of ``value``."""
+    return (addr ^ value) >> (bits - length) == 0
+
+
+def words_in_prefix(hi, lo, value: int, mask: int):
+    """Per row, whether the IPv6 address with 64-bit words ``hi``, ``lo``
+    (uint64 arrays) lies in the prefix ``value``/``mask``."""
+    vh, vl = np.uint64((value & mask) >> 64), np.uint64(value & mask & _WORD)
+    mh, ml = np.uint64(mask >> 64), np.uint64(mask & _WORD)
+    return ((hi & mh) == vh) & ((lo & ml) == vl)
 
 
 _TABLE = tuple((name,) + parse_prefix(p)[:2] for name, p in _CLASS_PREFIXES)
@@ -49,4 +75,15 @@ def address_class(addr: bytes) -> str:
 def in_prefixes(addr: bytes, prefixes) -> bool:
     """True when the 16-byte address lies in any (value, mask, len) prefix."""
     a = int.from_bytes(addr, "big")
-    return any(a & mask == value for value, mask, _ in prefixes)
+    return any(in_prefix(a, value, length) for value, _, length in prefixes)
+
+
+def address_bytes(hi, lo):
+    """(n, 16) uint8 array of the IPv6 addresses with 64-bit words ``hi``,
+    ``lo`` (uint64 arrays): the bytes the address sets count."""
+    return np.stack((hi, lo), axis=1).astype(">u8").view(np.uint8).reshape(-1, 16)
+
+
+def ipv4_bytes(a):
+    """(n, 4) uint8 array of the IPv4 addresses ``a`` (integers)."""
+    return a.astype(">u4").view(np.uint8).reshape(-1, 4)

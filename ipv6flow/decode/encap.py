@@ -11,14 +11,17 @@ A tunnel header that does not validate is not an error: the datagram is
 ordinary UDP (zeek's gtp3_false_gtp.pcap is DNS from port 2152).
 """
 
-from .constants import (ETHERTYPE_ERSPAN2, ETHERTYPE_ERSPAN3, ETHERTYPE_IPV4,
-                        ETHERTYPE_IPV6, ETHERTYPE_PPP, ETHERTYPE_TEB, IPPROTO_IPIP,
-                        IPPROTO_IPV6, UDP_PORT_AYIYA, UDP_PORT_GENEVE, UDP_PORT_GTPU,
-                        UDP_PORT_L2TP, UDP_PORT_TEREDO, UDP_PORT_VXLAN)
+from . import registry
+from .registry import (ETHERTYPE_ERSPAN2, ETHERTYPE_ERSPAN3, ETHERTYPE_PPP, GRE, GTPU,
+                       IPPROTO_IPIP, IPPROTO_IPV6, IPV6, UDP, UDP_PORT_TEREDO, VXLAN,
+                       is_teredo)
 from .link import ppp
 
-GRE_PROTOCOLS = {ETHERTYPE_IPV6: "ipv6", ETHERTYPE_IPV4: "ipv4", ETHERTYPE_TEB: "eth"}
-GENEVE_PROTOCOLS = GRE_PROTOCOLS
+# Inner protocols that are a plain next header (registry.GRE_PROTOCOLS);
+# PPP and ERSPAN have their own few lines in ``gre``.
+GRE_PROTOCOLS = {et: e.token for et, e in registry.GRE_PROTOCOLS.items()
+                 if e.token in ("ipv4", "ipv6", "eth")}
+GENEVE_PROTOCOLS = {et: e.token for et, e in registry.GENEVE_PROTOCOLS.items()}
 MAX_GTP_EXTENSIONS = 16
 
 
@@ -35,16 +38,16 @@ def gre(f, d, off, end, opts):
     (type II and III, inner Ethernet). Source-routed GRE (R bit, RFC 1701)
     is not followed.
     """
-    if off + 4 > end:
+    if off + GRE.LEN > end:
         f.fail("truncated")
         return None
-    flags, ver = d[off], d[off + 1] & 0x07
-    proto = (d[off + 2] << 8) | d[off + 3]
-    hlen = 4
+    flags, ver = d[off + GRE.FLAGS], d[off + GRE.VER] & GRE.VERSION_MASK
+    proto = (d[off + GRE.PROTO] << 8) | d[off + GRE.PROTO + 1]
+    hlen = GRE.LEN
     if ver == 0:
-        if flags & 0x40:
+        if flags & GRE.ROUTING:
             return None
-        hlen += 4 * (bool(flags & 0x80) + bool(flags & 0x20) + bool(flags & 0x10))
+        hlen += 4 * (bool(flags & GRE.CHECKSUM) + bool(flags & GRE.KEY) + bool(flags & GRE.SEQ))
     elif ver == 1:
         # Enhanced GRE: the key field holds the payload length; an
         # acknowledgement alone carries no payload.
@@ -70,21 +73,21 @@ def gre(f, d, off, end, opts):
 
 
 def udp(f, d, off, end, opts):
-    if off + 8 > end:
+    if off + UDP.LEN > end:
         f.fail("truncated")
         return None
-    sport = (d[off] << 8) | d[off + 1]
-    dport = (d[off + 2] << 8) | d[off + 3]
-    ulen = (d[off + 4] << 8) | d[off + 5]
-    uend = off + ulen if 8 <= ulen and off + ulen <= end else end
-    pay = off + 8
+    sport = (d[off + UDP.SPORT] << 8) | d[off + UDP.SPORT + 1]
+    dport = (d[off + UDP.DPORT] << 8) | d[off + UDP.DPORT + 1]
+    ulen = (d[off + UDP.ULEN] << 8) | d[off + UDP.ULEN + 1]
+    uend = off + ulen if UDP.LEN <= ulen and off + ulen <= end else end
+    pay = off + UDP.LEN
     for port in (dport, sport) if dport != sport else (dport,):
         parser = UDP_PORTS.get(port)
         if parser is not None:
             step = parser(f, d, pay, uend, opts)
             if step is not None:
                 return step
-    if f.payload == "ipv4" and ulen >= 8:
+    if f.payload == "ipv4" and ulen >= UDP.LEN:
         return teredo(f, d, pay, uend, off + ulen, UDP_PORT_TEREDO in (sport, dport))
     return None
 
@@ -98,15 +101,15 @@ def teredo(f, d, off, end, decl_end, on_port):
         pos += 4 + d[pos + 2] + d[pos + 3] + 8 + 1
     if pos + 8 <= end and d[pos] == 0x00 and d[pos + 1] == 0x00:
         pos += 8                         # origin indication
-    if pos + 40 > end or d[pos] >> 4 != 6:
+    if pos + IPV6.LEN > end or d[pos] >> 4 != 6:
         return None
-    plen = (d[pos + 4] << 8) | d[pos + 5]
+    plen = (d[pos + IPV6.PLEN] << 8) | d[pos + IPV6.PLEN + 1]
     # "Fits": the IPv6 packet may be followed by RFC 6081 trailers (nonce,
     # alternate address, random port) but never run past the datagram.
-    if pos + 40 + plen > decl_end:
+    if pos + IPV6.LEN + plen > decl_end:
         return None
-    if not on_port and d[pos + 8:pos + 12] != b"\x20\x01\x00\x00" \
-            and d[pos + 24:pos + 28] != b"\x20\x01\x00\x00":
+    if not on_port and not is_teredo(int.from_bytes(d[pos + IPV6.SRC:pos + IPV6.SRC + 4], "big")) \
+            and not is_teredo(int.from_bytes(d[pos + IPV6.DST:pos + IPV6.DST + 4], "big")):
         return None
     return ("ipv6", pos, end, "teredo")
 
@@ -125,12 +128,12 @@ def _inner_ip(d, pos, end, kind):
 
 def gtpu(f, d, off, end, opts):
     """GTPv1-U T-PDU (3GPP TS 29.281 5.1): version 1, PT=1, type 0xFF."""
-    if off + 8 > end:
+    if off + GTPU.LEN > end:
         return None
-    fl = d[off]
-    if fl >> 5 != 1 or not fl & 0x10 or d[off + 1] != 0xFF:
+    fl = d[off + GTPU.FLAGS]
+    if fl >> 5 != 1 or not fl & 0x10 or d[off + GTPU.TYPE] != GTPU.T_PDU:
         return None
-    pos = off + 8
+    pos = off + GTPU.LEN
     if fl & 0x07:                        # E, S or PN: 4 optional bytes follow
         if pos + 4 > end:
             return None
@@ -153,9 +156,9 @@ def gtpu(f, d, off, end, opts):
 
 def vxlan(f, d, off, end, opts):
     """VXLAN (RFC 7348): flags with the I bit, then an Ethernet frame."""
-    if off + 8 > end or not d[off] & 0x08:
+    if off + VXLAN.LEN > end or not d[off + VXLAN.FLAGS] & VXLAN.I_FLAG:
         return None
-    return ("eth", off + 8, end, "vxlan")
+    return ("eth", off + VXLAN.LEN, end, "vxlan")
 
 
 def geneve(f, d, off, end, opts):
@@ -197,12 +200,8 @@ def ayiya(f, d, off, end, opts):
     return (token, pos, end, "ayiya")
 
 
-UDP_PORTS = {
-    UDP_PORT_GTPU: gtpu,
-    UDP_PORT_VXLAN: vxlan,
-    UDP_PORT_GENEVE: geneve,
-    UDP_PORT_L2TP: l2tp,
-    UDP_PORT_AYIYA: ayiya,
-}
+# The classifier of each UDP tunnel kind; the ports are registry.UDP_TUNNELS.
+TUNNEL_PARSERS = {"gtpu": gtpu, "vxlan": vxlan, "geneve": geneve, "l2tp": l2tp, "ayiya": ayiya}
+UDP_PORTS = {port: TUNNEL_PARSERS[t.kind] for port, t in registry.UDP_TUNNELS.items()}
 
 PARSERS = {"gre": gre, "udp": udp}

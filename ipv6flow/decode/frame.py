@@ -1,6 +1,11 @@
-"""What the decoder says about one frame, and the options it decodes with."""
+"""What the decoder says about one frame (``Frame``, and its ``FrameKey``:
+what the report counts of it), and the options it decodes with."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .addresses import address_class
+from .registry import TRANSPORT
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class Frame:
 
     __slots__ = ("carrier", "payload", "tunnels", "ext_types", "routing_types",
                  "chain_len", "anomalies", "proto", "src6", "dst6", "src4", "dst4",
-                 "problem", "l4_off", "l4_end", "data")
+                 "problem", "l4_off", "l4_end")
 
     def __init__(self):
         self.carrier = "non_ip"
@@ -67,7 +72,6 @@ class Frame:
         self.src4 = self.dst4 = None
         self.problem = None
         self.l4_off = self.l4_end = None
-        self.data = None
 
     @property
     def tunnel(self) -> str:
@@ -82,3 +86,35 @@ class Frame:
         return (f"Frame(carrier={self.carrier}, payload={self.payload}, tunnel={self.tunnel},"
                 f" ext={sorted(self.ext_types)}, anomalies={sorted(self.anomalies)},"
                 f" proto={self.proto}, problem={self.problem})")
+
+
+class FrameKey(NamedTuple):
+    """Everything the report counts about one decoded frame, hashable: a
+    Summary folds frames into a table keyed by it, and the numpy kernel
+    packs the same fields into one int64 per row (fast/kernel.py ``pack``)."""
+
+    carrier: str                 # registry.FAMILY_NAMES
+    payload: str
+    tunnel: str                  # registry.TUNNEL_KINDS
+    transport: str | None        # registry.TRANSPORT_KEYS[payload]; None for non-IP
+    ext: tuple                   # by_type names, sorted
+    routing_types: tuple         # sorted
+    chain_len: int | None
+    anomalies: tuple             # sorted
+    classes: tuple               # (source, destination) address classes, or ()
+    problem: str | None
+
+
+def frame_key(f: Frame) -> FrameKey:
+    """The ``FrameKey`` of a reference-decoded frame."""
+    fam = f.payload
+    transport = None
+    if fam != "non_ip":
+        transport = TRANSPORT[fam].get(f.proto, "other")
+    if fam == "ipv6" and f.src6 is not None:
+        classes = (address_class(f.src6), address_class(f.dst6))
+    else:
+        classes = ()
+    return FrameKey(f.carrier, fam, f.tunnel, transport,
+                    tuple(sorted(f.ext_types)), tuple(sorted(f.routing_types)), f.chain_len,
+                    tuple(sorted(f.anomalies)), classes, f.problem)

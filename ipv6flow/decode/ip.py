@@ -14,21 +14,14 @@ declared length is ``chain_not_in_first_fragment`` inside a first fragment
 (RFC 7112) and a malformed packet elsewhere.
 """
 
-from .constants import (EXT_MAX_REPEAT, EXT_NAMES, IPPROTO_ESP, IPPROTO_FRAGMENT,
-                        IPPROTO_GRE, IPPROTO_HOPOPTS, IPPROTO_ICMPV6, IPPROTO_IPIP,
-                        IPPROTO_IPV6, IPPROTO_NONE, IPPROTO_ROUTING, IPPROTO_TCP,
-                        IPPROTO_UDP, IPPROTO_AH, is_known_protocol)
+from . import registry
+from .registry import (ETH, EXT, EXT_MAX_REPEAT, EXT_NAMES, IPPROTO_AH, IPPROTO_ESP,
+                       IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_NONE, IPPROTO_ROUTING, IPV4,
+                       IPV6, UPPER_LAYER_MIN, is_known_protocol)
 
-# Protocol number -> (next token, tunnel kind when over IPv4, over IPv6).
-IP_PROTOCOLS = {
-    IPPROTO_IPV6: ("ipv6", "6in4", "6in6"),
-    IPPROTO_IPIP: ("ipv4", "ipip", "4in6"),
-    IPPROTO_GRE: ("gre", None, None),
-    IPPROTO_UDP: ("udp", None, None),
-}
-
-# Smallest upper-layer header that a first fragment must hold (RFC 7112).
-UPPER_LAYER_MIN = {IPPROTO_TCP: 20, IPPROTO_UDP: 8, IPPROTO_ICMPV6: 4}
+# Protocol number -> (next token, tunnel kind when over IPv4, over IPv6)
+# (registry.IP_PROTOCOLS).
+IP_PROTOCOLS = {p: (e.token, e.kind4, e.kind6) for p, e in registry.IP_PROTOCOLS.items()}
 
 
 def header_problem(token, d, off, end):
@@ -38,21 +31,21 @@ def header_problem(token, d, off, end):
     inner fixed header is fully captured and has the right version.
     """
     if token == "ipv4":
-        if off + 20 > end:
+        if off + IPV4.LEN > end:
             return "truncated"
         v = d[off]
-        if v >> 4 != 4 or v & 0x0F < 5:
+        if v >> 4 != 4 or (v & 0x0F) * 4 < IPV4.LEN:
             return "malformed"
-        tot = (d[off + 2] << 8) | d[off + 3]
+        tot = (d[off + IPV4.TOTAL_LEN] << 8) | d[off + IPV4.TOTAL_LEN + 1]
         if tot and tot < (v & 0x0F) * 4:     # 0: a TSO/GSO super-packet, length unset
             return "malformed"
     elif token == "ipv6":
-        if off + 40 > end:
+        if off + IPV6.LEN > end:
             return "truncated"
         if d[off] >> 4 != 6:
             return "malformed"
     elif token == "eth":
-        if off + 14 > end:
+        if off + ETH.LEN > end:
             return "truncated"
     return None
 
@@ -71,23 +64,24 @@ def ipv4(f, d, off, end, opts):
         f.fail(problem)
         return None
     ihl = (d[off] & 0x0F) * 4
-    tot = (d[off + 2] << 8) | d[off + 3]
+    tot = (d[off + IPV4.TOTAL_LEN] << 8) | d[off + IPV4.TOTAL_LEN + 1]
     # 0: a TSO/GSO super-packet, length unset (header_problem refused a
     # total length below the header length)
     pend = end if tot == 0 else min(end, off + tot)
     if f.carrier == "non_ip":
         f.carrier = "ipv4"
     f.payload = "ipv4"
-    proto = d[off + 9]
+    proto = d[off + IPV4.PROTO]
     f.proto = proto
-    f.src4, f.dst4 = d[off + 12:off + 16], d[off + 16:off + 20]
+    f.src4 = d[off + IPV4.SRC:off + IPV4.SRC + IPV4.ADDR_LEN]
+    f.dst4 = d[off + IPV4.DST:off + IPV4.DST + IPV4.ADDR_LEN]
     if off + ihl > pend:
         # the options run past the packet: no upper layer here (not the
         # outer header's, which l4_off may still point at)
         f.l4_off = None
         f.fail("truncated" if off + ihl > end else "malformed")
         return None
-    if ((d[off + 6] & 0x1F) << 8) | d[off + 7]:
+    if ((d[off + IPV4.FRAG] << 8) | d[off + IPV4.FRAG + 1]) & IPV4.FRAG_OFFSET_MASK:
         f.l4_off = None
         return None                      # non-first fragment: no header inside
     f.l4_off, f.l4_end = off + ihl, pend
@@ -99,17 +93,18 @@ def ipv6(f, d, off, end, opts):
     if problem:
         f.fail(problem)
         return None
-    plen = (d[off + 4] << 8) | d[off + 5]
-    nh = d[off + 6]
+    plen = (d[off + IPV6.PLEN] << 8) | d[off + IPV6.PLEN + 1]
+    nh = d[off + IPV6.NH]
     # Payload length 0 is a jumbogram (RFC 2675) or a GSO super-packet:
     # the packet then runs to the end of what we have.
-    decl = end if plen == 0 and nh != IPPROTO_NONE else off + 40 + plen
+    decl = end if plen == 0 and nh != IPPROTO_NONE else off + IPV6.LEN + plen
     if f.carrier == "non_ip":
         f.carrier = "ipv6"
     f.payload = "ipv6"
-    f.src6, f.dst6 = d[off + 8:off + 24], d[off + 24:off + 40]
+    f.src6 = d[off + IPV6.SRC:off + IPV6.SRC + IPV6.ADDR_LEN]
+    f.dst6 = d[off + IPV6.DST:off + IPV6.DST + IPV6.ADDR_LEN]
     outermost = f.chain_len is None
-    nh, pos, n, follow = walk_chain(f, d, nh, off + 40, end, decl, opts)
+    nh, pos, n, follow = walk_chain(f, d, nh, off + IPV6.LEN, end, decl, opts)
     if outermost:
         f.chain_len = n
     f.proto = nh
@@ -150,9 +145,10 @@ def walk_chain(f, d, nh, pos, end, decl, opts):
             return nh, pos, n, False
         # Every extension header is at least 8 bytes; read the length field
         # only once those are there.
-        hlen = 8
-        if pos + 8 <= limit and nh != IPPROTO_FRAGMENT:
-            hlen = (d[pos + 1] + 2) * 4 if nh == IPPROTO_AH else (d[pos + 1] + 1) * 8
+        hlen = EXT.LEN
+        if pos + EXT.LEN <= limit and nh != IPPROTO_FRAGMENT:
+            b = d[pos + EXT.HLEN]
+            hlen = (b + 2) * 4 if nh == IPPROTO_AH else (b + 1) * 8
         if pos + hlen > limit:
             if pos + hlen > decl:
                 if first_fragment:
@@ -165,7 +161,7 @@ def walk_chain(f, d, nh, pos, end, decl, opts):
             _header_fields(f, d, nh, pos, limit)
             return nh, pos, n, False
         fragment = _header_fields(f, d, nh, pos, limit)
-        nxt = d[pos]
+        nxt = d[pos + EXT.NH]
         pos += hlen
         if fragment is not None:
             offset, more = fragment
@@ -190,13 +186,14 @@ def _header_fields(f, d, nh, pos, limit):
 
     Reads only bytes inside ``limit``, so a cut header yields what it can.
     """
-    if nh == IPPROTO_ROUTING and pos + 3 <= limit:
-        rtype = d[pos + 2]
+    if nh == IPPROTO_ROUTING and pos + EXT.ROUTING_TYPE + 1 <= limit:
+        rtype = d[pos + EXT.ROUTING_TYPE]
         f.routing_types.add(rtype)
         if rtype == 0:
             f.anomalies.add("rh0")
-    elif nh == IPPROTO_FRAGMENT and pos + 4 <= limit:
-        return ((d[pos + 2] << 8) | d[pos + 3]) >> 3, d[pos + 3] & 0x01
+    elif nh == IPPROTO_FRAGMENT and pos + EXT.FRAG_OFFSET + 2 <= limit:
+        w = (d[pos + EXT.FRAG_OFFSET] << 8) | d[pos + EXT.FRAG_OFFSET + 1]
+        return w >> 3, w & 0x01
     return None
 
 

@@ -7,24 +7,12 @@ wiring is data (STYLE habit 2): ``ETHERTYPES`` and ``LINKTYPES`` below.
 A header cut short by the snap length sets ``frame.fail('truncated')``.
 """
 
-from .sflow import LINKTYPE_SFLOW_MPLS
-from .constants import (ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_MPLS_MC,
-                        ETHERTYPE_PPPOE_SESS, ETHERTYPE_QINQ, ETHERTYPE_QINQ_OLD,
-                        ETHERTYPE_TEB, ETHERTYPE_VLAN, PPP_IPV4, PPP_IPV6)
+from . import registry
+from .registry import (ETH, ETHERTYPE_MAX_LENGTH, LLC_SNAP, PPP_PROTOCOLS, PPPOE, SLL, SLL2,
+                       VLAN)
 
-ETHERTYPES = {
-    ETHERTYPE_IPV4: "ipv4",
-    ETHERTYPE_IPV6: "ipv6",
-    ETHERTYPE_VLAN: "vlan",
-    ETHERTYPE_QINQ: "vlan",
-    ETHERTYPE_QINQ_OLD: "vlan",
-    ETHERTYPE_MPLS: "mpls",
-    ETHERTYPE_MPLS_MC: "mpls",
-    ETHERTYPE_PPPOE_SESS: "pppoe",
-    ETHERTYPE_TEB: "eth",
-}
-
-PPP_PROTOCOLS = {PPP_IPV4: "ipv4", PPP_IPV6: "ipv6"}
+# Ethertype -> next parser token (registry.ETHERTYPES).
+ETHERTYPES = {et: e.token for et, e in registry.ETHERTYPES.items()}
 
 # BSD loopback address families (DLT_NULL / DLT_LOOP): AF_INET is 2
 # everywhere; AF_INET6 is 10 (Linux), 24 (NetBSD, OpenBSD, BSD/OS),
@@ -51,30 +39,31 @@ def by_ethertype(et, off, end):
 
 
 def ethernet(f, d, off, end, opts):
-    if not _need(f, end, off + 14):
+    if not _need(f, end, off + ETH.LEN):
         return None
-    et = (d[off + 12] << 8) | d[off + 13]
-    off += 14
-    if et <= 1500:                       # IEEE 802.3 length: LLC follows
+    et = (d[off + ETH.TYPE] << 8) | d[off + ETH.TYPE + 1]
+    off += ETH.LEN
+    if et <= ETHERTYPE_MAX_LENGTH:       # IEEE 802.3 length: LLC follows
         return llc(f, d, off, end, opts)
     return by_ethertype(et, off, end)
 
 
 def llc(f, d, off, end, opts):
     """802.2 LLC; only SNAP (AA AA 03, OUI 0) carries an ethertype we follow."""
-    if end - off >= 8 and d[off] == 0xAA and d[off + 1] == 0xAA and d[off + 2] == 0x03:
-        et = (d[off + 6] << 8) | d[off + 7]
-        return by_ethertype(et, off + 8, end)
+    if end - off >= LLC_SNAP.LEN and d[off] == LLC_SNAP.DSAP and d[off + 1] == LLC_SNAP.SSAP \
+            and d[off + 2] == LLC_SNAP.CONTROL:
+        et = (d[off + LLC_SNAP.TYPE] << 8) | d[off + LLC_SNAP.TYPE + 1]
+        return by_ethertype(et, off + LLC_SNAP.LEN, end)
     return None                          # STP, other LLC: not IP
 
 
 def vlan(f, d, off, end, opts):
-    if not _need(f, end, off + 4):
+    if not _need(f, end, off + VLAN.LEN):
         return None
-    et = (d[off + 2] << 8) | d[off + 3]
-    if et <= 1500:
-        return llc(f, d, off + 4, end, opts)
-    return by_ethertype(et, off + 4, end)
+    et = (d[off + VLAN.TYPE] << 8) | d[off + VLAN.TYPE + 1]
+    if et <= ETHERTYPE_MAX_LENGTH:
+        return llc(f, d, off + VLAN.LEN, end, opts)
+    return by_ethertype(et, off + VLAN.LEN, end)
 
 
 def mpls(f, d, off, end, opts):
@@ -113,11 +102,11 @@ def raw_ipv6(f, d, off, end, opts):
 
 def pppoe(f, d, off, end, opts):
     """PPPoE session stage (RFC 2516): 6-byte header, then a PPP protocol."""
-    if not _need(f, end, off + 8):
+    if not _need(f, end, off + PPPOE.LEN + 2):
         return None
-    if d[off] != 0x11 or d[off + 1] != 0x00:     # version/type 1/1, code 0 = session data
+    if d[off + PPPOE.VER_TYPE] != PPPOE.VERSION_TYPE or d[off + PPPOE.CODE] != PPPOE.SESSION_DATA:
         return None
-    return ppp_protocol(f, d, off + 6, end, opts)
+    return ppp_protocol(f, d, off + PPPOE.LEN, end, opts)
 
 
 def ppp_protocol(f, d, off, end, opts):
@@ -193,16 +182,16 @@ def loop(f, d, off, end, opts):
 
 def sll(f, d, off, end, opts):
     """Linux cooked capture v1: 16-byte header, protocol type last."""
-    if not _need(f, end, off + 16):
+    if not _need(f, end, off + SLL.LEN):
         return None
-    return by_ethertype((d[off + 14] << 8) | d[off + 15], off + 16, end)
+    return by_ethertype((d[off + SLL.TYPE] << 8) | d[off + SLL.TYPE + 1], off + SLL.LEN, end)
 
 
 def sll2(f, d, off, end, opts):
     """Linux cooked capture v2: 20-byte header, protocol type first."""
-    if not _need(f, end, off + 20):
+    if not _need(f, end, off + SLL2.LEN):
         return None
-    return by_ethertype((d[off] << 8) | d[off + 1], off + 20, end)
+    return by_ethertype((d[off + SLL2.TYPE] << 8) | d[off + SLL2.TYPE + 1], off + SLL2.LEN, end)
 
 
 def radiotap(f, d, off, end, opts):
@@ -242,13 +231,8 @@ def ieee80211(f, d, off, end, opts):
     return llc(f, d, off, end, opts)
 
 
-# pcap / pcapng LINKTYPE_* values -> first parser token.
-LINKTYPES = {
-    0: "null", 1: "eth", 9: "ppp", 12: "raw", 14: "raw", 50: "ppp", 101: "raw",
-    104: "chdlc", 105: "ieee80211", 107: "frame_relay", 108: "loop", 113: "sll",
-    127: "radiotap", 228: "raw_ipv4", 229: "raw_ipv6", 276: "sll2",
-    LINKTYPE_SFLOW_MPLS: "mpls",      # a sampled MPLS header (sFlow): no pcap link type
-}
+# pcap / pcapng LINKTYPE_* values -> first parser token (registry.LINKTYPES).
+LINKTYPES = {lt: e.token for lt, e in registry.LINKTYPES.items()}
 
 PARSERS = {
     "null": null_loopback, "loop": loop, "eth": ethernet, "vlan": vlan, "mpls": mpls,

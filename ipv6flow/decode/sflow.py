@@ -18,6 +18,9 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from .registry import (LINKTYPE_ETHERNET, LINKTYPE_FRELAY, LINKTYPE_IPV4, LINKTYPE_IPV6,
+                       LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_SFLOW_MPLS)
+
 SFLOW_VERSION = 5
 SFLOW_PORT = 6343                 # IANA "sflow"
 
@@ -35,9 +38,9 @@ RECORD_RAW_HEADER = 1
 # framing, RFC 1662) are pcap's PPP and PPP_HDLC; frame relay is 107.
 # A bare MPLS label stack has no pcap link type: ``LINKTYPE_SFLOW_MPLS``
 # lies past the 16 bits a pcap or pcapng file can name, so no capture can
-# collide with it (decode/link.py maps it to the MPLS parser).
-LINKTYPE_SFLOW_MPLS = 0x10000 | 13
-HEADER_LINKTYPES = {1: 1, 5: 107, 7: 9, 11: 228, 12: 229, 13: LINKTYPE_SFLOW_MPLS, 14: 50}
+# collide with it (registry.LINKTYPES maps it to the MPLS parser).
+HEADER_LINKTYPES = {1: LINKTYPE_ETHERNET, 5: LINKTYPE_FRELAY, 7: LINKTYPE_PPP, 11: LINKTYPE_IPV4,
+                    12: LINKTYPE_IPV6, 13: LINKTYPE_SFLOW_MPLS, 14: LINKTYPE_PPP_HDLC}
 
 # The longest frame a sample may claim: pcap's largest snap length. A
 # frame_length past it is a lie (jumbo frames stop near 9 kB, IPv6

@@ -75,7 +75,7 @@ from ..capture.batch import Batch
 from ..decode import DecodeOptions, decode_frame
 from ..decode.link import LINKTYPES
 from ..errors import Ipv6flowError, UsageError
-from ..fast import summarize_batch
+from ..fold import summarize_batch
 from ..summary import DEFAULT_INTERVAL, Summary
 from .local import LivePrefixes, new_input
 from .signals import Signals

@@ -26,7 +26,7 @@ from ..capture import open_capture
 from ..capture.sflow import SampledCapture
 from ..decode import DecodeOptions, decode_frame
 from ..errors import CaptureError
-from ..fast import services_batch, summarize_batch
+from ..fold import services_batch, summarize_batch
 from ..summary import Summary
 
 SPOOL_CHUNK = 1 << 20

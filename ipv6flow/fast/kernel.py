@@ -18,21 +18,35 @@ Kernels here assume checked inputs (STYLE habit 7): offsets and lengths
 come from the capture reader. Gathers use ``np.take(..., mode='clip')`` so
 that no index can fault, and every value read is used only where a length
 check says it lies inside the frame.
+
+Every protocol number, port and header offset comes from
+``decode/registry.py``; the lookup tables below (``ET_TOKEN``,
+``GRE_TOKEN``, ``PROTO_TOKEN``/``PROTO_KIND``, ``IS_TUNNEL_PORT``,
+``EXT_BIT``, ``UL_MIN``, ``TRANSPORT_CODE``, ``LINKTYPE_START``) are built
+from its tables at import, and a registry entry marked ``KERNEL`` without
+a step here fails at import.
 """
 
 import numpy as np
 
+from ..decode import registry as reg
 from ..decode.addresses import ADDRESS_CLASSES, _CLASS_PREFIXES, parse_prefix
-from ..decode.constants import (ANOMALIES, EXT_NAMES, IPPROTO_AH, IPPROTO_DSTOPTS,
-                                IPPROTO_ESP, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
-                                IPPROTO_NONE, IPPROTO_ROUTING, TUNNEL_CODE, TUNNEL_KINDS)
-from ..summary import TRANSPORT, TRANSPORT_KEYS
+from ..decode.registry import (ANOMALIES, ETH, EXT, EXT_NAMES, FAM_IPV4, FAM_IPV6, FAM_NON_IP,
+                               FAMILY_NAMES, GRE, GTPU, IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_ESP,
+                               IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_NONE, IPPROTO_ROUTING,
+                               IPV4, IPV6, KERNEL, LLC_SNAP, SLL, SLL2, VLAN, PPP_IPV4, PPP_PROTOCOLS, PPPOE,
+                               TRANSPORT, TRANSPORT_KEYS, TUNNEL_CODE, TUNNEL_KINDS, UDP,
+                               UDP_PORT_GTPU, UDP_PORT_TEREDO, UDP_PORT_VXLAN, VXLAN,
+                               ETHERTYPE_MAX_LENGTH, ETHERTYPE_PPPOE_SESS, is_6to4, is_isatap_iid,
+                               is_teredo)
+from ..decode.frame import FrameKey
 
 # Row tokens.
 T_DONE, T_FALLBACK, T_ETH, T_IPV4, T_IPV6, T_UDP, T_GRE = range(7)
+T_LLC = 7                                   # 802.3 length field: LLC follows (step_eth only)
+# The reference decoder's parser tokens this kernel has a step for.
+TOKENS = {"eth": T_ETH, "ipv4": T_IPV4, "ipv6": T_IPV6, "udp": T_UDP, "gre": T_GRE}
 
-FAM_NON_IP, FAM_IPV4, FAM_IPV6 = 0, 1, 2
-FAMILY_NAMES = ("non_ip", "ipv4", "ipv6")
 K_NONE, K_6IN4, K_6TO4, K_ISATAP, K_6RD, K_TEREDO = (TUNNEL_CODE[k] for k in (
     "none", "6in4", "6to4", "isatap", "6rd", "teredo"))
 K_GRE, K_GTPU, K_VXLAN, K_4IN6, K_6IN6, K_IPIP = (TUNNEL_CODE[k] for k in (
@@ -51,19 +65,18 @@ for _i, _nh in enumerate(sorted(EXT_NAMES)):
     SEEN_BIT[_nh] = 1 << _i
 ANOMALY_NAMES = tuple(sorted(ANOMALIES))
 A_BIT = {name: 1 << i for i, name in enumerate(ANOMALY_NAMES)}
-UNKNOWN_NH = np.zeros(256, dtype=bool)
-UNKNOWN_NH[146:253] = True
-UNKNOWN_NH[255] = True
-UL_MIN = np.ones(256, dtype=np.int64)          # RFC 7112 check, as ip.UPPER_LAYER_MIN
-UL_MIN[6], UL_MIN[17], UL_MIN[58] = 20, 8, 4
+UNKNOWN_NH = np.array([not reg.is_known_protocol(nh) for nh in range(256)])
+UL_MIN = np.ones(256, dtype=np.int64)          # RFC 7112 check, as registry.UPPER_LAYER_MIN
+for _nh, _min in reg.UPPER_LAYER_MIN.items():
+    UL_MIN[_nh] = _min
 
 # Transport code by family * 256 + protocol: 1 + index into
 # TRANSPORT_KEYS[family], 0 for non-IP.
-TRANSPORT_CODE = np.zeros(3 * 256, dtype=np.int64)
-for _code, _fam in ((1, "ipv4"), (2, "ipv6")):
-    _keys = TRANSPORT_KEYS[_fam]
+TRANSPORT_CODE = np.zeros(len(FAMILY_NAMES) * 256, dtype=np.int64)
+for _fam, _names in TRANSPORT.items():
+    _code, _keys = reg.FAMILY_CODE[_fam], TRANSPORT_KEYS[_fam]
     TRANSPORT_CODE[_code * 256:(_code + 1) * 256] = _keys.index("other") + 1
-    for _proto, _name in TRANSPORT[_fam].items():
+    for _proto, _name in _names.items():
         TRANSPORT_CODE[_code * 256 + _proto] = _keys.index(_name) + 1
 
 CLASS_NAMES = ADDRESS_CLASSES
@@ -111,23 +124,39 @@ MAX_DEPTH = 8          # extension headers walked vectorially; deeper chains fal
 # kernel's path: Ethernet, three VLAN tags, PPPoE, IP, UDP (then VXLAN).
 MAX_LAYERS_PER_TUNNEL = 7
 MAX_ROUNDS = 24        # token rounds per batch; rows still going fall back
-ETHERTYPE_TOKENS = {0x0800: T_IPV4, 0x86DD: T_IPV6}
-VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
-# Ethertypes the reference decoder follows (link.ETHERTYPES) that this
-# kernel leaves to it: MPLS, PPPoE (unless plain IPv4/IPv6), TEB.
-FALLBACK_ETHERTYPES = (0x8847, 0x8848, 0x8864, 0x6558)
-UDP_TUNNEL_PORTS = (2152, 4789, 6081, 1701, 5072)
+MAX_VLAN_TAGS = 3      # tags read in step_eth; a fourth goes to the reference
 
-# Lookup tables replace np.isin on the hot path (one gather instead of a sort).
-T_LLC = 7                                   # 802.3 length field: LLC follows
-ET_TOKEN = np.full(65536, T_DONE, dtype=np.int8)     # other ethertypes: not IP
-ET_TOKEN[:1501] = T_LLC
-ET_TOKEN[0x0800], ET_TOKEN[0x86DD] = T_IPV4, T_IPV6
-ET_TOKEN[list(VLAN_TYPES + FALLBACK_ETHERTYPES)] = T_FALLBACK
+
+def _kernel_token(entry):
+    """The kernel's token for a dispatch entry of the registry: its step
+    when the entry is the kernel's, else T_FALLBACK (the reference decodes
+    the row). An entry the registry gives the kernel must have a step."""
+    if entry.kernel != KERNEL:
+        return T_FALLBACK
+    return TOKENS[entry.token]
+
+
+# Lookup tables replace np.isin on the hot path (one gather instead of a
+# sort); all built from the registry.
+# Ethertype -> token: other ethertypes are not IP; VLAN tags are read in
+# step_eth (so a tag left after MAX_VLAN_TAGS falls back), PPPoE carrying
+# plain IPv4/IPv6 too (the rest falls back).
 IS_VLAN = np.zeros(65536, dtype=bool)
-IS_VLAN[list(VLAN_TYPES)] = True
+IS_VLAN[list(reg.VLAN_ETHERTYPES)] = True
+ET_TOKEN = np.full(65536, T_DONE, dtype=np.int8)
+ET_TOKEN[:ETHERTYPE_MAX_LENGTH + 1] = T_LLC
+for _et, _e in reg.ETHERTYPES.items():
+    ET_TOKEN[_et] = T_FALLBACK if _e.token in ("vlan", "pppoe") else _kernel_token(_e)
+# Inside GRE: a step, else the reference (T_DONE: not followed at all).
+GRE_TOKEN = np.full(65536, T_FALLBACK, dtype=np.int8)
+for _et, _e in reg.GRE_PROTOCOLS.items():
+    GRE_TOKEN[_et] = _kernel_token(_e)
+# UDP tunnel ports; the kernel's own tunnels are dispatched in step_udp.
 IS_TUNNEL_PORT = np.zeros(65536, dtype=bool)
-IS_TUNNEL_PORT[list(UDP_TUNNEL_PORTS)] = True
+IS_TUNNEL_PORT[list(reg.UDP_TUNNELS)] = True
+UDP_KERNEL_TUNNELS = {p: t.kind for p, t in reg.UDP_TUNNELS.items() if t.kernel == KERNEL}
+assert set(UDP_KERNEL_TUNNELS.values()) <= {"gtpu", "vxlan"}, "a UDP tunnel without a step"
+PPP_TOKEN = {proto: TOKENS[token] for proto, token in PPP_PROTOCOLS.items()}
 
 # Bit layout of a row's int64 key (see ``pack`` / ``unpack``).
 _FIELDS = (("carrier", 2), ("payload", 2), ("tunnel", 4), ("transport", 3),
@@ -221,7 +250,7 @@ class Rows:
             if self._h6 is None:
                 self._h6 = np.flatnonzero(self.v6 >= 0)
             w = self._addr[k] = np.zeros(self.n, dtype=np.uint64)
-            w[self._h6] = self.u64(self.v6[self._h6] + 8 + 8 * k)
+            w[self._h6] = self.u64(self.v6[self._h6] + IPV6.SRC + 8 * k)
         return w
 
     def fall(self, idx):
@@ -243,23 +272,23 @@ def _enter(rows, idx):
 def step_eth(rows, idx, opts):
     idx = _depth_ok(rows, idx, opts)
     pos, end = rows.pos[idx], rows.end[idx]
-    ok = pos + 14 <= end
+    ok = pos + ETH.LEN <= end
     rows.fall(idx[~ok])
     idx, pos, end = idx[ok], pos[ok], end[ok]
     _enter(rows, idx)
-    et = rows.u16(pos + 12)
-    pos = pos + 14
-    for _ in range(3):                          # up to three VLAN tags
+    et = rows.u16(pos + ETH.TYPE)
+    pos = pos + ETH.LEN
+    for _ in range(MAX_VLAN_TAGS):
         tagged = IS_VLAN[et]
         if not tagged.any():
             break
-        ok = ~tagged | (pos + 4 <= end)
+        ok = ~tagged | (pos + VLAN.LEN <= end)
         rows.fall(idx[~ok])
         if not ok.all():
             idx, pos, end, et, tagged = idx[ok], pos[ok], end[ok], et[ok], tagged[ok]
         t = np.flatnonzero(tagged)
-        et[t] = rows.u16(pos[t] + 2)
-        pos[t] += 4
+        et[t] = rows.u16(pos[t] + VLAN.TYPE)
+        pos[t] += VLAN.LEN
     rows.pos[idx] = pos
     tok = ET_TOKEN[et]
     rows.tok[idx] = tok
@@ -268,28 +297,30 @@ def step_eth(rows, idx, opts):
     llc = tok == T_LLC
     if llc.any():
         li, lp, le = idx[llc], pos[llc], end[llc]
-        snap = (le - lp >= 8) & (rows.u8(lp) == 0xAA) & (rows.u8(lp + 1) == 0xAA) \
-            & (rows.u8(lp + 2) == 0x03)
+        snap = (le - lp >= LLC_SNAP.LEN) & (rows.u8(lp) == LLC_SNAP.DSAP) \
+            & (rows.u8(lp + 1) == LLC_SNAP.SSAP) & (rows.u8(lp + 2) == LLC_SNAP.CONTROL)
         rows.tok[li] = np.where(snap, T_FALLBACK, T_DONE).astype(np.int8)
     # PPPoE session frames carrying plain IPv4/IPv6 are common on ISP links.
-    pp = idx[et == 0x8864]
+    pp = idx[et == ETHERTYPE_PPPOE_SESS]
     if len(pp):
         p = rows.pos[pp]
-        proto = rows.u16(p + 6)
-        good = (p + 8 <= rows.end[pp]) & (rows.u8(p) == 0x11) & (rows.u8(p + 1) == 0) \
-            & ((proto == 0x0021) | (proto == 0x0057))
+        proto = rows.u16(p + PPPOE.PROTO)
+        good = (p + PPPOE.LEN + 2 <= rows.end[pp]) & (rows.u8(p) == PPPOE.VERSION_TYPE) \
+            & (rows.u8(p + PPPOE.CODE) == PPPOE.SESSION_DATA) & np.isin(proto, list(PPP_TOKEN))
         g = pp[good]
-        rows.pos[g] = p[good] + 8
-        rows.tok[g] = np.where(proto[good] == 0x0021, T_IPV4, T_IPV6).astype(np.int8)
+        rows.pos[g] = p[good] + PPPOE.LEN + 2
+        rows.tok[g] = np.where(proto[good] == PPP_IPV4, PPP_TOKEN[PPP_IPV4],
+                               T_IPV6).astype(np.int8)
 
 
 # IP protocol -> next token and pending tunnel kind (ip.IP_PROTOCOLS);
 # index 256 stands for "stop here" (non-first fragment, ESP).
 PROTO_TOKEN = np.full(257, T_DONE, dtype=np.int8)
-PROTO_TOKEN[[41, 4, 47, 17]] = [T_IPV6, T_IPV4, T_GRE, T_UDP]
 PROTO_KIND = {False: np.zeros(257, dtype=np.int64), True: np.zeros(257, dtype=np.int64)}
-PROTO_KIND[False][[41, 4]] = [K_6IN4, K_IPIP]
-PROTO_KIND[True][[41, 4]] = [K_6IN6, K_4IN6]
+for _proto, _e in reg.IP_PROTOCOLS.items():
+    PROTO_TOKEN[_proto] = _kernel_token(_e)
+    PROTO_KIND[False][_proto] = TUNNEL_CODE[_e.kind4 or "none"]
+    PROTO_KIND[True][_proto] = TUNNEL_CODE[_e.kind6 or "none"]
 
 
 def _next_by_proto(rows, idx, proto, pos, pend, v6):
@@ -312,11 +343,11 @@ def _depth_ok(rows, idx, opts):
 def step_ipv4(rows, idx, opts):
     idx = _depth_ok(rows, idx, opts)
     pos, end = rows.pos[idx], rows.end[idx]
-    v = rows.u8(pos)
+    v = rows.u8(pos + IPV4.VER_IHL)
     ihl = (v & 0x0F) * 4
-    tot = rows.u16(pos + 2)
+    tot = rows.u16(pos + IPV4.TOTAL_LEN)
     pend = np.where(tot == 0, end, np.minimum(end, pos + tot))
-    ok = (pos + 20 <= end) & (v >> 4 == 4) & (ihl >= 20) & ((tot == 0) | (tot >= ihl)) \
+    ok = (pos + IPV4.LEN <= end) & (v >> 4 == 4) & (ihl >= IPV4.LEN) & ((tot == 0) | (tot >= ihl)) \
         & (pos + ihl <= pend)
     rows.fall(idx[~ok])
     idx, pos, ihl, pend = idx[ok], pos[ok], ihl[ok], pend[ok]
@@ -325,9 +356,9 @@ def step_ipv4(rows, idx, opts):
     rows.payload[idx] = FAM_IPV4
     rows.ip[idx] = pos
     rows.v4[idx] = pos
-    proto = rows.u8(pos + 9)
+    proto = rows.u8(pos + IPV4.PROTO)
     rows.proto[idx] = proto
-    frag = rows.u16(pos + 6) & 0x1FFF
+    frag = rows.u16(pos + IPV4.FRAG) & IPV4.FRAG_OFFSET_MASK
     proto = np.where(frag != 0, 256, proto)             # non-first fragment: done
     _next_by_proto(rows, idx, proto, pos + ihl, pend, False)
 
@@ -338,11 +369,11 @@ def _sixin4_kind(rows, idx, pos, opts):
     if not p.any():
         return
     i, at = idx[p], pos[p]
-    src_hi, dst_hi = rows.u64(at + 8), rows.u64(at + 24)
+    src_hi, dst_hi = rows.u64(at + IPV6.SRC), rows.u64(at + IPV6.DST)
     kind = np.full(len(i), K_6IN4, dtype=np.int64)
-    six = ((src_hi >> np.uint64(48)) == 0x2002) | ((dst_hi >> np.uint64(48)) == 0x2002)
-    iid_s, iid_d = rows.u32(at + 16), rows.u32(at + 32)
-    isatap = ((iid_s | 0x02000000) == 0x02005EFE) | ((iid_d | 0x02000000) == 0x02005EFE)
+    six = is_6to4(src_hi >> np.uint64(48)) | is_6to4(dst_hi >> np.uint64(48))
+    iid_s, iid_d = rows.u32(at + IPV6.SRC + 8), rows.u32(at + IPV6.DST + 8)
+    isatap = is_isatap_iid(iid_s) | is_isatap_iid(iid_d)
     sixrd = np.zeros(len(i), dtype=bool)
     long_prefix = False
     for value, mask, length in opts.sixrd_prefixes:
@@ -362,7 +393,7 @@ def _sixin4_kind(rows, idx, pos, opts):
 def step_ipv6(rows, idx, opts):
     idx = _depth_ok(rows, idx, opts)
     pos, end = rows.pos[idx], rows.end[idx]
-    ok = (pos + 40 <= end) & (rows.u8(pos) >> 4 == 6)
+    ok = (pos + IPV6.LEN <= end) & (rows.u8(pos) >> 4 == 6)
     rows.fall(idx[~ok])
     idx, pos, end = idx[ok], pos[ok], end[ok]
     _sixin4_kind(rows, idx, pos, opts)
@@ -373,14 +404,14 @@ def step_ipv6(rows, idx, opts):
     rows.payload[idx] = FAM_IPV6
     rows.v6[idx] = pos
     rows.ip[idx] = pos
-    plen = rows.u16(pos + 4)
-    nh = rows.u8(pos + 6)
-    decl = np.where((plen == 0) & (nh != IPPROTO_NONE), end, pos + 40 + plen)
+    plen = rows.u16(pos + IPV6.PLEN)
+    nh = rows.u8(pos + IPV6.NH)
+    decl = np.where((plen == 0) & (nh != IPPROTO_NONE), end, pos + IPV6.LEN + plen)
     limit = np.minimum(end, decl)
     outermost = rows.chain[idx] < 0
 
     # -- the extension-header walk, one header per round, all rows at once --
-    cur = pos + 40
+    cur = pos + IPV6.LEN
     n = np.zeros(len(idx), dtype=np.int64)
     seen = np.zeros(len(idx), dtype=np.int64)          # ext bits seen in this chain
     dst_count = np.zeros(len(idx), dtype=np.int64)
@@ -417,8 +448,8 @@ def step_ipv6(rows, idx, opts):
         rest = ~esp
         a, h, c = a[rest], h[rest], c[rest]
         lim = limit[a]
-        b1 = rows.u8(c + 1)
-        hlen = np.where(h == IPPROTO_FRAGMENT, 8,
+        b1 = rows.u8(c + EXT.HLEN)
+        hlen = np.where(h == IPPROTO_FRAGMENT, EXT.LEN,
                         np.where(h == IPPROTO_AH, (b1 + 2) * 4, (b1 + 1) * 8))
         cut = c + hlen > lim                             # runs past bytes or length: reference
         fallback[a[cut]] = True
@@ -429,17 +460,17 @@ def step_ipv6(rows, idx, opts):
         r = h == IPPROTO_ROUTING
         if r.any():
             ar = a[r]
-            rt = rows.u8(c[r] + 2)
+            rt = rows.u8(c[r] + EXT.ROUTING_TYPE)
             again = rtype[ar] >= 0
             fallback[ar[again]] = True
             going[ar[again]] = False
             rtype[ar] = rt
             anom[ar] |= np.where(rt == 0, A_BIT["rh0"], 0)
-        nxt = rows.u8(c)
+        nxt = rows.u8(c + EXT.NH)
         f = h == IPPROTO_FRAGMENT
         if f.any():
             af, cf = a[f], c[f]
-            w = rows.u16(cf + 2)
+            w = rows.u16(cf + EXT.FRAG_OFFSET)
             fo, more = w >> 3, w & 1
             nonfirst = fo != 0
             going[af[nonfirst]] = False
@@ -465,57 +496,60 @@ def step_ipv6(rows, idx, opts):
 
 def step_udp(rows, idx, opts):
     pos, end = rows.pos[idx], rows.end[idx]
-    ok = pos + 8 <= end
+    ok = pos + UDP.LEN <= end
     rows.fall(idx[~ok])
     idx, pos, end = idx[ok], pos[ok], end[ok]
-    sport, dport, ulen = rows.u16(pos), rows.u16(pos + 2), rows.u16(pos + 4)
-    uend = np.where((ulen >= 8) & (pos + ulen <= end), pos + ulen, end)
-    pay = pos + 8
+    sport, dport = rows.u16(pos + UDP.SPORT), rows.u16(pos + UDP.DPORT)
+    ulen = rows.u16(pos + UDP.ULEN)
+    uend = np.where((ulen >= UDP.LEN) & (pos + ulen <= end), pos + ulen, end)
+    pay = pos + UDP.LEN
     rows.tok[idx] = T_DONE
     on_s, on_d = IS_TUNNEL_PORT[sport], IS_TUNNEL_PORT[dport]
     both = on_s & on_d & (sport != dport)
     port = np.where(on_d, dport, sport)
     tun = on_s | on_d
     # GTP-U T-PDU: version 1, PT=1, type 0xFF, no optional fields (else reference)
-    g = tun & ~both & (port == 2152)
+    g = tun & ~both & (port == UDP_PORT_GTPU)
     if g.any():
         gi, gp, ge = idx[g], pay[g], uend[g]
-        fl = rows.u8(gp)
-        inner = rows.u8(gp + 8) >> 4
-        good = (gp + 8 < ge) & (fl == 0x30) & (rows.u8(gp + 1) == 0xFF) \
-            & ((inner == 4) | (inner == 6))
+        fl = rows.u8(gp + GTPU.FLAGS)
+        inner = rows.u8(gp + GTPU.LEN) >> 4
+        good = (gp + GTPU.LEN < ge) & (fl == GTPU.PLAIN_FLAGS) \
+            & (rows.u8(gp + GTPU.TYPE) == GTPU.T_PDU) & ((inner == 4) | (inner == 6))
         rows.fall(gi[~good])
         gi, inner = gi[good], inner[good]
         rows.tok[gi] = np.where(inner == 4, T_IPV4, T_IPV6).astype(np.int8)
         rows.pending[gi] = K_GTPU
-        rows.pos[gi] = gp[good] + 8
+        rows.pos[gi] = gp[good] + GTPU.LEN
         rows.end[gi] = ge[good]
-    x = tun & ~both & (port == 4789)
+    x = tun & ~both & (port == UDP_PORT_VXLAN)
     if x.any():
         xi, xp, xe = idx[x], pay[x], uend[x]
-        good = (xp + 8 <= xe) & ((rows.u8(xp) & 0x08) != 0)
+        good = (xp + VXLAN.LEN <= xe) & ((rows.u8(xp + VXLAN.FLAGS) & VXLAN.I_FLAG) != 0)
         rows.fall(xi[~good])
         xi = xi[good]
         rows.tok[xi] = T_ETH
         rows.pending[xi] = K_VXLAN
-        rows.pos[xi] = xp[good] + 8
+        rows.pos[xi] = xp[good] + VXLAN.LEN
         rows.end[xi] = xe[good]
-    rows.fall(idx[tun & (both | ((port != 2152) & (port != 4789)))])
+    # the registry's other UDP tunnels, and datagrams between two tunnel
+    # ports: the reference decoder
+    rows.fall(idx[tun & (both | ((port != UDP_PORT_GTPU) & (port != UDP_PORT_VXLAN)))])
     # Teredo: over IPv4, no tunnel port, UDP length valid (decode.encap.teredo)
-    t = ~tun & (rows.payload[idx] == FAM_IPV4) & (ulen >= 8)
+    t = ~tun & (rows.payload[idx] == FAM_IPV4) & (ulen >= UDP.LEN)
     if t.any():
         ti, tp, te = idx[t], pay[t], uend[t]
         decl_end = pos[t] + ulen[t]
-        on_port = (sport[t] == 3544) | (dport[t] == 3544)
+        on_port = (sport[t] == UDP_PORT_TEREDO) | (dport[t] == UDP_PORT_TEREDO)
         b0, b1 = rows.u8(tp), rows.u8(tp + 1)
         auth = (tp + 4 <= te) & (b0 == 0) & (b1 == 1)
         rows.fall(ti[auth])
         origin = ~auth & (tp + 8 <= te) & (b0 == 0) & (b1 == 0)
         tp = np.where(origin, tp + 8, tp)
-        plen = rows.u16(tp + 4)
-        s_pfx, d_pfx = rows.u32(tp + 8), rows.u32(tp + 24)
-        good = ~auth & (tp + 40 <= te) & ((rows.u8(tp) >> 4) == 6) & (tp + 40 + plen <= decl_end) \
-            & (on_port | (s_pfx == 0x20010000) | (d_pfx == 0x20010000))
+        plen = rows.u16(tp + IPV6.PLEN)
+        s_pfx, d_pfx = rows.u32(tp + IPV6.SRC), rows.u32(tp + IPV6.DST)
+        good = ~auth & (tp + IPV6.LEN <= te) & ((rows.u8(tp) >> 4) == 6) \
+            & (tp + IPV6.LEN + plen <= decl_end) & (on_port | is_teredo(s_pfx) | is_teredo(d_pfx))
         gi = ti[good]
         rows.tok[gi] = T_IPV6
         rows.pending[gi] = K_TEREDO
@@ -525,13 +559,13 @@ def step_udp(rows, idx, opts):
 
 def step_gre(rows, idx, opts):
     pos, end = rows.pos[idx], rows.end[idx]
-    fl, ver, proto = rows.u8(pos), rows.u8(pos + 1) & 0x07, rows.u16(pos + 2)
-    hlen = 4 + 4 * (((fl & 0x80) != 0).astype(np.int64) + ((fl & 0x20) != 0) + ((fl & 0x10) != 0))
-    tok = np.full(len(idx), T_FALLBACK, dtype=np.int8)
-    tok[proto == 0x86DD] = T_IPV6
-    tok[proto == 0x0800] = T_IPV4
-    tok[proto == 0x6558] = T_ETH
-    good = (pos + 4 <= end) & (ver == 0) & ((fl & 0x40) == 0) & (tok != T_FALLBACK)
+    fl = rows.u8(pos + GRE.FLAGS)
+    ver = rows.u8(pos + GRE.VER) & GRE.VERSION_MASK
+    proto = rows.u16(pos + GRE.PROTO)
+    hlen = GRE.LEN + 4 * (((fl & GRE.CHECKSUM) != 0).astype(np.int64) + ((fl & GRE.KEY) != 0)
+                          + ((fl & GRE.SEQ) != 0))
+    tok = GRE_TOKEN[proto]
+    good = (pos + GRE.LEN <= end) & (ver == 0) & ((fl & GRE.ROUTING) == 0) & (tok != T_FALLBACK)
     rows.fall(idx[~good])
     gi = idx[good]
     rows.tok[gi] = tok[good]
@@ -542,14 +576,23 @@ def step_gre(rows, idx, opts):
 STEPS = ((T_ETH, step_eth), (T_IPV4, step_ipv4), (T_IPV6, step_ipv6), (T_UDP, step_udp),
          (T_GRE, step_gre))
 
-RAW_LINKTYPES = (12, 14, 101)
+# Link type -> the kernel's first step (registry.LINKTYPES; others: reference).
+LINKTYPE_START = {}
+for _lt, _e in reg.LINKTYPES.items():
+    if _e.kernel == KERNEL:
+        LINKTYPE_START.setdefault(_e.token, []).append(_lt)
+COOKED = {"sll": SLL, "sll2": SLL2}           # Linux cooked captures: an ethertype
+assert set(LINKTYPE_START) <= {"eth", "raw", "raw_ipv4", "raw_ipv6"} | set(COOKED), \
+    "a link type without a step"
 
 
 def start(rows, linktypes):
     """First token per row from its link type (others: reference)."""
     lt = linktypes
-    rows.tok[lt == 1] = T_ETH
-    raw = np.isin(lt, RAW_LINKTYPES)
+    for token, first in (("eth", T_ETH), ("raw_ipv4", T_IPV4), ("raw_ipv6", T_IPV6)):
+        if token in LINKTYPE_START:
+            rows.tok[np.isin(lt, LINKTYPE_START[token])] = first
+    raw = np.isin(lt, LINKTYPE_START.get("raw", []))
     if raw.any():
         ri = np.flatnonzero(raw)
         ok = rows.pos[ri] < rows.end[ri]
@@ -557,20 +600,18 @@ def start(rows, linktypes):
         rows.tok[ri[ok & (v == 4)]] = T_IPV4
         rows.tok[ri[ok & (v == 6)]] = T_IPV6
         rows.tok[ri[ok & (v != 4) & (v != 6)]] = T_DONE
-    rows.tok[lt == 228] = T_IPV4
-    rows.tok[lt == 229] = T_IPV6
-    for lt_code, hlen, at in ((113, 16, 14), (276, 20, 0)):     # Linux SLL, SLL2
-        m = lt == lt_code
+    for token, layout in COOKED.items():
+        m = np.isin(lt, LINKTYPE_START.get(token, []))
         if m.any():
             si = np.flatnonzero(m)
             p = rows.pos[si]
-            ok = p + hlen <= rows.end[si]
-            et = rows.u16(p + at)
+            ok = p + layout.LEN <= rows.end[si]
+            et = rows.u16(p + layout.TYPE)
             # by_ethertype: an 802.3 length here is just "not IP"
-            tok = np.where(et <= 1500, T_DONE, ET_TOKEN[et]).astype(np.int8)
+            tok = np.where(et <= ETHERTYPE_MAX_LENGTH, T_DONE, ET_TOKEN[et]).astype(np.int8)
             tok[~ok] = T_FALLBACK
             rows.tok[si] = tok
-            rows.pos[si] = p + hlen
+            rows.pos[si] = p + layout.LEN
 
 
 def classify(batch, opts):
@@ -644,7 +685,7 @@ def classes_of(hi, low):
 
 
 def pack(rows):
-    """One int64 per row holding every field of ``summary.frame_key``."""
+    """One int64 per row holding every field of its ``FrameKey``."""
     n = rows.n
     fam = rows.payload
     transport = TRANSPORT_CODE[fam * 256 + (rows.proto & 0xFF)]
@@ -653,7 +694,7 @@ def pack(rows):
     v6 = np.flatnonzero((fam == FAM_IPV6) & (rows.v6 >= 0))
     if len(v6):
         at = rows.v6[v6]
-        low_at = np.concatenate((at + 16, at + 32))
+        low_at = np.concatenate((at + IPV6.SRC + 8, at + IPV6.DST + 8))
         both = classes_of(np.concatenate((rows.addr(0)[v6], rows.addr(2)[v6])),
                           lambda i: rows.u64(low_at[i])) + 1
         src[v6], dst[v6] = both[:len(v6)], both[len(v6):]
@@ -667,7 +708,7 @@ def pack(rows):
 
 
 def unpack(key):
-    """The ``summary.frame_key`` tuple of one packed key."""
+    """The ``FrameKey`` of one packed key."""
     key = int(key)
     v = {name: (key >> shift) & mask for name, (shift, mask) in _SHIFT.items()}
     fam = FAMILY_NAMES[v["payload"]]
@@ -675,6 +716,6 @@ def unpack(key):
     ext = tuple(n for i, n in enumerate(EXT_TYPE_NAMES) if v["ext"] >> i & 1)
     anom = tuple(n for i, n in enumerate(ANOMALY_NAMES) if v["anom"] >> i & 1)
     classes = (CLASS_NAMES[v["src"] - 1], CLASS_NAMES[v["dst"] - 1]) if v["src"] else ()
-    return (FAMILY_NAMES[v["carrier"]], fam, TUNNEL_KINDS[v["tunnel"]], transport, ext,
-            (v["rtype"] - 1,) if v["rtype"] else (), v["chain"] - 1 if v["chain"] else None,
-            anom, classes, None)
+    return FrameKey(FAMILY_NAMES[v["carrier"]], fam, TUNNEL_KINDS[v["tunnel"]], transport, ext,
+                    (v["rtype"] - 1,) if v["rtype"] else (),
+                    v["chain"] - 1 if v["chain"] else None, anom, classes, None)

@@ -35,11 +35,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402,F401  (puts tests/ on sys.path)
 
 with atheris.instrument_imports(include=["ipv6flow"]):
-    from ipv6flow.analysis import population
+    from ipv6flow.decode import columns as dcols
     from ipv6flow.analysis.nat64 import inspect_frame
     from ipv6flow.decode import DecodeOptions, decode_frame, parse_prefix
-    from ipv6flow.fast import frame_columns, frame_keys, summarize_batch
-    from ipv6flow.summary import Summary, frame_key
+    from ipv6flow.fast import frame_columns, frame_keys
+    from ipv6flow.fold import summarize_batch
+    from ipv6flow.decode.frame import frame_key
+    from ipv6flow.summary import Summary
 
 import numpy as np  # noqa: E402
 
@@ -79,7 +81,7 @@ def TestOneInput(data: bytes) -> None:
     f = decode_frame(lt, frame, wirelen, opts)
     want = frame_key(f)
     layouts = [(b"", b""), (b"", tail), (b"\x60\x00\x45", b"\x86\xdd" + tail + b"\xff" * 8)]
-    want_cols = population.frame_columns(f, lt, frame, 1.7e9, wirelen)
+    want_cols = dcols.frame_columns(f, lt, frame, 1.7e9, wirelen)
     for before, after in layouts:
         batch = one_row(before, frame, after, wirelen, lt)
         keys, _ = frame_keys(batch, opts)

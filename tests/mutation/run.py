@@ -66,14 +66,14 @@ MUTANTS = {
         ["tests/test_capture.py"]),
     # -- decode ---------------------------------------------------------------
     "qinq-ethertype-wrong": (
-        "ipv6flow/decode/constants.py",
+        "ipv6flow/decode/registry.py",
         "ETHERTYPE_QINQ = 0x88A8",
         "ETHERTYPE_QINQ = 0x88A9",
         ["tests/test_decode.py", "tests/test_samples.py", "tests/test_tshark.py"]),
     "gre-sequence-flag-ignored": (
         "ipv6flow/decode/encap.py",
-        "hlen += 4 * (bool(flags & 0x80) + bool(flags & 0x20) + bool(flags & 0x10))",
-        "hlen += 4 * (bool(flags & 0x80) + bool(flags & 0x20))",
+        "hlen += 4 * (bool(flags & GRE.CHECKSUM) + bool(flags & GRE.KEY) + bool(flags & GRE.SEQ))",
+        "hlen += 4 * (bool(flags & GRE.CHECKSUM) + bool(flags & GRE.KEY))",
         ["tests/test_decode.py", "tests/test_samples.py", "tests/test_tshark.py"]),
     "unique-local-is-fd00-only": (
         "ipv6flow/decode/addresses.py",
@@ -83,8 +83,8 @@ MUTANTS = {
     # -- fast -------------------------------------------------------------------
     "teredo-needs-both-ports": (
         "ipv6flow/fast/kernel.py",
-        "on_port = (sport[t] == 3544) | (dport[t] == 3544)",
-        "on_port = (sport[t] == 3544) & (dport[t] == 3544)",
+        "on_port = (sport[t] == UDP_PORT_TEREDO) | (dport[t] == UDP_PORT_TEREDO)",
+        "on_port = (sport[t] == UDP_PORT_TEREDO) & (dport[t] == UDP_PORT_TEREDO)",
         ["tests/test_fast.py", "tests/test_samples.py"]),
     # -- analysis ---------------------------------------------------------------
     "nat64-destinations-are-clients": (

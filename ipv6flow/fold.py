@@ -1,0 +1,167 @@
+"""Folding a capture Batch into a Summary: the batch path of every engine.
+
+The numpy kernel (``fast.decode_batch``) decodes the rows it can, the
+reference decoder the rest, and the figures are identical to decoding every
+frame with the reference decoder. This module only wires the decoded
+arrays to their owners: the frame keys and time bins to the Summary, the
+decoded columns to the analyses (NAT64 traffic, DNS and Router
+Advertisements, clients and flows, the scorecard, translation, service
+traffic), each of which takes the columns of a batch whichever decoder
+made them. The fallback rows take the per-frame path (``Summary.add``,
+``nat64.inspect_frame``).
+"""
+
+import math
+
+import numpy as np
+
+from .analysis import nat64 as nat64_mod
+from .arrays import unique_inverse
+from .decode import decode_frame
+from .decode.columns import columns_of, frame_columns
+from .decode.registry import FAM_NON_IP, FAMILY_NAMES
+from .fast import (KEY_FIELDS, address_columns, batch_columns, decode_batch, dns_segments,
+                   icmpv6_spans, record, unpack_key)
+
+_PAYLOAD_SHIFT, _PAYLOAD_MASK = KEY_FIELDS["payload"]
+_CARRIER_SHIFT, _CARRIER_MASK = KEY_FIELDS["carrier"]
+
+
+def _add_figures(summary, d):
+    """The kernel's rows into the Summary's key table and time bins."""
+    fast, batch = d.fast, d.batch
+    k, w, ts = d.keys[fast], batch.wirelens[fast], batch.ts[fast]
+    if not len(k):
+        return
+    uniq, inv = unique_inverse(k)
+    packets = np.bincount(inv, minlength=len(uniq))
+    nbytes = np.bincount(inv, weights=w, minlength=len(uniq))
+    if summary.sampling is None:
+        for key, p, b in zip(uniq.tolist(), packets.tolist(), nbytes.tolist()):
+            summary.add_key(unpack_key(key), p, int(b))
+    else:
+        # sampled input: the interval sums need each key's sum of squared
+        # lengths, exact (int64: lengths are capped at 2**18, decode/sflow.py)
+        w64 = w.astype(np.int64)
+        squares = np.zeros(len(uniq), dtype=np.int64)
+        np.add.at(squares, inv, w64 * w64)
+        for key, p, b, sq in zip(uniq.tolist(), packets.tolist(), nbytes.tolist(),
+                                 squares.tolist()):
+            summary.add_key(unpack_key(key), p, int(b), sq)
+    summary.add_span(float(ts.min()), float(ts.max()))
+    fam = (k >> _PAYLOAD_SHIFT) & _PAYLOAD_MASK
+    ip = fam != FAM_NON_IP
+    if ip.any():
+        carrier = (k[ip] >> _CARRIER_SHIFT) & _CARRIER_MASK
+        fb = np.floor(ts[ip] / summary.interval)
+        odd = ~(np.abs(fb) < 2.0 ** 58)          # past int64 once scaled (or NaN)
+        if odd.any():
+            # a clock far from now: Python integers, as the reference does
+            for t, f, c, wb in zip(ts[ip][odd].tolist(), fam[ip][odd].tolist(),
+                                   carrier[odd].tolist(), w[ip][odd].tolist()):
+                summary.add_bin(math.floor(t / summary.interval), FAMILY_NAMES[f],
+                                FAMILY_NAMES[c], 1, int(wb))
+            keep = ~odd
+            fb, carrier = fb[keep], carrier[keep]
+            fam_ip, w_ip = fam[ip][keep], w[ip][keep]
+        else:
+            fam_ip, w_ip = fam[ip], w[ip]
+        bins = fb.astype(np.int64)
+        combo = bins * 16 + fam_ip * 4 + carrier
+        uc, inv = unique_inverse(combo)
+        packets = np.bincount(inv, minlength=len(uc))
+        nbytes = np.bincount(inv, weights=w_ip, minlength=len(uc))
+        for c, p, b in zip(uc.tolist(), packets.tolist(), nbytes.tolist()):
+            summary.add_bin(c >> 4, FAMILY_NAMES[(c >> 2) & 3], FAMILY_NAMES[c & 3], p, int(b))
+
+
+def _nat64_traffic(state, d, sel, prefixes):
+    """NAT64 traffic of the kernel's IPv6 rows ``sel`` through ``prefixes``."""
+    rows = d.rows
+    cols = {"v6s_hi": rows.addr(0)[sel], "v6s_lo": rows.addr(1)[sel],
+            "v6d_hi": rows.addr(2)[sel], "v6d_lo": rows.addr(3)[sel],
+            "wire": d.batch.wirelens[sel]}
+    state.add_traffic(prefixes, cols)
+
+
+def _observe_columns(summary, d, extra):
+    """Clients, flows, the scorecard and translation of a batch: the
+    kernel's IP rows and the fallback rows' columns (``extra``: (row,
+    columns) pairs), in frame order."""
+    idx = d.ip_rows()
+    if not summary.wants_all_columns:
+        # only translation wants columns: read them for its candidates alone
+        idx = idx[summary.translation.candidates(address_columns(d, idx))]
+    cols = batch_columns(d, idx)
+    if extra:
+        more = columns_of([c for _, c in extra])
+        order = np.argsort(np.concatenate((idx, np.array([i for i, _ in extra]))),
+                           kind="stable")
+        cols = {k: np.concatenate((cols[k], more[k]))[order] for k in cols}
+    summary.observe_columns(cols)
+
+
+def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=True,
+                    base=0, limits=None):
+    """Add a batch to ``summary``; returns the number of fallback rows.
+
+    ``prefixes``: NAT64 prefixes whose traffic to count. With ``observe``
+    False only that traffic is counted (the engine's second pass), and
+    ``limits`` may cap a prefix to the frames before a given index of the
+    file (``base`` is the index of the batch's first frame).
+    ``on_frame(frame, linktype)`` is called for each fallback frame (the
+    engine uses it to warn about unsupported link types).
+    """
+    if len(batch) == 0:
+        return 0
+    d = decode_batch(batch, opts)
+    if observe:
+        _add_figures(summary, d)
+    state = summary.nat64
+    if prefixes:
+        sel = d.v6_rows()
+        if len(sel):
+            if not limits:
+                _nat64_traffic(state, d, sel, prefixes)
+            else:
+                for p in prefixes:
+                    lim = limits.get(p)
+                    part = sel if lim is None else sel[sel + base < lim]
+                    if len(part):
+                        _nat64_traffic(state, d, part, [p])
+    if observe:
+        ip = d.ip_rows()
+        state.observe_dns_segments(batch.buffer, *dns_segments(d, ip))
+        state.observe_icmpv6(batch.buffer, *icmpv6_spans(d, ip))
+    extra = []
+    want_clients = observe and summary.wants_columns
+    for i in d.fallback.tolist():
+        ts_i, lt, wire, data = record(batch, i)
+        f = decode_frame(lt, data, wire, opts)
+        if observe:
+            if on_frame is not None:
+                on_frame(f, lt)
+            summary.add(f, ts_i, wire)
+            row = frame_columns(f, lt, data, ts_i, wire) if want_clients else None
+            if row is not None:
+                extra.append((i, row))
+        nat64_mod.inspect_frame(state, f, data, wire,
+                                nat64_mod.prefixes_at(prefixes, limits, base + i), observe)
+    if want_clients:
+        _observe_columns(summary, d, extra)
+    return len(d.fallback)
+
+
+def services_batch(index, batch, opts):
+    """Count the traffic of a batch to the addresses of ``index`` (a
+    ServiceIndex)."""
+    if len(batch) == 0:
+        return
+    d = decode_batch(batch, opts)
+    idx = d.ip_rows()
+    cols = address_columns(d, idx)
+    cols["wire"] = batch.wirelens[idx]
+    index.add_columns(cols)
+    for i in d.fallback.tolist():
+        _, lt, wire, data = record(batch, i)
+        index.add_frame(decode_frame(lt, data, wire, opts), wire)
