@@ -46,17 +46,37 @@ try:                                   # optional compiled record walk (setup.py
 except ImportError:
     _walk_pcap = None
 
-FILE_HEADER_LEN = 24
-RECORD_HEADER_LEN = 16
+# -- the classic pcap layout, declared once (the reader, split.py and the
+# live writer in engine/live.py use it) -----------------------------------
+# File header: magic, version major, minor, thiszone, sigfigs, snaplen,
+# link type. Record header: ts seconds, ts fraction, caplen, len.
+MAGIC_US = 0xA1B2C3D4            # microsecond timestamp fractions
+MAGIC_NS = 0xA1B23C4D            # nanosecond
+VERSION = (2, 4)                 # what libpcap writes
+FILE_HEADER = {order: struct.Struct(order + "4sHHiIII") for order in "<>"}
+FILE_HEADER_LEN = FILE_HEADER["<"].size                      # 24
+FILE_VERSION_AT, FILE_SNAPLEN_AT, FILE_LINKTYPE_AT = 4, 16, 20
+RECORD_FIELDS = ("sec", "frac", "caplen", "wirelen")
+RECORD_HEADER = {order: struct.Struct(order + "IIII") for order in "<>"}
+RECORD_DTYPE = {order: np.dtype([(f, order + "u4") for f in RECORD_FIELDS]) for order in "<>"}
+RECORD_HEADER_LEN = RECORD_HEADER["<"].size                  # 16
+RECORD_CAPLEN_AT = 8             # caplen, then len
 
 # Magic number (as stored) -> (struct byte order, timestamp fraction units
-# per second). 0xa1b2c3d4 has microsecond fractions, 0xa1b23c4d nanosecond.
+# per second).
 MAGICS = {
-    b"\xd4\xc3\xb2\xa1": ("<", 1_000_000),
-    b"\xa1\xb2\xc3\xd4": (">", 1_000_000),
-    b"\x4d\x3c\xb2\xa1": ("<", 1_000_000_000),
-    b"\xa1\xb2\x3c\x4d": (">", 1_000_000_000),
+    MAGIC_US.to_bytes(4, "little"): ("<", 1_000_000),
+    MAGIC_US.to_bytes(4, "big"): (">", 1_000_000),
+    MAGIC_NS.to_bytes(4, "little"): ("<", 1_000_000_000),
+    MAGIC_NS.to_bytes(4, "big"): (">", 1_000_000_000),
 }
+
+
+def file_header(linktype: int, snaplen: int, order: str = "<", magic: int = MAGIC_US) -> bytes:
+    """The file header of a classic pcap file (version 2.4, no time zone)."""
+    return FILE_HEADER[order].pack(magic.to_bytes(4, "little" if order == "<" else "big"),
+                                   *VERSION, 0, 0, snaplen, linktype)
+
 
 # Variants we know but do not read, so the error can name them.
 # Kuznetzov's patched libpcap added 8 bytes to every record header.
@@ -65,14 +85,8 @@ OTHER_MAGICS = {
     b"\xa1\xb2\xcd\x34": "Kuznetzov-patched pcap (magic a1b2cd34)",
 }
 
-# File header: magic, version major, minor, thiszone, sigfigs, snaplen,
-# link type. Record header: ts seconds, ts fraction, caplen, len.
-_FILE_HEADER = {order: struct.Struct(order + "4sHHiIII") for order in "<>"}
-_RECORD_HEADER = {order: struct.Struct(order + "IIII") for order in "<>"}
 # Only the two length fields (caplen, len as stored), for the batch walk.
 _RECORD_LENGTHS = {order: struct.Struct(order + "II") for order in "<>"}
-# The record header as numpy sees it in the batch path: 4 x 32-bit fields.
-_RECORD_FIELDS = {order: np.dtype(order + "u4") for order in "<>"}
 _HEADER_INDEX = np.arange(RECORD_HEADER_LEN, dtype=np.int64)
 # Read-ahead per batch: numpy work per batch has a fixed cost, so batches
 # of a few thousand frames would spend it thousands of times per GB. 8 MiB
@@ -126,7 +140,7 @@ class PcapReader:
                                      f"({len(buf)} of {FILE_HEADER_LEN} bytes)")
         order, units = MAGICS[buf[:4]]
         (_magic, major, minor, _thiszone, _sigfigs, snaplen,
-         linktype_field) = _FILE_HEADER[order].unpack_from(buf, 0)
+         linktype_field) = FILE_HEADER[order].unpack_from(buf, 0)
         if major != 2:
             raise CaptureError(name, f"unsupported pcap version {major}.{minor} "
                                      "(only version 2.x is readable)")
@@ -143,7 +157,7 @@ class PcapReader:
         else:
             self.lengths_swapped = NOT_SWAPPED
         self._order = order
-        self._record_header = _RECORD_HEADER[order]
+        self._record_header = RECORD_HEADER[order]
         self._buf = buf
         self._pos = FILE_HEADER_LEN
         # A window (engine/parallel.py): the stream is the file header then
@@ -270,7 +284,7 @@ class PcapReader:
                         self.landed = base + pos == stop_at
                         stop_now = True
                         break
-                    caplen, wirelen = lengths(buf, pos + 8)
+                    caplen, wirelen = lengths(buf, pos + RECORD_CAPLEN_AT)
                     if swapped and (swapped == SWAPPED or caplen > wirelen):
                         caplen = wirelen
                     if caplen > limit:
@@ -317,8 +331,8 @@ class PcapReader:
     def _batch(self, buf: bytes, offsets: list[int]) -> Batch:
         starts = np.array(offsets, dtype=np.int64)
         raw = np.frombuffer(buf, dtype=np.uint8)
-        fields = raw[starts[:, None] + _HEADER_INDEX].view(_RECORD_FIELDS[self._order])
-        sec, frac, caplen, wirelen = (fields[:, k].astype(np.int64) for k in range(4))
+        fields = raw[starts[:, None] + _HEADER_INDEX].view(RECORD_DTYPE[self._order])[:, 0]
+        sec, frac, caplen, wirelen = (fields[f].astype(np.int64) for f in RECORD_FIELDS)
         return self._batch_from_fields(buf, starts, sec, frac, caplen, wirelen)
 
     def _batch_from_fields(self, buf, starts, sec, frac, caplen, wirelen) -> Batch:

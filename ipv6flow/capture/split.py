@@ -17,7 +17,8 @@ the engine reads the whole file in one piece when that check fails.
 import os
 import struct
 
-from .pcap import FILE_HEADER_LEN, MAGICS, RECORD_HEADER_LEN, max_caplen
+from .pcap import (FILE_HEADER_LEN, FILE_LINKTYPE_AT, FILE_VERSION_AT, MAGICS, RECORD_HEADER,
+                   RECORD_HEADER_LEN, max_caplen)
 
 CHAIN = 16
 SCAN = 1 << 20              # bytes searched for a sync point per cut
@@ -40,13 +41,13 @@ def split_points(path, parts: int, min_part: int = 32 << 20):
         if len(head) < FILE_HEADER_LEN + RECORD_HEADER_LEN or head[:4] not in MAGICS:
             return None
         order, units = MAGICS[head[:4]]
-        major, minor = struct.unpack_from(order + "HH", head, 4)
-        snaplen, linktype = struct.unpack_from(order + "II", head, 16)
+        major, minor = struct.unpack_from(order + "HH", head, FILE_VERSION_AT)
+        (linktype,) = struct.unpack_from(order + "I", head, FILE_LINKTYPE_AT)
         if (major, minor) < (2, 4):       # lengths may be stored swapped
             return None
         limit = max_caplen(linktype & 0xFFFF)
-        first_sec = struct.unpack_from(order + "I", head, FILE_HEADER_LEN)[0]
-        rec = struct.Struct(order + "IIII")
+        rec = RECORD_HEADER[order]
+        first_sec = rec.unpack_from(head, FILE_HEADER_LEN)[0]
         cuts = [FILE_HEADER_LEN]
         for k in range(1, parts):
             want = size * k // parts

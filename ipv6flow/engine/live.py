@@ -71,6 +71,7 @@ import time
 import numpy as np
 
 from ..analysis.nat64 import inspect_frame
+from ..capture import pcap
 from ..capture.batch import Batch
 from ..decode import DecodeOptions, decode_frame
 from ..decode.link import LINKTYPES
@@ -105,9 +106,6 @@ PCAP_NETMASK_UNKNOWN = -1     # 0xffffffff, as the binding's signed bpf_u_int32
 NEED_CAP = ("live capture needs the CAP_NET_RAW capability: run as root, or grant it "
             "with 'setcap cap_net_raw,cap_net_admin=eip' on the Python interpreter")
 
-# Classic pcap, microsecond timestamps, little-endian (what tcpdump writes).
-_PCAP_HEADER = struct.Struct("<IHHiIII")
-PCAP_MAGIC_US = 0xA1B2C3D4
 
 
 def _libpcap():
@@ -302,7 +300,8 @@ class Pending:
         return batch, sec, usec
 
 
-_RECORD = np.dtype([("sec", "<u4"), ("usec", "<u4"), ("caplen", "<u4"), ("wirelen", "<u4")])
+# Classic pcap, microsecond timestamps, little-endian (what tcpdump writes).
+_RECORD = pcap.RECORD_DTYPE["<"]
 
 
 def pcap_records(batch, sec, usec) -> bytes:
@@ -310,7 +309,7 @@ def pcap_records(batch, sec, usec) -> bytes:
     assembled with numpy: a record header before each packet's bytes."""
     n = len(batch)
     rec = np.empty(n, dtype=_RECORD)
-    rec["sec"], rec["usec"] = sec, usec
+    rec["sec"], rec["frac"] = sec, usec
     rec["caplen"], rec["wirelen"] = batch.caplens, batch.wirelens
     data = np.frombuffer(batch.buffer, dtype=np.uint8)
     out = np.empty(len(data) + _RECORD.itemsize * n, dtype=np.uint8)
@@ -333,7 +332,7 @@ class PcapWriter:
             self.fh = open(path, "wb", buffering=0)
         except OSError as e:
             raise Ipv6flowError(f"{path}: cannot write: {e.strerror or e}")
-        self._write(_PCAP_HEADER.pack(PCAP_MAGIC_US, 2, 4, 0, 0, snaplen, linktype))
+        self._write(pcap.file_header(linktype, snaplen))
 
     def _write(self, data):
         view = memoryview(data)

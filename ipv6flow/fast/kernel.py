@@ -133,6 +133,9 @@ def _kernel_token(entry):
     the row). An entry the registry gives the kernel must have a step."""
     if entry.kernel != KERNEL:
         return T_FALLBACK
+    if entry.token not in TOKENS:
+        raise AssertionError(f"registry entry {entry} is the kernel's, which has no step for "
+                             f"{entry.token!r}")
     return TOKENS[entry.token]
 
 
