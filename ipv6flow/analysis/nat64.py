@@ -27,7 +27,7 @@ import ipaddress
 import numpy as np
 
 from ..arrays import row_bytes
-from ..decode.addresses import address_bytes, in_prefix, prefix_mask, words_in_prefix
+from ..decode.addresses import Prefix, address_bytes, in_prefix, words_in_prefix
 from ..decode.registry import DNS_PORT, IPPROTO_ICMPV6, IPPROTO_TCP, PORTED, TCP, UDP
 from . import dnsmsg, rfc6052
 from . import services as services_mod
@@ -322,11 +322,10 @@ class Nat64State:
             cand = np.flatnonzero((src32 == top) | (dst32 == top))     # every prefix is >= /32
             if not len(cand):
                 continue
-            mask = prefix_mask(length)
             s_hi, s_lo = c["v6s_hi"][cand], c["v6s_lo"][cand]
             d_hi, d_lo = c["v6d_hi"][cand], c["v6d_lo"][cand]
-            s_in = words_in_prefix(s_hi, s_lo, value, mask)
-            d_in = words_in_prefix(d_hi, d_lo, value, mask)
+            s_in = words_in_prefix(s_hi, s_lo, value, length)
+            d_in = words_in_prefix(d_hi, d_lo, value, length)
             hit = s_in | d_in
             if not hit.any():
                 continue
@@ -449,7 +448,7 @@ class Nat64State:
         st = cls(configured)
         for sp in nat["suspects"]:
             net = ipaddress.IPv6Network(sp["prefix"])
-            p = (int(net.network_address), net.prefixlen)
+            p = Prefix(int(net.network_address), net.prefixlen)
             st.frozen_evidence[p] = set(sp["evidence"])
             t = st.traffic[p] = Traffic()
             t.packets, t.bytes = sp["packets"], sp["bytes"]

@@ -54,6 +54,7 @@ import ipaddress
 
 import numpy as np
 
+from ..decode.addresses import Prefix, ints_in_prefix, words_in_prefix
 from ..decode.columns import columns_of
 from ..decode.registry import (FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP, TEREDO_HI32,
                                TUNNEL_KINDS, is_isatap_iid)
@@ -82,11 +83,10 @@ for _p in _SERVICE_PORTS:
 
 
 def parse_client_prefix(text: str):
-    """'100.64.0.0/10' or '2001:db8::/32' -> (family, value, mask)."""
+    """'100.64.0.0/10' or '2001:db8::/32' -> (family, Prefix)."""
     net = ipaddress.ip_network(text, strict=False)
-    bits = net.max_prefixlen
-    mask = ((1 << net.prefixlen) - 1) << (bits - net.prefixlen)
-    return (FAM_IPV4 if bits == 32 else FAM_IPV6, int(net.network_address), mask)
+    return (FAM_IPV4 if net.version == 4 else FAM_IPV6,
+            Prefix(int(net.network_address), net.prefixlen))
 
 
 # -- rules over column arrays ----------------------------------------------
@@ -121,15 +121,13 @@ def client_side(c, prefixes=()) -> np.ndarray:
         s_in = np.zeros(n, dtype=bool)
         d_in = np.zeros(n, dtype=bool)
         has4, has6 = c["v4s"] >= 0, c["has6"]
-        for pfam, value, mask in prefixes:
+        for pfam, (value, length) in prefixes:
             if pfam == FAM_IPV4:
-                s_in |= has4 & ((c["v4s"] & mask) == value)
-                d_in |= has4 & ((c["v4d"] & mask) == value)
+                s_in |= has4 & ints_in_prefix(c["v4s"], value, length)
+                d_in |= has4 & ints_in_prefix(c["v4d"], value, length)
             else:
-                vh, vl = _U(value >> 64), _U(value & 0xFFFFFFFFFFFFFFFF)
-                mh, ml = _U(mask >> 64), _U(mask & 0xFFFFFFFFFFFFFFFF)
-                s_in |= has6 & ((c["v6s_hi"] & mh) == vh) & ((c["v6s_lo"] & ml) == vl)
-                d_in |= has6 & ((c["v6d_hi"] & mh) == vh) & ((c["v6d_lo"] & ml) == vl)
+                s_in |= has6 & words_in_prefix(c["v6s_hi"], c["v6s_lo"], value, length)
+                d_in |= has6 & words_in_prefix(c["v6d_hi"], c["v6d_lo"], value, length)
         side = np.where(s_in & ~d_in, _SIDE_SRC,
                         np.where(d_in & ~s_in, _SIDE_DST, np.where(s_in, side, 0)))
     return side

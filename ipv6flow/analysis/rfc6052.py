@@ -7,6 +7,7 @@ positions of the four IPv4 octets for each prefix length:
 
 import ipaddress
 
+from ..decode.addresses import Prefix
 from ..decode.addresses import in_prefix as _in_prefix
 
 POSITIONS = {
@@ -18,8 +19,8 @@ POSITIONS = {
     96: (12, 13, 14, 15),
 }
 LENGTHS = (96, 64, 56, 48, 40, 32)     # most specific first
-WKP = (int(ipaddress.IPv6Address("64:ff9b::")), 96)           # RFC 6052
-LOCAL_USE = (int(ipaddress.IPv6Address("64:ff9b:1::")), 48)   # RFC 8215
+WKP = Prefix(int(ipaddress.IPv6Address("64:ff9b::")), 96)           # RFC 6052
+LOCAL_USE = Prefix(int(ipaddress.IPv6Address("64:ff9b:1::")), 48)   # RFC 8215
 # PREF64 prefix length codes (RFC 8781 section 4)
 PLC_LENGTHS = {0: 96, 1: 64, 2: 56, 3: 48, 4: 40, 5: 32}
 
@@ -63,11 +64,11 @@ def kind_of(value: int, length: int) -> str:
     return "network-specific"
 
 
-def parse_nat64_prefix(text: str) -> tuple[int, int]:
-    """'2001:db8:64::/96' -> (value, length); ValueError for a bad prefix
+def parse_nat64_prefix(text: str) -> Prefix:
+    """'2001:db8:64::/96' -> Prefix; ValueError for a bad prefix
     or a length RFC 6052 does not allow."""
     net = ipaddress.IPv6Network(text, strict=False)
     if net.prefixlen not in POSITIONS:
         raise ValueError(f"{text}: a NAT64 prefix must be /32, /40, /48, /56, /64 or /96 "
                          f"(RFC 6052), not /{net.prefixlen}")
-    return int(net.network_address), net.prefixlen
+    return Prefix(int(net.network_address), net.prefixlen)

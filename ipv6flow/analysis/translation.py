@@ -50,6 +50,7 @@ import ipaddress
 import numpy as np
 
 from ..arrays import distinct, unique_inverse
+from ..decode.addresses import address_bytes, words_in_prefix
 from ..decode.registry import FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP, TEREDO_HI32, TUNNEL_CODE
 from . import rfc6052
 from .population import flow_hashes
@@ -145,25 +146,11 @@ def _ports_fit_any(port, psid):
     return ok
 
 
-def _in6(hi, lo, value, length):
-    """Addresses (hi, lo uint64 words) inside prefix (value, length)."""
-    vh, vl = _U(value >> 64), _U(value & 0xFFFFFFFFFFFFFFFF)
-    if length <= 64:
-        m = _U(((1 << length) - 1) << (64 - length)) if length else _U(0)
-        return (hi & m) == (vh & m)
-    m = _U(((1 << (length - 64)) - 1) << (128 - length))
-    return (hi == vh) & ((lo & m) == (vl & m))
-
-
 def _embedded(hi, lo, length):
     """The IPv4 address RFC 6052 embeds at ``length`` (int64)."""
     if length == 96:
         return (lo & _U(_M32)).astype(np.int64)
-    n = len(hi)
-    raw = np.empty((n, 16), dtype=np.uint8)
-    raw[:, :8] = hi.astype(">u8").view(np.uint8).reshape(n, 8)
-    raw[:, 8:] = lo.astype(">u8").view(np.uint8).reshape(n, 8)
-    b = raw[:, list(rfc6052.POSITIONS[length])].astype(np.int64)
+    b = address_bytes(hi, lo)[:, list(rfc6052.POSITIONS[length])].astype(np.int64)
     return (b[:, 0] << 24) | (b[:, 1] << 16) | (b[:, 2] << 8) | b[:, 3]
 
 
@@ -430,7 +417,7 @@ class TranslationState:
         rule = np.zeros(len(psid), dtype=bool)
         for v6, l6, v4, l4, ea, offset in self.map_rules:
             k = max(0, ea - (32 - l4))
-            m = _in6(ce_hi, ce_hi, v6, l6) & ~rule
+            m = words_in_prefix(ce_hi, ce_hi, v6, l6) & ~rule
             if l4:
                 m &= (ce_v4 >> (32 - l4)) == (v4 >> (32 - l4))
             if m.any():
@@ -525,8 +512,8 @@ class TranslationState:
         c = b.c
         sh, sl, dh, dl = c["v6s_hi"], c["v6s_lo"], c["v6d_hi"], c["v6d_lo"]
         for value, length in self._nat64_all():
-            s_in = free & _in6(sh, sl, value, length) & (b.mech < 0)
-            d_in = free & _in6(dh, dl, value, length) & (b.mech < 0)
+            s_in = free & words_in_prefix(sh, sl, value, length) & (b.mech < 0)
+            d_in = free & words_in_prefix(dh, dl, value, length) & (b.mech < 0)
             out, inb = d_in & ~s_in, s_in & ~d_in
             rows = np.flatnonzero(out | inb)
             if not len(rows):

@@ -4,12 +4,16 @@ Classes are tried in the contract's order and the first match wins, so the
 table below is ordered, not sorted. Each entry is (value, mask) over the
 address as a 128-bit integer, built once at import.
 
-Membership in a prefix is tested here, in one scalar form (``in_prefix``,
-an address as an integer) and one array form (``words_in_prefix``, IPv6
-addresses as the high and low 64-bit words the decoders' columns hold).
+A network is one type, ``Prefix(value, length)`` (IPv6 unless said
+otherwise: the 6rd prefixes, the NAT64 prefixes, the client prefixes with
+their family beside them). Membership is tested here, in one scalar form
+(``in_prefix``, an address as an integer) and two array forms
+(``words_in_prefix``: IPv6 addresses as the high and low 64-bit words the
+decoders' columns hold; ``ints_in_prefix``: IPv4 addresses as integers).
 """
 
 import ipaddress
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,11 +43,21 @@ def prefix_mask(length: int, bits: int = 128) -> int:
     return ((1 << length) - 1) << (bits - length)
 
 
-def parse_prefix(text: str) -> tuple[int, int, int]:
-    """'2001:db8::/32' -> (value, mask, length); ValueError when invalid."""
+class Prefix(NamedTuple):
+    """A network: its first address as an integer and its length (equal
+    to, and hashed as, the plain ``(value, length)`` tuple)."""
+
+    value: int
+    length: int
+
+    def mask(self, bits: int = 128) -> int:
+        return prefix_mask(self.length, bits)
+
+
+def parse_prefix(text: str) -> Prefix:
+    """'2001:db8::/32' -> Prefix; ValueError when invalid."""
     net = ipaddress.IPv6Network(text, strict=False)
-    length = net.prefixlen
-    return int(net.network_address), prefix_mask(length), length
+    return Prefix(int(net.network_address), net.prefixlen)
 
 
 def in_prefix(addr: int, value: int, length: int, bits: int = 128) -> bool:
@@ -52,15 +66,27 @@ def in_prefix(addr: int, value: int, length: int, bits: int = 128) -> bool:
     return (addr ^ value) >> (bits - length) == 0
 
 
-def words_in_prefix(hi, lo, value: int, mask: int):
+def words_in_prefix(hi, lo, value: int, length: int):
     """Per row, whether the IPv6 address with 64-bit words ``hi``, ``lo``
-    (uint64 arrays) lies in the prefix ``value``/``mask``."""
-    vh, vl = np.uint64((value & mask) >> 64), np.uint64(value & mask & _WORD)
+    (uint64 arrays; ``lo`` is not read for prefixes of /64 or shorter)
+    lies in the prefix ``value``/``length``."""
+    mask = prefix_mask(length)
     mh, ml = np.uint64(mask >> 64), np.uint64(mask & _WORD)
-    return ((hi & mh) == vh) & ((lo & ml) == vl)
+    inside = (hi & mh) == np.uint64((value & mask) >> 64)
+    if length > 64:
+        inside &= (lo & ml) == np.uint64(value & mask & _WORD)
+    return inside
 
 
-_TABLE = tuple((name,) + parse_prefix(p)[:2] for name, p in _CLASS_PREFIXES)
+def ints_in_prefix(a, value: int, length: int, bits: int = 32):
+    """Per row, whether the address ``a`` (an integer array of ``bits``-bit
+    addresses, IPv4 by default) lies in the prefix ``value``/``length``."""
+    mask = prefix_mask(length, bits)
+    return (a & mask) == (value & mask)
+
+
+_TABLE = tuple((name, p.value, p.mask()) for name, p in
+               ((name, parse_prefix(text)) for name, text in _CLASS_PREFIXES))
 
 
 def address_class(addr: bytes) -> str:
@@ -73,9 +99,9 @@ def address_class(addr: bytes) -> str:
 
 
 def in_prefixes(addr: bytes, prefixes) -> bool:
-    """True when the 16-byte address lies in any (value, mask, len) prefix."""
+    """True when the 16-byte address lies in any of the IPv6 ``prefixes``."""
     a = int.from_bytes(addr, "big")
-    return any(in_prefix(a, value, length) for value, _, length in prefixes)
+    return any(in_prefix(a, value, length) for value, length in prefixes)
 
 
 def address_bytes(hi, lo):

@@ -12,8 +12,8 @@ from .registry import TRANSPORT
 class DecodeOptions:
     """Decoding choices a user makes on the command line.
 
-    ``sixrd_prefixes`` are (value, mask, length) tuples over 128-bit
-    addresses (see ``addresses.parse_prefix``). ``client_key`` and
+    ``sixrd_prefixes`` are ``addresses.Prefix`` (value, length) over
+    128-bit addresses (see ``addresses.parse_prefix``). ``client_key`` and
     ``client_prefixes`` are not decoding choices but travel with them to
     every worker. The caps bound the work per
     frame (STYLE habit 6); hitting one is counted, never fatal.

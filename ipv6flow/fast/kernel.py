@@ -30,7 +30,7 @@ a step here fails at import.
 import numpy as np
 
 from ..decode import registry as reg
-from ..decode.addresses import ADDRESS_CLASSES, _CLASS_PREFIXES, parse_prefix
+from ..decode.addresses import ADDRESS_CLASSES, _CLASS_PREFIXES, parse_prefix, words_in_prefix
 from ..decode.registry import (ANOMALIES, ETH, EXT, EXT_NAMES, FAM_IPV4, FAM_IPV6, FAM_NON_IP,
                                FAMILY_NAMES, GRE, GTPU, IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_ESP,
                                IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_NONE, IPPROTO_ROUTING,
@@ -82,7 +82,8 @@ for _fam, _names in TRANSPORT.items():
 CLASS_NAMES = ADDRESS_CLASSES
 _CLASS_MASKS = []
 for _name, _prefix in _CLASS_PREFIXES:
-    _value, _mask, _ = parse_prefix(_prefix)
+    _p = parse_prefix(_prefix)
+    _value, _mask = _p.value, _p.mask()
     _CLASS_MASKS.append((ADDRESS_CLASSES.index(_name),
                          np.uint64(_value >> 64), np.uint64(_mask >> 64),
                          np.uint64(_value & (2**64 - 1)), np.uint64(_mask & (2**64 - 1))))
@@ -99,14 +100,14 @@ def _class_luts():
     base = np.full(65536, CLASS_OTHER, dtype=np.int64)
     # Paint in reverse table order so that the first match wins.
     for name, prefix in reversed(_CLASS_PREFIXES):
-        value, _, length = parse_prefix(prefix)
+        value, length = parse_prefix(prefix)
         if length <= 16:
             first = value >> 112
             base[first:first + (1 << (16 - length))] = ADDRESS_CLASSES.index(name)
     lut = base.copy()
     split, full = [], set()
     for name, prefix in _CLASS_PREFIXES:
-        value, _, length = parse_prefix(prefix)
+        value, length = parse_prefix(prefix)
         if length > 16:
             lut[value >> 112] = -1
             if length <= 32:
@@ -379,12 +380,12 @@ def _sixin4_kind(rows, idx, pos, opts):
     isatap = is_isatap_iid(iid_s) | is_isatap_iid(iid_d)
     sixrd = np.zeros(len(i), dtype=bool)
     long_prefix = False
-    for value, mask, length in opts.sixrd_prefixes:
+    for value, length in opts.sixrd_prefixes:
         if length > 64:             # needs the low word too: leave to the reference
             long_prefix = True
             continue
-        vh, mh = np.uint64(value >> 64), np.uint64(mask >> 64)
-        sixrd |= ((src_hi & mh) == vh) | ((dst_hi & mh) == vh)
+        sixrd |= words_in_prefix(src_hi, None, value, length) \
+            | words_in_prefix(dst_hi, None, value, length)
     kind[sixrd] = K_6RD
     kind[isatap] = K_ISATAP
     kind[six] = K_6TO4
