@@ -15,7 +15,7 @@ from . import registry
 from .registry import (ETHERTYPE_ERSPAN2, ETHERTYPE_ERSPAN3, ETHERTYPE_PPP, GRE, GTPU,
                        IPPROTO_IPIP, IPPROTO_IPV6, IPV6, UDP, UDP_PORT_TEREDO, VXLAN,
                        is_teredo)
-from .link import ppp
+from .link import by_version, ppp
 
 # Inner protocols that are a plain next header (registry.GRE_PROTOCOLS);
 # PPP and ERSPAN have their own few lines in ``gre``.
@@ -116,14 +116,7 @@ def teredo(f, d, off, end, decl_end, on_port):
 
 def _inner_ip(d, pos, end, kind):
     """An IP packet whose family is told by its version nibble."""
-    if pos >= end:
-        return None
-    v = d[pos] >> 4
-    if v == 4:
-        return ("ipv4", pos, end, kind)
-    if v == 6:
-        return ("ipv6", pos, end, kind)
-    return None
+    return by_version(d, pos, end, kind) if pos < end else None
 
 
 def gtpu(f, d, off, end, opts):

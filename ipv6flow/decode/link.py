@@ -8,8 +8,8 @@ A header cut short by the snap length sets ``frame.fail('truncated')``.
 """
 
 from . import registry
-from .registry import (ETH, ETHERTYPE_MAX_LENGTH, LLC_SNAP, PPP_PROTOCOLS, PPPOE, SLL, SLL2,
-                       VLAN)
+from .registry import (ETH, ETHERTYPE_MAX_LENGTH, IP_VERSIONS, LLC_SNAP, PPP_PROTOCOLS, PPPOE,
+                       SLL, SLL2, VLAN)
 
 # Ethertype -> next parser token (registry.ETHERTYPES).
 ETHERTYPES = {et: e.token for et, e in registry.ETHERTYPES.items()}
@@ -80,16 +80,17 @@ def mpls(f, d, off, end, opts):
     return first_nibble(f, d, off, end, opts)
 
 
+def by_version(d, off, end, kind=None):
+    """An IP packet at ``off`` whose family its version nibble tells."""
+    token = IP_VERSIONS.get(d[off] >> 4)
+    return (token, off, end, kind) if token else None
+
+
 def first_nibble(f, d, off, end, opts):
     """Raw IP: the version nibble says which family."""
     if not _need(f, end, off + 1):
         return None
-    v = d[off] >> 4
-    if v == 4:
-        return ("ipv4", off, end, None)
-    if v == 6:
-        return ("ipv6", off, end, None)
-    return None
+    return by_version(d, off, end)
 
 
 def raw_ipv4(f, d, off, end, opts):

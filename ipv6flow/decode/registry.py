@@ -21,6 +21,9 @@ from typing import NamedTuple
 KERNEL = "kernel"          # the numpy kernel decodes it
 REFERENCE = "reference"    # the kernel hands the row to the reference decoder
 
+# The version nibble of an IP header.
+IP_VERSIONS = {4: "ipv4", 6: "ipv6"}
+
 # -- families ----------------------------------------------------------------
 # One set of codes: a family's code is its index here (the kernel's rows,
 # the analyses' column ``fam``/``carrier``); the names are the report's.
@@ -51,29 +54,31 @@ LINKTYPE_LINUX_SLL2 = 276
 LINKTYPE_SFLOW_MPLS = 0x10000 | 13
 
 
-class Linktype(NamedTuple):
-    token: str               # the reference decoder's first parser
+class Dispatch(NamedTuple):
+    """Where a type field (link type, ethertype, GRE protocol) leads."""
+
+    token: str               # the reference decoder's next parser
     kernel: str              # KERNEL or REFERENCE
 
 
 LINKTYPES = {
-    LINKTYPE_NULL: Linktype("null", REFERENCE),
-    LINKTYPE_ETHERNET: Linktype("eth", KERNEL),
-    LINKTYPE_PPP: Linktype("ppp", REFERENCE),
-    LINKTYPE_RAW: Linktype("raw", KERNEL),
-    LINKTYPE_RAW_OPENBSD: Linktype("raw", KERNEL),
-    LINKTYPE_PPP_HDLC: Linktype("ppp", REFERENCE),
-    LINKTYPE_RAW_IP: Linktype("raw", KERNEL),
-    LINKTYPE_C_HDLC: Linktype("chdlc", REFERENCE),
-    LINKTYPE_IEEE802_11: Linktype("ieee80211", REFERENCE),
-    LINKTYPE_FRELAY: Linktype("frame_relay", REFERENCE),
-    LINKTYPE_LOOP: Linktype("loop", REFERENCE),
-    LINKTYPE_LINUX_SLL: Linktype("sll", KERNEL),
-    LINKTYPE_IEEE802_11_RADIOTAP: Linktype("radiotap", REFERENCE),
-    LINKTYPE_IPV4: Linktype("raw_ipv4", KERNEL),
-    LINKTYPE_IPV6: Linktype("raw_ipv6", KERNEL),
-    LINKTYPE_LINUX_SLL2: Linktype("sll2", KERNEL),
-    LINKTYPE_SFLOW_MPLS: Linktype("mpls", REFERENCE),
+    LINKTYPE_NULL: Dispatch("null", REFERENCE),
+    LINKTYPE_ETHERNET: Dispatch("eth", KERNEL),
+    LINKTYPE_PPP: Dispatch("ppp", REFERENCE),
+    LINKTYPE_RAW: Dispatch("raw", KERNEL),
+    LINKTYPE_RAW_OPENBSD: Dispatch("raw", KERNEL),
+    LINKTYPE_PPP_HDLC: Dispatch("ppp", REFERENCE),
+    LINKTYPE_RAW_IP: Dispatch("raw", KERNEL),
+    LINKTYPE_C_HDLC: Dispatch("chdlc", REFERENCE),
+    LINKTYPE_IEEE802_11: Dispatch("ieee80211", REFERENCE),
+    LINKTYPE_FRELAY: Dispatch("frame_relay", REFERENCE),
+    LINKTYPE_LOOP: Dispatch("loop", REFERENCE),
+    LINKTYPE_LINUX_SLL: Dispatch("sll", KERNEL),
+    LINKTYPE_IEEE802_11_RADIOTAP: Dispatch("radiotap", REFERENCE),
+    LINKTYPE_IPV4: Dispatch("raw_ipv4", KERNEL),
+    LINKTYPE_IPV6: Dispatch("raw_ipv6", KERNEL),
+    LINKTYPE_LINUX_SLL2: Dispatch("sll2", KERNEL),
+    LINKTYPE_SFLOW_MPLS: Dispatch("mpls", REFERENCE),
 }
 
 # -- ethertypes (IEEE 802 Numbers) ---------------------------------------------
@@ -93,36 +98,31 @@ ETHERTYPE_ERSPAN3 = 0x22EB       # ERSPAN type III in GRE
 ETHERTYPE_MAX_LENGTH = 1500      # at most this: an IEEE 802.3 length, LLC follows
 
 
-class Ethertype(NamedTuple):
-    token: str               # the reference decoder's next parser
-    kernel: str              # KERNEL or REFERENCE
-
-
 # Ethertypes followed after Ethernet, VLAN, LLC/SNAP, SLL, Cisco HDLC and
 # Frame Relay; any other ethertype carries no IP.
 ETHERTYPES = {
-    ETHERTYPE_IPV4: Ethertype("ipv4", KERNEL),
-    ETHERTYPE_IPV6: Ethertype("ipv6", KERNEL),
-    ETHERTYPE_VLAN: Ethertype("vlan", KERNEL),
-    ETHERTYPE_QINQ: Ethertype("vlan", KERNEL),
-    ETHERTYPE_QINQ_OLD: Ethertype("vlan", KERNEL),
-    ETHERTYPE_MPLS: Ethertype("mpls", REFERENCE),
-    ETHERTYPE_MPLS_MC: Ethertype("mpls", REFERENCE),
+    ETHERTYPE_IPV4: Dispatch("ipv4", KERNEL),
+    ETHERTYPE_IPV6: Dispatch("ipv6", KERNEL),
+    ETHERTYPE_VLAN: Dispatch("vlan", KERNEL),
+    ETHERTYPE_QINQ: Dispatch("vlan", KERNEL),
+    ETHERTYPE_QINQ_OLD: Dispatch("vlan", KERNEL),
+    ETHERTYPE_MPLS: Dispatch("mpls", REFERENCE),
+    ETHERTYPE_MPLS_MC: Dispatch("mpls", REFERENCE),
     # the kernel takes PPPoE session frames of plain IPv4/IPv6 (PPP_PROTOCOLS),
     # the reference the rest (compressed protocol fields)
-    ETHERTYPE_PPPOE_SESS: Ethertype("pppoe", KERNEL),
-    ETHERTYPE_TEB: Ethertype("eth", REFERENCE),
+    ETHERTYPE_PPPOE_SESS: Dispatch("pppoe", KERNEL),
+    ETHERTYPE_TEB: Dispatch("eth", REFERENCE),
 }
 VLAN_ETHERTYPES = tuple(et for et, e in ETHERTYPES.items() if e.token == "vlan")
 
 # Inside GRE (and Geneve: the IP and Ethernet entries).
 GRE_PROTOCOLS = {
-    ETHERTYPE_IPV6: Ethertype("ipv6", KERNEL),
-    ETHERTYPE_IPV4: Ethertype("ipv4", KERNEL),
-    ETHERTYPE_TEB: Ethertype("eth", KERNEL),
-    ETHERTYPE_PPP: Ethertype("ppp", REFERENCE),
-    ETHERTYPE_ERSPAN2: Ethertype("erspan2", REFERENCE),
-    ETHERTYPE_ERSPAN3: Ethertype("erspan3", REFERENCE),
+    ETHERTYPE_IPV6: Dispatch("ipv6", KERNEL),
+    ETHERTYPE_IPV4: Dispatch("ipv4", KERNEL),
+    ETHERTYPE_TEB: Dispatch("eth", KERNEL),
+    ETHERTYPE_PPP: Dispatch("ppp", REFERENCE),
+    ETHERTYPE_ERSPAN2: Dispatch("erspan2", REFERENCE),
+    ETHERTYPE_ERSPAN3: Dispatch("erspan3", REFERENCE),
 }
 GENEVE_PROTOCOLS = {et: e for et, e in GRE_PROTOCOLS.items()
                     if e.token in ("ipv4", "ipv6", "eth")}

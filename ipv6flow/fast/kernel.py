@@ -337,6 +337,15 @@ def _next_by_proto(rows, idx, proto, pos, pend, v6):
     rows.l4end[idx] = pend
 
 
+def _enter_ip(rows, idx, pos, fam):
+    """Rows ``idx`` enter a validated IP header of family ``fam`` at ``pos``:
+    the first IP header is the carrier, the latest the payload."""
+    _enter(rows, idx)
+    rows.carrier[idx] = np.where(rows.carrier[idx] == FAM_NON_IP, fam, rows.carrier[idx])
+    rows.payload[idx] = fam
+    rows.ip[idx] = pos
+
+
 def _depth_ok(rows, idx, opts):
     """Rows about to count one more tunnel than the cap allows fall back."""
     over = (rows.pending[idx] != 0) & (rows.ntun[idx] >= opts.max_tunnel_depth)
@@ -355,10 +364,7 @@ def step_ipv4(rows, idx, opts):
         & (pos + ihl <= pend)
     rows.fall(idx[~ok])
     idx, pos, ihl, pend = idx[ok], pos[ok], ihl[ok], pend[ok]
-    _enter(rows, idx)
-    rows.carrier[idx] = np.where(rows.carrier[idx] == FAM_NON_IP, FAM_IPV4, rows.carrier[idx])
-    rows.payload[idx] = FAM_IPV4
-    rows.ip[idx] = pos
+    _enter_ip(rows, idx, pos, FAM_IPV4)
     rows.v4[idx] = pos
     proto = rows.u8(pos + IPV4.PROTO)
     rows.proto[idx] = proto
@@ -403,11 +409,8 @@ def step_ipv6(rows, idx, opts):
     _sixin4_kind(rows, idx, pos, opts)
     keep = rows.tok[idx] != T_FALLBACK
     idx, pos, end = idx[keep], pos[keep], end[keep]
-    _enter(rows, idx)
-    rows.carrier[idx] = np.where(rows.carrier[idx] == FAM_NON_IP, FAM_IPV6, rows.carrier[idx])
-    rows.payload[idx] = FAM_IPV6
+    _enter_ip(rows, idx, pos, FAM_IPV6)
     rows.v6[idx] = pos
-    rows.ip[idx] = pos
     plen = rows.u16(pos + IPV6.PLEN)
     nh = rows.u8(pos + IPV6.NH)
     decl = np.where((plen == 0) & (nh != IPPROTO_NONE), end, pos + IPV6.LEN + plen)
