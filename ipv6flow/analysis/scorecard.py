@@ -41,7 +41,7 @@ import ipaddress
 import numpy as np
 
 from ..arrays import distinct, unique_any, unique_inverse
-from ..decode.registry import FAM_IPV6
+from ..decode.registry import FAM_IPV6, IPPROTO_TCP
 from . import rfc6052
 from .orgmap import org_key
 from .sketch import hash_words
@@ -171,7 +171,7 @@ class Scorecard:
         slo = np.where(dst, r["v6s_lo"], r["v6d_lo"])
         nat = fam6 & has6 & _in_prefixes(shi, slo, self.nat64) if self.nat64 else \
             np.zeros(len(rep), dtype=bool)
-        syn = (c["proto"] == 6) & ((c["flags"] & 0x12) == 0x02)
+        syn = (c["proto"] == IPPROTO_TCP) & ((c["flags"] & 0x12) == 0x02)
         self._counters(c, g[inv], fam6_rows, nat[inv], syn)
         self._items(g, fam6, nat, tag[rep], value[rep], chi, flow_h[rep], flow_keyed[rep])
         m = len(rep)

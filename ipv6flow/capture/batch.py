@@ -5,13 +5,16 @@ packet data in the buffer, captured length, wire length, timestamp, link
 type), for numpy kernels that work on whole buffers instead of one Record
 at a time.
 
-* Classic pcap has a fast path (``PcapReader.batches``): the Python loop
-  only walks the record headers to find where each record starts, checking
-  each captured length exactly as the record loop does; numpy then gathers
-  the four header fields of every record in the buffer at once. No
-  per-record bytes or tuples are made.
-* Any other format is batched from its record iterator
-  (``batches_from_records``): same checks, same errors, no speed gain yet.
+* Classic pcap has a fast path (``PcapReader.batches``): the compiled walk
+  (``_speedups.walk_pcap``), or without it a Python loop, walks the record
+  headers to find where each record starts, checking each captured length
+  exactly as the record loop does, and the header fields of every record
+  come back as arrays. No per-record bytes or tuples are made.
+* pcapng (``PcapngReader.batches``) yields whole batches for runs of packet
+  blocks when the compiled walk (``_speedups.walk_pcapng``) is built, and
+  copies its other records into batches (``batches_from_records``).
+* Any other source (sFlow samples, live capture) builds its batches from
+  its own records, with the same checks and errors.
 
 Either way a batch holds only good records, and an error is raised after
 the batch of records that precede it, as the record iterator does.

@@ -5,6 +5,10 @@ header, through a table of parsers (link.py, ip.py, encap.py). Each parser
 returns the next step ``(token, offset, end, tunnel_kind)``; the engine
 checks the inner header before counting an encapsulation, and bounds the
 work per frame (layers, tunnel depth, chain length).
+
+Every protocol number, port and header layout both decoders use is
+declared once in ``registry.py``; ``frame.FrameKey`` is what the report
+counts of a frame, ``columns.py`` what the analyses read of it.
 """
 
 from .addresses import address_class, in_prefixes, parse_prefix
@@ -30,7 +34,7 @@ def sixin4_kind(d, off, opts) -> str:
     dst = d[off + IPV6.DST:off + IPV6.DST + IPV6.ADDR_LEN]
     if is_6to4(_word(src, 0, 2)) or is_6to4(_word(dst, 0, 2)):
         return "6to4"
-    if is_isatap_iid(_word(src, 8, 4)) or is_isatap_iid(_word(dst, 8, 4)):
+    if is_isatap_iid(_word(src, IPV6.LOW, 4)) or is_isatap_iid(_word(dst, IPV6.LOW, 4)):
         return "isatap"
     if opts.sixrd_prefixes and (in_prefixes(src, opts.sixrd_prefixes)
                                 or in_prefixes(dst, opts.sixrd_prefixes)):

@@ -1,6 +1,7 @@
 """Encapsulations above IP: GRE and the UDP tunnels (REPORT.md section 2).
 
-UDP tunnels are found by port first (a table, STYLE habit 2), then each
+UDP tunnels are found by port first (registry.UDP_TUNNELS, STYLE habit 2;
+``TUNNEL_PARSERS`` holds this decoder's classifier of each kind), then each
 candidate's own header must validate; Teredo has no reliable port, so it is
 a heuristic tried last and only over IPv4 (RFC 4380: Teredo carries IPv6
 in UDP over IPv4). A UDP payload that merely starts with nibble 6 is not

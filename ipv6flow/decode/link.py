@@ -3,7 +3,9 @@
 Each parser takes (frame, data, off, end, opts) and returns the next step as
 (token, off, end, tunnel_kind) or None when the frame holds no IP. Tokens
 are names in the engine's dispatch table ('eth', 'vlan', 'ipv4', ...); the
-wiring is data (STYLE habit 2): ``ETHERTYPES`` and ``LINKTYPES`` below.
+wiring is data (STYLE habit 2): ``ETHERTYPES`` and ``LINKTYPES`` below are
+read from the protocol registry (registry.py), which also says which of
+them the numpy kernel decodes itself.
 A header cut short by the snap length sets ``frame.fail('truncated')``.
 """
 

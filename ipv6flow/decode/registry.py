@@ -271,6 +271,7 @@ class IPV6:
     LEN = 40
     PLEN, NH, SRC, DST = 4, 6, 8, 24
     ADDR_LEN = 16
+    LOW = 8                      # an address's low 64 bits (interface identifier)
 
 
 class EXT:                       # an IPv6 extension header

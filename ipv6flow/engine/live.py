@@ -37,7 +37,7 @@ packet headers side by side, the packet bytes back to back); every
 ``FLUSH_SECONDS``, ``BATCH_BYTES`` or when the ring is empty numpy turns them
 into a ``capture.batch.Batch``, which is written to the ``--write`` pcap
 first (one write of whole records) and then folded into the Summary with
-``fast.summarize_batch`` exactly as a file's batches are (or one frame at a
+``fold.summarize_batch`` exactly as a file's batches are (or one frame at a
 time with the reference decoder: the figures are the same). Copying a frame
 out of libpcap costs about 3 us, the fast decoder 1 to 5 us more depending
 on the mix: 100,000 to 250,000 frames/s on one core; past that the ring

@@ -254,7 +254,7 @@ class Rows:
             if self._h6 is None:
                 self._h6 = np.flatnonzero(self.v6 >= 0)
             w = self._addr[k] = np.zeros(self.n, dtype=np.uint64)
-            w[self._h6] = self.u64(self.v6[self._h6] + IPV6.SRC + 8 * k)
+            w[self._h6] = self.u64(self.v6[self._h6] + IPV6.SRC + IPV6.LOW * k)
         return w
 
     def fall(self, idx):
@@ -382,7 +382,7 @@ def _sixin4_kind(rows, idx, pos, opts):
     src_hi, dst_hi = rows.u64(at + IPV6.SRC), rows.u64(at + IPV6.DST)
     kind = np.full(len(i), K_6IN4, dtype=np.int64)
     six = is_6to4(src_hi >> np.uint64(48)) | is_6to4(dst_hi >> np.uint64(48))
-    iid_s, iid_d = rows.u32(at + IPV6.SRC + 8), rows.u32(at + IPV6.DST + 8)
+    iid_s, iid_d = rows.u32(at + IPV6.SRC + IPV6.LOW), rows.u32(at + IPV6.DST + IPV6.LOW)
     isatap = is_isatap_iid(iid_s) | is_isatap_iid(iid_d)
     sixrd = np.zeros(len(i), dtype=bool)
     long_prefix = False
@@ -701,7 +701,7 @@ def pack(rows):
     v6 = np.flatnonzero((fam == FAM_IPV6) & (rows.v6 >= 0))
     if len(v6):
         at = rows.v6[v6]
-        low_at = np.concatenate((at + IPV6.SRC + 8, at + IPV6.DST + 8))
+        low_at = np.concatenate((at + IPV6.SRC + IPV6.LOW, at + IPV6.DST + IPV6.LOW))
         both = classes_of(np.concatenate((rows.addr(0)[v6], rows.addr(2)[v6])),
                           lambda i: rows.u64(low_at[i])) + 1
         src[v6], dst[v6] = both[:len(v6)], both[len(v6):]
