@@ -588,6 +588,7 @@ LINKTYPE_START = {}
 for _lt, _e in reg.LINKTYPES.items():
     if _e.kernel == KERNEL:
         LINKTYPE_START.setdefault(_e.token, []).append(_lt)
+RAW_LINKTYPES = tuple(sorted(LINKTYPE_START.get("raw", ())))   # IP, family by version
 COOKED = {"sll": SLL, "sll2": SLL2}           # Linux cooked captures: an ethertype
 assert set(LINKTYPE_START) <= {"eth", "raw", "raw_ipv4", "raw_ipv6"} | set(COOKED), \
     "a link type without a step"
@@ -599,7 +600,7 @@ def start(rows, linktypes):
     for token, first in (("eth", T_ETH), ("raw_ipv4", T_IPV4), ("raw_ipv6", T_IPV6)):
         if token in LINKTYPE_START:
             rows.tok[np.isin(lt, LINKTYPE_START[token])] = first
-    raw = np.isin(lt, LINKTYPE_START.get("raw", []))
+    raw = np.isin(lt, RAW_LINKTYPES)
     if raw.any():
         ri = np.flatnonzero(raw)
         ok = rows.pos[ri] < rows.end[ri]
