@@ -1,7 +1,19 @@
-"""Only the optional compiled helper lives here; everything else is in
+"""Only the optional compiled helpers live here; everything else is in
 pyproject.toml. ``optional=True``: where no C compiler is at hand the
-install still succeeds and ipv6flow uses its pure-Python record walk."""
+install still succeeds and ipv6flow uses its pure-Python paths (the record
+walk, and live capture's ctypes loop). ``IPV6FLOW_NO_EXTENSIONS=1`` leaves
+them out on purpose (CI's no-compiler install)."""
+
+import os
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("ipv6flow._speedups", ["ipv6flow/_speedups.c"], optional=True)])
+extensions = [
+    Extension("ipv6flow._speedups", ["ipv6flow/_speedups.c"], optional=True),
+    # live capture: no libpcap header or library needed to build (see the source)
+    Extension("ipv6flow._livecap", ["ipv6flow/_livecap.c"], optional=True),
+]
+if os.environ.get("IPV6FLOW_NO_EXTENSIONS", "").strip() not in ("", "0"):
+    extensions = []
+
+setup(ext_modules=extensions)

@@ -101,6 +101,7 @@ PCAP_ERROR_NO_SUCH_DEVICE = -5
 PCAP_ERROR_PERM_DENIED = -8
 PCAP_ERROR_IFACE_NOT_UP = -9
 PCAP_ERROR_PROMISC_PERM_DENIED = -11
+PCAP_ERROR_BREAK = -2         # pcap_next_ex at the end of a saved file (PcapHandle.offline)
 PCAP_NETMASK_UNKNOWN = -1     # 0xffffffff, as the binding's signed bpf_u_int32
 
 NEED_CAP = ("live capture needs the CAP_NET_RAW capability: run as root, or grant it "
@@ -146,12 +147,16 @@ class PcapHandle:
             self.fd = wp.pcap_get_selectable_fd(self.p)
             if self.fd < 0:
                 raise Ipv6flowError(f"{iface}: cannot capture: no selectable descriptor")
-            dlt = wp.pcap_datalink(self.p)
-            self.linktype = DLT_TO_LINKTYPE.get(dlt, dlt)
-            self.snaplen = wp.pcap_snapshot(self.p)
+            self._opened()
         except BaseException:
             wp.pcap_close(self.p)
             raise
+
+    def _opened(self):
+        wp = self.wp
+        dlt = wp.pcap_datalink(self.p)
+        self.linktype = DLT_TO_LINKTYPE.get(dlt, dlt)
+        self.snaplen = wp.pcap_snapshot(self.p)
         # pcap_next_ex seen through plain addresses: the header and data
         # pointers come back as ints, for memmove (no ctypes objects per frame).
         proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
@@ -159,6 +164,22 @@ class PcapHandle:
         self.next_ex = ctypes.cast(wp.pcap_next_ex, proto)
         self.address = ctypes.cast(self.p, ctypes.c_void_p).value
         self._stat = wp.pcap_stat()
+
+    @classmethod
+    def offline(cls, path: str):
+        """A saved capture read through libpcap (``pcap_open_offline``): the
+        live reading loops (``Pending``, ``CompiledPending``) without an
+        interface, for tests and benchmarks."""
+        self = cls.__new__(cls)
+        self.wp = wp = _libpcap()
+        self.iface = path
+        self.errbuf = ctypes.create_string_buffer(256)
+        self.p = wp.pcap_open_offline(path.encode(), self.errbuf)
+        if not self.p:
+            raise Ipv6flowError(f"{path}: cannot read: {_text(self.errbuf.raw)}")
+        self.fd = -1
+        self._opened()
+        return self
 
     def _activate(self, snaplen, promisc, buffer_bytes):
         wp, p = self.wp, self.p
@@ -229,6 +250,8 @@ class Pending:
     frame is two ``memmove``s (the ring slot is reused once the next frame is
     read); numpy reads the headers of the whole batch at once in ``take``."""
 
+    reader = "ctypes"
+
     def __init__(self, handle: PcapHandle, max_bytes: int = BATCH_BYTES,
                  max_frames: int = MAX_BATCH_FRAMES):
         self.handle = handle
@@ -266,7 +289,7 @@ class Pending:
                     status = "full"
                     break
                 r = next_ex(p, href, dref)
-                if r == 0:
+                if r == 0 or r == PCAP_ERROR_BREAK:     # -2: the end of a saved file
                     status = "empty"
                     break
                 if r != 1:
@@ -298,6 +321,70 @@ class Pending:
                       hdr["wirelen"].astype(np.int64), ts, np.full(n, linktype, dtype=np.int32))
         self.n = self.size = 0
         return batch, sec, usec
+
+
+try:                                   # optional compiled frame copy (setup.py)
+    if os.environ.get("IPV6FLOW_PURE_PYTHON"):
+        raise ImportError("pure Python requested")
+    from .. import _livecap
+except ImportError:
+    _livecap = None
+
+
+class CompiledPending:
+    """``Pending`` with the copying done in C (``ipv6flow/_livecap.c``): one
+    call reads up to ``limit`` frames through ``pcap_dispatch`` with the GIL
+    released, and ``take`` gets the batch's bytes and header columns whole.
+    Same interface, same batches, same errors as ``Pending``."""
+
+    reader = "compiled"
+
+    def __init__(self, handle: PcapHandle, max_bytes: int = BATCH_BYTES,
+                 max_frames: int = MAX_BATCH_FRAMES):
+        self.handle = handle
+        self.room = max(handle.snaplen, SNAPLEN)
+        dispatch = ctypes.cast(handle.wp.pcap_dispatch, ctypes.c_void_p).value
+        self.batcher = _livecap.Batcher(handle.address, dispatch, max_bytes, max_frames,
+                                        self.room)
+
+    def __len__(self):
+        return len(self.batcher)
+
+    def fill(self, limit: int):
+        """As ``Pending.fill``."""
+        status = self.batcher.fill(limit)
+        if status == 1:
+            return "empty"
+        if status == 2:
+            return "full"
+        h = self.handle
+        if status == -1:
+            raise Ipv6flowError(f"{h.iface}: capture failed: {h.error()}")
+        if status == -2:
+            raise Ipv6flowError(f"{h.iface}: capture failed: libpcap handed over a frame of "
+                                f"{self.batcher.oversize:,} bytes, more than the batch buffer "
+                                "has room for")
+        return None
+
+    def take(self, linktype: int):
+        """As ``Pending.take``."""
+        data, meta = self.batcher.take()
+        n = len(meta) // 32
+        sec, usec, caplens, wirelens = np.frombuffer(meta, dtype=np.int64).reshape(4, n)
+        offsets = np.zeros(n, dtype=np.int64)
+        if n:
+            np.cumsum(caplens[:-1], out=offsets[1:])
+        ts = sec.astype(np.float64) + usec / 1_000_000
+        batch = Batch(data, offsets, caplens, wirelens, ts, np.full(n, linktype, dtype=np.int32))
+        return batch, sec, usec
+
+
+def new_pending(handle: PcapHandle):
+    """The compiled ``CompiledPending`` where the helper is built and
+    declares libpcap's packet header as the binding does, else ``Pending``."""
+    if _livecap is not None and _livecap.PKTHDR_SIZE == ctypes.sizeof(handle.wp.pcap_pkthdr):
+        return CompiledPending(handle)
+    return Pending(handle)
 
 
 # Classic pcap, microsecond timestamps, little-endian (what tcpdump writes).
@@ -510,7 +597,7 @@ def _run(handle, writer, summary, signals, iface, bpf, duration, count, report_e
     next_status = t0 + status_every if status_every else math.inf
     next_report = t0 + report_every if report_every else math.inf
     status_frames, status_bytes, status_t = 0, 0, t0
-    pending = Pending(handle)
+    pending = new_pending(handle)
     reason = None
     drain_from = drain_until = math.inf
     while True:
@@ -570,5 +657,5 @@ def _run(handle, writer, summary, signals, iface, bpf, duration, count, report_e
     summary.add_input(entry)
     stats = {"frames": totals["frames"], "bytes": totals["bytes"],
              "seconds": time.monotonic() - t0, "fallback": totals["fallback"],
-             "stopped_by": reason, "linktype": lt, **kernel}
+             "stopped_by": reason, "linktype": lt, "reader": pending.reader, **kernel}
     return summary, stats
