@@ -31,10 +31,10 @@
  *   frame larger than the room left (its captured length is in `oversize`;
  *   the frame is not kept). Frames read before a failure stay in the batch.
  *   Linger: when the ring runs empty and the batch holds frames, fill waits
- *   (poll on fd, GIL released) up to linger_ms for the kernel's next block
- *   before it says "none waiting", so that a busy link makes batches of
- *   max_bytes (a batch costs the decoder a fixed 2-3 ms besides its frames)
- *   instead of one batch per ring block.
+ *   (poll on fd, GIL released) for the kernel's next block, up to linger_ms
+ *   in all per call, before it says "none waiting", so that a busy link
+ *   makes batches of max_bytes (a batch costs the decoder a fixed 2-3 ms
+ *   besides its frames) instead of one batch per ring block.
  * take() -> (data: bytes, meta: bytearray) and empties the batch. meta holds
  *   4 rows of n native int64: ts seconds, ts microseconds, captured length,
  *   wire length.
@@ -182,7 +182,7 @@ static PyObject *Batcher_fill(Batcher *b, PyObject *args)
     b->busy = 1;
     b->oversize = 0;
     Py_BEGIN_ALLOW_THREADS
-    double deadline = -1;
+    double waited = 0, linger = b->linger_ms / 1000.0;
     for (Py_ssize_t got = 0; got < limit;) {
         if (b->n >= b->max_frames || b->size >= b->max_bytes) {
             status = 2;
@@ -199,25 +199,21 @@ static PyObject *Batcher_fill(Batcher *b, PyObject *args)
         }
         if (r > 0) {
             got++;
-            deadline = -1;
             continue;
         }
         /* The ring is empty: linger for the next block if there is a batch
-           to make bigger, else let the caller wait. */
-        if (b->n == 0 || b->linger_ms == 0) {
-            status = 1;
-            break;
-        }
-        double now = monotonic();
-        if (deadline < 0)
-            deadline = now + b->linger_ms / 1000.0;
-        if (now >= deadline) {
+           to make bigger, else let the caller wait. The waits of one call
+           add up to linger_ms at most, so a trickle of frames cannot keep
+           the caller from its clock (status lines, --duration, a stop). */
+        if (b->n == 0 || waited >= linger) {
             status = 1;
             break;
         }
         struct pollfd pfd = {.fd = b->fd, .events = POLLIN};
-        int wait = (int)((deadline - now) * 1000.0) + 1;
-        if (poll(&pfd, 1, wait) < 0) {
+        double before = monotonic();
+        int r2 = poll(&pfd, 1, (int)((linger - waited) * 1000.0) + 1);
+        waited += monotonic() - before;
+        if (r2 < 0) {
             if (errno == EINTR)     /* a signal: back to Python, which handles it */
                 break;
             status = 1;

@@ -15,8 +15,12 @@ Which capture path, and why: **libpcap, through scapy's ctypes binding
 * ``pcap_stats`` gives the kernel drop counts (on Linux it accumulates the
   ``PACKET_STATISTICS`` getsockopt of the AF_PACKET socket) and the
   interface drops.
-* The per-frame cost stays small: we call ``pcap_next_ex`` ourselves and
-  copy each frame with ``memmove`` (below). Scapy's own wrapper
+* The per-frame cost stays small: the compiled helper ``ipv6flow._livecap``
+  (``CompiledPending``, an optional C extension: setup.py) runs
+  ``pcap_dispatch`` on our handle with a C callback that copies each frame
+  into the batch buffer, the GIL released, and Python takes the batch
+  whole; where it is not built we call ``pcap_next_ex`` ourselves and copy
+  each frame with ``memmove`` (``Pending``, below). Scapy's own wrapper
   (``L2pcapListenSocket``) slices the ctypes pointer into a list of ints
   and drops the wire length, and ``sniff()`` would dissect every frame into
   scapy layers.
@@ -31,17 +35,23 @@ Ipv6flowError saying so.
 Strategy of the loop: the handle is non-blocking and we ``poll`` its
 selectable fd with a timeout of at most ``TIMEOUT_MS``: with TPACKET_V3 a
 blocking ``pcap_next_ex`` can wait forever on an idle link, and neither a
-signal nor ``--duration`` could end it. Each frame is copied out of the
-ring with two ``memmove``s into preallocated buffers (``Pending``: libpcap's
-packet headers side by side, the packet bytes back to back); every
-``FLUSH_SECONDS``, ``BATCH_BYTES`` or when the ring is empty numpy turns them
-into a ``capture.batch.Batch``, which is written to the ``--write`` pcap
-first (one write of whole records) and then folded into the Summary with
+signal nor ``--duration`` could end it. Frames are copied out of the ring
+into preallocated buffers: by the compiled helper (``CompiledPending``), or
+with two ``memmove``s each (``Pending``: libpcap's packet headers side by
+side, the packet bytes back to back); every ``FLUSH_SECONDS``, when the
+buffers are full (``BATCH_BYTES``; the compiled helper's
+``COMPILED_BATCH_BYTES``) or when the ring is empty (the compiled helper
+first lingers up to ``LINGER_MS`` for its next block) numpy turns them into
+a ``capture.batch.Batch``, which is written to the ``--write`` pcap first
+(one write of whole records) and then folded into the Summary with
 ``fold.summarize_batch`` exactly as a file's batches are (or one frame at a
-time with the reference decoder: the figures are the same). Copying a frame
-out of libpcap costs about 3 us, the fast decoder 1 to 5 us more depending
-on the mix: 100,000 to 250,000 frames/s on one core; past that the ring
-fills, the kernel drops, and the report says how many.
+time with the reference decoder: the figures are the same). The ctypes
+copy costs about 3 us a frame (5-7 us of CPU a frame with the fast decoder
+on the benchmark mix: 100,000 to 250,000 frames/s on one core); the
+compiled one a few tens of ns, and its big batches spread the decoder's
+fixed cost a batch, so the fast decoder's 1 to 2 us a frame is most of
+what is left (benchmarks/live_rate.py, RESULTS.md). Past one core's rate the
+ring fills, the kernel drops, and the report says how many.
 
 Ending: ``--count`` ends at exactly that many frames. ``--duration``,
 SIGINT/SIGTERM (only when running in the main thread) or the ``stop``
