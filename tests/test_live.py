@@ -706,3 +706,57 @@ def test_compiled_reader_refuses_a_frame_past_its_buffer(tmp_path):
         live_mod._livecap.Batcher(0, dispatch, 100, 16, 50)
     with pytest.raises(ValueError):
         live_mod._livecap.Batcher(h.address, dispatch, 0, 16, 50)
+
+
+def test_compiled_reader_lingers_for_the_next_block_within_a_bound():
+    """With frames pending and the ring empty, fill waits for the kernel's
+    next block (so that a busy link makes big batches), but its waits add
+    up to linger_ms per call at most: a trickle of frames (here one frame
+    after each wait, from a stand-in for pcap_dispatch, and a descriptor
+    that never becomes readable) cannot hold the capture loop from its
+    clock. Without frames pending, or without a descriptor, it does not
+    wait at all."""
+    from ipv6flow.engine import live as live_mod
+    if live_mod._livecap is None:
+        _need("the compiled live capture helper ipv6flow._livecap is not loaded")
+
+    class Hdr(ctypes.Structure):
+        _fields_ = [("sec", ctypes.c_long), ("usec", ctypes.c_long),
+                    ("caplen", ctypes.c_uint32), ("len", ctypes.c_uint32)]
+
+    handler_t = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.POINTER(Hdr), ctypes.c_char_p)
+    calls = []
+
+    @ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                      ctypes.c_void_p)
+    def dispatch(p, cnt, handler, user):
+        calls.append(time.monotonic())
+        if len(calls) % 2:               # a frame, then an empty ring, and again
+            hdr = Hdr(len(calls), 0, 4, 4)
+            ctypes.cast(handler, handler_t)(user, ctypes.byref(hdr), b"abcd")
+            return 1
+        return 0
+
+    assert live_mod._livecap.PKTHDR_SIZE == ctypes.sizeof(Hdr)
+    address = ctypes.cast(dispatch, ctypes.c_void_p).value
+    r, w = os.pipe()                     # never written: poll always waits it out
+    try:
+        b = live_mod._livecap.Batcher(1, address, 1 << 20, 1000, 64, r, 200)
+        started = time.monotonic()
+        assert b.fill(1000) == 1         # "empty", after one wait of about 200 ms
+        took = time.monotonic() - started
+        assert len(b) == 2 and 0.19 <= took < 1.5, (len(b), took)
+        data, meta = b.take()
+        assert data == b"abcd" * 2 and list(memoryview(meta).cast("q"))[:2] == [1, 3]
+        calls.clear()
+        nolinger = live_mod._livecap.Batcher(1, address, 1 << 20, 1000, 64, -1, 200)
+        started = time.monotonic()
+        assert nolinger.fill(1000) == 1 and len(nolinger) == 1
+        assert time.monotonic() - started < 0.1
+        calls.append(0)                  # the next call is an empty ring
+        started = time.monotonic()
+        assert b.fill(1000) == 1 and len(b) == 0     # nothing pending: no wait
+        assert time.monotonic() - started < 0.1
+    finally:
+        os.close(r)
+        os.close(w)
