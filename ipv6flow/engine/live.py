@@ -46,7 +46,7 @@ a ``capture.batch.Batch``, which is written to the ``--write`` pcap first
 (one write of whole records) and then folded into the Summary with
 ``fold.summarize_batch`` exactly as a file's batches are (or one frame at a
 time with the reference decoder: the figures are the same). The ctypes
-copy costs about 3 us a frame (5-7 us of CPU a frame with the fast decoder
+copy costs about 3 us a frame (7-10 us of CPU a frame with the fast decoder
 on the benchmark mix: 100,000 to 250,000 frames/s on one core); the
 compiled one a few tens of ns, and its big batches spread the decoder's
 fixed cost a batch, so the fast decoder's 1 to 2 us a frame is most of
