@@ -117,9 +117,3 @@ def distinct_rows(rows: np.ndarray, return_inverse: bool = False):
     inv[order] = np.cumsum(keep) - 1
     return uniq, inv
 
-
-def row_bytes(rows: np.ndarray) -> list:
-    """The rows of an (n, k) uint8 array as n bytes objects (sliced from
-    one ``tobytes``: a set dedups them faster than a sort would first)."""
-    raw, k = rows.tobytes(), rows.shape[1]
-    return [raw[i:i + k] for i in range(0, len(raw), k)]

@@ -26,12 +26,11 @@ import ipaddress
 
 import numpy as np
 
-from ..arrays import row_bytes
 from ..decode.addresses import Prefix, address_bytes, in_prefix, words_in_prefix
 from ..decode.registry import DNS_PORT, IPPROTO_ICMPV6, IPPROTO_TCP, PORTED, TCP, UDP
 from . import dnsmsg, rfc6052
 from . import services as services_mod
-from .distinct import RELATIVE_ERROR, THRESHOLD, Distinct
+from .sketch import HashSketch, hash_rows, relative_error
 from .dnsmsg import TYPE_A, TYPE_AAAA, TYPE_CNAME
 
 IPV4ONLY = "ipv4only.arpa"
@@ -44,6 +43,8 @@ MAX_PENDING_BYTES = 32 << 20   # bytes of DNS messages held before they are pars
 CACHE_BODY_MAX = 1500  # longer DNS messages are parsed each time, not cached
 MAX_PER_NAME = 256     # addresses kept per name, resolvers per address
 MAX_PREFIXES = 16      # prefixes kept per kind of evidence (real networks have one or two)
+THRESHOLD, P = 4096, 12   # distinct clients and IPv4 destinations: exact up to, then HLL
+HASH = "splitmix64"    # the form of ``distinct`` in a report (absent: the earlier BLAKE2b form)
 
 
 def _addr_text(b: bytes) -> str:
@@ -51,22 +52,86 @@ def _addr_text(b: bytes) -> str:
 
 
 class Traffic:
-    """Frames seen through one prefix; the distinct counts are mergeable
-    (exact up to a threshold, then a HyperLogLog sketch: distinct.py)."""
+    """Frames seen through one prefix, and its distinct clients (IPv6
+    addresses) and embedded IPv4 destinations, mergeable sketches of
+    address hashes (sketch.HashSketch, exact up to ``THRESHOLD``).
 
-    __slots__ = ("packets", "bytes", "clients", "v4")
+    The fast path adds a batch's addresses as arrays (``add``); the
+    reference path one frame's (``add_frame``), held as bytes and hashed in
+    blocks of ``BLOCK``: the same hashes either way."""
+
+    __slots__ = ("packets", "bytes", "clients", "v4", "_held")
+    BLOCK = 4096
 
     def __init__(self):
         self.packets = 0
         self.bytes = 0
-        self.clients = Distinct()
-        self.v4 = Distinct()
+        self.clients = HashSketch(THRESHOLD, P)
+        self.v4 = HashSketch(THRESHOLD, P)
+        self._held = ([], [])         # IPv6 clients, IPv4 destinations (bytes)
+
+    def add(self, clients, v4) -> None:
+        """Rows of (n, 16) and (n, 4) uint8 arrays: client and embedded
+        IPv4 addresses."""
+        self.clients.add(hash_rows(clients))
+        self.v4.add(hash_rows(v4))
+
+    def add_frame(self, client, v4s) -> None:
+        """One frame's client address (bytes, or None) and embedded IPv4
+        addresses."""
+        held6, held4 = self._held
+        if client is not None:
+            held6.append(client)
+        held4.extend(v4s)
+        if len(held6) + len(held4) >= self.BLOCK:
+            self.settle()
+
+    def settle(self) -> "Traffic":
+        """Hash what ``add_frame`` holds into the sketches."""
+        held6, held4 = self._held
+        if held6 or held4:
+            self._held = ([], [])
+            self.add(np.frombuffer(b"".join(held6), dtype=np.uint8).reshape(-1, 16),
+                     np.frombuffer(b"".join(held4), dtype=np.uint8).reshape(-1, 4))
+        return self
 
     def merge(self, other):
+        self.settle()
+        other.settle()
         self.packets += other.packets
         self.bytes += other.bytes
         self.clients.merge(other.clients)
         self.v4.merge(other.v4)
+
+    def distinct(self) -> dict:
+        """The ``distinct`` object of a suspect (what a merge needs)."""
+        self.settle()
+        return {"hash": HASH, "ipv6_clients": self.clients.to_json(),
+                "ipv4_destinations": self.v4.to_json()}
+
+    def load(self, dist: dict, prefix: str) -> "Traffic":
+        """Merge in a suspect's ``distinct`` object; one of the earlier
+        form (items as hex, BLAKE2b HyperLogLog registers) is read when
+        its sets are exact, and refused past the threshold, where its
+        registers do not merge with these."""
+        for sketch, key, width in ((self.clients, "ipv6_clients", 16),
+                                   (self.v4, "ipv4_destinations", 4)):
+            data = dist[key]
+            if dist.get("hash") == HASH:
+                sketch.load(data)
+            elif "hll" in data:
+                raise ValueError(
+                    f"NAT64 prefix {prefix}: its {key} past {THRESHOLD:,} are an earlier "
+                    f"ipv6flow's BLAKE2b HyperLogLog, which does not merge with this "
+                    f"version's {HASH} sketches; analyse its captures again")
+            else:
+                items = [bytes.fromhex(x) for x in data["exact"]]
+                if any(len(x) != width for x in items):
+                    raise ValueError(f"NAT64 prefix {prefix}: {key} are not "
+                                     f"{width}-byte addresses")
+                rows = np.frombuffer(b"".join(items), dtype=np.uint8).reshape(-1, width)
+                sketch.add(hash_rows(rows))
+        return self
 
 
 class Nat64State:
@@ -305,11 +370,9 @@ class Nat64State:
                 t = self.traffic[(value, length)] = Traffic()
             t.packets += self.weight
             t.bytes += wirelen * self.weight
-            if s_in != d_in:
-                t.clients.add(bytes(dst6 if s_in else src6))
-            for addr, inside in ((src6, s_in), (dst6, d_in)):
-                if inside:
-                    t.v4.add(rfc6052.extract(addr, length))
+            t.add_frame(bytes(dst6 if s_in else src6) if s_in != d_in else None,
+                        [rfc6052.extract(addr, length)
+                         for addr, inside in ((src6, s_in), (dst6, d_in)) if inside])
 
     def add_traffic(self, prefixes, c) -> None:
         """``add_frame`` over the rows of columns ``c`` (IPv6 payloads with
@@ -338,10 +401,9 @@ class Nat64State:
             t.bytes += int(c["wire"][cand[hit]].sum()) * self.weight
             one = s_in != d_in
             clients = np.where(s_in[one, None], dst[one], src[one])
-            t.clients.update(row_bytes(clients))
             pos = _V4_INDEX[length]
             inside = np.concatenate((src[s_in][:, pos], dst[d_in][:, pos]))
-            t.v4.update(row_bytes(inside))
+            t.add(clients, inside)
 
     def observe_dns_segments(self, buf, start, stop, tcp, src, src_end) -> None:
         """``observe_dns`` over the DNS segments of a batch: arrays of byte
@@ -376,6 +438,8 @@ class Nat64State:
     def __getstate__(self):
         """For other processes: parse what is pending, leave the cache."""
         self._flush()
+        for t in self.traffic.values():
+            t.settle()
         state = dict(self.__dict__)
         state["_parsed"] = {}
         return state
@@ -419,7 +483,7 @@ class Nat64State:
                 evidence.setdefault(p, set()).add("traffic")
         suspects = []
         for (value, length), ev in sorted(evidence.items()):
-            tr = self.traffic.get((value, length), Traffic())
+            tr = self.traffic.get((value, length), Traffic()).settle()
             suspects.append({
                 "prefix": rfc6052.prefix_text(value, length),
                 "kind": rfc6052.kind_of(value, length),
@@ -428,8 +492,7 @@ class Nat64State:
                 "bytes": tr.bytes,
                 "ipv6_clients": len(tr.clients),
                 "ipv4_destinations": len(tr.v4),
-                "distinct": {"ipv6_clients": tr.clients.to_json(),
-                             "ipv4_destinations": tr.v4.to_json()},
+                "distinct": tr.distinct(),
             })
         _, count, resolvers, _ = self.dns64()
         count += self.frozen_synthesized
@@ -440,7 +503,7 @@ class Nat64State:
                 "malformed_dns": self.malformed,
                 "dns_names_dropped": self.names_dropped,
                 "distinct_counts": {"exact_up_to": THRESHOLD, "sketch": "hyperloglog",
-                                    "relative_error": round(RELATIVE_ERROR, 4)}}
+                                    "relative_error": round(relative_error(P), 4)}}
 
     @classmethod
     def from_report(cls, nat: dict, configured=()) -> "Nat64State":
@@ -454,8 +517,7 @@ class Nat64State:
             t.packets, t.bytes = sp["packets"], sp["bytes"]
             dist = sp.get("distinct") or {}
             if "ipv6_clients" in dist:
-                t.clients = Distinct.from_json(dist["ipv6_clients"])
-                t.v4 = Distinct.from_json(dist["ipv4_destinations"])
+                t.load(dist, sp["prefix"])
         st.frozen_synthesized = nat["dns64"]["synthesized_answers"]
         st.frozen_resolvers = {ipaddress.ip_address(r).packed for r in nat["dns64"]["resolvers"]}
         st.malformed = nat.get("malformed_dns", 0)

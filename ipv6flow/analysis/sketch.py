@@ -1,10 +1,14 @@
-"""Vectorized mergeable distinct counts over 64-bit hashes.
+"""Vectorized mergeable distinct counts over 64-bit hashes: the one
+distinct-count implementation of ipv6flow.
 
-Clients, flows and interface identifiers are counted from whole batches
-of rows, so the sets here take numpy arrays of 64-bit hashes, never one
-Python object per item. A ``HashSketch`` keeps the exact sorted set of
-hashes up to a threshold, then becomes a HyperLogLog sketch (Flajolet et
-al. 2007, with linear counting for small ranges) of ``2**p`` one-byte
+Every distinct count of a report is a ``HashSketch`` here: clients, flows
+and interface identifiers (population.py), the gateways of IPv4 as a
+service (translation.py) and the NAT64 suspects' clients and IPv4
+destinations (nat64.py). They are counted from whole batches of rows, so
+the sets take numpy arrays of 64-bit hashes, never one Python object per
+item. A ``HashSketch`` keeps the exact sorted set of hashes up to a
+threshold, then becomes a HyperLogLog sketch (Flajolet et al. 2007,
+estimated by Ertl's method, ``hll_estimate``) of ``2**p`` one-byte
 registers, whose relative standard error is ``1.04 / sqrt(2**p)``.
 
 Exactness below the threshold is exact counting of 64-bit hashes: two
@@ -48,6 +52,19 @@ def hash_words(*columns) -> np.ndarray:
         for col in columns:
             h = _mix(h ^ np.asarray(col).astype(np.uint64, copy=False))
     return h
+
+
+def hash_rows(rows: np.ndarray) -> np.ndarray:
+    """One ``hash_words`` hash per row of an (n, 4) or (n, 16) uint8 array
+    of addresses, read as big-endian words: an IPv4 address hashes as
+    ``hash_words(address)``, an IPv6 address as ``hash_words(hi, lo)``."""
+    rows = np.ascontiguousarray(rows, dtype=np.uint8)
+    if rows.shape[1] == 4:
+        return hash_words(rows.view(">u4")[:, 0])
+    if rows.shape[1] == 16:
+        words = rows.view(">u8")
+        return hash_words(words[:, 0], words[:, 1])
+    raise ValueError(f"rows of {rows.shape[1]} bytes are not addresses")
 
 
 def hll_parts(h: np.ndarray, p: int):
