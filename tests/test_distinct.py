@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -19,6 +20,8 @@ from ipv6flow.analysis.sketch import HashSketch, hash_rows, hash_words
 from ipv6flow.cli import main
 
 EARLIER = Path(__file__).parent / "fixtures" / "earlier"
+SCHEMA = json.loads((Path(__file__).parents[1] / "ipv6flow" / "schema"
+                     / "report.schema.json").read_text())
 sys.path.insert(0, str(EARLIER))
 import make  # noqa: E402
 
@@ -73,6 +76,7 @@ def test_earlier_report_merges_with_a_new_one(decoder, tmp_path, monkeypatch):
     halves = [_suspect(earlier), _suspect(json.loads(second.read_text()))]
     assert [(h["ipv6_clients"], h["ipv4_destinations"]) for h in halves] == [(4, 7), (4, 6)]
     assert sp["distinct"]["hash"] == "splitmix64"
+    jsonschema.validate(merged, SCHEMA)
     for rep in (merged, whole):
         rep.pop("inputs")
     assert merged == whole
@@ -102,6 +106,7 @@ def test_earlier_sketch_past_the_threshold_is_refused_in_one_line(tmp_path):
          "--format", "json", "-o", str(new))
     sp = _suspect(json.loads(new.read_text()))
     assert sp["distinct"]["ipv6_clients"].keys() == {"hll", "p"}
+    jsonschema.validate(json.loads(new.read_text()), SCHEMA)
     assert abs(sp["ipv6_clients"] - make.MANY) < 0.05 * make.MANY
     for args in ([str(many), str(new)], [str(new), str(many)], [str(many)]):
         r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "merge", *args],
