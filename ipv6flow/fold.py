@@ -154,7 +154,7 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=Tr
 
 def services_batch(index, batch, opts):
     """Count the traffic of a batch to the addresses of ``index`` (a
-    ServiceIndex)."""
+    NameTraffic)."""
     if len(batch) == 0:
         return
     d = decode_batch(batch, opts)

@@ -384,7 +384,7 @@ class Summary:
             report["services"] = self.services
         sc = self.scorecard
         if sc is not None:
-            dns = dns_names(self.nat64.services((), responses=True))
+            dns = dns_names(self.nat64.name_answers((), responses=True))
             for name, v in sc.dns.items():
                 e = dns.setdefault(name, [set(), set(), set()])
                 for a, b in zip(e, v):

@@ -31,7 +31,7 @@ def run(path, decoder, configured=(), services=False):
                       nat64_prefixes=tuple(parse_nat64_prefix(p) for p in configured),
                       services=() if services else None)
     rep = s.to_report()
-    return rep, (s.nat64.services() if services else None)
+    return rep, (s.nat64.name_answers() if services else None)
 
 
 @pytest.mark.parametrize("decoder", ["fast", "reference"])

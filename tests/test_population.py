@@ -198,9 +198,9 @@ def test_merge_refuses_different_client_keys(small):
 
 # -- interface identifiers against an oracle ------------------------------------------
 
-SERVICE = {21, 22, 23, 25, 49, 53, 80, 110, 123, 179, 220, 389, 443, 547, 993, 995, 1194,
+SERVER_PORTS = {21, 22, 23, 25, 49, 53, 80, 110, 123, 179, 220, 389, 443, 547, 993, 995, 1194,
            3306, 5060, 5061, 5432, 6446, 8080}
-SERVICE |= {int(str(p), 16) for p in SERVICE}
+SERVER_PORTS |= {int(str(p), 16) for p in SERVER_PORTS}
 
 
 def oracle_iid_class(iid: bytes) -> str:
@@ -214,9 +214,9 @@ def oracle_iid_class(iid: bytes) -> str:
     if hi32 == 0:
         if lo32 >> 24 and lo32 & 0xFFFF:
             return "embedded_ipv4"
-        if not lo32 >> 24 and (lo32 & 0xFFFF) in SERVICE:
+        if not lo32 >> 24 and (lo32 & 0xFFFF) in SERVER_PORTS:
             return "embedded_port"
-        if not lo32 & 0xFF00 and lo32 >> 16 in SERVICE:
+        if not lo32 & 0xFF00 and lo32 >> 16 in SERVER_PORTS:
             return "embedded_port"
         if not lo32 >> 24 and lo32 & 0xFFFF:
             return "low_byte"
@@ -262,7 +262,7 @@ IIDS = st.one_of(
               st.integers(0, 0x300)).map(lambda t: struct.pack("!4H", *t)),
     st.tuples(st.binary(min_size=3, max_size=3), st.binary(min_size=3, max_size=3))
       .map(lambda t: t[0] + b"\xff\xfe" + t[1]),
-    st.sampled_from(sorted(SERVICE)).map(lambda p: struct.pack("!QH", 0, p)[2:]),
+    st.sampled_from(sorted(SERVER_PORTS)).map(lambda p: struct.pack("!QH", 0, p)[2:]),
     # zero bytes anywhere, next to the byte values where a carry would show
     st.lists(st.sampled_from([0, 0, 1, 0x7F, 0x80, 0xFE, 0xFF]), min_size=8, max_size=8)
       .map(bytes),

@@ -29,9 +29,9 @@ import numpy as np
 from ..decode.addresses import Prefix, address_bytes, in_prefix, words_in_prefix
 from ..decode.registry import DNS_PORT, IPPROTO_ICMPV6, IPPROTO_TCP, PORTED, TCP, UDP
 from . import dnsmsg, rfc6052
-from . import services as services_mod
 from .sketch import HashSketch, hash_rows, relative_error
 from .dnsmsg import TYPE_A, TYPE_AAAA, TYPE_CNAME
+from .services import verdict
 
 IPV4ONLY = "ipv4only.arpa"
 WELL_KNOWN_V4 = (bytes([192, 0, 0, 170]), bytes([192, 0, 0, 171]))   # RFC 7050
@@ -523,8 +523,9 @@ class Nat64State:
         st.malformed = nat.get("malformed_dns", 0)
         return st
 
-    def services(self, suffixes=(), responses=False) -> list:
+    def name_answers(self, suffixes=(), responses=False) -> list:
         """Per name asked about: A, native AAAA, synthesized AAAA, verdict
+        (the entries of the DNS service-readiness report, analysis/services.py)
         (``responses``: instead, every name a response was seen for or
         answered, whatever queries were kept: the scorecard's names)."""
         self._flush()
@@ -547,11 +548,10 @@ class Nat64State:
                     syn.append(addr)
                 else:
                     native.append(addr)
-            verdict = services_mod.verdict(native, syn, a)
             out.append({"name": name, "a": [_addr_text(x) for x in a],
                         "aaaa_native": [_addr_text(x) for x in native],
                         "aaaa_synthesized": [_addr_text(x) for x in syn],
-                        "verdict": verdict})
+                        "verdict": verdict(native, syn, a)})
         return out
 
 

@@ -74,12 +74,12 @@ ODD_BIN = 2.0 ** 58              # as the Summary's bins: a clock past int64 onc
 _TAG_MAC, _TAG_V4, _TAG_V6 = 1, 2, 3
 _SIDE_SRC, _SIDE_DST = 1, 2
 _U = np.uint64
-_SERVICE_PORTS = (21, 22, 23, 25, 49, 53, 80, 110, 123, 179, 220, 389, 443, 547, 993, 995,
+_SERVER_PORTS = (21, 22, 23, 25, 49, 53, 80, 110, 123, 179, 220, 389, 443, 547, 993, 995,
                   1194, 3306, 5060, 5061, 5432, 6446, 8080)
-SERVICE = np.zeros(65536, dtype=bool)
-for _p in _SERVICE_PORTS:
-    SERVICE[_p] = True
-    SERVICE[int(str(_p), 16)] = True       # written as hex digits: ::443 is 0x443
+SERVER_PORT = np.zeros(65536, dtype=bool)     # ports the embedded_port class reads in an IID
+for _p in _SERVER_PORTS:
+    SERVER_PORT[_p] = True
+    SERVER_PORT[int(str(_p), 16)] = True       # written as hex digits: ::443 is 0x443
 
 
 def parse_client_prefix(text: str):
@@ -187,8 +187,8 @@ def iid_classes(lo: np.ndarray) -> np.ndarray:
         ((hi32 & 0xFF) == 0xFF) & (top == 0xFE),                        # eui64
         is_isatap_iid(hi32),                                             # isatap
         zero_hi & (top != 0) & (lo16 != 0),                              # ::a.b.c.d
-        zero_hi & (top == 0) & SERVICE[lo16],                            # port
-        zero_hi & ((lo32 & 0xFF00) == 0) & SERVICE[up16],                # port, reversed
+        zero_hi & (top == 0) & SERVER_PORT[lo16],                        # port
+        zero_hi & ((lo32 & 0xFF00) == 0) & SERVER_PORT[up16],            # port, reversed
         zero_hi & (top == 0) & (lo16 != 0),                              # low_byte
         np.logical_and.reduce([w <= 0x255 for w in words]),              # decimal bytes
         zero_bytes > 2,                                                  # pattern_bytes

@@ -440,11 +440,11 @@ def _merge_dest(a, b, counts):
 
 # -- reports ------------------------------------------------------------------
 
-def dns_names(services: list) -> dict:
+def dns_names(entries: list) -> dict:
     """name -> [A set, native AAAA set, synthesized AAAA set] (address
-    texts) from ``Nat64State.services``."""
+    texts) from ``Nat64State.name_answers``."""
     return {s["name"]: [set(s["a"]), set(s["aaaa_native"]), set(s["aaaa_synthesized"])]
-            for s in services}
+            for s in entries}
 
 
 def _share(part, whole):

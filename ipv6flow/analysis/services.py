@@ -24,15 +24,16 @@ VERDICTS = ("ipv6-ready", "dns64-only", "ipv4-only", "no-answer")
 ROUTES = ("ipv4", "ipv6_native", "nat64")
 
 
-class ServiceIndex:
-    """Addresses of the asked names, and the traffic counted to them."""
+class NameTraffic:
+    """Addresses of the asked names (``Nat64State.name_answers`` entries),
+    and the traffic counted to them."""
 
-    def __init__(self, services):
-        self.services = services
+    def __init__(self, names):
+        self.names = names
         self.v4 = {}        # 4 address bytes -> [(name, route)]
         self.v6 = {}        # 16 address bytes -> [(name, route)]
-        self.traffic = {s["name"]: {r: [0, 0] for r in ROUTES} for s in services}
-        for s in services:
+        self.traffic = {s["name"]: {r: [0, 0] for r in ROUTES} for s in names}
+        for s in names:
             for text in s["a"]:
                 self.v4.setdefault(ipaddress.IPv4Address(text).packed, []).append((s["name"], "ipv4"))
             for key, route in (("aaaa_native", "ipv6_native"), ("aaaa_synthesized", "nat64")):
@@ -91,7 +92,7 @@ class ServiceIndex:
                 raw = row.tobytes()
                 self.add(table, raw[:width], raw[width:], p, int(b))
 
-    def merge_traffic(self, other: "ServiceIndex") -> None:
+    def merge_traffic(self, other: "NameTraffic") -> None:
         for name, routes in other.traffic.items():
             for r, (p, b) in routes.items():
                 t = self.traffic[name][r]
@@ -100,7 +101,7 @@ class ServiceIndex:
 
     def report(self, suffixes=()) -> dict:
         names = []
-        for s in self.services:
+        for s in self.names:
             entry = dict(s)
             entry["traffic"] = {r: {"packets": p, "bytes": b}
                                 for r, (p, b) in self.traffic[s["name"]].items()}

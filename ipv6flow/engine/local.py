@@ -21,7 +21,7 @@ import tempfile
 from contextlib import contextmanager
 
 from ..analysis.nat64 import inspect_frame, prefixes_at
-from ..analysis.services import ServiceIndex
+from ..analysis.services import NameTraffic
 from ..capture import open_capture
 from ..capture.sflow import SampledCapture
 from ..decode import DecodeOptions, decode_frame
@@ -215,7 +215,7 @@ def readable_twice(paths):
             os.unlink(spooled)
 
 
-def count_services(path: str, opts: DecodeOptions, decoder: str, index: ServiceIndex,
+def count_services(path: str, opts: DecodeOptions, decoder: str, index: NameTraffic,
                    window=None) -> None:
     """A pass that counts the traffic to the addresses DNS gave for each name."""
     try:
@@ -225,7 +225,7 @@ def count_services(path: str, opts: DecodeOptions, decoder: str, index: ServiceI
         pass                            # reported by the first pass; frames before it counted
 
 
-def services_frames(cap, opts: DecodeOptions, decoder: str, index: ServiceIndex) -> None:
+def services_frames(cap, opts: DecodeOptions, decoder: str, index: NameTraffic) -> None:
     """The traffic of an open capture to the addresses of ``index``."""
     if decoder == "fast":
         for batch in cap.iter_batches(reuse=True):
@@ -259,7 +259,7 @@ def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "f
                 count_nat64(path, opts, decoder, scratch, jobs)
                 total.nat64 = total.nat64.merge(scratch)
         if services is not None:
-            index = ServiceIndex(total.nat64.services(services))
+            index = NameTraffic(total.nat64.name_answers(services))
             if index.v4 or index.v6:
                 for path in real:
                     count_services(path, opts, decoder, index)

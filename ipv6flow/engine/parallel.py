@@ -44,7 +44,7 @@ from concurrent.futures import ProcessPoolExecutor
 from types import SimpleNamespace
 
 from ..analysis.nat64 import Nat64State
-from ..analysis.services import ServiceIndex
+from ..analysis.services import NameTraffic
 from ..capture import open_capture
 from ..capture.batch import Replay, chunks
 from ..capture.split import split_points
@@ -141,7 +141,7 @@ def _nat64_pass(part, opts, decoder, jobs):
 
 
 def _services_pass(part, opts, decoder, services):
-    index = ServiceIndex(services)
+    index = NameTraffic(services)
     count_services(part.path, opts, decoder, index, part.window)
     return index
 
@@ -353,8 +353,8 @@ def _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes, serv
             elif _nat64_jobs(found, starts):
                 total.nat64 = total.nat64.merge(next(states))
     if services is not None:
-        svc = total.nat64.services(services)
-        index = ServiceIndex(svc)
+        svc = total.nat64.name_answers(services)
+        index = NameTraffic(svc)
         if index.v4 or index.v6:
             whole = [p for p, _ in kept if not p.stream]
             counted = iter(_map(engine_map, _services_pass, whole, opts, decoder, svc))
@@ -545,7 +545,7 @@ def _chunk_nat64(group, opts, decoder, jobs):
 
 
 def _chunk_services(group, opts, decoder, services, _todo=True):
-    index = ServiceIndex(services)
+    index = NameTraffic(services)
     services_frames(Replay(group), opts, decoder, index)
     return index
 
