@@ -136,3 +136,21 @@ def test_nat64_sets_are_hash_sketches_with_the_same_rules():
     ref = HashSketch(THRESHOLD, t.clients.p)
     ref.add(hash_words(np.zeros(THRESHOLD + 1, np.uint64), np.arange(THRESHOLD + 1, dtype=np.uint64)))
     assert np.array_equal(ref.registers, t.clients.registers)
+
+
+@pytest.mark.parametrize("change,says", [
+    (lambda d: d.update(hash="blake2b"), "hash 'blake2b', not splitmix64"),
+    (lambda d: d.pop("hash"), "neither hashes nor a list of addresses"),
+    (lambda d: d.update(hash=None, ipv6_clients={"exact": ["00" * 15]}), "not 16-byte addresses"),
+])
+def test_a_distinct_object_of_no_known_form_is_one_line(change, says, tmp_path):
+    rep = _json("analyze", str(EARLIER / "first.pcap"))
+    change(_suspect(rep)["distinct"])
+    if _suspect(rep)["distinct"].get("hash", 0) is None:
+        _suspect(rep)["distinct"].pop("hash")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(rep))
+    r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "merge", str(bad)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and str(bad) in r.stderr and says in r.stderr, r.stderr

@@ -114,10 +114,14 @@ class Traffic:
         form (items as hex, BLAKE2b HyperLogLog registers) is read when
         its sets are exact, and refused past the threshold, where its
         registers do not merge with these."""
+        form = dist.get("hash")
+        if form is not None and form != HASH:
+            raise ValueError(f"NAT64 prefix {prefix}: distinct counts of hash {form!r}, "
+                             f"not {HASH}")
         for sketch, key, width in ((self.clients, "ipv6_clients", 16),
                                    (self.v4, "ipv4_destinations", 4)):
             data = dist[key]
-            if dist.get("hash") == HASH:
+            if form == HASH:
                 sketch.load(data)
             elif "hll" in data:
                 raise ValueError(
@@ -125,6 +129,9 @@ class Traffic:
                     f"ipv6flow's BLAKE2b HyperLogLog, which does not merge with this "
                     f"version's {HASH} sketches; analyse its captures again")
             else:
+                if not isinstance(data["exact"], list):
+                    raise ValueError(f"NAT64 prefix {prefix}: {key} are neither hashes "
+                                     f"nor a list of addresses")
                 items = [bytes.fromhex(x) for x in data["exact"]]
                 if any(len(x) != width for x in items):
                     raise ValueError(f"NAT64 prefix {prefix}: {key} are not "
