@@ -532,9 +532,9 @@ class Nat64State:
 
     def name_answers(self, suffixes=(), responses=False) -> list:
         """Per name asked about: A, native AAAA, synthesized AAAA, verdict
-        (the entries of the DNS service-readiness report, analysis/services.py)
-        (``responses``: instead, every name a response was seen for or
-        answered, whatever queries were kept: the scorecard's names)."""
+        (the entries of the DNS service-readiness report, analysis/services.py).
+        With ``responses``, every name a response was seen for or answered
+        instead, whatever queries were kept: the scorecard's names."""
         self._flush()
         _, _, _, synthesized = self.dns64()
         prefixes = [p for p in self.discovered()] + [rfc6052.WKP, rfc6052.LOCAL_USE]
