@@ -26,8 +26,8 @@ import click
 
 from . import __version__
 from .errors import Ipv6flowError, UsageError
-from .options import (CLIENT_KEYS, DECODERS, ENGINES, MIN_INTERVAL, OFF, POLL_SECONDS,
-                      SETTLE_SECONDS, STATUS_EVERY, Options, default_workers)
+from .options import (CLIENT_KEYS, DECODERS, ENGINES, MIN_INTERVAL, MIN_PART_BYTES, OFF,
+                      POLL_SECONDS, SETTLE_SECONDS, STATUS_EVERY, Options, default_workers)
 
 FORMATS = ("text", "json", "csv", "prometheus", "html", "translation-csv")
 FORMAT_HELP = ("Report format. json: the full report (REPORT.md section 7); csv: one row per "
@@ -371,7 +371,10 @@ def run_engine(paths, options: Options, progress=None):
             return analyze_dask(paths, options)
         except Ipv6flowError as e:
             raise click.ClickException(str(e))
-    if (options.workers or default_workers()) == 1:
+    if (options.workers or default_workers()) == 1 or (
+            len(paths) == 1 and paths[0] != "-" and _size_of(paths[0]) < MIN_PART_BYTES):
+        # one part only (a file is cut from MIN_PART_BYTES on): no worker
+        # processes to start, the same report (tests/test_engines.py)
         from .engine.local import analyze_paths
         return analyze_paths(paths, options, progress)
     from .engine.parallel import analyze_parallel

@@ -40,6 +40,7 @@ SETTLE_SECONDS = 10.0       # watch: a file is complete once unchanged this long
 POLL_SECONDS = 5.0          # ... looked at this often
 SNAPLEN = 262144            # live: libpcap's MAXIMUM_SNAPLEN, tcpdump's default
 BUFFER_BYTES = 32 << 20     # live: the kernel ring (tcpdump -B); collect: the socket buffer
+MIN_PART_BYTES = 32 << 20   # analyze: the smallest part a pcap file is cut into for workers
 
 
 def default_workers() -> int:

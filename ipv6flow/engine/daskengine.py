@@ -10,11 +10,11 @@ started for the run (``options.workers`` processes, one thread each).
 import dataclasses
 
 from ..errors import Ipv6flowError
-from ..options import Options, RunResult
+from ..options import MIN_PART_BYTES, Options, RunResult
 from .parallel import analyze_parallel, default_workers
 
 
-def analyze_dask(paths, options: Options, min_part: int = 32 << 20) -> RunResult:
+def analyze_dask(paths, options: Options, min_part: int = MIN_PART_BYTES) -> RunResult:
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:

@@ -49,7 +49,7 @@ from ..capture import open_capture
 from ..capture.batch import Replay, chunks
 from ..capture.split import split_points
 from ..errors import CaptureError
-from ..options import Options, RunResult, default_workers
+from ..options import MIN_PART_BYTES, Options, RunResult, default_workers
 from ..summary import Summary
 from .local import (LivePrefixes, Read, analyze_path, catch_up, count_nat64, count_services,
                     first_pass, readable_twice, services_frames)
@@ -188,7 +188,7 @@ def _fold_inputs(entries):
     return out
 
 
-def analyze_parallel(paths, options: Options, progress=None, *, min_part=32 << 20,
+def analyze_parallel(paths, options: Options, progress=None, *, min_part=MIN_PART_BYTES,
                      engine_map=None, chunk=STREAM_CHUNK) -> RunResult:
     """As local.analyze_paths, on ``options.workers`` processes (or through
     ``engine_map(fn, items)`` when given: the Dask engine, which streams
