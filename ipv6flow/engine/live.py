@@ -509,9 +509,10 @@ def capture_live(iface: str, options: Options = Options(), on_status=None, on_re
     is recorded in the entry's ``errors``, everything read before it is
     kept. ``frames`` and ``fallback`` (frames the reference decoder
     handled), ``stopped_by`` ("count", "duration", "signal", "stop" or
-    "error"), ``interrupted`` (stopped by a signal) and ``capture``:
-    ``bytes``, ``seconds``, ``linktype``, ``reader`` ("compiled" or
-    "ctypes": which copied the frames out of libpcap) and the kernel counters from
+    "error"; a signal is how a capture normally ends, so ``interrupted``
+    stays False and the report is not partial) and ``capture``: ``bytes``,
+    ``seconds``, ``linktype``, ``reader`` ("compiled" or "ctypes": which
+    copied the frames out of libpcap) and the kernel counters from
     pcap_stats: ``received`` (frames that passed the filter, dropped or
     not), ``dropped`` (no room in the ring: the figures miss them) and
     ``interface_dropped`` (dropped by the interface or its driver).

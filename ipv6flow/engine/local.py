@@ -1,5 +1,10 @@
 """The in-process engine: read each path, decode each frame, fold into a Summary.
 
+``analyze_paths(paths, options)`` returns an ``options.RunResult``: the
+Summary and, beside it, whether Ctrl-C cut the run short and how many
+frames each decoder took. A pass over an open capture (``first_pass``,
+``catch_up``, ``services_frames``) returns what it counted.
+
 Nothing read is lost: an error part-way through a file keeps every frame
 before it, and is recorded on that input's entry (``errors``); a file cut
 off mid-record is a warning with ``truncated: true``.
@@ -15,9 +20,7 @@ twice, so it is first spooled to a temporary file (deleted afterwards).
 """
 
 import os
-import shutil
 import sys
-import tempfile
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -227,6 +230,8 @@ def readable_twice(paths):
         out = []
         for p in paths:
             if p == "-" and spooled is None:
+                import shutil
+                import tempfile         # only for stdin (start-up: issue 14)
                 fd, spooled = tempfile.mkstemp(prefix="ipv6flow-stdin-")
                 with os.fdopen(fd, "wb") as fh:
                     shutil.copyfileobj(sys.stdin.buffer, fh, SPOOL_CHUNK)

@@ -23,10 +23,11 @@ than workers, each is *streamed*: the parent alone opens it, decompresses
 it once and hands consecutive batches of records (``STREAM_CHUNK`` bytes,
 capture/batch.py ``chunks``) to the workers, at most ``STREAM_QUEUE`` per
 worker in flight, so memory stays flat whatever the file size. Workers
-decode and summarise a chunk with the code of a serial run (``_frames``
-over capture/batch.py ``Replay``); the parent merges the chunks' Summaries
-in file order. The parent reads the file with the serial run's Capture
-(analyze_path with ``frames`` = the hand-over), so the ``inputs`` entry,
+decode and summarise a chunk with the code of a serial run
+(local.py ``first_pass`` over capture/batch.py ``Replay``); the parent
+merges the chunks' Summaries in file order. The parent reads the file with
+the serial run's Capture (analyze_path with ``read`` = the hand-over, which
+returns the merged Summary), so the ``inputs`` entry,
 errors, truncation and decompression failures are the serial run's, word
 for word. A chunk is a part for NAT64 and the DNS service report: their
 second passes read the file again and get the same chunks.
