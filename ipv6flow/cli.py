@@ -322,7 +322,7 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
         opts = sampled_options(opts, sflow_port or SFLOW_PORT)
     options = _options(decode=opts, interval=interval, decoder=decoder,
                        nat64_prefixes=_nat64_prefixes(nat64),
-                       services=_suffixes(suffixes) if (dns_report or suffixes) else None,
+                       dns_suffixes=_suffixes(suffixes) if (dns_report or suffixes) else None,
                        workers=workers, engine=engine, scheduler=scheduler)
     from .engine.progress import Progress
     started = time.perf_counter()
@@ -465,7 +465,7 @@ def dns(paths, fmt, output, suffixes, nat64, decoder):
     seen to its addresses over IPv4, native IPv6 and NAT64.
     """
     options = _options(decoder=decoder, nat64_prefixes=_nat64_prefixes(nat64),
-                       services=_suffixes(suffixes))
+                       dns_suffixes=_suffixes(suffixes))
     report = run_engine(paths, options).report()
     failed = _print_problems(report)
     if any(inp["format"] for inp in report["inputs"]):

@@ -62,7 +62,8 @@ class Options:
     interval: float = DEFAULT_INTERVAL
     decoder: str = "fast"
     nat64_prefixes: tuple = ()
-    services: tuple | None = None    # DNS service report: domain suffixes (empty: all)
+    dns_suffixes: tuple | None = None    # the DNS service report: None, none; (): every
+                                         # name; else the names under these suffixes
     # Where analyze runs.
     workers: int | None = None       # None: the machine's cores
     engine: str = "local"
@@ -115,7 +116,7 @@ class Options:
             raise UsageError("settle and poll times must be positive numbers of seconds")
         if self.decode.sflow_port:
             # samples are not a population (docs/DECISIONS.md, "Sampled traffic")
-            if self.services is not None:
+            if self.dns_suffixes is not None:
                 raise UsageError("--dns-report and --domain-suffix do not work on sampled "
                                  "headers (--sflow): DNS answers are cut by the exporter")
             if self.decode.org_map is not None:
@@ -125,7 +126,7 @@ class Options:
     @property
     def want_queries(self) -> bool:
         """Whether DNS queries are kept for the service report."""
-        return self.services is not None
+        return self.dns_suffixes is not None
 
 
 @dataclass

@@ -223,7 +223,7 @@ def test_options_are_checked_in_one_place():
                             ({"count": 0}, "count must be at least 1"),
                             ({"duration": -1.0}, "duration must be a number of seconds"),
                             ({"poll": 0.0}, "settle and poll times"),
-                            ({"decode": DecodeOptions(sflow_port=6343), "services": ()},
+                            ({"decode": DecodeOptions(sflow_port=6343), "dns_suffixes": ()},
                              "--dns-report and --domain-suffix do not work on sampled")):
         with pytest.raises(UsageError, match=message):
             Options(**fields)

@@ -33,7 +33,7 @@ INPUTS = [
 
 
 def serial(paths, decoder="fast"):
-    return dumps(analyze_paths(paths, Options(OPTS, 1.0, decoder, services=())).report())
+    return dumps(analyze_paths(paths, Options(OPTS, 1.0, decoder, dns_suffixes=())).report())
 
 
 def record_offsets(path):
@@ -49,7 +49,7 @@ def record_offsets(path):
 @pytest.mark.parametrize("decoder", ["fast", "reference"])
 def test_workers_give_the_serial_report(paths, decoder):
     # min_part small, so that even the small files are cut into parts
-    par = analyze_parallel(paths, Options(OPTS, 1.0, decoder, services=(), workers=2),
+    par = analyze_parallel(paths, Options(OPTS, 1.0, decoder, dns_suffixes=(), workers=2),
                            min_part=20000)
     assert dumps(par.report()) == serial(paths, decoder)
 
@@ -65,7 +65,7 @@ def test_any_record_boundary_split_gives_the_whole(cuts):
     orig = parallel.plan
     try:
         parallel.plan = lambda paths, real, workers, min_part: parts
-        par = analyze_parallel([path], Options(OPTS, 1.0, services=(), workers=2))
+        par = analyze_parallel([path], Options(OPTS, 1.0, dns_suffixes=(), workers=2))
     finally:
         parallel.plan = orig
     assert dumps(par.report()) == serial([path])
@@ -79,7 +79,7 @@ def test_a_wrong_cut_is_caught_and_the_file_read_whole():
     orig = parallel.plan
     try:
         parallel.plan = lambda paths, real, workers, min_part: parts
-        par = analyze_parallel([path], Options(OPTS, 1.0, services=(), workers=2))
+        par = analyze_parallel([path], Options(OPTS, 1.0, dns_suffixes=(), workers=2))
     finally:
         parallel.plan = orig
     assert dumps(par.report()) == serial([path])
@@ -134,7 +134,7 @@ def test_dask_local_cluster_gives_the_serial_report():
     need_module("distributed", "pip install 'ipv6flow[dask]'")
     from ipv6flow.engine.daskengine import analyze_dask
     paths = INPUTS[1]
-    got = analyze_dask(paths, Options(OPTS, 1.0, services=(), workers=2), min_part=20000)
+    got = analyze_dask(paths, Options(OPTS, 1.0, dns_suffixes=(), workers=2), min_part=20000)
     assert dumps(got.report()) == serial(paths)
 
 

@@ -93,7 +93,7 @@ def reader_counts(path, modes=("records", "batches")):
 
 
 def reports(path, services=None, interval=60.0):
-    return {d: analyze_paths([str(path)], Options(OPTS, interval, d, services=services)).report()
+    return {d: analyze_paths([str(path)], Options(OPTS, interval, d, dns_suffixes=services)).report()
             for d in ("fast", "reference")}
 
 

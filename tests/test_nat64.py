@@ -29,7 +29,7 @@ def suspects(rep):
 def run(path, decoder, configured=(), services=False):
     s = analyze_paths([str(path)], Options(
         decoder=decoder, nat64_prefixes=tuple(parse_nat64_prefix(p) for p in configured),
-        services=() if services else None)).summary
+        dns_suffixes=() if services else None)).summary
     rep = s.to_report()
     return rep, (s.nat64.services() if services else None)
 
@@ -176,7 +176,7 @@ def test_malformed_dns_raises_only_dns_error(msg):
 def test_service_traffic_fast_equals_reference(name):
     out = {}
     for d in ("fast", "reference"):
-        s = analyze_paths([str(SCEN / f"{name}.pcap")], Options(decoder=d, services=())).summary
+        s = analyze_paths([str(SCEN / f"{name}.pcap")], Options(decoder=d, dns_suffixes=())).summary
         out[d] = s.to_report()["services"]
     assert out["fast"] == out["reference"]
     assert sum(n["traffic"][r]["packets"] for n in out["fast"]["names"]
@@ -184,7 +184,7 @@ def test_service_traffic_fast_equals_reference(name):
 
 
 def test_service_traffic_figures():
-    s = analyze_paths([str(SCEN / "nsp-dns64-48.pcap")], Options(services=())).summary
+    s = analyze_paths([str(SCEN / "nsp-dns64-48.pcap")], Options(dns_suffixes=())).summary
     names = {n["name"]: n for n in s.to_report()["services"]["names"]}
     # synthesized names are reached through the NAT64 prefix, by construction
     nat64_total = sum(n["traffic"]["nat64"]["packets"] for n in names.values())

@@ -76,11 +76,11 @@ def small_steps(monkeypatch):
 
 
 def serial(paths, decoder="fast", services=()):
-    return dumps(analyze_paths(paths, Options(OPTS, 1.0, decoder, services=services)).report())
+    return dumps(analyze_paths(paths, Options(OPTS, 1.0, decoder, dns_suffixes=services)).report())
 
 
 def streamed(paths, decoder="fast", services=(), chunk=1, **kw):
-    return dumps(analyze_parallel(paths, Options(OPTS, 1.0, decoder, services=services,
+    return dumps(analyze_parallel(paths, Options(OPTS, 1.0, decoder, dns_suffixes=services,
                                                  workers=2),
                                   min_part=kw.pop("min_part", 1), chunk=chunk,
                                   **kw).report())

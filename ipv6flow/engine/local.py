@@ -271,9 +271,9 @@ def services_frames(cap, options: Options, services) -> ServiceIndex:
 
 def analyze_paths(paths, options: Options, progress=None) -> RunResult:
     """All ``paths`` in this process: one Summary, with the DNS service
-    report when ``options.services`` is set (a tuple of domain suffixes;
+    report when ``options.dns_suffixes`` is set (a tuple of domain suffixes;
     empty: every name)."""
-    services = options.services
+    suffixes = options.dns_suffixes
     with readable_twice(paths) as real:
         total = RunResult(Summary(options.interval, options.nat64_prefixes, options.decode))
         live = LivePrefixes(total.summary.nat64.static_prefixes())
@@ -289,11 +289,11 @@ def analyze_paths(paths, options: Options, progress=None) -> RunResult:
             jobs = live.catch_up(i)
             if jobs:
                 summary.nat64 = summary.nat64.merge(count_nat64(path, options, jobs))
-        if services is not None:
-            svc = summary.nat64.services(services)
-            index = ServiceIndex(svc)
+        if suffixes is not None:
+            names = summary.nat64.services(suffixes)
+            index = ServiceIndex(names)
             if index.v4 or index.v6:
                 for path in real:
-                    index.merge_traffic(count_services(path, options, svc))
-            summary.services = index.report(services)
+                    index.merge_traffic(count_services(path, options, names))
+            summary.services = index.report(suffixes)
     return total

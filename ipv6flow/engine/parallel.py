@@ -337,20 +337,20 @@ def _map_parts(parts, engine_map, options, pool=None) -> RunResult:
                     summary.nat64 = summary.nat64.merge(state)
             elif _nat64_jobs(found, starts):
                 summary.nat64 = summary.nat64.merge(next(states))
-    services = options.services
-    if services is not None:
-        svc = summary.nat64.services(services)
-        index = ServiceIndex(svc)
+    suffixes = options.dns_suffixes
+    if suffixes is not None:
+        names = summary.nat64.services(suffixes)
+        index = ServiceIndex(names)
         if index.v4 or index.v6:
             whole = [p for p, _ in kept if not p.stream]
-            counted = iter(_map(engine_map, _services_pass, whole, options, svc))
+            counted = iter(_map(engine_map, _services_pass, whole, options, names))
             for part, starts in kept:
-                each = (_stream_pass(pool, part, _chunk_services, (options, svc),
+                each = (_stream_pass(pool, part, _chunk_services, (options, names),
                                      [True] * len(starts))
                         if part.stream else [next(counted)])
                 for part_index in each:
                     index.merge_traffic(part_index)
-        summary.services = index.report(services)
+        summary.services = index.report(suffixes)
     return total
 
 

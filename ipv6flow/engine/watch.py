@@ -13,13 +13,13 @@ When a file is complete (the rule):
    capture is still writing, and is never taken, however quiet: ``tcpdump
    -G`` keeps it open and buffered until the next rotation, and a quiet link
    would make it look finished. It is taken only with
-   ``newest_settle_seconds`` (for a capture that has ended), once unchanged
-   that long.
+   ``options.newest_settle`` (``--newest-settle``, for a capture that has
+   ended), once unchanged that long.
 3. Any other candidate is complete when its mtime is at least
-   ``settle_seconds`` old: size and mtime unchanged that long, since every
+   ``options.settle`` old: size and mtime unchanged that long, since every
    write moves the mtime. (An mtime in the future, from a skewed clock on a
    network file system, falls back to our own observation: same size and
-   mtime for ``settle_seconds`` of polling.)
+   mtime for ``options.settle`` of polling.)
 4. The file is stat'ed again after it was analysed; if its size or mtime
    moved meanwhile the result is thrown away and the file is tried again.
 5. Compression after rotation (``tcpdump -z gzip``; ``.gz``, ``.bz2``,
@@ -131,7 +131,7 @@ class Watcher:
         self.merged_file = merged_file or os.path.join(base, MERGED_NAME)
         self.interval = float(options.interval)
         # each file on its own, in this process; no DNS service report
-        self.options = dataclasses.replace(options, services=None)
+        self.options = dataclasses.replace(options, dns_suffixes=None)
         self.opts = options.decode
         self.settle = options.settle
         self.newest_settle = options.newest_settle
