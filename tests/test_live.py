@@ -79,8 +79,7 @@ def reader(request, monkeypatch):
     """Live capture's two readers: the compiled helper (ipv6flow._livecap;
     skipped where it is not built, a failure under CI, which builds it) and
     the ctypes loop. Returns (its name as ``RunResult.capture["reader"]``
-    gives it, the
-    environment a child process needs to use it)."""
+    gives it, the environment a child process needs to use it)."""
     from ipv6flow.engine import live as live_mod
     if request.param == "compiled":
         if live_mod._livecap is None:
