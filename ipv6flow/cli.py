@@ -5,11 +5,18 @@ Library errors become one-line messages here and nowhere else (STYLE habit
 Reports go to stdout or, with ``-o``, to a file written atomically (a temp
 file in the same folder, then rename), so a scheduled job never reads a
 half-written report.
+
+Every command gathers its options into one ``options.Options``, checked
+once when it is made (``_options``: a value no command may run with is a
+usage error, exit code 2), and hands it to the engine, which returns a
+``RunResult``: the Summary and, beside it, how the run went.
+
+Start-up: this module imports Click and options.py only; numpy, the
+decoders, the engines and the report writers are imported by the command
+that uses them, so ``--version`` and the help pages start in Click's time
+(tests/test_cli.py checks that ``--version`` imports no numpy).
 """
 
-import dataclasses
-import ipaddress
-import json
 import math
 import os
 import sys
@@ -18,27 +25,9 @@ import time
 import click
 
 from . import __version__
-from .atomic import atomic_file
-from .analysis import orgmap
-from .analysis.population import CLIENT_KEYS, OFF
-from .analysis.scorecard import Scorecard
-from .analysis.rfc6052 import parse_nat64_prefix
-from .analysis.translation import parse_aftr, parse_map_rule
-from .decode import DecodeOptions, parse_prefix
-from .decode.sflow import SFLOW_PORT
-from .engine.local import analyze_paths
-from .engine.parallel import analyze_parallel, default_workers
-from .engine.live import STATUS_EVERY, capture_live
-from .engine.progress import Progress
-from .engine.watch import POLL_SECONDS, SETTLE_SECONDS
-from .engine.watch import watch as watch_folder
-from .report import csvout, jsonout, prometheus, text
-from .report import html
-from .report import scorecard as scorecard_report
-from .report import services as services_report
-from .errors import Ipv6flowError
-from .report.text import safe
-from .summary import MIN_INTERVAL, Summary
+from .errors import Ipv6flowError, UsageError
+from .options import (CLIENT_KEYS, DECODERS, ENGINES, MIN_INTERVAL, MIN_PART_BYTES, OFF,
+                      POLL_SECONDS, SETTLE_SECONDS, STATUS_EVERY, Options, default_workers)
 
 FORMATS = ("text", "json", "csv", "prometheus", "html", "translation-csv")
 FORMAT_HELP = ("Report format. json: the full report (REPORT.md section 7); csv: one row per "
@@ -51,24 +40,41 @@ FORMAT_HELP = ("Report format. json: the full report (REPORT.md section 7); csv:
                "destinations, peak).")
 
 
+def safe(text) -> str:
+    """``report.text.safe``: a string from a capture or a user, made
+    printable (imported when an error is shown)."""
+    from .report.text import safe as printable
+    return printable(text)
+
+
 def render(report: dict, fmt: str, by: str = "time") -> str:
-    """The report in one of FORMATS (``by``: the CSV's rows)."""
+    """The report in one of FORMATS (``by``: the CSV's rows). Each writer
+    is imported when its format is asked for."""
     if fmt == "json":
+        from .report import jsonout
         return jsonout.dumps(report)
     if fmt == "csv":
         if by == "organisation":
+            from .report import scorecard as scorecard_report
             return scorecard_report.to_csv(report)
+        from .report import csvout
         return csvout.render(report)
     if fmt == "translation-csv":
+        from .report import csvout
         return csvout.render_translation(report)
     if fmt == "prometheus":
+        from .report import prometheus
         return prometheus.render(report)
     if fmt == "html":
+        from .report import html
         return html.render(report)
+    from .report import text
     content = text.render(report)
     if "services" in report:
+        from .report import services as services_report
         content += "\n" + services_report.to_text(report["services"])
     if "organisations" in report:
+        from .report import scorecard as scorecard_report
         content += "\n" + scorecard_report.to_text(report)
     return content
 
@@ -89,6 +95,7 @@ def write_output(content: str, output: str | None) -> None:
     if output is None or output == "-":
         click.echo(content, nl=False)
         return
+    from .atomic import atomic_file
     try:
         with atomic_file(output) as fh:
             fh.write(content)
@@ -96,6 +103,7 @@ def write_output(content: str, output: str | None) -> None:
         raise click.ClickException(f"{safe(output)}: cannot write ({e.strerror or e})")
 
 def _prefixes(values, option):
+    from .decode import parse_prefix
     out = []
     for v in values:
         try:
@@ -107,6 +115,7 @@ def _prefixes(values, option):
 
 
 def _nat64_prefixes(values):
+    from .analysis.rfc6052 import parse_nat64_prefix
     out = []
     for v in values:
         try:
@@ -120,6 +129,7 @@ def load_org_map(path):
     """The --org-map file, or a one-line error naming it and the line."""
     if path is None:
         return None
+    from .analysis import orgmap
     try:
         return orgmap.load(path)
     except OSError as e:
@@ -171,6 +181,7 @@ def translation_options(command):
 
 
 def _translation(aftr, map_rules):
+    from .analysis.translation import parse_aftr, parse_map_rule
     out_a, out_r = [], []
     for v in aftr:
         try:
@@ -187,6 +198,9 @@ def _translation(aftr, map_rules):
 
 def decode_options(sixrd, client_key="auto", client_prefixes=(), no_clients=False,
                    org_map=None, aftr=(), map_rules=()):
+    """The decode.DecodeOptions of the command line's values."""
+    import ipaddress
+    from .decode import DecodeOptions
     aftr, map_rules = _translation(aftr, map_rules)
     out = []
     for v in client_prefixes:
@@ -205,7 +219,17 @@ def decode_options(sixrd, client_key="auto", client_prefixes=(), no_clients=Fals
 def sampled_options(opts, port):
     """Options for sFlow input: clients and flows are left out (samples
     are not a population; docs/DECISIONS.md, "Sampled traffic")."""
+    import dataclasses
     return dataclasses.replace(opts, sflow_port=port, client_key=OFF, client_prefixes=())
+
+
+def _options(**fields) -> Options:
+    """The run's Options, or the usage error (exit code 2) that says which
+    value cannot be used: the one place where options are checked."""
+    try:
+        return Options(**fields)
+    except UsageError as e:
+        raise click.UsageError(str(e)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -254,7 +278,7 @@ INTERVAL = Interval()
 @click.option("--domain-suffix", "suffixes", multiple=True, metavar="SUFFIX",
               help="Limit the DNS report to names under SUFFIX (e.g. gov.vn). Repeatable; "
                    "implies --dns-report.")
-@click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
+@click.option("--decoder", type=click.Choice(DECODERS), default="fast",
               show_default=True,
               help="fast: numpy over batches of frames; reference: one frame at a time. "
                    "Both give the same report.")
@@ -267,7 +291,7 @@ INTERVAL = Interval()
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the machine's cores). Files, and parts of "
                    "large pcap files, are spread over them; the report is the same.")
-@click.option("--engine", type=click.Choice(("local", "dask")), default="local",
+@click.option("--engine", type=click.Choice(ENGINES), default="local",
               show_default=True,
               help="local: processes on this machine; dask: a Dask cluster "
                    "(pip install 'ipv6flow[dask]').")
@@ -294,21 +318,18 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
                           map_rules)
     _check_by(by, fmt, opts.org_map)
     if sflow or sflow_port:
-        if dns_report or suffixes:
-            raise click.UsageError("--dns-report and --domain-suffix do not work on sampled "
-                                   "headers (--sflow): DNS answers are cut by the exporter")
-        if org_map:
-            raise click.UsageError("--org-map does not work on sampled headers (--sflow): "
-                                   "its clients, flows and DNS names need every packet")
+        from .decode.sflow import SFLOW_PORT
         opts = sampled_options(opts, sflow_port or SFLOW_PORT)
-    counters = {}
+    options = _options(decode=opts, interval=interval, decoder=decoder,
+                       nat64_prefixes=_nat64_prefixes(nat64),
+                       dns_suffixes=_suffixes(suffixes) if (dns_report or suffixes) else None,
+                       workers=workers, engine=engine, scheduler=scheduler)
+    from .engine.progress import Progress
     started = time.perf_counter()
-    want = _suffixes(suffixes) if (dns_report or suffixes) else None
     progress = Progress(sum(_size_of(p) for p in paths),
                         sys.stderr.isatty() and not no_progress)
     try:
-        summary = run_engine(paths, opts, interval, decoder, counters, _nat64_prefixes(nat64),
-                             want, workers, engine, scheduler, progress)
+        result = run_engine(paths, options, progress)
     except KeyboardInterrupt:
         click.echo("Error: interrupted", err=True)
         sys.exit(130)
@@ -316,13 +337,13 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
         progress.close()
     if stats:
         took = time.perf_counter() - started
-        n, fb = counters.get("frames", 0), counters.get("fallback", 0)
+        n, fb = result.frames, result.fallback
         click.echo(f"decoder {decoder}: {n:,} frames in {took:.2f} s "
                    f"({n / took if took else 0:,.0f} frames/s); {fb:,} "
                    f"({100.0 * fb / n if n else 0:.2f}%) decoded by the reference decoder",
                    err=True)
     try:
-        report = summary.to_report()
+        report = result.report()
         failed = _print_problems(report)
         if report.get("partial"):
             click.echo("Warning: interrupted: the report covers only what was read", err=True)
@@ -341,21 +362,23 @@ def _size_of(path):
         return 0
 
 
-def run_engine(paths, opts, interval, decoder, counters, nat64, services, workers, engine,
-               scheduler, progress=None):
-    """Pick the engine: one process, local worker processes, or Dask."""
-    if engine == "dask":
+def run_engine(paths, options: Options, progress=None):
+    """Pick the engine (one process, local worker processes, or Dask) and
+    run it; returns its RunResult."""
+    if options.engine == "dask":
         from .engine.daskengine import analyze_dask
         try:
-            return analyze_dask(paths, opts, interval, decoder, counters, nat64, services,
-                                scheduler, workers)
+            return analyze_dask(paths, options)
         except Ipv6flowError as e:
             raise click.ClickException(str(e))
-    workers = workers or default_workers()
-    if workers == 1:
-        return analyze_paths(paths, opts, interval, decoder, counters, nat64, services, progress)
-    return analyze_parallel(paths, opts, interval, decoder, counters, nat64, services, workers,
-                            progress=progress)
+    if (options.workers or default_workers()) == 1 or (
+            len(paths) == 1 and paths[0] != "-" and _size_of(paths[0]) < MIN_PART_BYTES):
+        # one part only (a file is cut from MIN_PART_BYTES on): no worker
+        # processes to start, the same report (tests/test_engines.py)
+        from .engine.local import analyze_paths
+        return analyze_paths(paths, options, progress)
+    from .engine.parallel import analyze_parallel
+    return analyze_parallel(paths, options, progress)
 
 
 def _suffixes(values):
@@ -390,8 +413,12 @@ def merge(reports, fmt, output, by, org_map):
     distinct counts merged (exact, or HyperLogLog past a threshold), time
     bins add. The reports must share one time-series interval.
     """
+    import json
+    from .analysis.scorecard import Scorecard
+    from .summary import Summary
     omap = load_org_map(org_map)
     total = None
+    partial = False
     if omap is not None:
         # every organisation of the map is listed, with its group and domains
         total = Summary()
@@ -401,6 +428,7 @@ def merge(reports, fmt, output, by, org_map):
             with open(path, encoding="utf-8") as fh:
                 data = json.load(fh)
             part = Summary.from_report(data)
+            partial = partial or bool(data.get("partial"))
         except OSError as e:
             raise click.ClickException(f"{safe(path)}: {e.strerror or e}")
         except (ValueError, KeyError, TypeError, AttributeError, IndexError,
@@ -411,7 +439,7 @@ def merge(reports, fmt, output, by, org_map):
             total = part if total is None else total.merge(part)
         except ValueError as e:
             raise click.ClickException(f"{safe(path)}: {e}")
-    report = total.to_report()
+    report = total.to_report(partial=partial)
     _check_by(by, fmt, omap, "organisations" in report)
     write_output(render(report, fmt, by), output)
 
@@ -427,7 +455,7 @@ def merge(reports, fmt, output, by, org_map):
                    "names as a programme's scorecard would. Repeatable.")
 @click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX",
               help="A NAT64 prefix in use (see analyze). Repeatable.")
-@click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
+@click.option("--decoder", type=click.Choice(DECODERS), default="fast",
               show_default=True, help="As for analyze.")
 def dns(paths, fmt, output, suffixes, nat64, decoder):
     """Which services DNS shows as IPv6-ready, DNS64-only or IPv4-only.
@@ -436,11 +464,13 @@ def dns(paths, fmt, output, suffixes, nat64, decoder):
     answers, AAAA answers a DNS64 synthesized, a verdict, and the traffic
     seen to its addresses over IPv4, native IPv6 and NAT64.
     """
-    summary = run_engine(paths, DecodeOptions(), 60.0, decoder, None, _nat64_prefixes(nat64),
-                         _suffixes(suffixes), None, "local", None)
-    report = summary.to_report()
+    options = _options(decoder=decoder, nat64_prefixes=_nat64_prefixes(nat64),
+                       dns_suffixes=_suffixes(suffixes))
+    report = run_engine(paths, options).report()
     failed = _print_problems(report)
     if any(inp["format"] for inp in report["inputs"]):
+        from .report import jsonout
+        from .report import services as services_report
         svc = report["services"]
         if fmt == "json":
             content = jsonout.dumps({"schema": "ipv6flow/services/1", "inputs": report["inputs"],
@@ -501,7 +531,7 @@ def running_options(count, write, status):
                      help="As for analyze."),
         click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX",
                      help="As for analyze."),
-        click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
+        click.option("--decoder", type=click.Choice(DECODERS), default="fast",
                      show_default=True, help="As for analyze."),
         click.option("--status-every", type=click.FloatRange(min=0), default=STATUS_EVERY,
                      show_default=True, metavar="S", help=status),
@@ -543,19 +573,24 @@ def live(iface, bpf, duration, count, report_every, write, fmt, output, interval
     """
     opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map, aftr,
                           map_rules)
+    options = _options(decode=opts, interval=interval, decoder=decoder,
+                       nat64_prefixes=_nat64_prefixes(nat64), duration=duration, count=count,
+                       report_every=report_every, write=write, status_every=status_every,
+                       bpf=bpf, snaplen=snaplen, promisc=not no_promisc,
+                       buffer_bytes=buffer_size << 20)
+    from .engine.live import capture_live
     try:
-        summary, st = capture_live(
-            iface, bpf, duration, count, report_every, write, interval, opts,
+        result = capture_live(
+            iface, options,
             on_status=lambda line: click.echo(line, err=True) if status_every else None,
-            on_report=lambda rep: write_output(render(rep, fmt), output),
-            status_every=status_every, nat64_prefixes=_nat64_prefixes(nat64), decoder=decoder,
-            snaplen=snaplen, promisc=not no_promisc, buffer_bytes=buffer_size << 20)
+            on_report=lambda rep: write_output(render(rep, fmt), output))
     except Ipv6flowError as e:
         raise click.ClickException(str(e))
-    report = summary.to_report()
+    report = result.report()
     failed = _print_problems(report)
-    click.echo(f"{st['frames']:,} frames captured; kernel: {st['received']} received, "
-               f"{st['dropped']} dropped, {st['interface_dropped']} dropped by the interface",
+    k = result.capture
+    click.echo(f"{result.frames:,} frames captured; kernel: {k['received']} received, "
+               f"{k['dropped']} dropped, {k['interface_dropped']} dropped by the interface",
                err=True)
     write_output(render(report, fmt), output)
     sys.exit(1 if failed else 0)
@@ -583,19 +618,23 @@ def collect(listen, duration, count, report_every, write, fmt, output, interval,
     with the socket buffer full are in the report
     (inputs[0].capture.socket.dropped) and on stderr.
     """
-    from .engine.collect import collect_sflow
+    from .decode.sflow import SFLOW_PORT
     opts = sampled_options(decode_options(sixrd), SFLOW_PORT)
+    options = _options(decode=opts, interval=interval, decoder=decoder,
+                       nat64_prefixes=_nat64_prefixes(nat64), duration=duration, count=count,
+                       report_every=report_every, write=write, status_every=status_every,
+                       buffer_bytes=buffer_size << 20)
+    from .engine.collect import collect_sflow
     try:
-        summary, st = collect_sflow(
-            listen, duration, count, report_every, write, interval, opts,
+        result = collect_sflow(
+            listen, options,
             on_status=lambda line: click.echo(line, err=True) if status_every else None,
-            on_report=lambda rep: write_output(render(rep, fmt), output),
-            status_every=status_every, nat64_prefixes=_nat64_prefixes(nat64), decoder=decoder,
-            buffer_bytes=buffer_size << 20)
+            on_report=lambda rep: write_output(render(rep, fmt), output))
     except Ipv6flowError as e:
         raise click.ClickException(str(e))
-    report = summary.to_report()
+    report = result.report()
     failed = _print_problems(report)
+    st = result.capture
     click.echo(f"{st['datagrams']:,} datagrams, {st['samples']:,} samples; socket: "
                f"{st['buffer']:,} bytes of buffer, {st['dropped']:,} datagrams dropped",
                err=True)
@@ -630,7 +669,7 @@ def collect(listen, duration, count, report_every, write, fmt, output, interval,
 @click.option("--once", is_flag=True, help="Process the files complete now, then exit (cron).")
 @click.option("--6rd-prefix", "sixrd", multiple=True, metavar="PREFIX", help="As for analyze.")
 @click.option("--nat64-prefix", "nat64", multiple=True, metavar="PREFIX", help="As for analyze.")
-@click.option("--decoder", type=click.Choice(("fast", "reference")), default="fast",
+@click.option("--decoder", type=click.Choice(DECODERS), default="fast",
               show_default=True, help="As for analyze.")
 @client_options
 @translation_options
@@ -646,6 +685,12 @@ def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, 
     """
     opts = decode_options(sixrd, client_key, client_prefixes, no_clients, org_map, aftr,
                           map_rules)
+    options = _options(decode=opts, interval=interval, decoder=decoder,
+                       nat64_prefixes=_nat64_prefixes(nat64), pattern=pattern,
+                       state_file=state_file, out_dir=out_dir, merged_file=merged_file,
+                       settle=settle, newest_settle=newest_settle, poll=poll, once=once)
+    from .engine.watch import watch as watch_folder
+    from .report import prometheus
 
     def on_report(path, report):
         _print_problems(report)
@@ -656,10 +701,7 @@ def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, 
             write_output(prometheus.render(report), prom)
 
     try:
-        res = watch_folder(directory, pattern, state_file, out_dir, interval, opts, settle, once,
-                           on_report, on_merged, poll_seconds=poll,
-                           newest_settle_seconds=newest_settle, merged_file=merged_file,
-                           decoder=decoder, nat64_prefixes=_nat64_prefixes(nat64),
+        res = watch_folder(directory, options, on_report, on_merged,
                            on_warning=lambda w: click.echo(f"Warning: {w}", err=True))
     except Ipv6flowError as e:
         raise click.ClickException(str(e))

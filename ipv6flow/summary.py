@@ -27,12 +27,11 @@ from .decode.addresses import ADDRESS_CLASSES
 from .decode.columns import columns_of, frame_columns
 from .decode.frame import frame_key
 from .decode.registry import ANOMALIES, EXT_TYPES, FAMILIES, TRANSPORT_KEYS, TUNNEL_KINDS
+from .options import DEFAULT_INTERVAL, MIN_INTERVAL
 
 SCHEMA_ID = "ipv6flow/report/1"
 DECODE_KEYS = ("malformed", "truncated", "unsupported_linktype", "depth_exceeded")
-DEFAULT_INTERVAL = 60.0
 MAX_BINS = 50_000           # time bins held (a month of one-minute bins)
-MIN_INTERVAL = 1e-6         # seconds; bins narrower than a microsecond mean nothing
 
 
 def pb(packets=0, nbytes=0):
@@ -155,8 +154,6 @@ class Summary:
         # ``sampling`` section (analysis/sampling.py); None: exact input
         self.weight = 1
         self.sampling = (SamplingState() if opts is not None and opts.sflow_port else None)
-        self.interrupted = False  # Ctrl-C: the report is partial
-        self.landed = None       # for a part of a file: did it end on its boundary
 
     # -- adding -----------------------------------------------------------
     def add(self, f, ts: float, wirelen: int, linktype=None, data=None) -> None:
@@ -294,7 +291,6 @@ class Summary:
         out.nat64 = self.nat64.merge(other.nat64)
         out.translation = self.translation.merge(other.translation, self.interval)
         out.population = self.population.merge(other.population, self.interval)
-        out.interrupted = self.interrupted or other.interrupted
         out.services = merge_services(self.services, other.services)
         if self.sampling is not None or other.sampling is not None:
             out.sampling = (self.sampling or other.sampling).merge(
@@ -332,8 +328,10 @@ class Summary:
         self.population.flush(self.interval)
         return self._counts
 
-    def to_report(self) -> dict:
-        """The JSON report of REPORT.md section 7 (plain dicts, stable order)."""
+    def to_report(self, partial: bool = False) -> dict:
+        """The JSON report of REPORT.md section 7 (plain dicts, stable order).
+        ``partial``: the run was interrupted (options.RunResult says so; the
+        Summary holds figures only)."""
         c = self.counts()
         ip_p = c["payload"]["ipv4"]["packets"] + c["payload"]["ipv6"]["packets"]
         ip_b = c["payload"]["ipv4"]["bytes"] + c["payload"]["ipv6"]["bytes"]
@@ -393,7 +391,7 @@ class Summary:
             for v in dns.values():
                 v[1] -= v[2]
             report.update(scorecard_report(sc, dns))
-        if self.interrupted:
+        if partial:
             report["partial"] = True
         if pop.enabled:
             report["sketches"] = pop.sketches(self.interval)     # for merging; last
@@ -421,7 +419,6 @@ class Summary:
             s.sampling = SamplingState.from_report(report["sampling"])
         if "scorecard_state" in report:
             s.scorecard = Scorecard.from_state(report["scorecard_state"])
-        s.interrupted = bool(report.get("partial"))
         over = report["timeseries"].get("overflow") or pb()
         s.bin_overflow = [over["packets"], over["bytes"]]
         for b in report["timeseries"]["bins"]:

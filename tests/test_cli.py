@@ -173,3 +173,67 @@ def test_interval_is_checked_alike_by_every_command(tmp_path):
         err = r.stderr.decode().strip().splitlines()
         assert (r.returncode, err[-1]) == (2, want.format(bad)), err
         assert b"Traceback" not in r.stderr
+
+
+def _modules_after(*argv):
+    """The ipv6flow and numpy modules imported by running ``ipv6flow ARGV``
+    in a fresh interpreter (nothing imported before the entry point)."""
+    script = ("import sys\n"
+              "from ipv6flow.cli import main\n"
+              "try:\n"
+              "    main(sys.argv[1:])\n"
+              "except SystemExit:\n"
+              "    pass\n"
+              "print('MODULES', ' '.join(sorted(m for m in sys.modules\n"
+              "      if m.split('.')[0] in ('ipv6flow', 'numpy', 'matplotlib', 'dask'))))\n")
+    r = subprocess.run([sys.executable, "-c", script, *map(str, argv)], capture_output=True,
+                       text=True, timeout=120)
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("MODULES")]
+    assert line, r.stdout + r.stderr
+    return set(line[-1].split()[1:])
+
+
+def test_version_and_help_import_no_numpy():
+    # start-up (issue 14): --version and the help pages need Click and the
+    # options only; numpy, the decoders, engines and report writers are
+    # imported by the command that uses them
+    for argv in (["--version"], ["--help"], ["analyze", "--help"], ["live", "--help"]):
+        mods = _modules_after(*argv)
+        assert "numpy" not in mods, (argv, sorted(mods))
+        assert not any(m.startswith(("ipv6flow.engine", "ipv6flow.report", "ipv6flow.fast",
+                                     "ipv6flow.summary", "matplotlib", "dask"))
+                       for m in mods), (argv, sorted(mods))
+    # ... and analyze imports the report writer it prints with, not the
+    # others; one file too small to cut starts no worker processes
+    mods = _modules_after("analyze", "--workers", "2", SAMPLES / "mixed.pcap")
+    assert "numpy" in mods and "ipv6flow.report.text" in mods
+    assert not mods & {"ipv6flow.report.html", "ipv6flow.report.prometheus",
+                       "ipv6flow.report.plot", "ipv6flow.engine.parallel",
+                       "ipv6flow.engine.live", "ipv6flow.engine.watch"}, sorted(mods)
+
+
+def test_options_are_checked_in_one_place():
+    # the library refuses what the command line refuses, with the same words
+    from ipv6flow.decode import DecodeOptions
+    from ipv6flow.errors import UsageError
+    from ipv6flow.options import Options
+    for fields, message in (({"interval": 1e-9}, "1e-09 is not a number of seconds of at least"),
+                            ({"interval": float("nan")}, "not a number of seconds"),
+                            ({"decoder": "slow"}, "unknown decoder 'slow'"),
+                            ({"count": 0}, "count must be at least 1"),
+                            ({"duration": -1.0}, "duration must be a number of seconds"),
+                            ({"poll": 0.0}, "settle and poll times"),
+                            ({"decode": DecodeOptions(sflow_port=6343), "dns_suffixes": ()},
+                             "--dns-report and --domain-suffix do not work on sampled")):
+        with pytest.raises(UsageError, match=message):
+            Options(**fields)
+    # the command line says it the same way, as a usage error (exit code 2)
+    r = run("analyze", "--sflow", "--dns-report", SAMPLES / "mixed.pcap")
+    err = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 2 and err[-1] == (
+        "Error: --dns-report and --domain-suffix do not work on sampled headers (--sflow): "
+        "DNS answers are cut by the exporter"), err
+    assert err[0].startswith("Usage: ") and b"Traceback" not in r.stderr
+    # frozen: what a worker is handed cannot change under it
+    with pytest.raises(AttributeError):
+        Options().interval = 1.0

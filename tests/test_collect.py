@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SAMPLES, need_tool
+from ipv6flow.options import Options
 from ipv6flow.decode import DecodeOptions
 from ipv6flow.engine.collect import UdpListener, collect_sflow, parse_listen
 from ipv6flow.errors import UsageError
@@ -57,8 +58,8 @@ def start(decoder="fast", **kw):
         ready.set()
 
     def run():
-        out["result"] = collect_sflow("127.0.0.1:0", opts=OPTS, decoder=decoder, stop=stop,
-                                      handle_signals=False, on_ready=on_ready, **kw)
+        out["result"] = collect_sflow("127.0.0.1:0", Options(OPTS, decoder=decoder, **kw),
+                                      stop=stop, handle_signals=False, on_ready=on_ready)
     t = threading.Thread(target=run)
     t.start()
     assert ready.wait(10)
@@ -88,12 +89,12 @@ def test_collect_from_pmacctd_equals_analyze_of_its_write_file(tmp_path, decoder
     time.sleep(1.0)
     stop.set()
     t.join(30)
-    summary, stats = out["result"]
-    live = summary.to_report()
-    assert stats["stopped_by"] == "stop" and stats["dropped"] == 0
+    res = out["result"]
+    live, stats = res.report(), res.capture
+    assert res.stopped_by == "stop" and stats["dropped"] == 0
     assert stats["datagrams"] > 300 and stats["samples"] > 2700
-    again = analyze_paths([str(kept)], sampled_options(DecodeOptions(), port), 60.0,
-                          decoder).to_report()
+    again = analyze_paths([str(kept)], Options(sampled_options(DecodeOptions(), port),
+                                               decoder=decoder)).report()
     for key in live:
         if key not in ("inputs", "nat64"):
             assert live[key] == again[key], key
@@ -192,7 +193,7 @@ def test_cli_sigterm_gives_a_complete_report(tmp_path, fmt):
         assert stdout.splitlines()[1].startswith("estimated from 3 samples (1 in 100)")
     elif fmt == "prometheus":
         assert "ipv6flow_" in stdout
-    again = analyze_paths([str(kept)], sampled_options(DecodeOptions(), port), 60.0).to_report()
+    again = analyze_paths([str(kept)], Options(sampled_options(DecodeOptions(), port))).report()
     assert again["totals"]["packets"] == 300
 
 

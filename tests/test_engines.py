@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from ipv6flow.options import Options
 from ipv6flow.decode import DecodeOptions, parse_prefix
 from ipv6flow.engine import parallel
 from ipv6flow.engine.local import analyze_paths
@@ -32,7 +33,7 @@ INPUTS = [
 
 
 def serial(paths, decoder="fast"):
-    return dumps(analyze_paths(paths, OPTS, 1.0, decoder, services=()).to_report())
+    return dumps(analyze_paths(paths, Options(OPTS, 1.0, decoder, dns_suffixes=())).report())
 
 
 def record_offsets(path):
@@ -48,8 +49,9 @@ def record_offsets(path):
 @pytest.mark.parametrize("decoder", ["fast", "reference"])
 def test_workers_give_the_serial_report(paths, decoder):
     # min_part small, so that even the small files are cut into parts
-    par = analyze_parallel(paths, OPTS, 1.0, decoder, None, (), (), workers=2, min_part=20000)
-    assert dumps(par.to_report()) == serial(paths, decoder)
+    par = analyze_parallel(paths, Options(OPTS, 1.0, decoder, dns_suffixes=(), workers=2),
+                           min_part=20000)
+    assert dumps(par.report()) == serial(paths, decoder)
 
 
 @settings(max_examples=15, deadline=None)
@@ -63,10 +65,10 @@ def test_any_record_boundary_split_gives_the_whole(cuts):
     orig = parallel.plan
     try:
         parallel.plan = lambda paths, real, workers, min_part: parts
-        par = analyze_parallel([path], OPTS, 1.0, "fast", None, (), (), workers=2)
+        par = analyze_parallel([path], Options(OPTS, 1.0, dns_suffixes=(), workers=2))
     finally:
         parallel.plan = orig
-    assert dumps(par.to_report()) == serial([path])
+    assert dumps(par.report()) == serial([path])
 
 
 def test_a_wrong_cut_is_caught_and_the_file_read_whole():
@@ -77,10 +79,10 @@ def test_a_wrong_cut_is_caught_and_the_file_read_whole():
     orig = parallel.plan
     try:
         parallel.plan = lambda paths, real, workers, min_part: parts
-        par = analyze_parallel([path], OPTS, 1.0, "fast", None, (), (), workers=2)
+        par = analyze_parallel([path], Options(OPTS, 1.0, dns_suffixes=(), workers=2))
     finally:
         parallel.plan = orig
-    assert dumps(par.to_report()) == serial([path])
+    assert dumps(par.report()) == serial([path])
 
 
 def test_merged_reports_equal_one_run(tmp_path):
@@ -97,7 +99,7 @@ def test_merged_reports_equal_one_run(tmp_path):
                        capture_output=True)
     assert r.returncode == 0, r.stderr
     merged = json.loads(r.stdout)
-    whole = json.loads(dumps(analyze_paths(paths, DecodeOptions(), 1.0).to_report()))
+    whole = json.loads(dumps(analyze_paths(paths, Options(interval=1.0)).report()))
     for key in whole:
         if key == "nat64":
             # evidence that pairs an A in one file with its AAAA in another is
@@ -108,7 +110,7 @@ def test_merged_reports_equal_one_run(tmp_path):
 
 
 def test_merge_is_associative_on_reports(tmp_path):
-    parts = [Summary.from_report(json.loads(dumps(analyze_paths([p], OPTS, 1.0).to_report())))
+    parts = [Summary.from_report(json.loads(dumps(analyze_paths([p], Options(OPTS, 1.0)).report())))
              for p in INPUTS[1]]
     a = parts[0].merge(parts[1]).merge(parts[2].merge(parts[3]))
     b = parts[0].merge(parts[1].merge(parts[2])).merge(parts[3])
@@ -132,8 +134,8 @@ def test_dask_local_cluster_gives_the_serial_report():
     need_module("distributed", "pip install 'ipv6flow[dask]'")
     from ipv6flow.engine.daskengine import analyze_dask
     paths = INPUTS[1]
-    got = analyze_dask(paths, OPTS, 1.0, "fast", None, (), (), None, 2, min_part=20000)
-    assert dumps(got.to_report()) == serial(paths)
+    got = analyze_dask(paths, Options(OPTS, 1.0, dns_suffixes=(), workers=2), min_part=20000)
+    assert dumps(got.report()) == serial(paths)
 
 
 def _big_capture(tmp_path, frames=400_000):
@@ -195,7 +197,7 @@ def test_workers_on_every_real_capture():
     """Every real capture, cut into parts where large enough, in one run."""
     paths = sorted(str(p) for p in CAPTURES.rglob("*")
                    if p.is_file() and p.suffix not in (".tsv", ".md"))
-    par = analyze_parallel(paths, OPTS, 1.0, "fast", None, (), None, workers=2, min_part=200_000)
-    ser = analyze_paths(paths, OPTS, 1.0, "fast")
-    assert dumps(par.to_report()) == dumps(ser.to_report())
-    assert len(par.to_report()["inputs"]) == len(paths)
+    par = analyze_parallel(paths, Options(OPTS, 1.0, workers=2), min_part=200_000)
+    ser = analyze_paths(paths, Options(OPTS, 1.0))
+    assert dumps(par.report()) == dumps(ser.report())
+    assert len(par.report()["inputs"]) == len(paths)

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pytest
 
+from ipv6flow.options import Options
 from ipv6flow.capture import open_capture
 from ipv6flow.decode import DecodeOptions
 from ipv6flow.engine.local import analyze_paths
@@ -92,7 +93,7 @@ def reader_counts(path, modes=("records", "batches")):
 
 
 def reports(path, services=None, interval=60.0):
-    return {d: analyze_paths([str(path)], OPTS, interval, d, services=services).to_report()
+    return {d: analyze_paths([str(path)], Options(OPTS, interval, d, dns_suffixes=services)).report()
             for d in ("fast", "reference")}
 
 
@@ -647,7 +648,7 @@ def test_defect_pref64_prefixes_multiply_work(tmp_path):
     for n in (1, 500):
         path = capture(n)
         started = time.perf_counter()
-        rep = analyze_paths([str(path)], OPTS, 60.0, "fast").to_report()
+        rep = analyze_paths([str(path)], Options(OPTS)).report()
         times[n] = time.perf_counter() - started
         assert len(rep["nat64"]["suspects"]) >= min(n, 2)
     assert times[500] < 5 * times[1] + 0.5, times
@@ -681,7 +682,7 @@ def test_defect_dns_answers_per_name_unbounded(tmp_path):
                                                 generate.V6_A)))
     path = tmp_path / "answers.pcap"
     path.write_bytes(generate.pcap(frames))
-    s = analyze_paths([str(path)], OPTS, 60.0, "fast")
+    s = analyze_paths([str(path)], Options(OPTS)).summary
     kept = sum(len(by_resolver) for by_resolver in s.nat64.aaaa.get("one.example", {}).values())
     assert kept <= 10000, f"{kept} (address, resolver) pairs kept for one name"
 

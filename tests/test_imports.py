@@ -4,7 +4,9 @@ Every module of ipv6flow/ is parsed with ast (imports inside functions
 count too) and mapped to its layer; an import of a higher layer fails:
 
     base      ipv6flow/__init__.py, errors, atomic, arrays
-    bottom    capture/, decode/, fast/ (the decoders: bytes in, columns out)
+    bottom    capture/, decode/, fast/ (the decoders: bytes in, columns out);
+              options.py (a run's options and outcome: plain values, read by
+              every layer above, importing only errors and decode)
     analysis  analysis/ (what the figures mean, on decoded columns)
     summary   summary.py, fold.py (the mergeable Summary; a batch into it)
     top       report/, engine/
@@ -24,7 +26,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "ipv6flow"
 LAYERS = {
     "__init__": 0, "errors": 0, "atomic": 0, "arrays": 0, "_speedups": 0,
-    "capture": 1, "decode": 1, "fast": 1,
+    "capture": 1, "decode": 1, "fast": 1, "options": 1,
     "analysis": 2,
     "summary": 3, "fold": 3,
     "report": 4, "engine": 4,

@@ -41,7 +41,7 @@ import jsonschema
 import pytest
 
 from ipv6flow.capture import open_capture
-from ipv6flow.decode import DecodeOptions
+from ipv6flow.options import Options
 from ipv6flow.engine.live import capture_live
 from ipv6flow.engine.local import analyze_paths
 from ipv6flow.errors import Ipv6flowError, UsageError
@@ -78,8 +78,8 @@ def _need_libpcap():
 def reader(request, monkeypatch):
     """Live capture's two readers: the compiled helper (ipv6flow._livecap;
     skipped where it is not built, a failure under CI, which builds it) and
-    the ctypes loop. Returns (its name as ``stats["reader"]`` gives it, the
-    environment a child process needs to use it)."""
+    the ctypes loop. Returns (its name as ``RunResult.capture["reader"]``
+    gives it, the environment a child process needs to use it)."""
     from ipv6flow.engine import live as live_mod
     if request.param == "compiled":
         if live_mod._livecap is None:
@@ -244,9 +244,10 @@ def in_netns(ns, fn):
     return fn()
 
 
-def capture_thread(ns, **kwargs):
-    """Start capture_live in a thread inside ``ns``; returns (thread, result
-    dict, statuses). Waits until the capture is listening."""
+def capture_thread(ns, iface, on_report=None, stop=None, **options):
+    """Start capture_live in a thread inside ``ns`` with ``Options(**options)``;
+    returns (thread, result dict, statuses). Waits until the capture is
+    listening."""
     result, statuses = {}, []
     ready = threading.Event()
 
@@ -256,7 +257,8 @@ def capture_thread(ns, **kwargs):
 
     def run():
         try:
-            result["out"] = in_netns(ns, lambda: capture_live(on_status=on_status, **kwargs))
+            result["out"] = in_netns(ns, lambda: capture_live(
+                iface, Options(**options), on_status, on_report, stop=stop))
         except BaseException as e:       # handed to the test thread
             result["error"] = e
             ready.set()
@@ -281,14 +283,14 @@ def test_count_gives_exactly_the_mix(veth, tmp_path, decoder, reader):
     t.join(20)
     assert not t.is_alive(), "capture did not end at --count"
     assert "error" not in result, result.get("error")
-    summary, stats = result["out"]
-    report = summary.to_report()
+    res = result["out"]
+    report = res.report()
     check_counts(report)
-    assert stats["stopped_by"] == "count"
-    assert stats["frames"] == TOTAL
-    assert stats["reader"] == reader[0]
-    assert stats["dropped"] == 0
-    assert stats["received"] >= TOTAL
+    assert res.stopped_by == "count" and not res.interrupted
+    assert res.frames == TOTAL
+    assert res.capture["reader"] == reader[0]
+    assert res.capture["dropped"] == 0
+    assert res.capture["received"] >= TOTAL
     assert "partial" not in report
     jsonschema.validate(report, SCHEMA)
     (inp,) = report["inputs"]
@@ -310,9 +312,11 @@ def test_sigint_ends_cleanly_with_complete_pcap(veth, tmp_path, reader):
     script = (
         "import json, sys\n"
         "from ipv6flow.engine.live import capture_live\n"
-        "s, st = capture_live(sys.argv[1], write=sys.argv[2], status_every=0.2,\n"
-        "                     on_status=lambda l: print('STATUS', l, flush=True))\n"
-        "print('REPORT', json.dumps({'report': s.to_report(), 'stats': st}), flush=True)\n")
+        "from ipv6flow.options import Options\n"
+        "r = capture_live(sys.argv[1], Options(write=sys.argv[2], status_every=0.2),\n"
+        "                 on_status=lambda l: print('STATUS', l, flush=True))\n"
+        "st = dict(r.capture, stopped_by=r.stopped_by)\n"
+        "print('REPORT', json.dumps({'report': r.report(), 'stats': st}), flush=True)\n")
     env = _child_env(reader)
     proc = subprocess.Popen(["ip", "netns", "exec", ns_a, sys.executable, "-c", script, if_a,
                              str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -353,7 +357,7 @@ def test_sigint_ends_cleanly_with_complete_pcap(veth, tmp_path, reader):
     assert [r.data for r in recs] == frames()
     assert [r.wirelen for r in recs] == [len(f) for f in frames()]
     # ... and analysing it gives the live figures.
-    again = analyze_paths([str(out)], DecodeOptions(), 60.0).to_report()
+    again = analyze_paths([str(out)], Options()).report()
     for key in CAPTURE_KEYS:
         assert again[key] == report[key], key
 
@@ -381,10 +385,10 @@ def test_duration_ends_on_an_idle_link(veth, reader):
     t, result, _ = capture_thread(ns_a, iface=if_a, duration=0.3)
     t.join(10)
     assert not t.is_alive()
-    summary, stats = result["out"]
-    assert stats["stopped_by"] == "duration" and stats["frames"] == 0
-    assert stats["reader"] == reader[0]
-    assert summary.to_report()["totals"] == {"packets": 0, "bytes": 0}
+    res = result["out"]
+    assert res.stopped_by == "duration" and res.frames == 0
+    assert res.capture["reader"] == reader[0]
+    assert res.report()["totals"] == {"packets": 0, "bytes": 0}
     assert time.monotonic() - started < 5
 
 
@@ -396,9 +400,9 @@ def test_stop_event_ends_the_capture(veth, reader):
     stop.set()
     t.join(10)
     assert not t.is_alive()
-    summary, stats = result["out"]
-    assert stats["stopped_by"] == "stop" and stats["reader"] == reader[0]
-    check_counts(summary.to_report())
+    res = result["out"]
+    assert res.stopped_by == "stop" and res.capture["reader"] == reader[0]
+    check_counts(res.report())
 
 
 def test_write_failure_stops_and_keeps_what_was_counted(veth, tmp_path, monkeypatch, reader):
@@ -414,13 +418,13 @@ def test_write_failure_stops_and_keeps_what_was_counted(veth, tmp_path, monkeypa
     send(veth, frames())
     t.join(10)
     assert not t.is_alive() and "error" not in result, result.get("error")
-    summary, stats = result["out"]
-    assert stats["stopped_by"] == "error" and stats["reader"] == reader[0]
-    report = summary.to_report()
+    res = result["out"]
+    assert res.stopped_by == "error" and res.capture["reader"] == reader[0]
+    report = res.report()
     (inp,) = report["inputs"]
     assert inp["errors"] == [f"{tmp_path / 'x.pcap'}: cannot write: No space left on device; "
                              "capture stopped"]
-    assert 0 < report["totals"]["packets"] == stats["frames"] <= TOTAL
+    assert 0 < report["totals"]["packets"] == res.frames <= TOTAL
 
 
 def test_missing_capability_names_cap_net_raw():
@@ -436,8 +440,9 @@ def test_missing_capability_names_cap_net_raw():
 
     script = ("from ipv6flow.engine.live import capture_live\n"
               "from ipv6flow.errors import Ipv6flowError\n"
+              "from ipv6flow.options import Options\n"
               "try:\n"
-              "    capture_live('lo', duration=0.1)\n"
+              "    capture_live('lo', Options(duration=0.1))\n"
               "except Ipv6flowError as e:\n"
               "    print(e)\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -456,9 +461,9 @@ def test_bad_interface_and_filter_are_one_line_errors():
         _need("needs root to open a capture")
     _need_libpcap()
     with pytest.raises(Ipv6flowError, match="no such network interface"):
-        capture_live("ipv6flow-nope0", duration=0.1)
+        capture_live("ipv6flow-nope0", Options(duration=0.1))
     with pytest.raises(UsageError, match="bad capture filter"):
-        capture_live("lo", bpf="this is not bpf", duration=0.1)
+        capture_live("lo", Options(bpf="this is not bpf", duration=0.1))
 
 
 def test_written_records_match_the_batch(tmp_path):
@@ -523,13 +528,13 @@ def test_org_map_live(veth, tmp_path, decoder, reader):
     ns_a, if_a, _, _ = veth
     t, result, _ = capture_thread(
         ns_a, iface=if_a, bpf=f"ether dst {MARK}", count=TOTAL, status_every=0.1,
-        decoder=decoder, interval=1.0, opts=DecodeOptions(org_map=orgmap.load(str(m))))
+        decoder=decoder, interval=1.0, decode=DecodeOptions(org_map=orgmap.load(str(m))))
     send(veth, frames())
     t.join(20)
     assert not t.is_alive() and "error" not in result, result.get("error")
-    report = result["out"][0].to_report()
+    report = result["out"].report()
     check_counts(report)
-    assert result["out"][1]["reader"] == reader[0]
+    assert result["out"].capture["reader"] == reader[0]
     rows = {r["organisation"]: r for r in report["organisations"]["rows"]}
     f = frames()
     n4, n6, n64 = N_IPV4, N_IPV6, N_6IN4

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from ipv6flow.options import Options
 from ipv6flow.analysis import dnsmsg, rfc6052
 from ipv6flow.analysis.rfc6052 import parse_nat64_prefix
-from ipv6flow.decode import DecodeOptions
 from ipv6flow.engine.local import analyze_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,9 +27,9 @@ def suspects(rep):
 
 
 def run(path, decoder, configured=(), services=False):
-    s = analyze_paths([str(path)], DecodeOptions(), 60.0, decoder,
-                      nat64_prefixes=tuple(parse_nat64_prefix(p) for p in configured),
-                      services=() if services else None)
+    s = analyze_paths([str(path)], Options(
+        decoder=decoder, nat64_prefixes=tuple(parse_nat64_prefix(p) for p in configured),
+        dns_suffixes=() if services else None)).summary
     rep = s.to_report()
     return rep, (s.nat64.name_answers() if services else None)
 
@@ -176,7 +176,7 @@ def test_malformed_dns_raises_only_dns_error(msg):
 def test_service_traffic_fast_equals_reference(name):
     out = {}
     for d in ("fast", "reference"):
-        s = analyze_paths([str(SCEN / f"{name}.pcap")], DecodeOptions(), 60.0, d, services=())
+        s = analyze_paths([str(SCEN / f"{name}.pcap")], Options(decoder=d, dns_suffixes=())).summary
         out[d] = s.to_report()["services"]
     assert out["fast"] == out["reference"]
     assert sum(n["traffic"][r]["packets"] for n in out["fast"]["names"]
@@ -184,7 +184,7 @@ def test_service_traffic_fast_equals_reference(name):
 
 
 def test_service_traffic_figures():
-    s = analyze_paths([str(SCEN / "nsp-dns64-48.pcap")], DecodeOptions(), 60.0, "fast", services=())
+    s = analyze_paths([str(SCEN / "nsp-dns64-48.pcap")], Options(dns_suffixes=())).summary
     names = {n["name"]: n for n in s.to_report()["services"]["names"]}
     # synthesized names are reached through the NAT64 prefix, by construction
     nat64_total = sum(n["traffic"]["nat64"]["packets"] for n in names.values())
@@ -245,7 +245,7 @@ def test_discovery_in_a_later_file_counts_earlier_files(tmp_path, name, decoder)
     for at in (total // 4, total // 2, 3 * total // 4):
         a, b = tmp_path / f"a{at}.pcap", tmp_path / f"b{at}.pcap"
         assert _split_pcap(src, at, a, b) == total
-        s = analyze_paths([str(a), str(b)], DecodeOptions(), 60.0, decoder)
+        s = analyze_paths([str(a), str(b)], Options(decoder=decoder)).summary
         assert suspects(s.to_report()) == truth["nat64"]["suspects"], at
 
 

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ipv6flow.options import Options
 from ipv6flow.analysis import population
 from ipv6flow.decode import columns as dcols
 from ipv6flow.analysis.sketch import HashSketch, hash_words, relative_error
@@ -54,7 +55,7 @@ def write(tmp_path, name, raw=False, **kw):
 
 def report(path, mode="auto", decoder="fast", interval=1.0, prefixes=()):
     opts = DecodeOptions(client_key=mode, client_prefixes=tuple(prefixes))
-    return analyze_paths([str(path)], opts, interval, decoder).to_report()
+    return analyze_paths([str(path)], Options(opts, interval, decoder)).report()
 
 
 def check_exact(rep, truth, mode):
@@ -159,10 +160,10 @@ def test_sketched_figures_are_within_the_stated_bound(big, decoder):
 def test_workers_and_merge_give_the_same_figures(big, tmp_path):
     path, _ = big
     opts = DecodeOptions(client_key="mac")
-    whole = analyze_paths([str(path)], opts, 60.0, "fast").to_report()
+    whole = analyze_paths([str(path)], Options(opts)).report()
     # record-aligned parts over two processes
-    parts = analyze_parallel([str(path)], opts, 60.0, "fast", workers=2,
-                             min_part=1 << 20).to_report()
+    parts = analyze_parallel([str(path)], Options(opts, workers=2),
+                             min_part=1 << 20).report()
     for k in ("clients", "flows", "sketches"):
         assert parts[k] == whole[k], k
     # the capture cut in two files, reported separately, then merged (JSON round trip)
@@ -171,8 +172,8 @@ def test_workers_and_merge_give_the_same_figures(big, tmp_path):
     a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
     a.write_bytes(data[:cut])
     b.write_bytes(data[:24] + data[cut:])
-    ra = analyze_paths([str(a)], opts, 60.0, "fast").to_report()
-    rb = analyze_paths([str(b)], opts, 60.0, "reference").to_report()
+    ra = analyze_paths([str(a)], Options(opts)).report()
+    rb = analyze_paths([str(b)], Options(opts, decoder="reference")).report()
     merged = Summary.from_report(json.loads(json.dumps(ra))).merge(
         Summary.from_report(json.loads(json.dumps(rb)))).to_report()
     for k in ("clients", "flows", "sketches"):

@@ -28,6 +28,7 @@ import jsonschema
 import pytest
 
 from conftest import ROOT, SAMPLES, SHARED, missing, need_tool
+from ipv6flow.options import Options
 from ipv6flow.analysis.sampling import MAX_AGENTS, MAX_RATES, MAX_SOURCES, Z95
 from ipv6flow.capture import open_capture
 from ipv6flow.capture.sflow import udp_payload
@@ -58,8 +59,8 @@ def report(paths, port=gen.SFLOW_PORT, decoder="fast", workers=1):
     opts = dataclasses.replace(OPTS, sflow_port=port)
     paths = [str(p) for p in paths]
     if workers == 1:
-        return analyze_paths(paths, opts, 60.0, decoder).to_report()
-    return analyze_parallel(paths, opts, 60.0, decoder, workers=workers).to_report()
+        return analyze_paths(paths, Options(opts, decoder=decoder)).report()
+    return analyze_parallel(paths, Options(opts, decoder=decoder, workers=workers)).report()
 
 
 def reports(paths, port=gen.SFLOW_PORT):
@@ -138,7 +139,7 @@ def test_rate_one_is_exact(tmp_path):
                             for i, f in enumerate(frames)])
     r = reports([write(tmp_path, "s.pcap", gen.sflow_capture([d]))])
     exact = analyze_paths([str(write(tmp_path, "e.pcap", gen.pcap(frames)))],
-                          DecodeOptions(client_key="off"), 60.0).to_report()
+                          Options(DecodeOptions(client_key="off"))).report()
     for k in ("totals", "carrier", "payload", "ipv6", "tunnels", "share", "transport",
               "extension_headers", "addresses", "decode"):
         assert r[k] == exact[k], k
@@ -435,7 +436,7 @@ def pmacct_exact_check(tmp_path, original):
     frames, skipped = exported_subset(src, sflow, port, subset)
     exported = len(frames)
     got = reports([sflow], port)
-    exact = analyze_paths([str(subset)], DecodeOptions(client_key="off"), 60.0).to_report()
+    exact = analyze_paths([str(subset)], Options(DecodeOptions(client_key="off"))).report()
     for k in ("totals", "carrier", "payload", "ipv6", "tunnels", "share", "transport",
               "addresses", "decode"):
         assert got[k] == exact[k], k
@@ -536,8 +537,8 @@ def test_pmacct_intervals_cover_the_truth(bench_parts, tmp_path, rate):
     for i, sflow in enumerate(exported):
         agent.write_pcap(tmp_path / f"t{i}.pcap", agent.read_frames(bench_parts[i],
                                                                     agent.exportable))
-        truth = analyze_paths([str(tmp_path / f"t{i}.pcap")], DecodeOptions(client_key="off"),
-                              60.0).to_report()
+        truth = analyze_paths([str(tmp_path / f"t{i}.pcap")],
+                              Options(DecodeOptions(client_key="off"))).report()
         got = report([sflow], tshark_port(sflow))
         s = got["sampling"]
         assert set(s["rates"]) == {str(rate)}

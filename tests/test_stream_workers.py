@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ipv6flow.options import Options
 from ipv6flow.capture import Batch, pcap, source
 from ipv6flow.capture.batch import Replay
 from ipv6flow.decode import DecodeOptions, parse_prefix
@@ -75,13 +76,14 @@ def small_steps(monkeypatch):
 
 
 def serial(paths, decoder="fast", services=()):
-    return dumps(analyze_paths(paths, OPTS, 1.0, decoder, services=services).to_report())
+    return dumps(analyze_paths(paths, Options(OPTS, 1.0, decoder, dns_suffixes=services)).report())
 
 
 def streamed(paths, decoder="fast", services=(), chunk=1, **kw):
-    return dumps(analyze_parallel(paths, OPTS, 1.0, decoder, None, (), services, workers=2,
+    return dumps(analyze_parallel(paths, Options(OPTS, 1.0, decoder, dns_suffixes=services,
+                                                 workers=2),
                                   min_part=kw.pop("min_part", 1), chunk=chunk,
-                                  **kw).to_report())
+                                  **kw).report())
 
 
 def test_a_gzip_file_in_many_chunks_gives_the_serial_report(big_gz, chunk_counts):
@@ -206,12 +208,12 @@ def test_ctrl_c_while_streaming(big_gz, monkeypatch):
     timer = threading.Timer(0.8, signal.raise_signal, (signal.SIGINT,))
     timer.start()
     try:
-        got = analyze_parallel([str(big_gz)], OPTS, 1.0, "reference", None, (), None,
-                               workers=2, min_part=1, chunk=1)
+        got = analyze_parallel([str(big_gz)], Options(OPTS, 1.0, "reference", workers=2),
+                               min_part=1, chunk=1)
     finally:
         timer.cancel()
         signal.signal(signal.SIGINT, old)
-    rep = got.to_report()
-    assert rep["partial"] is True
+    rep = got.report()
+    assert got.interrupted and rep["partial"] is True
     assert 0 < rep["totals"]["packets"] < 30000
     assert multiprocessing.active_children() == []

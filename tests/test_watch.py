@@ -23,6 +23,7 @@ from ipv6flow.decode import DecodeOptions
 from ipv6flow.engine import watch as watch_mod
 from ipv6flow.engine.local import analyze_paths
 from ipv6flow.engine.watch import REPORT_SUFFIX, watch
+from ipv6flow.options import Options
 from ipv6flow.errors import Ipv6flowError, UsageError
 from ipv6flow.report.jsonout import dumps
 
@@ -127,10 +128,11 @@ class Run(threading.Thread):
 
     def run(self):
         try:
-            self.result = watch(str(self.folder), state_file=str(self.state), interval=INTERVAL,
-                                opts=OPTS, settle_seconds=SETTLE, poll_seconds=POLL,
+            self.result = watch(str(self.folder),
+                                Options(OPTS, INTERVAL, state_file=str(self.state),
+                                        settle=SETTLE, poll=POLL, **self.kw),
                                 on_report=lambda p, r: self.log.append((p, r)),
-                                stop=self.stop, **self.kw)
+                                stop=self.stop)
         except BaseException as e:
             self.error = e
 
@@ -152,8 +154,8 @@ def wait_for(cond, timeout=30.0):
 
 
 def expected_merged(folder, names):
-    return dumps(analyze_paths([os.path.join(str(folder), n) for n in names], OPTS,
-                               INTERVAL).to_report())
+    return dumps(analyze_paths([os.path.join(str(folder), n) for n in names],
+                               Options(OPTS, INTERVAL)).report())
 
 
 def check_per_file_reports(folder, names, log):
@@ -161,7 +163,7 @@ def check_per_file_reports(folder, names, log):
     counted = collections.Counter(os.path.basename(p) for p, _ in log)
     assert counted == collections.Counter(names), counted
     for path, report in log:
-        whole = analyze_paths([path], OPTS, INTERVAL).to_report()
+        whole = analyze_paths([path], Options(OPTS, INTERVAL)).report()
         assert dumps(report) == dumps(whole), path
         on_disk = json.loads(Path(path + REPORT_SUFFIX).read_text())
         assert dumps(on_disk) == dumps(whole), path
@@ -196,8 +198,8 @@ def test_growing_files_and_a_restart(tmp_path):
     # The capture has ended: a cron-style run takes the last file too.
     time.sleep(SETTLE)
     merged_seen = []
-    result = watch(str(folder), state_file=str(state), interval=INTERVAL, opts=OPTS,
-                   settle_seconds=SETTLE, once=True, newest_settle_seconds=SETTLE,
+    result = watch(str(folder), Options(OPTS, INTERVAL, state_file=str(state), settle=SETTLE,
+                                        once=True, newest_settle=SETTLE),
                    on_report=lambda p, r: log.append((p, r)), on_merged=merged_seen.append)
     assert [os.path.basename(p) for p in result.processed] == names[-1:]
     check_per_file_reports(folder, names, log)
@@ -206,8 +208,8 @@ def test_growing_files_and_a_restart(tmp_path):
     assert dumps(merged_seen[-1]) == want
     assert (folder / "merged.ipv6flow.json").read_text() == want
     # And once more: nothing left to do, nothing repeated.
-    again = watch(str(folder), state_file=str(state), interval=INTERVAL, opts=OPTS,
-                  settle_seconds=0, once=True, newest_settle_seconds=0,
+    again = watch(str(folder), Options(OPTS, INTERVAL, state_file=str(state), settle=0,
+                                       once=True, newest_settle=0),
                   on_report=lambda p, r: log.append((p, r)))
     assert again.processed == [] and dumps(again.merged) == want
     saved = json.loads(state.read_text())
@@ -225,28 +227,30 @@ def complete_files(folder, count, start=0):
     return names
 
 
-def once(folder, **kw):
+def once(folder, on_merged=None, on_warning=None, **kw):
+    """One ``--once`` run; ``kw``: Options fields."""
     log = []
-    kw.setdefault("settle_seconds", 1.0)
-    kw.setdefault("newest_settle_seconds", 1.0)
-    res = watch(str(folder), interval=INTERVAL, opts=OPTS, once=True,
-                on_report=lambda p, r: log.append(os.path.basename(p)), **kw)
+    kw.setdefault("settle", 1.0)
+    kw.setdefault("newest_settle", 1.0)
+    res = watch(str(folder), Options(OPTS, INTERVAL, once=True, **kw),
+                on_report=lambda p, r: log.append(os.path.basename(p)), on_merged=on_merged,
+                on_warning=on_warning)
     return res, log
 
 
 def test_newest_file_waits_for_the_next_rotation(tmp_path):
     names = complete_files(tmp_path, 3)
-    res, log = once(tmp_path, newest_settle_seconds=None)
+    res, log = once(tmp_path, newest_settle=None)
     assert log == names[:2]
     names += complete_files(tmp_path, 1, start=3)
-    res, log = once(tmp_path, newest_settle_seconds=None)
+    res, log = once(tmp_path, newest_settle=None)
     assert log == names[2:3]
     # A file written just now is not settled, even when not the newest.
     fresh = tmp_path / "rot-09.pcap"
     write_file(fresh, traffic(9, 5))
     os.utime(tmp_path / names[3], (time.time() - 200,) * 2)   # make it older than fresh
     write_file(tmp_path / "rot-10.pcap", traffic(10, 5))
-    res, log = once(tmp_path, newest_settle_seconds=None)
+    res, log = once(tmp_path, newest_settle=None)
     assert "rot-09.pcap" not in log and log == [names[3]]
 
 
@@ -283,8 +287,8 @@ def test_crash_before_commit_analyses_the_file_again(tmp_path, monkeypatch):
     monkeypatch.setattr(watch_mod.Watcher, "_write_state", dying)
     first = []
     with pytest.raises(RuntimeError):
-        watch(str(tmp_path), interval=INTERVAL, opts=OPTS, once=True, settle_seconds=1.0,
-              newest_settle_seconds=1.0, on_report=lambda p, r: first.append(os.path.basename(p)))
+        watch(str(tmp_path), Options(OPTS, INTERVAL, once=True, settle=1.0, newest_settle=1.0),
+              on_report=lambda p, r: first.append(os.path.basename(p)))
     monkeypatch.setattr(watch_mod.Watcher, "_write_state", real)
     assert first == names[:1]
     res, log = once(tmp_path)
@@ -310,12 +314,12 @@ def test_compressed_after_rotation_is_counted_once(tmp_path):
     import gzip
 
     a, b, c = complete_files(tmp_path, 3)
-    res, log = once(tmp_path, newest_settle_seconds=None)
+    res, log = once(tmp_path, newest_settle=None)
     assert log == [a, b]
     # a: compressed after it was analysed (gzip -k: both stay, then the original goes)
     (tmp_path / (a + ".gz")).write_bytes(gzip.compress((tmp_path / a).read_bytes()))
     os.utime(tmp_path / (a + ".gz"), (time.time() - 30,) * 2)
-    res, log = once(tmp_path, newest_settle_seconds=None)
+    res, log = once(tmp_path, newest_settle=None)
     assert log == []
     (tmp_path / a).unlink()
     # c: rotated away by a newer file, and being compressed before it was analysed
@@ -323,11 +327,11 @@ def test_compressed_after_rotation_is_counted_once(tmp_path):
     half = gzip.compress((tmp_path / c).read_bytes())[:100]
     (tmp_path / (c + ".gz")).write_bytes(half)
     os.utime(tmp_path / (c + ".gz"), (time.time() - 30,) * 2)
-    res, log = once(tmp_path, newest_settle_seconds=None)
+    res, log = once(tmp_path, newest_settle=None)
     assert log == [c]                    # the original, never the half-written .gz
     (tmp_path / (c + ".gz")).write_bytes(gzip.compress((tmp_path / c).read_bytes()))
     (tmp_path / c).unlink()
-    res, log = once(tmp_path, newest_settle_seconds=1.0)
+    res, log = once(tmp_path, newest_settle=1.0)
     assert log == names                  # only the newest, now settled
     everything = [a, b, c] + names
     want = expected_merged_of(tmp_path, everything)
@@ -344,7 +348,7 @@ def expected_merged_of(folder, names):
     for n in names:
         p = os.path.join(str(folder), n)
         paths.append(p if os.path.exists(p) else p + ".gz")
-    merged = analyze_paths(paths, OPTS, INTERVAL).to_report()
+    merged = analyze_paths(paths, Options(OPTS, INTERVAL)).report()
     # The watcher's inputs name the file it analysed (the original).
     for inp, n in zip(merged["inputs"], names):
         inp["path"] = os.path.join(str(folder), n)
@@ -377,8 +381,8 @@ def test_a_second_watcher_is_refused(tmp_path):
         assert wait_for(lambda: (tmp_path / "state.json.lock").exists())
         time.sleep(0.1)
         with pytest.raises(Ipv6flowError, match="in use by another ipv6flow watch"):
-            watch(str(tmp_path), state_file=str(tmp_path / "state.json"), interval=INTERVAL,
-                  once=True)
+            watch(str(tmp_path), Options(interval=INTERVAL, state_file=str(tmp_path / "state.json"),
+                                         once=True))
     finally:
         run.end()
 
@@ -387,7 +391,7 @@ def test_interval_must_match_the_state(tmp_path):
     complete_files(tmp_path, 2)
     once(tmp_path)
     with pytest.raises(UsageError, match="interval"):
-        watch(str(tmp_path), interval=60.0, once=True)
+        watch(str(tmp_path), Options(interval=60.0, once=True))
 
 
 def test_client_options_must_match_the_state(tmp_path):
@@ -397,15 +401,15 @@ def test_client_options_must_match_the_state(tmp_path):
     for opts, text in ((DecodeOptions(client_key="mac"), "client key auto, not mac"),
                        (DecodeOptions(client_key="off"), "client key auto, not off")):
         with pytest.raises(UsageError, match=text):
-            watch(str(tmp_path), interval=INTERVAL, opts=opts, once=True)
+            watch(str(tmp_path), Options(opts, INTERVAL, once=True))
 
 
 def test_sigterm_ends_a_running_watch(tmp_path):
     names = complete_files(tmp_path, 2)
     script = ("import sys\n"
               "from ipv6flow.engine.watch import watch\n"
-              "r = watch(sys.argv[1], interval=1.0, settle_seconds=0, poll_seconds=30,\n"
-              "          newest_settle_seconds=0,\n"
+              "from ipv6flow.options import Options\n"
+              "r = watch(sys.argv[1], Options(interval=1.0, settle=0, poll=30, newest_settle=0),\n"
               "          on_report=lambda p, rep: print('DONE', p, flush=True))\n"
               "print('END', len(r.processed), flush=True)\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -61,8 +61,10 @@ from ..decode.registry import (FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP, TER
 from ..arrays import distinct, unique_inverse
 from .sketch import HashSketch, hash_words, relative_error
 
-CLIENT_KEYS = ("auto", "mac", "ipv4", "ipv6-64")
-OFF = "off"                      # --no-clients: no clients, flows or interface ids
+# what identifies a client; OFF (--no-clients): no clients, flows or interface
+# ids. Declared with the other option values (options.py imports no numpy,
+# so that the command line's help pages need none).
+from ..options import CLIENT_KEYS, OFF  # noqa: E402
 IID_CLASSES = ("eui64", "isatap", "embedded_ipv4", "embedded_port", "low_byte", "pattern_bytes",
                "random")
 

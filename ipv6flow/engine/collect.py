@@ -1,25 +1,26 @@
 """``ipv6flow collect --sflow``: sFlow datagrams from a UDP socket, folded
 into the same Summary as ``analyze --sflow`` folds them from a file.
 
-Strategy: one non-blocking UDP socket, polled with a timeout of at most
-``TIMEOUT_MS`` so that ``--duration``, a signal or ``stop`` end it on an idle
-socket. Every received datagram becomes a raw IP frame (its sender as
-source, the socket's address as destination: ``capture.sflow.udp_frame``)
-stamped to the microsecond; every ``FLUSH_SECONDS`` (or ``BATCH_DATAGRAMS``)
-the frames become one Batch that is written to the ``--write`` pcap first
+Strategy: one non-blocking UDP socket read by engine/running.py's loop
+(the one ``live`` uses: polls of at most ``TIMEOUT_MS``, so that
+``--duration``, a signal or ``stop`` end it on an idle socket). Every
+received datagram becomes a raw IP frame (its sender as source, the
+socket's address as destination: ``capture.sflow.udp_frame``) stamped to
+the microsecond; every ``FLUSH_SECONDS`` (or ``BATCH_DATAGRAMS``) the
+frames become one Batch that is written to the ``--write`` pcap first
 (``live.PcapWriter``: complete after every write) and then handed to
 ``capture.sflow.SflowFrames`` exactly as ``analyze --sflow`` hands it the
 records of that file, so the report of a run equals the report of its
 ``--write`` file (tests/test_collect.py).
 
-The socket's receive buffer is asked for ``buffer_bytes`` (32 MiB: a burst
+The socket's receive buffer is asked for ``options.buffer_bytes`` (32 MiB: a burst
 of a few thousand datagrams; SO_RCVBUFFORCE when privileged, past
 net.core.rmem_max), and the kernel's count of datagrams dropped because it
 was full comes with each datagram (SO_RXQ_OVFL); the report has both.
 
 Ending is as ``live``: ``--count`` (datagrams), ``--duration``, SIGINT or
 SIGTERM; what the socket holds at a stop is read first (up to
-``DRAIN_SECONDS``), and the final Summary is returned in every case.
+``DRAIN_SECONDS``), and the final RunResult is returned in every case.
 NAT64 prefixes discovered by evidence count from the batch after their
 discovery, as in ``live`` (a socket cannot be read twice).
 """
@@ -27,9 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import math
 import os
-import select
 import socket
 import struct
 import threading
@@ -37,17 +36,16 @@ import time
 
 from ..capture.batch import Replay
 from ..capture.sflow import SflowFrames, frames_batch, udp_frame
-from ..decode import DecodeOptions
 from ..errors import Ipv6flowError, UsageError
-from ..summary import DEFAULT_INTERVAL, Summary
-from .live import FLUSH_SECONDS, STATUS_EVERY, PcapWriter
-from .local import LivePrefixes, _frames, new_input
+from ..options import BUFFER_BYTES, Options, RunResult
+from ..summary import Summary
+from . import running
+from .live import PcapWriter
+from .local import LivePrefixes, first_pass, new_input
 from .signals import Signals
 
-BUFFER_BYTES = 32 << 20
-TIMEOUT_MS = 100
-BATCH_DATAGRAMS = 4096
-DRAIN_SECONDS = 0.5
+BATCH_DATAGRAMS = 4096        # datagrams read at once, and a batch once they are this many
+DRAIN_SECONDS = 0.5           # after a stop: what the socket holds, read for at most this
 MAX_DATAGRAM = 65535
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)          # Linux socket(7)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
@@ -166,41 +164,41 @@ def status_line(where, summary, datagrams, rate, dropped) -> str:
             f"IPv6 {share} of IP packets (estimated); kernel drops {dropped:,}")
 
 
-def collect_sflow(listen: str, duration: float | None = None, count: int | None = None,
-                  report_every: float | None = None, write: str | None = None,
-                  interval: float = DEFAULT_INTERVAL, opts: DecodeOptions = DecodeOptions(),
-                  on_status=None, on_report=None, *, status_every: float = STATUS_EVERY,
-                  nat64_prefixes=(), decoder: str = "fast",
-                  buffer_bytes: int = BUFFER_BYTES, stop: threading.Event | None = None,
-                  handle_signals: bool = True, on_ready=None):
+def collect_sflow(listen: str, options: Options = Options(), on_status=None, on_report=None, *,
+                  stop: threading.Event | None = None, handle_signals: bool = True,
+                  on_ready=None) -> RunResult:
     """Collect sFlow on ``listen`` ([ADDR]:PORT) until a limit, a signal or
-    ``stop``; returns ``(summary, stats)`` as ``live.capture_live`` does.
+    ``stop``, as ``live.capture_live`` captures (the same loop,
+    engine/running.py).
 
-    ``count``: datagrams; ``write``: every datagram kept as a pcap of raw
-    IP frames (``analyze --sflow-port PORT`` reads it back to the same
-    report); ``on_ready(port)`` is called once the socket is bound (the
-    port actually bound, for port 0). ``stats``: ``datagrams``,
-    ``samples``, ``seconds``, ``stopped_by``, ``buffer`` (the socket's
+    ``options.count``: datagrams; ``options.write``: every datagram kept as
+    a pcap of raw IP frames (``analyze --sflow-port PORT`` reads it back to
+    the same report); ``options.buffer_bytes``: the socket's receive buffer
+    asked for; ``on_ready(port)`` is called once the socket is bound (the
+    port actually bound, for port 0). The RunResult's ``capture``:
+    ``datagrams``, ``samples``, ``seconds``, ``buffer`` (the socket's
     receive buffer in bytes) and ``dropped`` (datagrams the kernel dropped
     with the buffer full).
     """
-    if count is not None and count < 1:
-        raise UsageError("count must be at least 1")
-    if decoder not in ("fast", "reference"):
-        raise UsageError(f"unknown decoder {decoder!r}")
     host, port = parse_listen(listen)
-    listener = UdpListener(host, port, buffer_bytes)
+    listener = UdpListener(host, port, options.buffer_bytes)
     writer = signals = None
     try:
-        if write:
-            writer = PcapWriter(write, 101, MAX_DATAGRAM + 48)
+        if options.write:
+            writer = PcapWriter(options.write, 101, MAX_DATAGRAM + 48)
         signals = Signals(handle_signals)
-        opts = dataclasses.replace(opts, sflow_port=listener.port)
-        summary = Summary(interval, nat64_prefixes, opts)
+        options = dataclasses.replace(
+            options, decode=dataclasses.replace(options.decode, sflow_port=listener.port))
+        summary = Summary(options.interval, options.nat64_prefixes, options.decode)
         if on_ready is not None:
             on_ready(listener.port)
-        return _run(listener, writer, summary, signals, opts, duration, count, report_every,
-                    on_status or (lambda line: None), on_report, status_every, decoder, stop)
+        source = SflowSource(listener, writer, summary, options)
+        say = on_status or (lambda line: None)
+        say(f"listening for sFlow on udp {source.shown}, receive buffer "
+            f"{listener.buffer:,} bytes")
+        t0 = time.monotonic()
+        reason = running.run(source, options, signals, stop, say, on_report)
+        return source.finish(reason, time.monotonic() - t0)
     finally:
         if signals is not None:
             signals.restore()
@@ -209,133 +207,103 @@ def collect_sflow(listen: str, duration: float | None = None, count: int | None 
         listener.close()
 
 
-def _run(listener, writer, summary, signals, opts, duration, count, report_every, say,
-         on_report, status_every, decoder, stop):
-    shown = (f"[{listener.address}]" if ":" in listener.address else listener.address) \
-        + f":{listener.port}"
-    entry = new_input(f"udp:{shown}")
-    entry["format"] = "sflow"
-    entry["linktypes"] = [101]
-    live = LivePrefixes(summary.nat64.static_prefixes())
-    frames = SflowFrames(listener.port, summary.sampling)
-    info = {"listen": shown, "started": time.time(), "ended": None, "stopped_by": None,
-            "socket": {"receive_buffer": listener.buffer, "dropped": 0,
-                       "drops_counted": listener.counts_drops}}
-    entry["capture"] = info
-    totals = {"datagrams": 0, "fallback": 0}
-    pending = []
-    failed = []
-    fallback = [0]
+class SflowSource(running.Source):
+    """A UDP socket of sFlow datagrams as engine/running.py's source: each
+    datagram kept as a raw IP frame, a batch of them handed to
+    ``capture.sflow.SflowFrames`` as ``analyze --sflow`` hands it a file's."""
 
-    def fold():
-        batch, sec, usec = frames_batch(pending)
-        pending.clear()
-        if writer is not None and not failed:
+    read_at_once = BATCH_DATAGRAMS
+    drain_max = DRAIN_SECONDS
+
+    def __init__(self, listener, writer, summary, options):
+        super().__init__()
+        self.listener, self.writer, self.summary, self.options = (listener, writer, summary,
+                                                                  options)
+        self.fd = listener.sock.fileno()
+        addr = listener.address
+        self.shown = (f"[{addr}]" if ":" in addr else addr) + f":{listener.port}"
+        self.dst = addr if addr not in ("::", "") else "::"
+        entry = self.entry = new_input(f"udp:{self.shown}")
+        entry["format"] = "sflow"
+        entry["linktypes"] = [101]
+        self.info = {"listen": self.shown, "started": time.time(), "ended": None,
+                     "stopped_by": None,
+                     "socket": {"receive_buffer": listener.buffer, "dropped": 0,
+                                "drops_counted": listener.counts_drops}}
+        entry["capture"] = self.info
+        self.live = LivePrefixes(summary.nat64.static_prefixes())
+        self.frames = SflowFrames(listener.port, summary.sampling)
+        self.waiting = []             # (sec, usec, frame) not folded yet
+        self.received = self.shown_count = self.fallback = 0
+
+    @property
+    def pending(self):
+        return len(self.waiting)
+
+    def read(self, limit):
+        got = self.listener.receive(limit)
+        port, dst = self.listener.port, self.dst
+        for data, sender, sport in got:
+            t = time.time()
+            sec = int(t)
+            usec = min(int((t - sec) * 1e6), 999_999)
+            self.waiting.append((sec, usec, udp_frame(sender, sport, _same_family(dst, sender),
+                                                      port, data)))
+        self.received += len(got)
+        if not got:
+            return "empty"
+        return "full" if len(self.waiting) >= BATCH_DATAGRAMS else None
+
+    def fold(self):
+        batch, sec, usec = frames_batch(self.waiting)
+        self.waiting = []
+        if self.writer is not None and not self.failed:
             try:
-                writer.write(batch, sec, usec)       # on disk before it is counted
+                self.writer.write(batch, sec, usec)       # on disk before it is counted
             except Ipv6flowError as e:
-                failed.append(f"{e}; collection stopped")
-                entry["errors"].append(failed[-1])
-        groups = list(frames.from_records(batch.records())) + list(frames.flush())
-        for part, rate, cut in groups:
+                self.failed = True
+                self.entry["errors"].append(f"{e}; collection stopped")
+        summary = self.summary
+        for part, rate, cut in (list(self.frames.from_records(batch.records()))
+                                + list(self.frames.flush())):
             summary.set_weight(rate, cut)
-            _frames(Replay([part]), opts, decoder, summary, live, 0, lambda f, lt: None,
-                    fallback)
+            read = first_pass(Replay([part]), self.options, summary, self.live, 0,
+                              lambda f, lt: None)
+            self.fallback += read.fallback
 
-    def finish(e, ended, reason):
-        dropped = listener.drops()
-        info_now = dict(info, ended=ended, stopped_by=reason,
-                        socket=dict(info["socket"], dropped=dropped))
-        e["capture"] = info_now
+    def status(self, seconds):
+        line = status_line(self.shown, self.summary, self.received,
+                           (self.received - self.shown_count) / seconds, self.listener.drops())
+        self.shown_count = self.received
+        return line
+
+    def _entry(self, e, ended, reason):
+        dropped = self.listener.drops()
+        e["capture"] = dict(self.info, ended=ended, stopped_by=reason,
+                            socket=dict(self.info["socket"], dropped=dropped))
         if dropped:
             e["warnings"] = list(e["warnings"]) + [
                 f"the kernel dropped {dropped:,} datagrams (socket buffer full): "
                 "the figures miss them"]
         return e
 
-    def snapshot():
-        snap = Summary(summary.interval).merge(summary)
-        snap.add_input(finish(dict(entry, warnings=list(entry["warnings"])), time.time(), None))
+    def snapshot(self):
+        snap = Summary(self.summary.interval).merge(self.summary)
+        snap.add_input(self._entry(dict(self.entry, warnings=list(self.entry["warnings"])),
+                                   time.time(), None))
         return snap.to_report()
 
-    say(f"listening for sFlow on udp {shown}, receive buffer {listener.buffer:,} bytes")
-    poller = select.poll()
-    poller.register(listener.sock.fileno(), select.POLLIN)
-    t0 = time.monotonic()
-    last_flush = t0
-    next_status = t0 + status_every if status_every else math.inf
-    next_report = t0 + report_every if report_every else math.inf
-    status_count, status_t = 0, t0
-    reason = None
-    drain_until = math.inf
-    dst = listener.address if listener.address not in ("::", "") else "::"
-    while True:
-        now = time.monotonic()
-        if reason is None:
-            if signals.count:
-                reason = "signal"
-            elif stop is not None and stop.is_set():
-                reason = "stop"
-            elif duration is not None and now - t0 >= duration:
-                reason = "duration"
-            if reason is not None:
-                drain_until = now + DRAIN_SECONDS
-        if failed:
-            reason = "error"
-            break
-        if reason is not None and (now >= drain_until or signals.count > 1):
-            break
-        want = BATCH_DATAGRAMS
-        if count is not None:
-            want = min(want, count - totals["datagrams"])
-        try:
-            got = listener.receive(want)
-        except Ipv6flowError as e:
-            entry["errors"].append(str(e))
-            reason = "error"
-            break
-        for data, sender, sport in got:
-            t = time.time()
-            sec = int(t)
-            usec = min(int((t - sec) * 1e6), 999_999)
-            pending.append((sec, usec, udp_frame(sender, sport, _same_family(dst, sender),
-                                                 listener.port, data)))
-        totals["datagrams"] += len(got)
-        if count is not None and totals["datagrams"] >= count:
-            reason = "count"
-            break
-        if pending and (len(pending) >= BATCH_DATAGRAMS or now - last_flush >= FLUSH_SECONDS):
-            fold()
-            last_flush = now
-        if now >= next_status:
-            secs = max(now - status_t, 1e-9)
-            say(status_line(shown, summary, totals["datagrams"],
-                            (totals["datagrams"] - status_count) / secs, listener.drops()))
-            status_count, status_t = totals["datagrams"], now
-            next_status = now + status_every
-        if now >= next_report and on_report is not None:
-            if pending:
-                fold()
-                last_flush = now
-            on_report(snapshot())
-            next_report = now + report_every
-        if not got:
-            if reason is not None:
-                break                                # drained
-            wait = min(TIMEOUT_MS / 1000, next_status - now, next_report - now)
-            if duration is not None:
-                wait = min(wait, t0 + duration - now)
-            poller.poll(max(0, int(wait * 1000)) + 1)
-    if pending:
-        fold()
-    finish(entry, time.time(), reason)
-    entry["packets"], entry["bytes"] = (summary.counts()["totals"]["packets"],
-                                        summary.counts()["totals"]["bytes"])
-    summary.add_input(entry)
-    stats = {"datagrams": totals["datagrams"], "samples": summary.sampling.samples,
-             "seconds": time.monotonic() - t0, "stopped_by": reason,
-             "buffer": listener.buffer, "dropped": entry["capture"]["socket"]["dropped"]}
-    return summary, stats
+    def finish(self, reason, seconds) -> RunResult:
+        entry = self._entry(self.entry, time.time(), reason)
+        totals = self.summary.counts()["totals"]
+        entry["packets"], entry["bytes"] = totals["packets"], totals["bytes"]
+        self.summary.add_input(entry)
+        return RunResult(self.summary, frames=totals["packets"], fallback=self.fallback,
+                         stopped_by=reason,
+                         capture={"datagrams": self.received,
+                                  "samples": self.summary.sampling.samples, "seconds": seconds,
+                                  "buffer": self.listener.buffer,
+                                  "dropped": entry["capture"]["socket"]["dropped"]})
 
 
 def _same_family(dst: str, sender: str) -> str:

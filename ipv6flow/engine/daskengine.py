@@ -3,16 +3,18 @@
 Parts travel as (path, byte range) descriptions, not bytes: the workers
 must see the files at the same paths (shared or replicated storage).
 Dask is an optional extra, imported here only: ``pip install
-'ipv6flow[dask]'``. Without ``--scheduler`` a LocalCluster is started
-for the run (processes, one thread each).
+'ipv6flow[dask]'``. Without ``options.scheduler`` a LocalCluster is
+started for the run (``options.workers`` processes, one thread each).
 """
 
+import dataclasses
+
 from ..errors import Ipv6flowError
+from ..options import MIN_PART_BYTES, Options, RunResult
 from .parallel import analyze_parallel, default_workers
 
 
-def analyze_dask(paths, opts, interval, decoder="fast", stats=None, nat64_prefixes=(),
-                 services=None, scheduler=None, workers=None, min_part=32 << 20):
+def analyze_dask(paths, options: Options, min_part: int = MIN_PART_BYTES) -> RunResult:
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
@@ -20,12 +22,12 @@ def analyze_dask(paths, opts, interval, decoder="fast", stats=None, nat64_prefix
     if "-" in paths:
         raise Ipv6flowError("--engine dask cannot read stdin: the workers need files")
     cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
-                               processes=True, dashboard_address=None)
+    if options.scheduler is None:
+        cluster = LocalCluster(n_workers=options.workers or default_workers(),
+                               threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        client = Client(options.scheduler)
     try:
         ncores = sum(client.ncores().values()) or 1
 
@@ -35,8 +37,9 @@ def analyze_dask(paths, opts, interval, decoder="fast", stats=None, nat64_prefix
             futures = client.map(fn, items, pure=False)
             return client.gather(futures)
 
-        return analyze_parallel(paths, opts, interval, decoder, stats, nat64_prefixes, services,
-                                workers or ncores, min_part, engine_map)
+        if options.workers is None:
+            options = dataclasses.replace(options, workers=ncores)
+        return analyze_parallel(paths, options, min_part=min_part, engine_map=engine_map)
     finally:
         client.close()
         if cluster is not None:

@@ -32,18 +32,19 @@ libpcap itself is a system library (Debian/Ubuntu: ``libpcap0.8``, which
 tcpdump and tshark pull in); without it ``capture_live`` raises a one-line
 Ipv6flowError saying so.
 
-Strategy of the loop: the handle is non-blocking and we ``poll`` its
-selectable fd with a timeout of at most ``TIMEOUT_MS``: with TPACKET_V3 a
-blocking ``pcap_next_ex`` can wait forever on an idle link, and neither a
-signal nor ``--duration`` could end it. Frames are copied out of the ring
-into preallocated buffers: by the compiled helper (``CompiledPending``), or
-with two ``memmove``s each (``Pending``: libpcap's packet headers side by
-side, the packet bytes back to back); every ``FLUSH_SECONDS``, when the
-buffers are full (``BATCH_BYTES``; the compiled helper's
+Strategy of the loop (engine/running.py, shared with ``collect``): the
+handle is non-blocking and the loop ``poll``s its selectable fd with a
+timeout of at most ``TIMEOUT_MS``: with TPACKET_V3 a blocking
+``pcap_next_ex`` can wait forever on an idle link, and neither a signal
+nor ``--duration`` could end it. ``fill`` pulls frames from libpcap into
+preallocated buffers: the compiled helper's (``CompiledPending``), or two
+``memmove``s a frame (``Pending``: libpcap's packet headers side by side,
+the packet bytes back to back); every ``FLUSH_SECONDS``, when the buffers
+are full (``FLUSH_BYTES`` or ``FLUSH_FRAMES``; the compiled helper's
 ``COMPILED_BATCH_BYTES``) or when the ring is empty (the compiled helper
-first lingers up to ``LINGER_MS`` for its next block) numpy turns them into
-a ``capture.batch.Batch``, which is written to the ``--write`` pcap first
-(one write of whole records) and then folded into the Summary with
+first lingers up to ``LINGER_MS`` for its next block) ``take`` turns them
+into a ``capture.batch.Batch``, which is written to the ``--write`` pcap
+first (one write of whole records) and then folded into the Summary with
 ``fold.summarize_batch`` exactly as a file's batches are (or one frame at a
 time with the reference decoder: the figures are the same). The ctypes
 copy costs about 3 us a frame (7-10 us of CPU a frame with the fast decoder
@@ -60,7 +61,7 @@ reaches user space only when full or after the block timeout, so reading
 goes on until the ring is empty at least ``DRAIN_IDLE_SECONDS`` after the
 stop (at most ``DRAIN_SECONDS`` on a busy link): nothing the kernel
 captured before the stop is lost. A second signal skips the drain. Either
-way the final Summary is returned, and the ``--write`` file is closed
+way the final RunResult is returned, and the ``--write`` file is closed
 complete.
 
 NAT64: a live capture cannot be read twice, so traffic through a prefix
@@ -71,7 +72,6 @@ first frame.
 """
 
 import ctypes
-import math
 import os
 import select
 import struct
@@ -83,27 +83,27 @@ import numpy as np
 from ..analysis.nat64 import inspect_frame
 from ..capture import pcap
 from ..capture.batch import Batch
-from ..decode import DecodeOptions, decode_frame
+from ..decode import decode_frame
 from ..decode.link import LINKTYPES
 from ..errors import Ipv6flowError, UsageError
 from ..fold import summarize_batch
-from ..summary import DEFAULT_INTERVAL, Summary
+from ..options import BUFFER_BYTES, SNAPLEN, Options, RunResult
+from ..summary import Summary
+from . import running
 from .local import LivePrefixes, new_input
 from .parallel import _keep_large_buffers
+from .running import TIMEOUT_MS
 from .signals import Signals
 
-SNAPLEN = 262144              # libpcap's MAXIMUM_SNAPLEN, tcpdump's default
-BUFFER_BYTES = 32 << 20       # the kernel ring (tcpdump -B); libpcap's default is 2 MiB
-TIMEOUT_MS = 100              # TPACKET_V3 block timeout, and the longest poll
-FLUSH_SECONDS = 0.25          # pending frames become a batch at least this often
-BATCH_BYTES = 1 << 20         # ... or once they hold this many bytes (as files: CHUNK)
-READ_AT_ONCE = 4096           # frames read between looks at the clock
-MAX_BATCH_FRAMES = 65536      # ... or once they are this many frames
+# Pending frames become a batch every running.FLUSH_SECONDS, when the ring
+# is empty, or once they hold FLUSH_BYTES of packets (as a file's batches,
+# capture/base.CHUNK) or FLUSH_FRAMES frames.
+FLUSH_BYTES = 1 << 20
+FLUSH_FRAMES = 65536
 COMPILED_BATCH_BYTES = 8 << 20  # the compiled reader's batches: as a pcap file's (BATCH_BYTES there)
 LINGER_MS = 50                # ... and how long it waits for the ring's next block to add to one
 DRAIN_IDLE_SECONDS = 1.5 * TIMEOUT_MS / 1000   # after a stop: past the block timeout, ...
 DRAIN_SECONDS = 1.0                            # ... until the ring is empty, at most this
-STATUS_EVERY = 2.0            # seconds between status lines
 
 # libpcap's dlt_to_linktype() for the DLT values that differ from the
 # LINKTYPE written in files (DLT_RAW is 12 on Linux, 14 on OpenBSD).
@@ -265,8 +265,8 @@ class Pending:
 
     reader = "ctypes"
 
-    def __init__(self, handle: PcapHandle, max_bytes: int = BATCH_BYTES,
-                 max_frames: int = MAX_BATCH_FRAMES):
+    def __init__(self, handle: PcapHandle, max_bytes: int = FLUSH_BYTES,
+                 max_frames: int = FLUSH_FRAMES):
         self.handle = handle
         self.dtype = _header_dtype(handle.wp)
         self.hsize = self.dtype.itemsize
@@ -358,7 +358,7 @@ class CompiledPending:
     reader = "compiled"
 
     def __init__(self, handle: PcapHandle, max_bytes: int = COMPILED_BATCH_BYTES,
-                 max_frames: int = MAX_BATCH_FRAMES, linger_ms: int = LINGER_MS):
+                 max_frames: int = FLUSH_FRAMES, linger_ms: int = LINGER_MS):
         self.handle = handle
         self.room = max(handle.snaplen, SNAPLEN)
         # An 8 MiB batch every few ms: keep such buffers in the heap for
@@ -486,41 +486,33 @@ def status_line(iface, summary, frames, fps, bps, kernel) -> str:
             f"kernel drops {'?' if drops is None else f'{drops:,}'}")
 
 
-def capture_live(iface: str, bpf: str | None = None, duration: float | None = None,
-                 count: int | None = None, report_every: float | None = None,
-                 write: str | None = None, interval: float = DEFAULT_INTERVAL,
-                 opts: DecodeOptions = DecodeOptions(), on_status=None, on_report=None, *,
-                 status_every: float = STATUS_EVERY, nat64_prefixes=(), decoder: str = "fast",
-                 snaplen: int = SNAPLEN, promisc: bool = True,
-                 buffer_bytes: int = BUFFER_BYTES, stop: threading.Event | None = None,
-                 handle_signals: bool = True):
-    """Capture on ``iface`` until a limit, a signal or ``stop``; returns
-    ``(summary, stats)``.
+def capture_live(iface: str, options: Options = Options(), on_status=None, on_report=None, *,
+                 stop: threading.Event | None = None, handle_signals: bool = True) -> RunResult:
+    """Capture on ``iface`` until a limit, a signal or ``stop``.
 
-    CLI (``ipv6flow live``): ``-i/--interface IFACE`` -> ``iface``;
-    ``--bpf EXPR`` -> ``bpf`` (pcap-filter syntax, applied in the kernel);
-    ``--duration S`` -> ``duration``; ``--count N`` -> ``count`` (exactly N
-    frames, those that pass the filter); ``--report-every S`` ->
-    ``report_every`` with ``on_report(report)`` receiving the report so far
-    (a plain dict as ``Summary.to_report``, its ``inputs`` entry included);
-    ``--write FILE.pcap`` -> ``write`` (every captured frame, classic pcap,
-    complete after SIGINT/SIGTERM); ``--interval`` -> ``interval``;
-    ``--6rd-prefix`` -> ``opts``; ``--nat64-prefix`` -> ``nat64_prefixes``;
-    ``--decoder`` -> ``decoder``; ``--status-every S`` -> ``status_every``
-    with ``on_status(line)`` receiving one line per period (also a first
-    "listening on ..." line once the capture is active); ``--snaplen``,
-    ``--no-promisc`` and ``--buffer-size`` map to the keywords of the same
-    names.
+    CLI (``ipv6flow live``): ``-i/--interface IFACE`` -> ``iface``; every
+    other option is a field of ``options``: ``bpf`` (pcap-filter syntax,
+    applied in the kernel), ``duration``, ``count`` (exactly N frames, those
+    that pass the filter), ``report_every`` with ``on_report(report)``
+    receiving the report so far (a plain dict as ``Summary.to_report``, its
+    ``inputs`` entry included), ``write`` (every captured frame, classic
+    pcap, complete after SIGINT/SIGTERM), ``interval``, ``decode``,
+    ``nat64_prefixes``, ``decoder``, ``status_every`` with
+    ``on_status(line)`` receiving one line per period (also a first
+    "listening on ..." line once the capture is active), ``snaplen``,
+    ``promisc`` and ``buffer_bytes``. The loop is engine/running.py's.
 
-    ``summary``: a ``Summary`` whose single ``inputs`` entry has
+    Returns a RunResult: ``summary`` has a single ``inputs`` entry with
     ``format: "live"``, ``path``: the interface, and a ``capture`` object
     (interface, filter, snaplen, start and end time, ``stopped_by``, and the
-    ``kernel`` counters). A read error part-way (the interface went away) is
-    recorded in the entry's ``errors``; everything read before it is kept.
-
-    ``stats``: ``frames``, ``bytes``, ``seconds``, ``fallback`` (frames the
-    reference decoder handled), ``stopped_by`` ("count", "duration",
-    "signal", "stop" or "error"), ``linktype``, and the kernel counters from
+    ``kernel`` counters); a read error part-way (the interface went away)
+    is recorded in the entry's ``errors``, everything read before it is
+    kept. ``frames`` and ``fallback`` (frames the reference decoder
+    handled), ``stopped_by`` ("count", "duration", "signal", "stop" or
+    "error"; a signal is how a capture normally ends, so ``interrupted``
+    stays False and the report is not partial) and ``capture``: ``bytes``,
+    ``seconds``, ``linktype``, ``reader`` ("compiled" or "ctypes": which
+    copied the frames out of libpcap) and the kernel counters from
     pcap_stats: ``received`` (frames that passed the filter, dropped or
     not), ``dropped`` (no room in the ring: the figures miss them) and
     ``interface_dropped`` (dropped by the interface or its driver).
@@ -529,23 +521,22 @@ def capture_live(iface: str, bpf: str | None = None, duration: float | None = No
     (the message names CAP_NET_RAW), no such interface, a bad filter
     (UsageError), an unwritable ``write`` file.
     """
-    if count is not None and count < 1:
-        raise UsageError("count must be at least 1")
-    if duration is not None and not duration >= 0:
-        raise UsageError("duration must be a number of seconds (0 or more)")
-    if decoder not in ("fast", "reference"):
-        raise UsageError(f"unknown decoder {decoder!r}")
-    say = on_status or (lambda line: None)
-    summary = Summary(interval, nat64_prefixes, opts)
-    handle = PcapHandle(iface, snaplen, promisc, buffer_bytes, bpf)
+    summary = Summary(options.interval, options.nat64_prefixes, options.decode)
+    handle = PcapHandle(iface, options.snaplen, options.promisc, options.buffer_bytes,
+                        options.bpf)
     writer = None
     signals = None
     try:
-        if write:
-            writer = PcapWriter(write, handle.linktype, handle.snaplen)
+        if options.write:
+            writer = PcapWriter(options.write, handle.linktype, handle.snaplen)
         signals = Signals(handle_signals)
-        return _run(handle, writer, summary, signals, iface, bpf, duration, count,
-                    report_every, opts, say, on_report, status_every, decoder, stop)
+        source = LiveSource(handle, writer, summary, options)
+        say = on_status or (lambda line: None)
+        say(f"listening on {iface}, link type {handle.linktype}, snapshot length "
+            f"{handle.snaplen} bytes" + (f", filter {options.bpf!r}" if options.bpf else ""))
+        t0 = time.monotonic()
+        reason = running.run(source, options, signals, stop, say, on_report)
+        return source.finish(reason, time.monotonic() - t0)
     finally:
         if signals is not None:
             signals.restore()
@@ -554,49 +545,78 @@ def capture_live(iface: str, bpf: str | None = None, duration: float | None = No
         handle.close()
 
 
-def _run(handle, writer, summary, signals, iface, bpf, duration, count, report_every,
-         opts, say, on_report, status_every, decoder, stop):
-    lt = handle.linktype
-    entry = new_input(iface)
-    entry["format"] = "live"
-    entry["linktypes"] = [lt]
-    if lt not in LINKTYPES:
-        entry["warnings"].append(f"link type {lt} is not supported: its frames count as non_ip")
-    live = LivePrefixes(summary.nat64.static_prefixes())
-    started = time.time()
-    capture_info = {"interface": iface, "filter": bpf, "snaplen": handle.snaplen,
-                    "started": started, "ended": None, "stopped_by": None,
-                    "kernel": handle.stats()}
-    entry["capture"] = capture_info
-    totals = {"frames": 0, "bytes": 0, "fallback": 0}
+class LiveSource(running.Source):
+    """A libpcap handle as engine/running.py's source: frames pulled into
+    ``Pending`` (``Pending.fill``), folded a batch at a time."""
 
-    failed = []                          # a --write error: stop, keep what was counted
+    drain_idle = DRAIN_IDLE_SECONDS
+    drain_max = DRAIN_SECONDS
+    flush_when_idle = True        # the ring is empty: fold what came
 
-    def fold():
-        batch, sec, usec = pending.take(lt)
-        if writer is not None and not failed:
+    def __init__(self, handle, writer, summary, options):
+        super().__init__()
+        self.handle, self.writer, self.summary, self.options = handle, writer, summary, options
+        self.fd = handle.fd
+        self.events = select.POLLIN | select.POLLPRI
+        lt = self.linktype = handle.linktype
+        entry = self.entry = new_input(handle.iface)
+        entry["format"] = "live"
+        entry["linktypes"] = [lt]
+        if lt not in LINKTYPES:
+            entry["warnings"].append(
+                f"link type {lt} is not supported: its frames count as non_ip")
+        self.info = {"interface": handle.iface, "filter": options.bpf,
+                     "snaplen": handle.snaplen, "started": time.time(), "ended": None,
+                     "stopped_by": None, "kernel": handle.stats()}
+        entry["capture"] = self.info
+        self.live = LivePrefixes(summary.nat64.static_prefixes())
+        self.frames = self.bytes = self.fallback = 0
+        self.shown_frames = self.shown_bytes = 0      # at the last status line
+        self.buffers = new_pending(handle)
+
+    @property
+    def received(self):
+        return self.frames + len(self.buffers)
+
+    @property
+    def pending(self):
+        return len(self.buffers)
+
+    def read(self, limit):
+        return self.buffers.fill(limit)
+
+    def fold(self):
+        batch, sec, usec = self.buffers.take(self.linktype)
+        if self.writer is not None and not self.failed:
             try:
-                writer.write(batch, sec, usec)   # on disk before it is counted
+                self.writer.write(batch, sec, usec)   # on disk before it is counted
             except Ipv6flowError as e:
-                failed.append(f"{e}; capture stopped")
-                entry["errors"].append(failed[-1])
-        if decoder == "fast":
-            totals["fallback"] += summarize_batch(summary, batch, opts, None, list(live.order))
+                self.failed = True
+                self.entry["errors"].append(f"{e}; capture stopped")
+        summary, opts, lt = self.summary, self.options.decode, self.linktype
+        if self.options.decoder == "fast":
+            self.fallback += summarize_batch(summary, batch, opts, None, list(self.live.order))
         else:
-            prefixes = list(live.order)
+            prefixes = list(self.live.order)
             for ts, _, wire, data in batch.records():
                 f = decode_frame(lt, data, wire, opts)
                 summary.add(f, ts, wire, lt, data)
                 inspect_frame(summary.nat64, f, data, wire, prefixes, True)
-            totals["fallback"] += len(batch)
-        totals["frames"] += len(batch)
-        totals["bytes"] += int(batch.wirelens.sum())
-        live.update(summary.nat64, 0, totals["frames"])
+            self.fallback += len(batch)
+        self.frames += len(batch)
+        self.bytes += int(batch.wirelens.sum())
+        self.live.update(summary.nat64, 0, self.frames)
 
-    def finish_entry(e, kernel, ended, reason):
-        e["packets"], e["bytes"] = totals["frames"], totals["bytes"]
-        info = dict(capture_info, kernel=kernel, ended=ended, stopped_by=reason)
-        e["capture"] = info
+    def status(self, seconds):
+        line = status_line(self.handle.iface, self.summary, self.frames,
+                           (self.frames - self.shown_frames) / seconds,
+                           (self.bytes - self.shown_bytes) * 8 / seconds, self.handle.stats())
+        self.shown_frames, self.shown_bytes = self.frames, self.bytes
+        return line
+
+    def _entry(self, e, kernel, ended, reason):
+        e["packets"], e["bytes"] = self.frames, self.bytes
+        e["capture"] = dict(self.info, kernel=kernel, ended=ended, stopped_by=reason)
         drops = kernel.get("dropped")
         if drops:
             e["warnings"] = list(e["warnings"]) + [
@@ -604,80 +624,17 @@ def _run(handle, writer, summary, signals, iface, bpf, duration, count, report_e
                 "the figures miss them"]
         return e
 
-    def snapshot():
-        snap = Summary(summary.interval).merge(summary)
-        snap.add_input(finish_entry(dict(entry, warnings=list(entry["warnings"])),
-                                    handle.stats(), time.time(), None))
+    def snapshot(self):
+        snap = Summary(self.summary.interval).merge(self.summary)
+        snap.add_input(self._entry(dict(self.entry, warnings=list(self.entry["warnings"])),
+                                   self.handle.stats(), time.time(), None))
         return snap.to_report()
 
-    say(f"listening on {iface}, link type {lt}, snapshot length {handle.snaplen} bytes"
-        + (f", filter {bpf!r}" if bpf else ""))
-    poller = select.poll()
-    poller.register(handle.fd, select.POLLIN | select.POLLPRI)
-    t0 = time.monotonic()
-    last_flush = t0
-    next_status = t0 + status_every if status_every else math.inf
-    next_report = t0 + report_every if report_every else math.inf
-    status_frames, status_bytes, status_t = 0, 0, t0
-    pending = new_pending(handle)
-    reason = None
-    drain_from = drain_until = math.inf
-    while True:
-        now = time.monotonic()
-        if reason is None:
-            if signals.count:
-                reason = "signal"
-            elif stop is not None and stop.is_set():
-                reason = "stop"
-            elif duration is not None and now - t0 >= duration:
-                reason = "duration"
-            if reason is not None:
-                drain_from = now + DRAIN_IDLE_SECONDS
-                drain_until = now + DRAIN_SECONDS
-        if reason is not None and (now >= drain_until or signals.count > 1):
-            break
-        if failed:
-            reason = "error"
-            break
-        want = READ_AT_ONCE
-        if count is not None:
-            want = min(want, count - totals["frames"] - len(pending))
-        try:
-            got = pending.fill(want)
-        except Ipv6flowError as e:
-            entry["errors"].append(str(e))
-            reason = "error"
-            break
-        if count is not None and totals["frames"] + len(pending) >= count:
-            reason = "count"
-            break
-        if len(pending) and (got is not None or now - last_flush >= FLUSH_SECONDS):
-            fold()                        # full, idle for now, or due
-            last_flush = now
-        if now >= next_status:
-            secs = max(now - status_t, 1e-9)
-            say(status_line(iface, summary, totals["frames"],
-                            (totals["frames"] - status_frames) / secs,
-                            (totals["bytes"] - status_bytes) * 8 / secs, handle.stats()))
-            status_frames, status_bytes, status_t = totals["frames"], totals["bytes"], now
-            next_status = now + status_every
-        if now >= next_report and on_report is not None:
-            on_report(snapshot())
-            next_report = now + report_every
-        if got == "empty" and now >= drain_from:
-            break                         # drained: blocks begun before the stop are read
-        if got == "empty":
-            wait = min(TIMEOUT_MS / 1000, next_status - now, next_report - now, drain_from - now)
-            if duration is not None and reason is None:
-                wait = min(wait, t0 + duration - now)
-            poller.poll(max(0, int(wait * 1000)) + 1)
-    if len(pending):
-        fold()
-    kernel = handle.stats()
-    ended = time.time()
-    finish_entry(entry, kernel, ended, reason)
-    summary.add_input(entry)
-    stats = {"frames": totals["frames"], "bytes": totals["bytes"],
-             "seconds": time.monotonic() - t0, "fallback": totals["fallback"],
-             "stopped_by": reason, "linktype": lt, "reader": pending.reader, **kernel}
-    return summary, stats
+    def finish(self, reason, seconds) -> RunResult:
+        kernel = self.handle.stats()
+        self.summary.add_input(self._entry(self.entry, kernel, time.time(), reason))
+        return RunResult(self.summary, interrupted=False, frames=self.frames,
+                         fallback=self.fallback, stopped_by=reason,
+                         capture={"bytes": self.bytes, "seconds": seconds,
+                                  "linktype": self.linktype,
+                                  "reader": self.buffers.reader, **kernel})

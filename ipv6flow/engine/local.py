@@ -1,5 +1,10 @@
 """The in-process engine: read each path, decode each frame, fold into a Summary.
 
+``analyze_paths(paths, options)`` returns an ``options.RunResult``: the
+Summary and, beside it, whether Ctrl-C cut the run short and how many
+frames each decoder took. A pass over an open capture (``first_pass``,
+``catch_up``, ``services_frames``) returns what it counted.
+
 Nothing read is lost: an error part-way through a file keeps every frame
 before it, and is recorded on that input's entry (``errors``); a file cut
 off mid-record is a warning with ``truncated: true``.
@@ -15,18 +20,18 @@ twice, so it is first spooled to a temporary file (deleted afterwards).
 """
 
 import os
-import shutil
 import sys
-import tempfile
 from contextlib import contextmanager
+from typing import NamedTuple
 
-from ..analysis.nat64 import inspect_frame, prefixes_at
+from ..analysis.nat64 import Nat64State, inspect_frame, prefixes_at
 from ..analysis.services import NameTraffic
 from ..capture import open_capture
 from ..capture.sflow import SampledCapture
 from ..decode import DecodeOptions, decode_frame
 from ..errors import CaptureError
 from ..fold import services_batch, summarize_batch
+from ..options import Options, RunResult
 from ..summary import Summary
 
 SPOOL_CHUNK = 1 << 20
@@ -65,75 +70,93 @@ class LivePrefixes:
         return jobs
 
 
-def _frames(cap, opts, decoder, summary, live, path_i, on_frame, fallback, progress=None):
-    """First pass over an open capture: every figure, and NAT64 traffic for
-    the prefixes live at each point. ``fallback[0]`` counts the frames the
-    reference decoder handled; ``progress(bytes, frames)`` hears how far."""
+class Read(NamedTuple):
+    """What a pass over an open capture counted: its Summary, the frames
+    the reference decoder handled, and what stopped it early (a
+    CaptureError or KeyboardInterrupt), or None when it read to the end."""
+    summary: Summary
+    fallback: int
+    stopped: BaseException | None = None
+
+
+def first_pass(cap, options: Options, summary: Summary, live: LivePrefixes, path_i: int,
+               on_frame, progress=None) -> Read:
+    """First pass over an open capture, folded into ``summary``: every
+    figure, and NAT64 traffic for the prefixes live at each point.
+    ``progress(bytes, frames)`` hears how far it got."""
     nat = summary.nat64
-    done = 0
-    seen = 0
-    if decoder == "fast":
-        for batch in cap.iter_batches(reuse=True):
-            fallback[0] += summarize_batch(summary, batch, opts, on_frame, list(live.order))
-            done += len(batch)
-            live.update(nat, path_i, done)
-            if progress is not None:
-                progress(cap.bytes_read - seen, len(batch))
-                seen = cap.bytes_read
-        return
-    add = summary.add
-    prefixes = list(live.order)
-    for ts, linktype, wirelen, data in cap:
-        f = decode_frame(linktype, data, wirelen, opts)
-        if f.problem is not None:
-            on_frame(f, linktype)
-        add(f, ts, wirelen, linktype, data)
-        inspect_frame(nat, f, data, wirelen, prefixes, True)
-        done += 1
-        if done % REFERENCE_CHECK_EVERY == 0:
-            live.update(nat, path_i, done)
-            prefixes = list(live.order)
-            if progress is not None:
-                progress(cap.bytes_read - seen, REFERENCE_CHECK_EVERY)
-                seen = cap.bytes_read
-    fallback[0] += done
+    opts = options.decode
+    fallback = done = seen = 0
+    try:
+        if options.decoder == "fast":
+            for batch in cap.iter_batches(reuse=True):
+                fallback += summarize_batch(summary, batch, opts, on_frame, list(live.order))
+                done += len(batch)
+                live.update(nat, path_i, done)
+                if progress is not None:
+                    progress(cap.bytes_read - seen, len(batch))
+                    seen = cap.bytes_read
+            return Read(summary, fallback)
+        add = summary.add
+        prefixes = list(live.order)
+        for ts, linktype, wirelen, data in cap:
+            f = decode_frame(linktype, data, wirelen, opts)
+            if f.problem is not None:
+                on_frame(f, linktype)
+            add(f, ts, wirelen, linktype, data)
+            inspect_frame(nat, f, data, wirelen, prefixes, True)
+            done += 1
+            if done % REFERENCE_CHECK_EVERY == 0:
+                live.update(nat, path_i, done)
+                prefixes = list(live.order)
+                if progress is not None:
+                    progress(cap.bytes_read - seen, REFERENCE_CHECK_EVERY)
+                    seen = cap.bytes_read
+    except (CaptureError, KeyboardInterrupt) as e:
+        return Read(summary, fallback + (0 if options.decoder == "fast" else done), e)
     live.update(nat, path_i, done)
+    return Read(summary, done)
 
 
-def _catch_up(cap, opts, decoder, state, jobs):
-    """Second pass: NAT64 traffic of ``jobs`` ({prefix: limit}) only."""
+def catch_up(cap, options: Options, jobs, state: Nat64State | None = None) -> Nat64State:
+    """Second pass: the NAT64 traffic of ``jobs`` ({prefix: limit}) only,
+    counted into a new Nat64State (or ``state``: the one a sampled
+    capture weights, ``open_input``); returns it."""
+    state = Nat64State() if state is None else state
     prefixes = sorted(jobs)
     last = None if None in jobs.values() else max(jobs.values())
     done = 0
-    if decoder == "fast":
+    opts = options.decode
+    if options.decoder == "fast":
         scratch = Summary()
         scratch.nat64 = state
         for batch in cap.iter_batches(reuse=True):
             summarize_batch(scratch, batch, opts, None, prefixes, False, done, jobs)
             done += len(batch)
             if last is not None and done >= last:
-                return
-        return
+                break
+        return state
     for ts, linktype, wirelen, data in cap:
         if last is not None and done >= last:
-            return
+            break
         f = decode_frame(linktype, data, wirelen, opts)
         inspect_frame(state, f, data, wirelen, prefixes_at(prefixes, jobs, done), False)
         done += 1
+    return state
 
 
-def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str = "fast",
-                 stats: dict | None = None, nat64_prefixes=(), shown: str | None = None,
+def analyze_path(path: str, options: Options, shown: str | None = None,
                  live: LivePrefixes | None = None, path_i: int = 0, window=None,
-                 progress=None, want_queries: bool = True, frames=None) -> Summary:
-    """Summary of one capture (first pass); its single ``inputs`` entry says
-    how reading went. ``decoder`` is "fast" (numpy kernel over batches,
-    reference decoder for the rows it leaves) or "reference"; both give the
-    same figures. ``stats``, if given, receives frame and fallback counts.
-    ``frames`` replaces ``_frames`` (same arguments): engine/parallel.py
+                 progress=None, read=first_pass) -> RunResult:
+    """The first pass over one capture; the Summary's single ``inputs``
+    entry says how reading went. ``options.decoder`` is "fast" (numpy
+    kernel over batches, reference decoder for the rows it leaves) or
+    "reference"; both give the same figures. ``read`` replaces
+    ``first_pass`` (same arguments, returns a ``Read``): engine/parallel.py
     hands the records to worker processes instead of decoding them here."""
-    s = Summary(interval, nat64_prefixes, opts)
-    s.nat64.want_queries = want_queries
+    s = Summary(options.interval, options.nat64_prefixes, options.decode)
+    s.nat64.want_queries = options.want_queries
+    result = RunResult(s)
     entry = new_input(shown or path)
     unsupported = set()
 
@@ -143,34 +166,34 @@ def analyze_path(path: str, opts: DecodeOptions, interval: float, decoder: str =
             entry["warnings"].append(
                 f"link type {linktype} is not supported: its frames count as non_ip")
 
-    fallback = [0]
     cap = None
+    stopped = None
     try:
-        with open_input(path, opts, window, s) as cap:
+        with open_input(path, options.decode, window, s) as cap:
             entry["format"], entry["compression"] = cap.format, cap.compression
             if live is None:
                 live = LivePrefixes(s.nat64.static_prefixes())
-            (frames or _frames)(cap, opts, decoder, s, live, path_i, on_frame, fallback, progress)
-    except CaptureError as e:
-        entry["errors"].append(e.message)
-    except KeyboardInterrupt:
+            s, result.fallback, stopped = read(cap, options, s, live, path_i, on_frame, progress)
+    except (CaptureError, KeyboardInterrupt) as e:
+        stopped = e
+    if isinstance(stopped, CaptureError):
+        entry["errors"].append(stopped.message)
+    elif isinstance(stopped, KeyboardInterrupt):
         # Ctrl-C: keep what was read; the caller reports it as partial.
-        s.interrupted = True
+        result.interrupted = True
         entry["warnings"].append("interrupted: only the frames read before Ctrl-C are counted")
     # Every frame read (also before an error) is in the Summary.
     totals = s.counts()["totals"]
     packets, nbytes = totals["packets"], totals["bytes"]
     if cap is not None:
-        s.landed = cap.landed
+        result.landed = cap.landed
         entry["linktypes"] = list(cap.linktypes)
         entry["truncated"] = bool(cap.truncated)
         entry["warnings"][:0] = list(cap.warnings)
     entry["packets"], entry["bytes"] = packets, nbytes
     s.add_input(entry)
-    if stats is not None:
-        stats["frames"] = stats.get("frames", 0) + packets
-        stats["fallback"] = stats.get("fallback", 0) + fallback[0]
-    return s
+    result.summary, result.frames = s, packets
+    return result
 
 
 def open_input(path: str, opts: DecodeOptions, window=None, summary=None, nat64=None):
@@ -188,13 +211,15 @@ def open_input(path: str, opts: DecodeOptions, window=None, summary=None, nat64=
     return SampledCapture(cap, opts.sflow_port, None, weight)
 
 
-def count_nat64(path: str, opts: DecodeOptions, decoder: str, state, jobs, window=None) -> None:
-    """Second pass over one path: add the traffic of ``jobs`` to ``state``."""
+def count_nat64(path: str, options: Options, jobs, window=None) -> Nat64State:
+    """Second pass over one path: the NAT64 traffic of ``jobs``."""
+    state = Nat64State()
     try:
-        with open_input(path, opts, window, nat64=state) as cap:
-            _catch_up(cap, opts, decoder, state, jobs)
+        with open_input(path, options.decode, window, nat64=state) as cap:
+            catch_up(cap, options, jobs, state)     # the state the sampled reader weights
     except CaptureError:
         pass                            # reported by the first pass; frames before it counted
+    return state
 
 
 @contextmanager
@@ -205,6 +230,8 @@ def readable_twice(paths):
         out = []
         for p in paths:
             if p == "-" and spooled is None:
+                import shutil
+                import tempfile         # only for stdin (start-up: issue 14)
                 fd, spooled = tempfile.mkstemp(prefix="ipv6flow-stdin-")
                 with os.fdopen(fd, "wb") as fh:
                     shutil.copyfileobj(sys.stdin.buffer, fh, SPOOL_CHUNK)
@@ -215,53 +242,58 @@ def readable_twice(paths):
             os.unlink(spooled)
 
 
-def count_services(path: str, opts: DecodeOptions, decoder: str, index: NameTraffic,
-                   window=None) -> None:
-    """A pass that counts the traffic to the addresses DNS gave for each name."""
+def count_services(path: str, options: Options, services, window=None) -> NameTraffic:
+    """A pass that counts the traffic to the addresses DNS gave for each
+    name of ``services`` (``Nat64State.name_answers``)."""
     try:
         with open_capture(path, window) as cap:
-            services_frames(cap, opts, decoder, index)
+            return services_frames(cap, options, services)
     except CaptureError:
-        pass                            # reported by the first pass; frames before it counted
+        return NameTraffic(services)     # reported by the first pass
 
 
-def services_frames(cap, opts: DecodeOptions, decoder: str, index: NameTraffic) -> None:
-    """The traffic of an open capture to the addresses of ``index``."""
-    if decoder == "fast":
-        for batch in cap.iter_batches(reuse=True):
-            services_batch(index, batch, opts)
-    else:
-        for ts, linktype, wirelen, data in cap:
-            index.add_frame(decode_frame(linktype, data, wirelen, opts), wirelen)
+def services_frames(cap, options: Options, services) -> NameTraffic:
+    """The traffic of an open capture to the addresses of ``services``; a
+    read error ends it, the frames before it counted (the first pass
+    reports the error)."""
+    index = NameTraffic(services)
+    try:
+        if options.decoder == "fast":
+            for batch in cap.iter_batches(reuse=True):
+                services_batch(index, batch, options.decode)
+        else:
+            for ts, linktype, wirelen, data in cap:
+                index.add_frame(decode_frame(linktype, data, wirelen, options.decode), wirelen)
+    except CaptureError:
+        pass
+    return index
 
 
-def analyze_paths(paths, opts: DecodeOptions, interval: float, decoder: str = "fast",
-                  stats: dict | None = None, nat64_prefixes=(), services=None,
-                  progress=None) -> Summary:
-    """One Summary of all ``paths``. ``services``: None, or a tuple of
-    domain suffixes (empty: every name) for the DNS service report."""
+def analyze_paths(paths, options: Options, progress=None) -> RunResult:
+    """All ``paths`` in this process: one Summary, with the DNS service
+    report when ``options.dns_suffixes`` is set (a tuple of domain suffixes;
+    empty: every name)."""
+    suffixes = options.dns_suffixes
     with readable_twice(paths) as real:
-        total = Summary(interval, nat64_prefixes, opts)
-        live = LivePrefixes(total.nat64.static_prefixes())
+        total = RunResult(Summary(options.interval, options.nat64_prefixes, options.decode))
+        live = LivePrefixes(total.summary.nat64.static_prefixes())
         for i, (shown, path) in enumerate(zip(paths, real)):
-            part = analyze_path(path, opts, interval, decoder, stats, nat64_prefixes, shown,
-                                live, i, None, progress, services is not None)
+            part = analyze_path(path, options, shown, live, i, None, progress)
             total = total.merge(part)
             if part.interrupted:
-                total.interrupted = True
                 return total
             # evidence from all parts so far (an A in one file, its AAAA in another)
-            live.update(total.nat64, i + 1, 0)
+            live.update(total.summary.nat64, i + 1, 0)
+        summary = total.summary
         for i, path in enumerate(real):
             jobs = live.catch_up(i)
             if jobs:
-                scratch = type(total.nat64)()
-                count_nat64(path, opts, decoder, scratch, jobs)
-                total.nat64 = total.nat64.merge(scratch)
-        if services is not None:
-            index = NameTraffic(total.nat64.name_answers(services))
+                summary.nat64 = summary.nat64.merge(count_nat64(path, options, jobs))
+        if suffixes is not None:
+            names = summary.nat64.name_answers(suffixes)
+            index = NameTraffic(names)
             if index.v4 or index.v6:
                 for path in real:
-                    count_services(path, opts, decoder, index)
-            total.services = index.report(services)
+                    index.merge_traffic(count_services(path, options, names))
+            summary.services = index.report(suffixes)
     return total

@@ -23,10 +23,11 @@ than workers, each is *streamed*: the parent alone opens it, decompresses
 it once and hands consecutive batches of records (``STREAM_CHUNK`` bytes,
 capture/batch.py ``chunks``) to the workers, at most ``STREAM_QUEUE`` per
 worker in flight, so memory stays flat whatever the file size. Workers
-decode and summarise a chunk with the code of a serial run (``_frames``
-over capture/batch.py ``Replay``); the parent merges the chunks' Summaries
-in file order. The parent reads the file with the serial run's Capture
-(analyze_path with ``frames`` = the hand-over), so the ``inputs`` entry,
+decode and summarise a chunk with the code of a serial run
+(local.py ``first_pass`` over capture/batch.py ``Replay``); the parent
+merges the chunks' Summaries in file order. The parent reads the file with
+the serial run's Capture (analyze_path with ``read`` = the hand-over, which
+returns the merged Summary), so the ``inputs`` entry,
 errors, truncation and decompression failures are the serial run's, word
 for word. A chunk is a part for NAT64 and the DNS service report: their
 second passes read the file again and get the same chunks.
@@ -49,9 +50,10 @@ from ..capture import open_capture
 from ..capture.batch import Replay, chunks
 from ..capture.split import split_points
 from ..errors import CaptureError
+from ..options import MIN_PART_BYTES, Options, RunResult, default_workers
 from ..summary import Summary
-from .local import (LivePrefixes, _catch_up, _frames, analyze_path, count_nat64,
-                    count_services, readable_twice, services_frames)
+from .local import (LivePrefixes, Read, analyze_path, catch_up, count_nat64, count_services,
+                    first_pass, readable_twice, services_frames)
 
 PARTS_PER_WORKER = 2       # more parts than workers evens out uneven parts
 STOP_WAIT = 30             # seconds a stopped worker gets to hand back its part
@@ -66,13 +68,6 @@ STREAM_QUEUE = 2           # chunks in flight per worker (one running, one waiti
 # streamed to two; gzip 4.88 s and 4.95 s).
 STREAM_MIN_WORKERS = 3
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3      # glibc malloc.h mallopt() parameters
-
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:                       # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class Part:
@@ -91,7 +86,7 @@ def _reporter(progress, part):
     def report(future):
         if future.cancelled() or future.exception() is not None:
             return
-        s = future.result()[0]
+        s = future.result()[0].summary
         end = part.window[1] if part.window and part.window[1] else _file_size(part.path)
         start = part.window[0] if part.window else 0
         progress(max(end - start, 0), s.inputs[0]["packets"])
@@ -125,25 +120,20 @@ def _stop(executor, futures):
     return done
 
 
-def _first_pass(part, opts, interval, decoder, nat64_prefixes, want_queries=True):
-    stats = {}
-    live = LivePrefixes(Nat64State(nat64_prefixes).static_prefixes())
-    s = analyze_path(part.path, opts, interval, decoder, stats, nat64_prefixes, part.shown,
-                     live, 0, part.window, None, want_queries)
-    starts = {p: k for p, (_, k) in live.start.items()}
-    return s, starts, stats
+def _first_pass(part, options):
+    """A part's first pass: its RunResult, and where it learnt of each
+    NAT64 prefix it discovered ({prefix: frames before})."""
+    live = LivePrefixes(Nat64State(options.nat64_prefixes).static_prefixes())
+    res = analyze_path(part.path, options, part.shown, live, 0, part.window)
+    return res, {p: k for p, (_, k) in live.start.items()}
 
 
-def _nat64_pass(part, opts, decoder, jobs):
-    state = Nat64State()
-    count_nat64(part.path, opts, decoder, state, jobs, part.window)
-    return state
+def _nat64_pass(part, options, jobs):
+    return count_nat64(part.path, options, jobs, part.window)
 
 
-def _services_pass(part, opts, decoder, services):
-    index = NameTraffic(services)
-    count_services(part.path, opts, decoder, index, part.window)
-    return index
+def _services_pass(part, options, services):
+    return count_services(part.path, options, services, part.window)
 
 
 def plan(paths, real, workers, min_part):
@@ -199,14 +189,14 @@ def _fold_inputs(entries):
     return out
 
 
-def analyze_parallel(paths, opts, interval, decoder="fast", stats=None, nat64_prefixes=(),
-                     services=None, workers=None, min_part=32 << 20, engine_map=None,
-                     progress=None, chunk=STREAM_CHUNK):
-    """As local.analyze_paths, on ``workers`` processes (or through
+def analyze_parallel(paths, options: Options, progress=None, *, min_part=MIN_PART_BYTES,
+                     engine_map=None, chunk=STREAM_CHUNK) -> RunResult:
+    """As local.analyze_paths, on ``options.workers`` processes (or through
     ``engine_map(fn, items)`` when given: the Dask engine, which streams
-    nothing). ``chunk``: bytes per chunk of a streamed file."""
-    workers = workers or default_workers()
-    if opts.sflow_port:
+    nothing). ``min_part``: the smallest part a pcap file is cut into;
+    ``chunk``: bytes per chunk of a streamed file."""
+    workers = options.workers or default_workers()
+    if options.decode.sflow_port:
         # sFlow files are read whole by one worker each: the sequence
         # numbers of an agent run through the whole file
         min_part = 1 << 62
@@ -232,8 +222,7 @@ def analyze_parallel(paths, opts, interval, decoder="fast", stats=None, nat64_pr
                 except KeyboardInterrupt:
                     raise Interrupted(_stop(executor, futures)) from None
         try:
-            return _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes,
-                        services, pool)
+            return _map_parts(parts, engine_map, options, pool)
         finally:
             if executor is not None:
                 # after Ctrl-C the workers may still be busy: stop them, leave
@@ -307,64 +296,61 @@ class Interrupted(KeyboardInterrupt):
         self.done = done
 
 
-def _run(parts, engine_map, opts, interval, decoder, stats, nat64_prefixes, services,
-         pool=None):
-    first_args = (opts, interval, decoder, nat64_prefixes, services is not None)
+def _map_parts(parts, engine_map, options, pool=None) -> RunResult:
+    """The passes over ``parts`` through ``engine_map``, merged in order."""
     cut = [p for p in parts if not p.stream]
     results = {}
     try:
-        for part, res in zip(cut, _map(engine_map, _first_pass, cut, *first_args)):
+        for part, res in zip(cut, _map(engine_map, _first_pass, cut, options)):
             results[id(part)] = res
     except Interrupted as stop:
         # The parts that finished, in order; nothing more is read.
         for part, res in zip(cut, stop.done):
             results[id(part)] = res
-        return _partial(parts, results, interval, nat64_prefixes, opts)
+        return _partial(parts, results, options)
     for part in parts:
         if part.stream:
-            results[id(part)] = res = _stream_first_pass(part, pool, *first_args)
+            results[id(part)] = res = _stream_first_pass(part, pool, options)
             if res[0].interrupted:
-                return _partial(parts, results, interval, nat64_prefixes, opts)
-    results = _check_parts(parts, [results[id(p)] for p in parts], opts, interval, decoder,
-                           first_args[3:])
+                return _partial(parts, results, options)
+    results = _check_parts(parts, [results[id(p)] for p in parts], options)
     kept = []
-    total = Summary(interval, nat64_prefixes, opts)
-    for part, (s, starts, st) in results:
-        for e in s.inputs:
+    total = RunResult(Summary(options.interval, options.nat64_prefixes, options.decode))
+    for part, (res, starts) in results:
+        for e in res.summary.inputs:
             e["_input"] = part.index
-        total = total.merge(s)
+        total = total.merge(res)
         kept.append((part, starts))
-        if stats is not None:
-            for k, v in st.items():
-                stats[k] = stats.get(k, 0) + v
-    total.inputs = _fold_inputs(total.inputs)
-    static = set(total.nat64.static_prefixes())
-    found = sorted(set(total.nat64.discovered()) - static)
+    summary = total.summary
+    summary.inputs = _fold_inputs(summary.inputs)
+    static = set(summary.nat64.static_prefixes())
+    found = sorted(set(summary.nat64.discovered()) - static)
     if found:
         # a streamed file's starts are one dict per chunk
         todo = [(part, _nat64_jobs(found, starts)) for part, starts in kept if not part.stream]
         todo = [(part, j) for part, j in todo if j]
-        states = iter(engine_map(_Call(_nat64_job, (opts, decoder)), todo))
+        states = iter(engine_map(_Call(_nat64_job, (options,)), todo))
         for part, starts in kept:
             if part.stream:
                 jobs = [_nat64_jobs(found, st) for st in starts]
-                for state in _stream_pass(pool, part, _chunk_nat64, (opts, decoder), jobs):
-                    total.nat64 = total.nat64.merge(state)
+                for state in _stream_pass(pool, part, _chunk_nat64, (options,), jobs):
+                    summary.nat64 = summary.nat64.merge(state)
             elif _nat64_jobs(found, starts):
-                total.nat64 = total.nat64.merge(next(states))
-    if services is not None:
-        svc = total.nat64.name_answers(services)
-        index = NameTraffic(svc)
+                summary.nat64 = summary.nat64.merge(next(states))
+    suffixes = options.dns_suffixes
+    if suffixes is not None:
+        names = summary.nat64.name_answers(suffixes)
+        index = NameTraffic(names)
         if index.v4 or index.v6:
             whole = [p for p, _ in kept if not p.stream]
-            counted = iter(_map(engine_map, _services_pass, whole, opts, decoder, svc))
+            counted = iter(_map(engine_map, _services_pass, whole, options, names))
             for part, starts in kept:
-                each = (_stream_pass(pool, part, _chunk_services, (opts, decoder, svc),
+                each = (_stream_pass(pool, part, _chunk_services, (options, names),
                                      [True] * len(starts))
                         if part.stream else [next(counted)])
                 for part_index in each:
                     index.merge_traffic(part_index)
-        total.services = index.report(services)
+        summary.services = index.report(suffixes)
     return total
 
 
@@ -374,16 +360,16 @@ def _nat64_jobs(found, starts):
     return {p: (starts[p] if p in starts else None) for p in found if starts.get(p, None) != 0}
 
 
-def _partial(parts, results, interval, nat64_prefixes, opts):
+def _partial(parts, results, options) -> RunResult:
     """After Ctrl-C: the parts that finished (or stopped), merged in order."""
-    total = Summary(interval, nat64_prefixes, opts)
+    total = RunResult(Summary(options.interval, options.nat64_prefixes, options.decode))
     for part in parts:
         res = results.get(id(part))
         if res is not None:
-            for e in res[0].inputs:
+            for e in res[0].summary.inputs:
                 e["_input"] = part.index
             total = total.merge(res[0])
-    total.inputs = _fold_inputs(total.inputs)
+    total.summary.inputs = _fold_inputs(total.summary.inputs)
     total.interrupted = True
     return total
 
@@ -393,31 +379,33 @@ def _partial(parts, results, interval, nat64_prefixes, opts):
 _UNSUPPORTED = SimpleNamespace(problem="unsupported_linktype")
 
 
-def _stream_first_pass(part, pool, opts, interval, decoder, nat64_prefixes, want_queries=True):
+def _stream_first_pass(part, pool, options):
     """As ``_first_pass``, the records decoded by the workers; the starts
     are one dict per chunk."""
-    stats, starts = {}, []
+    starts = []
 
-    def hand_over(cap, opts, decoder, summary, live, path_i, on_frame, fallback, progress):
+    def hand_over(cap, options, summary, live, path_i, on_frame, progress) -> Read:
+        """analyze_path's ``read``: the chunks' Summaries, merged after
+        ``summary`` (which holds nothing yet), whatever stopped the reading."""
         merged = _Merges(pool.executor)
+        fallback, stopped = 0, None
         try:
-            for s, st, fb, linktypes in _on_pool(pool, cap, _chunk_first_pass, (
-                    opts, interval, decoder, nat64_prefixes, want_queries), progress):
+            for s, st, fb, linktypes, stopped_early in _on_pool(
+                    pool, cap, _chunk_first_pass, (options,), progress):
                 merged.add(s)
                 starts.append(st)
-                fallback[0] += fb
+                fallback += fb
                 for lt in linktypes:
                     on_frame(_UNSUPPORTED, lt)
-        finally:
-            # analyze_path owns ``summary`` and finishes it (its inputs
-            # entry): the chunks' merge goes into that very object
-            chunks = merged.total()
-            if chunks is not None:
-                vars(summary).update(vars(summary.merge(chunks)))
+                if stopped_early:         # a worker told to stop: the report is partial
+                    stopped = KeyboardInterrupt()
+        except (CaptureError, KeyboardInterrupt) as e:
+            stopped = e
+        chunks = merged.total()
+        return Read(summary if chunks is None else summary.merge(chunks), fallback, stopped)
 
-    s = analyze_path(part.path, opts, interval, decoder, stats, nat64_prefixes, part.shown,
-                     None, 0, None, pool.progress, want_queries, hand_over)
-    return s, starts, stats
+    res = analyze_path(part.path, options, part.shown, None, 0, None, pool.progress, hand_over)
+    return res, starts
 
 
 class _Merges:
@@ -518,44 +506,39 @@ def _oldest(flight, progress):
     return res
 
 
-def _chunk_first_pass(group, opts, interval, decoder, nat64_prefixes, want_queries):
+def _chunk_first_pass(group, options):
     """A worker's share of a streamed file: the first pass over one chunk.
     Returns its Summary, the NAT64 prefixes it learnt of (and after how
-    many of its frames), its fallback count and its unsupported link types."""
-    s = Summary(interval, nat64_prefixes, opts)
-    s.nat64.want_queries = want_queries
+    many of its frames), its fallback count, its unsupported link types,
+    and whether it was told to stop (Ctrl-C: it hands back what it counted)."""
+    s = Summary(options.interval, options.nat64_prefixes, options.decode)
+    s.nat64.want_queries = options.want_queries
     live = LivePrefixes(s.nat64.static_prefixes())
-    linktypes, fallback = [], [0]
+    linktypes = []
 
     def on_frame(f, linktype):
         if f.problem == "unsupported_linktype" and linktype not in linktypes:
             linktypes.append(linktype)
 
-    try:
-        _frames(Replay(group), opts, decoder, s, live, 0, on_frame, fallback)
-    except KeyboardInterrupt:
-        s.interrupted = True          # told to stop: hand back what was counted
-    return s, {p: k for p, (_, k) in live.start.items()}, fallback[0], linktypes
+    read = first_pass(Replay(group), options, s, live, 0, on_frame)
+    return (read.summary, {p: k for p, (_, k) in live.start.items()}, read.fallback, linktypes,
+            isinstance(read.stopped, KeyboardInterrupt))
 
 
-def _chunk_nat64(group, opts, decoder, jobs):
-    state = Nat64State()
-    _catch_up(Replay(group), opts, decoder, state, jobs)
-    return state
+def _chunk_nat64(group, options, jobs):
+    return catch_up(Replay(group), options, jobs)
 
 
-def _chunk_services(group, opts, decoder, services, _todo=True):
-    index = NameTraffic(services)
-    services_frames(Replay(group), opts, decoder, index)
-    return index
+def _chunk_services(group, options, services, _todo=True):
+    return services_frames(Replay(group), options, services)
 
 
-def _nat64_job(item, opts, decoder):
+def _nat64_job(item, options):
     part, jobs = item
-    return _nat64_pass(part, opts, decoder, jobs)
+    return _nat64_pass(part, options, jobs)
 
 
-def _check_parts(parts, results, opts, interval, decoder, first_args):
+def _check_parts(parts, results, options):
     """Keep the parts a serial run would have read, redo the doubtful ones."""
     out = []
     i = 0
@@ -565,28 +548,27 @@ def _check_parts(parts, results, opts, interval, decoder, first_args):
             j += 1
         group = list(zip(parts[i:j], results[i:j]))
         if len(group) > 1:
-            group = _check_file(group, opts, interval, decoder, first_args)
+            group = _check_file(group, options)
         out.extend(group)
         i = j
     return out
 
 
-def _check_file(group, opts, interval, decoder, first_args):
+def _check_file(group, options):
     first = group[0][0]
     # every cut must be where the previous part's walk ended
-    for (part, (s, _, _)), (nxt, _) in zip(group, group[1:]):
-        if not s.landed and not s.inputs[0]["errors"]:
+    for (part, (res, _)), (nxt, _) in zip(group, group[1:]):
+        if not res.landed and not res.summary.inputs[0]["errors"]:
             whole = Part(first.index, first.path, first.shown)
-            return [(whole, _first_pass(whole, opts, interval, decoder, *first_args))]
+            return [(whole, _first_pass(whole, options))]
     kept, before = [], 0
     for part, res in group:
-        s = res[0]
-        entry = s.inputs[0]
+        entry = res[0].summary.inputs[0]
         if part.window[0] != group[0][0].window[0] and (entry["errors"] or entry["warnings"]):
             # messages number records: analyse again knowing how many came before
             part = Part(part.index, part.path, part.shown, (part.window[0], part.window[1], before))
-            res = _first_pass(part, opts, interval, decoder, *first_args)
-            s, entry = res[0], res[0].inputs[0]
+            res = _first_pass(part, options)
+            entry = res[0].summary.inputs[0]
         kept.append((part, res))
         before += entry["packets"]
         if entry["errors"]:

@@ -13,13 +13,13 @@ When a file is complete (the rule):
    capture is still writing, and is never taken, however quiet: ``tcpdump
    -G`` keeps it open and buffered until the next rotation, and a quiet link
    would make it look finished. It is taken only with
-   ``newest_settle_seconds`` (for a capture that has ended), once unchanged
-   that long.
+   ``options.newest_settle`` (``--newest-settle``, for a capture that has
+   ended), once unchanged that long.
 3. Any other candidate is complete when its mtime is at least
-   ``settle_seconds`` old: size and mtime unchanged that long, since every
+   ``options.settle`` old: size and mtime unchanged that long, since every
    write moves the mtime. (An mtime in the future, from a skewed clock on a
    network file system, falls back to our own observation: same size and
-   mtime for ``settle_seconds`` of polling.)
+   mtime for ``options.settle`` of polling.)
 4. The file is stat'ed again after it was analysed; if its size or mtime
    moved meanwhile the result is thrown away and the file is tried again.
 5. Compression after rotation (``tcpdump -z gzip``; ``.gz``, ``.bz2``,
@@ -52,6 +52,7 @@ SIGINT/SIGTERM (in the main thread) finish the file being analysed and
 return; a second signal abandons it (it is analysed again next time).
 """
 
+import dataclasses
 import fcntl
 import fnmatch
 import json
@@ -61,11 +62,11 @@ import time
 from typing import NamedTuple
 
 from ..atomic import atomic_file
-from ..decode import DecodeOptions
 from ..errors import Ipv6flowError, UsageError
 from ..analysis.population import Population
+from ..options import Options
 from ..report import jsonout
-from ..summary import DEFAULT_INTERVAL, Summary
+from ..summary import Summary
 from .local import analyze_paths
 from .signals import Signals
 
@@ -73,8 +74,6 @@ STATE_SCHEMA = "ipv6flow/watch-state/1"
 REPORT_SUFFIX = ".ipv6flow.json"
 STATE_NAME = "ipv6flow-watch.state.json"
 MERGED_NAME = "merged" + REPORT_SUFFIX
-SETTLE_SECONDS = 10.0
-POLL_SECONDS = 5.0
 NAP_SECONDS = 0.2
 
 
@@ -114,13 +113,13 @@ def _load_json(path):
 class Watcher:
     """The state of one watched folder; ``watch`` drives it."""
 
-    def __init__(self, directory, pattern, state_file, out_dir, merged_file, interval, opts,
-                 decoder, nat64_prefixes, settle_seconds, newest_settle_seconds, on_report,
-                 on_merged, on_warning, clock):
+    def __init__(self, directory, options: Options, on_report=None, on_merged=None,
+                 on_warning=None, clock=time.time):
         if not os.path.isdir(directory):
             raise Ipv6flowError(f"{directory}: not a folder")
+        out_dir, state_file, merged_file = options.out_dir, options.state_file, options.merged_file
         self.directory = directory
-        self.pattern = pattern
+        self.pattern = options.pattern
         self.out_dir = out_dir
         if out_dir is not None:
             try:
@@ -130,12 +129,12 @@ class Watcher:
         base = out_dir if out_dir is not None else directory
         self.state_file = state_file or os.path.join(base, STATE_NAME)
         self.merged_file = merged_file or os.path.join(base, MERGED_NAME)
-        self.interval = float(interval)
-        self.opts = opts
-        self.decoder = decoder
-        self.nat64_prefixes = nat64_prefixes
-        self.settle = settle_seconds
-        self.newest_settle = newest_settle_seconds
+        self.interval = float(options.interval)
+        # each file on its own, in this process; no DNS service report
+        self.options = dataclasses.replace(options, dns_suffixes=None)
+        self.opts = options.decode
+        self.settle = options.settle
+        self.newest_settle = options.newest_settle
         self.on_report = on_report
         self.on_merged = on_merged
         self.warn = on_warning or (lambda message: None)
@@ -353,9 +352,8 @@ class Watcher:
         """Analyse one complete file; True when it was committed."""
         path = os.path.join(self.directory, name)
         previous = self.state["done"].get(name)
-        summary = analyze_paths([path], self.opts, self.interval, self.decoder,
-                                nat64_prefixes=self.nat64_prefixes)
-        if summary.interrupted:
+        result = analyze_paths([path], self.options)
+        if result.interrupted:
             raise KeyboardInterrupt
         try:
             st = os.stat(path)
@@ -368,7 +366,7 @@ class Watcher:
         if previous is not None:
             self.warn(f"{path}: analysed before with another size or mtime; analysed again "
                       "as new content (its earlier figures stay in the merged report)")
-        report = summary.to_report()
+        report = result.report()
         rpath = self.report_path(name)
         write_atomic(rpath, jsonout.dumps(report))
         part = Summary.from_report(report)          # as a restart would read it back
@@ -388,33 +386,26 @@ class Watcher:
         return True
 
 
-def watch(directory: str, pattern: str = "*.pcap*", state_file: str | None = None,
-          out_dir: str | None = None, interval: float = DEFAULT_INTERVAL,
-          opts: DecodeOptions = DecodeOptions(), settle_seconds: float = SETTLE_SECONDS,
-          once: bool = False, on_report=None, on_merged=None,
-          stop: threading.Event | None = None, *, poll_seconds: float = POLL_SECONDS,
-          newest_settle_seconds: float | None = None, merged_file: str | None = None,
-          decoder: str = "fast", nat64_prefixes=(), on_warning=None,
+def watch(directory: str, options: Options = Options(), on_report=None, on_merged=None,
+          stop: threading.Event | None = None, *, on_warning=None,
           handle_signals: bool = True, clock=time.time) -> WatchResult:
     """Analyse each complete capture in ``directory`` once (see the module
     docstring for the rule), keeping a per-file report and a merged report.
 
-    CLI (``ipv6flow watch DIR``): ``DIR`` -> ``directory``; ``--pattern``
-    -> ``pattern`` (default ``*.pcap*``, shell-style on the file name);
-    ``--state FILE`` -> ``state_file`` (default
-    ``ipv6flow-watch.state.json`` in the output folder); ``--out-dir DIR``
-    -> ``out_dir`` (per-file reports ``NAME.ipv6flow.json``, the merged
-    report and the state go there; default: next to the captures);
-    ``--merged FILE`` -> ``merged_file`` (default
-    ``merged.ipv6flow.json`` in the output folder); ``--interval`` ->
-    ``interval``; ``--settle S`` -> ``settle_seconds``; ``--newest-settle
-    S`` -> ``newest_settle_seconds`` (also take the newest file once it has
-    been unchanged S seconds: for a capture that has stopped); ``--poll S``
-    -> ``poll_seconds``; ``--once`` -> ``once`` (process what is complete,
-    then return: for cron); ``--6rd-prefix`` -> ``opts``;
-    ``--nat64-prefix`` -> ``nat64_prefixes``; ``--decoder`` -> ``decoder``;
-    ``--prometheus FILE`` -> an ``on_merged`` that writes the metrics of the
-    merged report.
+    CLI (``ipv6flow watch DIR``): ``DIR`` -> ``directory``; the other
+    options are fields of ``options``: ``pattern`` (``--pattern``, default
+    ``*.pcap*``, shell-style on the file name); ``state_file`` (``--state``,
+    default ``ipv6flow-watch.state.json`` in the output folder);
+    ``out_dir`` (``--out-dir``: per-file reports ``NAME.ipv6flow.json``,
+    the merged report and the state go there; default: next to the
+    captures); ``merged_file`` (``--merged``, default
+    ``merged.ipv6flow.json`` in the output folder); ``interval``;
+    ``settle`` (``--settle``); ``newest_settle`` (``--newest-settle``: also
+    take the newest file once it has been unchanged S seconds, for a
+    capture that has stopped); ``poll`` (``--poll``); ``once`` (``--once``:
+    process what is complete, then return, for cron); ``decode``,
+    ``nat64_prefixes`` and ``decoder`` as for analyze. ``--prometheus
+    FILE`` is an ``on_merged`` that writes the metrics of the merged report.
 
     ``on_report(path, report)`` hears each file's report once it is
     committed; ``on_merged(report)`` the merged report after each file;
@@ -427,11 +418,8 @@ def watch(directory: str, pattern: str = "*.pcap*", state_file: str | None = Non
     folder or state file, or when another watcher holds the state's lock;
     UsageError when the state was made with another interval.
     """
-    if not settle_seconds >= 0 or not poll_seconds > 0:
-        raise UsageError("settle and poll times must be positive numbers of seconds")
-    w = Watcher(directory, pattern, state_file, out_dir, merged_file, interval, opts, decoder,
-                nat64_prefixes, settle_seconds, newest_settle_seconds, on_report, on_merged,
-                on_warning, clock)
+    once, poll_seconds = options.once, options.poll
+    w = Watcher(directory, options, on_report, on_merged, on_warning, clock)
     w.lock()
     signals = Signals(handle_signals, interrupt_on_second=True)
     processed = []

@@ -101,13 +101,13 @@ def known_difference(fast: dict, ref: dict):
 
 def differential(path: str, services=()) -> dict:
     """Both decoders over ``path``; returns the (identical) report."""
-    from ipv6flow.decode import DecodeOptions
     from ipv6flow.engine.local import analyze_paths
+    from ipv6flow.options import Options
 
     reports = {}
     for decoder in ("fast", "reference"):
-        reports[decoder] = analyze_paths([path], DecodeOptions(), 60.0, decoder,
-                                         services=services).to_report()
+        reports[decoder] = analyze_paths([path], Options(decoder=decoder,
+                                                         dns_suffixes=services)).report()
     fast, ref = reports["fast"], reports["reference"]
     if fast != ref and not known_difference(fast, ref):
         diff = {k: (fast.get(k), ref.get(k)) for k in set(fast) | set(ref)

@@ -28,9 +28,9 @@ SHARED = Path(os.environ.get("IPV6FLOW_SHARED") or SOURCE.parent / "shared")
 MUTANTS = {
     # -- the three that survived the audit --------------------------------
     "merge-partial-and": (
-        "ipv6flow/summary.py",
-        "out.interrupted = self.interrupted or other.interrupted",
-        "out.interrupted = self.interrupted and other.interrupted",
+        "ipv6flow/options.py",
+        "self.interrupted or other.interrupted, None,",
+        "self.interrupted and other.interrupted, None,",
         ["tests/test_summary.py", "tests/test_engines.py"]),
     "echo-reply-source-is-client": (
         "ipv6flow/analysis/population.py",
