@@ -12,7 +12,7 @@ lookup tables, bit shifts and codes, and the protocol numbers of
 Switches (tests run all three paths: compiled, numpy, reference):
 ``IPV6FLOW_PURE_PYTHON=1`` (no compiled code at all, as without a
 compiler) or ``IPV6FLOW_NUMPY_KERNEL=1`` (only the classifier) at import;
-in-process, set ``compiled`` to None. ``PATH`` names the one in use
+in-process, set ``compiled`` to None (``BUILT`` keeps the compiled one). ``PATH`` names the one in use
 (``--stats`` prints it).
 """
 
@@ -86,7 +86,8 @@ def _load():
     return _core.classify
 
 
-compiled = _load()
+BUILT = _load()        # the compiled pass, if built and not switched off
+compiled = BUILT       # the one classify uses (tests set it to None)
 
 
 def path_name():
