@@ -31,7 +31,7 @@
  *
  * classify(buf, offsets, caplens, linktypes, out, fallback, max_tunnel_depth,
  *          depth_cap, sixrd, long_prefix) -> number of fallback rows
- *   buf: the batch buffer; offsets, caplens: int64[n]; linktypes: int32[n];
+ *   buf: the batch buffer; offsets, caplens, linktypes: int64[n];
  *   out: int64[NCOLS * n], column c of row i at out[c * n + i] (see the C_*
  *   names, and COLUMNS in fast/core.py); fallback: int64[n], receives the
  *   fallback rows' indices in order; sixrd: ((value_hi, mask_hi), ...) of
@@ -644,7 +644,7 @@ static PyObject *classify(PyObject *self, PyObject *args)
     if (!get_array(capo, &capv, 8, n, 0, "caplens"))
         goto done;
     got = 2;
-    if (!get_array(lto, &ltv, 4, n, 0, "linktypes"))
+    if (!get_array(lto, &ltv, 8, n, 0, "linktypes"))
         goto done;
     got = 3;
     if (!get_array(outo, &outv, 8, NCOLS * n, 1, "out"))
@@ -675,7 +675,7 @@ static PyObject *classify(PyObject *self, PyObject *args)
     Py_DECREF(seq);
     Opts o = {max_tunnel_depth, depth_cap, ns, sixrd, long_prefix};
     const int64_t *off = offv.buf, *cap = capv.buf;
-    const int32_t *lt = ltv.buf;
+    const int64_t *lt = ltv.buf;
     int64_t *out = outv.buf, *fb = fbv.buf;
     Win w = {(const uint8_t *)buf.buf, 0, 0, 0};
     Py_ssize_t nfb = 0;

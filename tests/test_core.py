@@ -183,7 +183,7 @@ def test_configure_checks_what_it_is_given(change):
             _core.configure(cfg)
         with pytest.raises(RuntimeError):         # not configured: refuses to run
             core.BUILT(b"", np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
-                       np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64),
+                       np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
                        np.zeros(0, dtype=np.int64), 8, 8, [], False)
     finally:
         _core.configure(core._config())
@@ -199,7 +199,7 @@ def test_rows_outside_the_buffer_fall_back():
     out = np.zeros((len(core.COLUMNS), n), dtype=np.int64)
     fb = np.zeros(n, dtype=np.int64)
     guards = _core.guard_hits()
-    nfb = core.BUILT(data, offs, caps, np.full(n, 101, dtype=np.int32), out.reshape(-1), fb,
+    nfb = core.BUILT(data, offs, caps, np.full(n, 101, dtype=np.int64), out.reshape(-1), fb,
                      8, 8, [], False)
     # row 0 lies in the buffer and is decided; rows 1-4 run past it or start before it
     assert nfb == 4 and fb[:4].tolist() == [1, 2, 3, 4]
@@ -207,13 +207,13 @@ def test_rows_outside_the_buffer_fall_back():
     assert _core.guard_hits() == guards
     # wrong array sizes or types are refused, not read
     with pytest.raises(ValueError):
-        core.BUILT(data, offs, caps[:3], np.full(n, 101, dtype=np.int32), out.reshape(-1), fb,
+        core.BUILT(data, offs, caps[:3], np.full(n, 101, dtype=np.int64), out.reshape(-1), fb,
                    8, 8, [], False)
     with pytest.raises(ValueError):
-        core.BUILT(data, offs, caps, np.full(n, 101, dtype=np.int64), out.reshape(-1), fb,
+        core.BUILT(data, offs, caps, np.full(n, 101, dtype=np.int32), out.reshape(-1), fb,
                    8, 8, [], False)
     with pytest.raises(ValueError):
-        core.BUILT(data, offs, caps, np.full(n, 101, dtype=np.int32), out.reshape(-1)[:-1], fb,
+        core.BUILT(data, offs, caps, np.full(n, 101, dtype=np.int64), out.reshape(-1)[:-1], fb,
                    8, 8, [], False)
 
 

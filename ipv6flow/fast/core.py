@@ -129,7 +129,7 @@ def classify(batch, opts):
     depth_cap = max(0, min(K.MAX_DEPTH, opts.max_chain))
     nfb = fn(batch.buffer, np.ascontiguousarray(batch.offsets, dtype=np.int64),
              np.ascontiguousarray(batch.caplens, dtype=np.int64),
-             np.ascontiguousarray(batch.linktypes, dtype=np.int32), out.reshape(-1), fallback,
+             np.ascontiguousarray(batch.linktypes, dtype=np.int64), out.reshape(-1), fallback,
              depth, depth_cap, short, long_prefix)
     buf = np.frombuffer(batch.buffer, dtype=np.uint8)
     if not len(buf):
