@@ -13,8 +13,9 @@
  * that is not sure goes to the reference decoder, as there.
  *
  * Tables are not typed here: `configure(dict)` receives the kernel's own
- * lookup tables (ET_TOKEN, IS_VLAN, IS_TUNNEL_PORT, EXT_BIT, SEEN_BIT,
- * UNKNOWN_NH, UL_MIN, TRANSPORT_CODE, PROTO_TOKEN, PROTO_KIND, CLASS16 and
+ * lookup tables (ET_TOKEN, GRE_TOKEN, the link types' first steps, IS_VLAN,
+ * IS_TUNNEL_PORT, EXT_BIT, SEEN_BIT, UNKNOWN_NH, UL_MIN, TRANSPORT_CODE,
+ * PROTO_TOKEN, PROTO_KIND, CLASS16 and
  * the address-class prefixes, the key's bit shifts, the anomaly bits,
  * tunnel codes and protocol numbers) once, at import (fast/core.py), and
  * checks their sizes; the token values the switch below is written
@@ -55,6 +56,9 @@ enum { F_CARRIER, F_PAYLOAD, F_TUNNEL, F_TRANSPORT, F_EXT, F_RTYPE, F_CHAIN, F_A
        F_DST, NFIELDS };
 
 #define MAX_CLASS_PREFIXES 64
+#define MAX_LINKS 64
+/* first steps of a link type (fast/core.py LINK_KINDS) */
+enum { L_ETH, L_RAW, L_RAW_IPV4, L_RAW_IPV6, L_COOKED, NLINKKINDS };
 #define PREFETCH 6             /* rows ahead whose first bytes are prefetched */
 
 typedef struct {
@@ -83,9 +87,12 @@ static struct {
     int64_t max_rounds;
     /* protocol numbers (decode/constants.py) */
     int64_t p_hopopts, p_routing, p_fragment, p_esp, p_ah, p_none, p_dstopts;
-    int64_t et_ipv4, et_ipv6, et_teb, et_pppoe, ppp_ipv4, ppp_ipv6;
+    int64_t et_pppoe, ppp_ipv4, ppp_ipv6;
     int64_t port_gtpu, port_vxlan, port_teredo;
-    int64_t lt_ether, lt_raw[3], lt_ipv4, lt_ipv6, lt_sll, lt_sll2;
+    int8_t gre_token[65536];
+    /* link type -> first step: (link type, kind, header length, ethertype offset) */
+    int n_links;
+    int64_t links[MAX_LINKS][4];
 } T;
 
 static unsigned long long guard_count;
@@ -478,8 +485,7 @@ static void step_gre(Row *r, Win *w, const Opts *o)
     }
     uint32_t fl = rd8(w, pos), ver = rd8(w, pos + 1) & 0x07, proto = rd16(w, pos + 2);
     int64_t hlen = 4 + 4 * (((fl & 0x80) != 0) + ((fl & 0x20) != 0) + ((fl & 0x10) != 0));
-    int tok = proto == T.et_ipv6 ? T_IPV6 : proto == T.et_ipv4 ? T_IPV4
-              : proto == T.et_teb ? T_ETH : T_FALLBACK;
+    int tok = T.gre_token[proto];
     if (ver != 0 || (fl & 0x40) != 0 || tok == T_FALLBACK) {
         fall(r);
         return;
@@ -493,26 +499,40 @@ static void step_gre(Row *r, Win *w, const Opts *o)
 static void start(Row *r, Win *w, int64_t lt)
 {
     r->tok = T_FALLBACK;
-    if (lt == T.lt_ether) {
+    const int64_t *l = NULL;
+    for (int i = 0; i < T.n_links; i++) {
+        if (T.links[i][0] == lt) {
+            l = T.links[i];
+            break;
+        }
+    }
+    if (!l)
+        return;
+    switch (l[1]) {
+    case L_ETH:
         r->tok = T_ETH;
-    } else if (lt == T.lt_raw[0] || lt == T.lt_raw[1] || lt == T.lt_raw[2]) {
+        break;
+    case L_RAW:                                  /* IP, the family by version */
         if (r->pos < r->end) {
             uint32_t v = rd8(w, r->pos) >> 4;
             r->tok = v == 4 ? T_IPV4 : v == 6 ? T_IPV6 : T_DONE;
         }
-    } else if (lt == T.lt_ipv4) {
+        break;
+    case L_RAW_IPV4:
         r->tok = T_IPV4;
-    } else if (lt == T.lt_ipv6) {
+        break;
+    case L_RAW_IPV6:
         r->tok = T_IPV6;
-    } else if (lt == T.lt_sll || lt == T.lt_sll2) {      /* Linux SLL, SLL2 */
-        int64_t hlen = lt == T.lt_sll ? 16 : 20, at = lt == T.lt_sll ? 14 : 0;
-        int64_t p = r->pos;
+        break;
+    default: {                                   /* Linux SLL, SLL2 */
+        int64_t hlen = l[2], at = l[3], p = r->pos;
         if (p + hlen <= r->end) {
             uint32_t et = rd16(w, p + at);
             /* by_ethertype: an 802.3 length here is just "not IP" */
             r->tok = et <= 1500 ? T_DONE : T.et_token[et];
         }
         r->pos = p + hlen;
+    }
     }
 }
 
@@ -611,8 +631,9 @@ static int get_array(PyObject *obj, Py_buffer *v, Py_ssize_t itemsize, Py_ssize_
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, v, flags) < 0)
         return 0;
+    size_t flen = v->format ? strlen(v->format) : 0;
     if (v->itemsize != itemsize || v->ndim != 1 || (count >= 0 && v->shape[0] != count)
-        || !v->format || !strchr("bBhHiIlLqQ?", v->format[strlen(v->format) - 1])) {
+        || flen == 0 || !strchr("bBhHiIlLqQ", v->format[flen - 1])) {
         PyErr_Format(PyExc_ValueError, "%s: expected %zd integers of %zd bytes", what,
                      count, itemsize);
         PyBuffer_Release(v);
@@ -853,10 +874,24 @@ static PyObject *configure(PyObject *self, PyObject *args)
         T.prefixes[i].vl = (uint64_t)prefixes[5 * i + 3];
         T.prefixes[i].ml = (uint64_t)prefixes[5 * i + 4];
     }
-    int64_t lt_raw[3];
-    if (!get_table(d, "RAW_LINKTYPES", 3, lt_raw, 8))
+    int64_t nlinks;
+    if (!get_table(d, "GRE_TOKEN", 65536, T.gre_token, 1) || !get_int(d, "N_LINKS", &nlinks))
         return NULL;
-    memcpy(T.lt_raw, lt_raw, sizeof lt_raw);
+    if (nlinks < 0 || nlinks > MAX_LINKS) {
+        PyErr_SetString(PyExc_ValueError, "_core.configure: too many link types");
+        return NULL;
+    }
+    if (!get_table(d, "LINKS", 4 * nlinks, T.links, 8))
+        return NULL;
+    T.n_links = (int)nlinks;
+    for (int i = 0; i < T.n_links; i++) {
+        int64_t *l = T.links[i];
+        if (l[1] < 0 || l[1] >= NLINKKINDS
+            || (l[1] == L_COOKED && (l[2] > 64 || l[3] < 0 || l[3] + 2 > l[2]))) {
+            PyErr_SetString(PyExc_ValueError, "_core.configure: LINKS out of range");
+            return NULL;
+        }
+    }
     struct { const char *name; int64_t *dst; } ints[] = {
         {"CLASS_OTHER", &T.class_other}, {"MAX_ROUNDS", &T.max_rounds},
         {"A_REPEATED", &T.a_repeated}, {"A_HBH_NOT_FIRST", &T.a_hbh_not_first},
@@ -870,13 +905,10 @@ static PyObject *configure(PyObject *self, PyObject *args)
         {"IPPROTO_FRAGMENT", &T.p_fragment}, {"IPPROTO_ESP", &T.p_esp},
         {"IPPROTO_AH", &T.p_ah}, {"IPPROTO_NONE", &T.p_none},
         {"IPPROTO_DSTOPTS", &T.p_dstopts},
-        {"ETHERTYPE_IPV4", &T.et_ipv4}, {"ETHERTYPE_IPV6", &T.et_ipv6},
-        {"ETHERTYPE_TEB", &T.et_teb}, {"ETHERTYPE_PPPOE_SESS", &T.et_pppoe},
+        {"ETHERTYPE_PPPOE_SESS", &T.et_pppoe},
         {"PPP_IPV4", &T.ppp_ipv4}, {"PPP_IPV6", &T.ppp_ipv6},
         {"UDP_PORT_GTPU", &T.port_gtpu}, {"UDP_PORT_VXLAN", &T.port_vxlan},
         {"UDP_PORT_TEREDO", &T.port_teredo},
-        {"LT_ETHER", &T.lt_ether}, {"LT_IPV4", &T.lt_ipv4}, {"LT_IPV6", &T.lt_ipv6},
-        {"LT_SLL", &T.lt_sll}, {"LT_SLL2", &T.lt_sll2},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (!get_int(d, ints[i].name, ints[i].dst))
@@ -890,7 +922,8 @@ static PyObject *configure(PyObject *self, PyObject *args)
         }
     }
     for (int i = 0; i < 65536; i++) {
-        if (T.et_token[i] < 0 || T.et_token[i] > T_LLC) {
+        if (T.et_token[i] < 0 || T.et_token[i] > T_LLC || T.gre_token[i] < 0
+            || T.gre_token[i] > T_GRE) {
             PyErr_SetString(PyExc_ValueError, "_core.configure: ET_TOKEN out of range");
             return NULL;
         }

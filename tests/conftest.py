@@ -92,8 +92,7 @@ def need_core():
     from ipv6flow.fast import core
     if core.BUILT is None:
         need_module("ipv6flow._core", "build it with `python setup.py build_ext --inplace`")
-        missing("the compiled classifier is switched off (IPV6FLOW_PURE_PYTHON or "
-                "IPV6FLOW_NUMPY_KERNEL is set)")
+        missing(f"the compiled classifier is not in use: {core.UNAVAILABLE}")
     return core.BUILT
 
 

@@ -233,3 +233,17 @@ def test_stats_names_the_classifier(env, path):
                         str(SAMPLES / "mixed.pcap")],
                        env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
     assert "decoder reference: 2,948 frames" in r.stderr, r.stderr
+
+
+def test_a_build_from_other_sources_leaves_the_numpy_kernel(monkeypatch):
+    # an extension whose configure refuses these tables (built from other
+    # sources): the import still works and the numpy kernel classifies
+    from ipv6flow import _core
+    need_core()
+    monkeypatch.setattr(core, "_config", lambda: {"TOKENS": [0] * 8})
+    try:
+        fn, why = core._load()
+        assert fn is None and why.startswith("built from other sources: ")
+    finally:
+        monkeypatch.undo()
+        _core.configure(core._config())

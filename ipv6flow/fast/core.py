@@ -33,14 +33,42 @@ _SHIFT_ORDER = ("carrier", "payload", "tunnel", "transport", "ext", "rtype", "ch
                 "src", "dst")
 
 
+# The kinds of first step a link type takes (_core.c L_*), as kernel.start:
+# Ethernet, raw IP (family by version), raw IPv4, raw IPv6, cooked (SLL,
+# SLL2: an ethertype at an offset of a fixed header).
+LINK_KINDS = ("eth", "raw", "raw_ipv4", "raw_ipv6", "cooked")
+# kernel.start's cooked headers: link type name -> (length, ethertype offset)
+COOKED = {"sll": (16, 14), "sll2": (20, 0)}
+
+
+def _links():
+    """(link type, kind, header length, ethertype offset) of each link type
+    the kernel starts on (decode/link.py LINKTYPES by name)."""
+    out = []
+    for code, name in sorted(LINKTYPES.items()):
+        if name in COOKED:
+            out.append((code, LINK_KINDS.index("cooked")) + COOKED[name])
+        elif name in LINK_KINDS:
+            out.append((code, LINK_KINDS.index(name), 0, 0))
+    assert tuple(c for c, k, _, _ in out if k == LINK_KINDS.index("raw")) == K.RAW_LINKTYPES
+    return out
+
+
+def _gre_token():
+    """The token after GRE by its protocol type, as kernel.step_gre
+    dispatches (anything else: the reference)."""
+    table = np.full(65536, K.T_FALLBACK, dtype=np.int8)
+    table[[C.ETHERTYPE_IPV6, C.ETHERTYPE_IPV4, C.ETHERTYPE_TEB]] = [K.T_IPV6, K.T_IPV4, K.T_ETH]
+    return table
+
+
 def _config():
     """Everything the C pass reads, from the kernel and decode.constants."""
+    links = _links()
     assert tuple(name for name, _ in K._FIELDS) == _SHIFT_ORDER
     tokens = (K.T_DONE, K.T_FALLBACK, K.T_ETH, K.T_IPV4, K.T_IPV6, K.T_UDP, K.T_GRE, K.T_LLC)
     prefixes = [int(v) for k, vh, mh, vl, ml in K._CLASS_MASKS
                 for v in (k, vh, mh, vl, ml)]
-    lt = {name: code for code, name in LINKTYPES.items() if name != "raw"}
-    assert tuple(sorted(c for c, name in LINKTYPES.items() if name == "raw")) == K.RAW_LINKTYPES
     cfg = {
         "TOKENS": tokens, "STEPS": [token for token, _ in K.STEPS], "NCOLS": len(COLUMNS),
         "ET_TOKEN": K.ET_TOKEN.tolist(), "IS_VLAN": K.IS_VLAN.astype(int).tolist(),
@@ -63,30 +91,34 @@ def _config():
         "FAM_NON_IP": K.FAM_NON_IP, "FAM_IPV4": K.FAM_IPV4, "FAM_IPV6": K.FAM_IPV6,
         "K_6IN4": K.K_6IN4, "K_6TO4": K.K_6TO4, "K_ISATAP": K.K_ISATAP, "K_6RD": K.K_6RD,
         "K_TEREDO": K.K_TEREDO, "K_GRE": K.K_GRE, "K_GTPU": K.K_GTPU, "K_VXLAN": K.K_VXLAN,
-        "RAW_LINKTYPES": list(K.RAW_LINKTYPES),
-        "LT_ETHER": lt["eth"], "LT_IPV4": lt["raw_ipv4"], "LT_IPV6": lt["raw_ipv6"],
-        "LT_SLL": lt["sll"], "LT_SLL2": lt["sll2"],
+        "GRE_TOKEN": _gre_token().tolist(), "N_LINKS": len(links),
+        "LINKS": [v for link in links for v in link],
     }
     for name in ("IPPROTO_HOPOPTS", "IPPROTO_ROUTING", "IPPROTO_FRAGMENT", "IPPROTO_ESP",
-                 "IPPROTO_AH", "IPPROTO_NONE", "IPPROTO_DSTOPTS", "ETHERTYPE_IPV4",
-                 "ETHERTYPE_IPV6", "ETHERTYPE_TEB", "ETHERTYPE_PPPOE_SESS", "PPP_IPV4",
-                 "PPP_IPV6", "UDP_PORT_GTPU", "UDP_PORT_VXLAN", "UDP_PORT_TEREDO"):
+                 "IPPROTO_AH", "IPPROTO_NONE", "IPPROTO_DSTOPTS", "ETHERTYPE_PPPOE_SESS",
+                 "PPP_IPV4", "PPP_IPV6", "UDP_PORT_GTPU", "UDP_PORT_VXLAN", "UDP_PORT_TEREDO"):
         cfg[name] = getattr(C, name)
     return cfg
 
 
 def _load():
+    """The compiled pass, configured; else None and why not."""
     if os.environ.get("IPV6FLOW_PURE_PYTHON") or os.environ.get("IPV6FLOW_NUMPY_KERNEL"):
-        return None
+        return None, "switched off (IPV6FLOW_PURE_PYTHON or IPV6FLOW_NUMPY_KERNEL)"
     try:
         from .. import _core
-    except ImportError:
-        return None
-    _core.configure(_config())
-    return _core.classify
+    except ImportError as e:
+        return None, f"not built ({e})"
+    try:
+        _core.configure(_config())
+    except (KeyError, ValueError) as e:
+        # an extension built from other sources than these: the numpy
+        # kernel is right whatever the build (tests/test_core.py fails CI)
+        return None, f"built from other sources: {e}"
+    return _core.classify, None
 
 
-BUILT = _load()        # the compiled pass, if built and not switched off
+BUILT, UNAVAILABLE = _load()   # the compiled pass, if built and not switched off
 compiled = BUILT       # the one classify uses (tests set it to None)
 
 
