@@ -50,7 +50,8 @@ else
   export CC=${CC:-gcc}
   preload="$($CC -print-file-name=libasan.so)"
 fi
-rm -rf build
+# a build left in the scratch copy would count as up to date: start afresh
+rm -rf build ipv6flow/*.so
 CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" \
   "$PYTHON" setup.py -q build_ext --inplace >build.log 2>&1 || { cat build.log; exit 1; }
 # setup.py's extensions are optional: make sure both really were built, sanitized
