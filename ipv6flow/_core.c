@@ -87,7 +87,7 @@ static struct {
     int64_t max_rounds;
     /* protocol numbers (decode/constants.py) */
     int64_t p_hopopts, p_routing, p_fragment, p_esp, p_ah, p_none, p_dstopts;
-    int64_t et_pppoe, ppp_ipv4, ppp_ipv6;
+    int64_t et_pppoe, ppp_ipv4, ppp_ipv6, et_max_length;
     int64_t port_gtpu, port_vxlan, port_teredo;
     int8_t gre_token[65536];
     /* link type -> first step: (link type, kind, header length, ethertype offset) */
@@ -529,7 +529,7 @@ static void start(Row *r, Win *w, int64_t lt)
         if (p + hlen <= r->end) {
             uint32_t et = rd16(w, p + at);
             /* by_ethertype: an 802.3 length here is just "not IP" */
-            r->tok = et <= 1500 ? T_DONE : T.et_token[et];
+            r->tok = et <= T.et_max_length ? T_DONE : T.et_token[et];
         }
         r->pos = p + hlen;
     }
@@ -905,7 +905,7 @@ static PyObject *configure(PyObject *self, PyObject *args)
         {"IPPROTO_FRAGMENT", &T.p_fragment}, {"IPPROTO_ESP", &T.p_esp},
         {"IPPROTO_AH", &T.p_ah}, {"IPPROTO_NONE", &T.p_none},
         {"IPPROTO_DSTOPTS", &T.p_dstopts},
-        {"ETHERTYPE_PPPOE_SESS", &T.et_pppoe},
+        {"ETHERTYPE_PPPOE_SESS", &T.et_pppoe}, {"ETHERTYPE_MAX_LENGTH", &T.et_max_length},
         {"PPP_IPV4", &T.ppp_ipv4}, {"PPP_IPV6", &T.ppp_ipv6},
         {"UDP_PORT_GTPU", &T.port_gtpu}, {"UDP_PORT_VXLAN", &T.port_vxlan},
         {"UDP_PORT_TEREDO", &T.port_teredo},

@@ -23,13 +23,13 @@ import sys
 import numpy as np
 import pytest
 
-from ipv6flow.analysis import population
+from ipv6flow.decode import columns as dcols
 from ipv6flow.capture import open_capture
 from ipv6flow.capture.batch import Batch
 from ipv6flow.decode import DecodeOptions, decode_frame, parse_prefix
 from ipv6flow.errors import CaptureError
 from ipv6flow.fast import core, frame_columns, frame_keys, kernel
-from ipv6flow.summary import frame_key
+from ipv6flow.decode.frame import frame_key
 
 from conftest import CAPTURES, SAMPLES, core_disagreements, fast_path, need_core
 
@@ -123,7 +123,7 @@ def test_compiled_equals_reference_on_frames_cut_at_every_header(path):
         for (lt, data, wire), key, col in zip(rows, keys, cols):
             f = decode_frame(lt, data, wire, OPTS)
             assert key == frame_key(f), (lt, data.hex())
-            assert col == population.frame_columns(f, lt, data, 1.7e9, wire), (lt, data.hex())
+            assert col == dcols.frame_columns(f, lt, data, 1.7e9, wire), (lt, data.hex())
         bad = core_disagreements(cut, OPTS)
         assert not bad, bad[:10]
         break                           # the first batch of each file

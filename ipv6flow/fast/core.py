@@ -6,8 +6,8 @@ where it is built, else from the numpy kernel (``kernel.py``), which stays
 the no-compiler path and the specification the C follows step by step.
 
 The C code types no table of its own: ``_config()`` hands it the kernel's
-lookup tables, bit shifts and codes, and the protocol numbers of
-``decode/constants.py``, once at import.
+lookup tables (built from ``decode/registry.py``), bit shifts and codes,
+and the registry's protocol numbers and ports, once at import.
 
 Switches (tests run all three paths: compiled, numpy, reference):
 ``IPV6FLOW_PURE_PYTHON=1`` (no compiled code at all, as without a
@@ -20,8 +20,8 @@ import os
 
 import numpy as np
 
-from ..decode import constants as C
-from ..decode.link import LINKTYPES
+from ..decode import registry as R
+from ..decode.addresses import prefix_mask
 from . import kernel as K
 
 # Output columns of _core.classify, in its C_* order: the key, then the
@@ -35,35 +35,26 @@ _SHIFT_ORDER = ("carrier", "payload", "tunnel", "transport", "ext", "rtype", "ch
 
 # The kinds of first step a link type takes (_core.c L_*), as kernel.start:
 # Ethernet, raw IP (family by version), raw IPv4, raw IPv6, cooked (SLL,
-# SLL2: an ethertype at an offset of a fixed header).
+# SLL2: an ethertype at an offset of a fixed header, kernel.COOKED).
 LINK_KINDS = ("eth", "raw", "raw_ipv4", "raw_ipv6", "cooked")
-# kernel.start's cooked headers: link type name -> (length, ethertype offset)
-COOKED = {"sll": (16, 14), "sll2": (20, 0)}
 
 
 def _links():
     """(link type, kind, header length, ethertype offset) of each link type
-    the kernel starts on (decode/link.py LINKTYPES by name)."""
+    the kernel starts on (kernel.LINKTYPE_START, from the registry)."""
     out = []
-    for code, name in sorted(LINKTYPES.items()):
-        if name in COOKED:
-            out.append((code, LINK_KINDS.index("cooked")) + COOKED[name])
-        elif name in LINK_KINDS:
-            out.append((code, LINK_KINDS.index(name), 0, 0))
-    assert tuple(c for c, k, _, _ in out if k == LINK_KINDS.index("raw")) == K.RAW_LINKTYPES
-    return out
-
-
-def _gre_token():
-    """The token after GRE by its protocol type, as kernel.step_gre
-    dispatches (anything else: the reference)."""
-    table = np.full(65536, K.T_FALLBACK, dtype=np.int8)
-    table[[C.ETHERTYPE_IPV6, C.ETHERTYPE_IPV4, C.ETHERTYPE_TEB]] = [K.T_IPV6, K.T_IPV4, K.T_ETH]
-    return table
+    for token, codes in K.LINKTYPE_START.items():
+        for code in codes:
+            if token in K.COOKED:
+                layout = K.COOKED[token]
+                out.append((code, LINK_KINDS.index("cooked"), layout.LEN, layout.TYPE))
+            else:
+                out.append((code, LINK_KINDS.index(token), 0, 0))
+    return sorted(out)
 
 
 def _config():
-    """Everything the C pass reads, from the kernel and decode.constants."""
+    """Everything the C pass reads, from the kernel and the registry."""
     links = _links()
     assert tuple(name for name, _ in K._FIELDS) == _SHIFT_ORDER
     tokens = (K.T_DONE, K.T_FALLBACK, K.T_ETH, K.T_IPV4, K.T_IPV6, K.T_UDP, K.T_GRE, K.T_LLC)
@@ -91,13 +82,14 @@ def _config():
         "FAM_NON_IP": K.FAM_NON_IP, "FAM_IPV4": K.FAM_IPV4, "FAM_IPV6": K.FAM_IPV6,
         "K_6IN4": K.K_6IN4, "K_6TO4": K.K_6TO4, "K_ISATAP": K.K_ISATAP, "K_6RD": K.K_6RD,
         "K_TEREDO": K.K_TEREDO, "K_GRE": K.K_GRE, "K_GTPU": K.K_GTPU, "K_VXLAN": K.K_VXLAN,
-        "GRE_TOKEN": _gre_token().tolist(), "N_LINKS": len(links),
+        "GRE_TOKEN": K.GRE_TOKEN.tolist(), "N_LINKS": len(links),
         "LINKS": [v for link in links for v in link],
     }
     for name in ("IPPROTO_HOPOPTS", "IPPROTO_ROUTING", "IPPROTO_FRAGMENT", "IPPROTO_ESP",
                  "IPPROTO_AH", "IPPROTO_NONE", "IPPROTO_DSTOPTS", "ETHERTYPE_PPPOE_SESS",
+                 "ETHERTYPE_MAX_LENGTH",
                  "PPP_IPV4", "PPP_IPV6", "UDP_PORT_GTPU", "UDP_PORT_VXLAN", "UDP_PORT_TEREDO"):
-        cfg[name] = getattr(C, name)
+        cfg[name] = getattr(R, name)
     return cfg
 
 
@@ -152,11 +144,12 @@ def classify(batch, opts):
     out = np.empty((len(COLUMNS), n), dtype=np.int64)
     fallback = np.empty(n, dtype=np.int64)
     short, long_prefix = [], False
-    for value, mask, length in opts.sixrd_prefixes:
+    for value, length in opts.sixrd_prefixes:
         if length > 64:              # needs the low word: such rows fall back
             long_prefix = True
         else:
-            short.append((value >> 64, mask >> 64))
+            mask = prefix_mask(length)
+            short.append(((value & mask) >> 64, mask >> 64))
     depth = max(-1, min(opts.max_tunnel_depth, 1 << 20))
     depth_cap = max(0, min(K.MAX_DEPTH, opts.max_chain))
     nfb = fn(batch.buffer, np.ascontiguousarray(batch.offsets, dtype=np.int64),

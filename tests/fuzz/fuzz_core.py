@@ -43,11 +43,11 @@ import common  # noqa: E402,F401  (puts tests/ on sys.path)
 import numpy as np  # noqa: E402
 
 from conftest import core_disagreements, fast_path  # noqa: E402
-from ipv6flow.analysis import population  # noqa: E402
+from ipv6flow.decode import columns as dcols  # noqa: E402
 from ipv6flow.capture.batch import Batch  # noqa: E402
 from ipv6flow.decode import decode_frame  # noqa: E402
 from ipv6flow.fast import core, frame_columns, frame_keys  # noqa: E402
-from ipv6flow.summary import frame_key  # noqa: E402
+from ipv6flow.decode.frame import frame_key  # noqa: E402
 
 # after ipv6flow is imported: fuzz_decoder instruments what it imports first
 import fuzz_decoder as fd  # noqa: E402  (its input layout and one-row batches)
@@ -94,7 +94,7 @@ def TestOneInput(data: bytes) -> None:
         f = decode_frame(lt, row, wirelen, opts)
         want = frame_key(f)
         assert keys[i] == want, f"row {i} ({len(row)} bytes): compiled {keys[i]} != {want}"
-        want_cols = population.frame_columns(f, lt, row, TS, wirelen)
+        want_cols = dcols.frame_columns(f, lt, row, TS, wirelen)
         assert cols[i] == want_cols, f"row {i}: columns {cols[i]} != {want_cols}"
     bad = core_disagreements(batch, opts)
     assert not bad, bad[:5]
