@@ -1,8 +1,9 @@
 """Only the optional compiled helpers live here; everything else is in
 pyproject.toml. ``optional=True``: where no C compiler is at hand the
 install still succeeds and ipv6flow uses its pure-Python paths (the record
-walk, and live capture's ctypes loop). ``IPV6FLOW_NO_EXTENSIONS=1`` leaves
-them out on purpose (CI's no-compiler install)."""
+walk, the numpy classifier ``ipv6flow/fast/core.py``, and live capture's
+ctypes loop). ``IPV6FLOW_NO_EXTENSIONS=1`` leaves them out on purpose (CI's
+no-compiler install)."""
 
 import os
 
@@ -10,6 +11,8 @@ from setuptools import Extension, setup
 
 extensions = [
     Extension("ipv6flow._speedups", ["ipv6flow/_speedups.c"], optional=True),
+    # the single pass over each batch's headers (docs/DECISIONS.md)
+    Extension("ipv6flow._core", ["ipv6flow/_core.c"], optional=True),
     # live capture: no libpcap header or library needed to build (see the source)
     Extension("ipv6flow._livecap", ["ipv6flow/_livecap.c"], optional=True),
 ]

@@ -260,6 +260,11 @@ try:
     helper = "compiled record walker ipv6flow._speedups loaded"
 except ImportError:
     helper = "compiled helper not available: pure-Python record walk"
+try:
+    from ipv6flow.fast.core import path_name
+    helper += "; classifier: " + path_name()
+except ImportError:
+    pass
 print(ipv6flow.__file__)
 print(helper)
 """
@@ -660,7 +665,8 @@ def profile(path, frames, n, decoder) -> str:
 STAGES = (
     ("reading the capture (batches)", [("capture/pcap.py", "batches"),
                                        ("capture/pcapng.py", "batches")]),
-    ("numpy kernel (classify)", [("fast/kernel.py", "classify")]),
+    ("classifier (compiled pass, or numpy kernel without it; --stats says which)",
+     [("fast/core.py", "classify")]),
     ("reference route (decode_frame on the rows the kernel leaves)",
      [("decode/__init__.py", "decode_frame")]),
     ("frame-key figures and time bins", [("fast/__init__.py", "_add_figures")]),

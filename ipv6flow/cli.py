@@ -338,6 +338,9 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
     if stats:
         took = time.perf_counter() - started
         n, fb = result.frames, result.fallback
+        if decoder == "fast":
+            from .fast.core import path_name
+            decoder = f"fast ({path_name()})"
         click.echo(f"decoder {decoder}: {n:,} frames in {took:.2f} s "
                    f"({n / took if took else 0:,.0f} frames/s); {fb:,} "
                    f"({100.0 * fb / n if n else 0:.2f}%) decoded by the reference decoder",

@@ -9,6 +9,7 @@ test instead: CI installs every part (.ci/run), so a skip there would hide a
 test that never ran.
 """
 
+import contextlib
 import importlib
 import inspect
 import os
@@ -83,6 +84,80 @@ def need_speedups():
     """The compiled helper, or a skip (a failure under CI, which builds it)."""
     return need_module("ipv6flow._speedups",
                        "build it with `python setup.py build_ext --inplace`")
+
+
+def need_core():
+    """The compiled classifier (ipv6flow/_core.c) in use, or a skip (a
+    failure under CI, which builds it)."""
+    from ipv6flow.fast import core
+    if core.BUILT is None:
+        need_module("ipv6flow._core", "build it with `python setup.py build_ext --inplace`")
+        missing(f"the compiled classifier is not in use: {core.UNAVAILABLE}")
+    return core.BUILT
+
+
+# The fast decoder's classifiers: the compiled single pass and the numpy
+# kernel (the reference decoder is the third path every test compares with).
+# ``fast_paths()`` lists those present: "compiled" only where it is built and
+# switched on (test_core.py fails under CI where it is not).
+# IPV6FLOW_FAST_PATHS=compiled leaves the numpy kernel out (tests/sanitize.sh:
+# only the compiled code is under the sanitizers there).
+def fast_paths():
+    from ipv6flow.fast import core
+    paths = ("compiled", "numpy") if core.BUILT is not None else ("numpy",)
+    only = os.environ.get("IPV6FLOW_FAST_PATHS")
+    if only:
+        paths = tuple(p for p in paths if p in only.split(",")) or paths
+    return paths
+
+
+@contextlib.contextmanager
+def fast_path(name):
+    """Run the fast decoder with classifier ``name`` ("compiled" or
+    "numpy") inside the block (``ipv6flow.fast.core.compiled`` is the switch)."""
+    from ipv6flow.fast import core
+    saved = core.compiled
+    core.compiled = None if name == "numpy" else core.BUILT or need_core()
+    try:
+        yield
+    finally:
+        core.compiled = saved
+
+
+ROW_ATTRS = ("carrier", "payload", "tunnel", "ntun", "proto", "v6", "ip", "v4", "l4", "l4end")
+
+
+def core_disagreements(batch, opts):
+    """Where the compiled pass and the numpy kernel differ on a batch: a
+    row the compiled pass decides and the kernel sends to the reference
+    decoder, or a row both decide with a different key, row state
+    (``ROW_ATTRS``) or innermost IPv6 address. The compiled pass may send
+    more rows to the reference, never decide one differently. A list of
+    messages, empty when they agree (or the compiled pass is not in use)."""
+    import numpy as np
+    from ipv6flow.fast import core, kernel
+    if core.BUILT is None:
+        return []
+    saved, core.compiled = core.compiled, core.BUILT
+    try:
+        kc, fc, rc = core.classify(batch, opts)
+    finally:
+        core.compiled = saved
+    kn, fn_rows, rn = kernel.classify(batch, opts)
+    n = len(batch)
+    dc = np.ones(n, dtype=bool)
+    dc[fc] = False
+    dn = np.ones(n, dtype=bool)
+    dn[fn_rows] = False
+    out = [f"row {i}: the compiled pass decides it, the numpy kernel falls back"
+           for i in np.flatnonzero(dc & ~dn).tolist()]
+    both = dc & dn
+    pairs = [("key", kc, kn)] + [(a, getattr(rc, a), getattr(rn, a)) for a in ROW_ATTRS]
+    pairs += [(f"addr({k})", rc.addr(k), rn.addr(k)) for k in range(4)]
+    for name, a, b in pairs:
+        for i in np.flatnonzero(both & (a != b)).tolist()[:5]:
+            out.append(f"row {i}: {name} compiled {a[i]} numpy {b[i]}")
+    return out
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from ipv6flow.decode import columns as dcols
 from ipv6flow.fast import frame_columns, frame_keys
 from ipv6flow.decode.frame import frame_key
 
-from conftest import CAPTURES, SAMPLES, need_speedups
+from conftest import CAPTURES, SAMPLES, fast_path, fast_paths, need_speedups
 
 ALL = sorted(str(p.relative_to(CAPTURES)) for p in CAPTURES.rglob("*")
              if p.is_file() and p.name not in ("MANIFEST.tsv", "README.md"))
@@ -33,18 +33,21 @@ def _read_side(path, each):
 
 
 def compare(path, opts=OPTS):
-    """Mismatching frames (1-based numbers), frames compared, fallback count
-    and the capture's error (None when it read to the end). A frame's
-    figures are its ``frame_key`` and its client and flow columns
-    (``analysis.population``). Both sides must read the same frames and end
-    with the same error, if any."""
-    fallback = [0]
+    """Mismatching frames (1-based numbers, after the fast path's name),
+    frames compared, fallback count (the most of the fast paths) and the
+    capture's error (None when it read to the end). A frame's figures are
+    its ``frame_key`` and its client and flow columns
+    (``analysis.population``). Every fast path (the compiled pass where it
+    is built, and the numpy kernel) and the reference decoder must read the
+    same frames, give the same figures and end with the same error, if any."""
+    fallback = dict.fromkeys(fast_paths(), 0)
+    name = [None]
 
     def fast_side(cap, out):
         for batch in cap.iter_batches():
             keys, fb = frame_keys(batch, opts)
             out.extend(zip(keys, frame_columns(batch, opts)))
-            fallback[0] += fb
+            fallback[name[0]] += fb
 
     def ref_side(cap, out):
         for rec in cap:
@@ -53,12 +56,16 @@ def compare(path, opts=OPTS):
                         dcols.frame_columns(f, rec.linktype, rec.data, rec.ts,
                                                  rec.wirelen)))
 
-    fast, fast_err = _read_side(path, fast_side)
     ref, ref_err = _read_side(path, ref_side)
-    assert fast_err == ref_err
-    assert len(fast) == len(ref)
-    bad = [(i + 1, a, b) for i, (a, b) in enumerate(zip(fast, ref)) if a != b]
-    return bad, len(ref), fallback[0], ref_err
+    bad = []
+    for name[0] in fallback:
+        with fast_path(name[0]):
+            fast, fast_err = _read_side(path, fast_side)
+        assert fast_err == ref_err, name[0]
+        assert len(fast) == len(ref), name[0]
+        bad += [(f"{name[0]} {i + 1}", a, b) for i, (a, b) in enumerate(zip(fast, ref))
+                if a != b]
+    return bad, len(ref), max(fallback.values()), ref_err
 
 
 def _manifest_packets():
@@ -103,14 +110,19 @@ def test_large_real_captures_stay_on_the_fast_path():
                                   CAPTURES / "nDPI/fuzz-2006-06-26-2594.pcap",
                                   CAPTURES / "zeek/dns-edns-ecs.pcap"])
 def test_reports_are_byte_identical(path):
+    # the fast decoder with the compiled pass (where built) and with the
+    # numpy kernel (IPV6FLOW_NUMPY_KERNEL), and the reference decoder
+    import os
     out = {}
-    for d in ("fast", "reference"):
+    for d, env in (("fast", {}), ("fast", {"IPV6FLOW_NUMPY_KERNEL": "1"}), ("reference", {})):
         r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "analyze", "--format", "json",
-                            "--6rd-prefix", "2a01:e30::/28", "--decoder", d, str(path)],
-                           capture_output=True, timeout=300)
+                            "--stats", "--6rd-prefix", "2a01:e30::/28", "--decoder", d, str(path)],
+                           capture_output=True, timeout=300, env=dict(os.environ, **env))
         assert r.returncode == 0, r.stderr
-        out[d] = r.stdout
-    assert out["fast"] == out["reference"]
+        said = [line for line in r.stderr.splitlines() if line.startswith(b"decoder ")]
+        out[said[0].split(b":")[0]] = r.stdout           # "decoder fast (compiled core)"
+    assert len(out) == len(fast_paths()) + 1, list(out)
+    assert len(set(out.values())) == 1, list(out)
 
 
 _BATCH_DIGEST = """

@@ -1,5 +1,8 @@
-"""Property-based differential tests: the numpy kernel (``ipv6flow.fast``)
-against the reference decoder (``ipv6flow.decode``), frame for frame.
+"""Property-based differential tests: the fast decoder (``ipv6flow.fast``,
+with each of its classifiers: the compiled pass where it is built and the
+numpy kernel) against the reference decoder (``ipv6flow.decode``), frame
+for frame, and the compiled pass against the numpy kernel row for row
+(``conftest.core_disagreements``).
 
 Frames come from ``tests/strategies.py``: built layer by layer (link layer,
 IPv4/IPv6 with extension-header chains, tunnels nested to a depth budget,
@@ -39,6 +42,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import strategies as S
+from conftest import core_disagreements, fast_path, fast_paths
 from ipv6flow.capture.batch import Batch
 from ipv6flow.decode import DecodeOptions, decode_frame
 from ipv6flow.decode.addresses import ADDRESS_CLASSES
@@ -97,16 +101,23 @@ def open_bug1(fast, ref):
 
 
 def assert_agree(batch, rows, opts, strict=False):
-    fast, fallback = frame_keys(batch, opts)
-    assert len(fast) == len(rows) and 0 <= fallback <= len(rows)
-    bad = [describe(r, opts, a, b) for r, a in zip(rows, fast)
-           if a != (b := reference_key(r, opts)) and (strict or not open_bug1(a, b))]
-    assert not bad, f"{len(bad)} of {len(rows)} rows disagree:\n" + "\n".join(bad[:5])
-    # the client and flow columns (analysis.population) of every row
-    cols = frame_columns(batch, opts)
-    bad = [(r.data.hex(), a, b) for r, a, ts in zip(rows, cols, batch.ts.tolist())
-           if a != (b := reference_columns(r, opts, ts))]
-    assert not bad, f"{len(bad)} of {len(rows)} rows' columns disagree: {bad[:3]}"
+    # every fast path (the compiled pass where built, the numpy kernel)
+    # against the reference decoder, and the compiled pass against the kernel
+    want = [reference_key(r, opts) for r in rows]
+    want_cols = [reference_columns(r, opts, ts) for r, ts in zip(rows, batch.ts.tolist())]
+    for path in fast_paths():
+        with fast_path(path):
+            fast, fallback = frame_keys(batch, opts)
+            cols = frame_columns(batch, opts)
+        assert len(fast) == len(rows) and 0 <= fallback <= len(rows)
+        bad = [describe(r, opts, a, b) for r, a, b in zip(rows, fast, want)
+               if a != b and (strict or not open_bug1(a, b))]
+        assert not bad, f"{path}: {len(bad)} of {len(rows)} rows disagree:\n" + "\n".join(bad[:5])
+        # the client and flow columns (analysis.population) of every row
+        bad = [(r.data.hex(), a, b) for r, a, b in zip(rows, cols, want_cols) if a != b]
+        assert not bad, f"{path}: {len(bad)} of {len(rows)} rows' columns disagree: {bad[:3]}"
+    bad = core_disagreements(batch, opts)
+    assert not bad, "compiled pass vs numpy kernel:\n" + "\n".join(bad[:5])
 
 
 def single(row, layout="end"):
@@ -253,6 +264,11 @@ def two_pass_reports(batch, rows, opts, configured):
     return first, (fast.to_report(), ref.to_report())
 
 
+def _on_path(path, fn, *args):
+    with fast_path(path):
+        return fn(*args)
+
+
 @fuzz(120)
 @given(S.batches(S.rows(), max_rows=50), S.options(),
        st.sampled_from(((), (S.NSP_96,), (S.NSP_48,), (S.NSP_96, S.NSP_48))))
@@ -260,7 +276,8 @@ def test_fast_summary_equals_reference_summary(batch_rows, opts, configured):
     # beyond frame_key: bytes, time bins, and the NAT64 / DNS64 state that
     # the fast path gathers with array operations (fast/__init__.py)
     batch, rows = batch_rows
-    for fast, ref in two_pass_reports(batch, rows, opts, configured):
+    for fast, ref in (p for path in fast_paths() for p in _on_path(path, two_pass_reports, batch,
+                                                                     rows, opts, configured)):
         if fast != ref and S.AVOID_OPEN_BUGS:
             keys, _ = frame_keys(batch, opts)
             if any(open_bug1(k, reference_key(r, opts)) for k, r in zip(keys, rows)):

@@ -12,7 +12,8 @@ of every capture in ../shared/captures, the property is:
   input's ``packets`` and the number of records the reader yields (record
   by record and in batches alike), and the carrier, payload and tunnel
   partitions add up to the totals;
-* the fast and the reference decoders give identical reports;
+* the fast decoder (with the compiled pass and with the numpy kernel) and
+  the reference decoder give identical reports;
 * what the generator knows by construction holds (packets, the error,
   truncation);
 * the text report and the DNS service report in text carry no control
@@ -93,8 +94,9 @@ def reader_counts(path, modes=("records", "batches")):
 
 
 def reports(path, services=None, interval=60.0):
-    return {d: analyze_paths([str(path)], Options(OPTS, interval, d, dns_suffixes=services)).report()
-            for d in ("fast", "reference")}
+    """The reports of every decoder path: "fast" (the compiled pass where
+    built), "numpy" (the numpy kernel) and "reference" (fuzz/common.py)."""
+    return props.analyze_all_paths(str(path), OPTS, interval, services)
 
 
 def check_outputs(rep):
@@ -159,6 +161,7 @@ def test_hostile_file(corpus, name):
         reps = reports(path, services=services)
         fast, ref = reps["fast"], reps["reference"]
         assert fast == ref
+        assert reps["numpy"] == ref
     for rep in (fast, ref):
         props.check_partitions(rep)
         assert rep["totals"]["packets"] == rep["inputs"][0]["packets"] == records
@@ -245,9 +248,10 @@ def cut_problems(rel, workdir):
             # both totals against one independent count of records
             records, batched, error, _ = reader_counts(path, ("records",))
             reps = reports(path)
-            if reps["fast"] != reps["reference"]:
-                diff = [key for key in reps["fast"] if reps["fast"][key] != reps["reference"][key]]
-                problems.append(f"cut at {k}: fast and reference differ in {diff}")
+            for name in ("fast", "numpy"):
+                if reps[name] != reps["reference"]:
+                    diff = [key for key in reps[name] if reps[name][key] != reps["reference"][key]]
+                    problems.append(f"cut at {k}: {name} and reference differ in {diff}")
             for dec, rep in reps.items():
                 props.check_partitions(rep)
                 if not (rep["totals"]["packets"] == rep["inputs"][0]["packets"] == records

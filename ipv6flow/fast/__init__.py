@@ -21,7 +21,8 @@ from ..decode.frame import frame_key
 from ..decode.registry import (DNS_PORT, FAM_IPV4, FAM_IPV6, FAM_NON_IP, ETH, ICMP, ICMP_OF,
                                IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4, IPV6,
                                LINKTYPE_ETHERNET, TCP, UDP)
-from .kernel import _SHIFT, classify, unpack
+from .core import classify
+from .kernel import _SHIFT, unpack
 
 __all__ = ["Decoded", "decode_batch", "batch_columns", "address_columns", "dns_segments",
            "icmpv6_spans", "record", "unpack_key", "frame_keys", "frame_columns"]

@@ -5,7 +5,8 @@ plain functions that raise AssertionError (atheris then saves the input).
   ``errors`` entry, never a raise);
 * every frame is counted once: ``totals.packets == inputs[0].packets``,
   and the carrier, payload and tunnel partitions add up to the totals;
-* the fast and the reference decoders give the same report;
+* the fast decoder (with the compiled pass and with the numpy kernel) and
+  the reference decoder give the same report;
 * the text report, the DNS service report (text) carry no control
   character but newline; CSV cells never start like a formula; JSON is
   ASCII (hence UTF-8) and parses.
@@ -99,18 +100,40 @@ def known_difference(fast: dict, ref: dict):
     return "read-ahead meets a decompression failure past an error"
 
 
-def differential(path: str, services=()) -> dict:
-    """Both decoders over ``path``; returns the (identical) report."""
+def analyze_all_paths(path: str, opts, interval=60.0, services=None) -> dict:
+    """The report of ``path`` from every decoder path: "reference", the
+    fast decoder with the compiled pass ("fast", where it is built) and with
+    the numpy kernel ("numpy"). Where one of the two is not built or left
+    out (``conftest.fast_paths``), both names hold the other's report."""
+    from conftest import fast_path, fast_paths
     from ipv6flow.engine.local import analyze_paths
     from ipv6flow.options import Options
 
+    def report(decoder):
+        return analyze_paths([path], Options(opts, interval, decoder,
+                                             dns_suffixes=services)).report()
+
     reports = {}
-    for decoder in ("fast", "reference"):
-        reports[decoder] = analyze_paths([path], Options(decoder=decoder,
-                                                         dns_suffixes=services)).report()
-    fast, ref = reports["fast"], reports["reference"]
-    if fast != ref and not known_difference(fast, ref):
-        diff = {k: (fast.get(k), ref.get(k)) for k in set(fast) | set(ref)
-                if fast.get(k) != ref.get(k)}
-        raise AssertionError(f"fast and reference reports differ: {diff!r}"[:4000])
+    for name in fast_paths():
+        with fast_path(name):
+            reports["fast" if name == "compiled" else "numpy"] = report("fast")
+    reports.setdefault("fast", reports.get("numpy"))
+    reports.setdefault("numpy", reports["fast"])
+    reports["reference"] = report("reference")
+    return reports
+
+
+def differential(path: str, services=()) -> dict:
+    """Every decoder path over ``path`` (``analyze_all_paths``); returns the
+    (identical) report."""
+    from ipv6flow.decode import DecodeOptions
+
+    reports = analyze_all_paths(path, DecodeOptions(), services=services)
+    ref = reports["reference"]
+    for name in ("fast", "numpy"):
+        fast = reports[name]
+        if fast != ref and not known_difference(fast, ref):
+            diff = {k: (fast.get(k), ref.get(k)) for k in set(fast) | set(ref)
+                    if fast.get(k) != ref.get(k)}
+            raise AssertionError(f"{name} and reference reports differ: {diff!r}"[:4000])
     return ref

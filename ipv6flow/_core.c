@@ -1,0 +1,961 @@
+/*
+ * The compiled single pass of the fast decoder (issue 14): what
+ * ipv6flow/fast/kernel.py `classify` does with numpy rounds over a batch,
+ * done row by row in one walk (link layer, IP, the extension-header chain,
+ * tunnels, transport), with the same decisions.
+ *
+ * The kernel is the specification. Each step below is its namesake in
+ * kernel.py (step_eth, step_ipv4, step_ipv6 with _sixin4_kind and the
+ * chain walk, step_udp, step_gre, start, pack), read per row; the rounds
+ * of the numpy loop are counted per row too (a row moves to the next round
+ * when its next token does not come later in STEPS), so a row still going
+ * after MAX_ROUNDS rounds falls back exactly where the kernel's does. A row
+ * that is not sure goes to the reference decoder, as there.
+ *
+ * Tables are not typed here: `configure(dict)` receives the kernel's own
+ * lookup tables (ET_TOKEN, GRE_TOKEN, the link types' first steps, IS_VLAN,
+ * IS_TUNNEL_PORT, EXT_BIT, SEEN_BIT, UNKNOWN_NH, UL_MIN, TRANSPORT_CODE,
+ * PROTO_TOKEN, PROTO_KIND, CLASS16 and
+ * the address-class prefixes, the key's bit shifts, the anomaly bits,
+ * tunnel codes and protocol numbers) once, at import (fast/core.py), and
+ * checks their sizes; the token values the switch below is written
+ * against are checked against the kernel's.
+ *
+ * Safety: every byte is read through rd8/rd16/rd32/rd64, which check the
+ * read against the row's captured bytes [offset, offset + caplen); a read
+ * outside (which the length checks of each step should make impossible)
+ * turns the row into a fallback row and counts a guard hit (`guard_hits()`,
+ * which the tests hold at 0). Rows whose offset and caplen do not lie in
+ * the buffer fall back untouched. Nothing read from a packet sizes an
+ * allocation: the only memory is the caller's output arrays (one entry per
+ * row) and the 6rd prefix list of the options.
+ *
+ * classify(buf, offsets, caplens, linktypes, out, fallback, max_tunnel_depth,
+ *          depth_cap, sixrd, long_prefix) -> number of fallback rows
+ *   buf: the batch buffer; offsets, caplens, linktypes: int64[n];
+ *   out: int64[NCOLS * n], column c of row i at out[c * n + i] (see the C_*
+ *   names, and COLUMNS in fast/core.py); fallback: int64[n], receives the
+ *   fallback rows' indices in order; sixrd: ((value_hi, mask_hi), ...) of
+ *   the 6rd prefixes of at most 64 bits; long_prefix: some prefix is longer
+ *   (rows that could be 6rd then fall back, as in the kernel).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Row tokens, as kernel.py numbers them (checked by configure). */
+enum { T_DONE, T_FALLBACK, T_ETH, T_IPV4, T_IPV6, T_UDP, T_GRE, T_LLC };
+
+/* Output columns (fast/core.py COLUMNS names them in this order). */
+enum { C_KEY, C_CARRIER, C_PAYLOAD, C_TUNNEL, C_NTUN, C_PROTO, C_V6, C_IP, C_V4, C_L4,
+       C_L4END, C_S_HI, C_S_LO, C_D_HI, C_D_LO, NCOLS };
+
+/* Key fields, in the order of the SHIFTS tuple configure receives. */
+enum { F_CARRIER, F_PAYLOAD, F_TUNNEL, F_TRANSPORT, F_EXT, F_RTYPE, F_CHAIN, F_ANOM, F_SRC,
+       F_DST, NFIELDS };
+
+#define MAX_CLASS_PREFIXES 64
+#define MAX_LINKS 64
+/* first steps of a link type (fast/core.py LINK_KINDS) */
+enum { L_ETH, L_RAW, L_RAW_IPV4, L_RAW_IPV6, L_COOKED, NLINKKINDS };
+#define PREFETCH 6             /* rows ahead whose first bytes are prefetched */
+
+typedef struct {
+    int64_t cls;
+    uint64_t vh, mh, vl, ml;
+} ClassPrefix;
+
+static struct {
+    int ready;
+    int8_t et_token[65536];
+    uint8_t is_vlan[65536];
+    uint8_t is_tunnel_port[65536];
+    int64_t ext_bit[256], seen_bit[256], ul_min[256];
+    uint8_t unknown_nh[256];
+    int64_t transport_code[3 * 256];
+    int8_t proto_token[257];
+    int64_t proto_kind[2][257];
+    int64_t class16[65536];
+    int64_t class_other;
+    int n_prefixes;
+    ClassPrefix prefixes[MAX_CLASS_PREFIXES];
+    int64_t shift[NFIELDS];
+    int64_t a_repeated, a_hbh_not_first, a_rh0, a_atomic, a_unknown_nh, a_not_in_first;
+    int64_t fam_non_ip, fam_ipv4, fam_ipv6;
+    int64_t k_6in4, k_6to4, k_isatap, k_6rd, k_teredo, k_gre, k_gtpu, k_vxlan;
+    int64_t max_rounds;
+    /* protocol numbers (decode/constants.py) */
+    int64_t p_hopopts, p_routing, p_fragment, p_esp, p_ah, p_none, p_dstopts;
+    int64_t et_pppoe, ppp_ipv4, ppp_ipv6, et_max_length;
+    int64_t port_gtpu, port_vxlan, port_teredo;
+    int8_t gre_token[65536];
+    /* link type -> first step: (link type, kind, header length, ethertype offset) */
+    int n_links;
+    int64_t links[MAX_LINKS][4];
+} T;
+
+static unsigned long long guard_count;
+
+/* -- checked reads ---------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *b;
+    int64_t lo, hi;          /* the row's captured bytes */
+    int bad;                 /* a read fell outside them */
+} Win;
+
+static inline uint32_t rd8(Win *w, int64_t at)
+{
+    if (at < w->lo || at >= w->hi) {
+        w->bad = 1;
+        return 0;
+    }
+    return w->b[at];
+}
+
+static inline uint32_t rd16(Win *w, int64_t at)
+{
+    if (at < w->lo || at > w->hi - 2) {
+        w->bad = 1;
+        return 0;
+    }
+    return ((uint32_t)w->b[at] << 8) | w->b[at + 1];
+}
+
+static inline uint32_t rd32(Win *w, int64_t at)
+{
+    if (at < w->lo || at > w->hi - 4) {
+        w->bad = 1;
+        return 0;
+    }
+    const uint8_t *p = w->b + at;
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t rd64(Win *w, int64_t at)
+{
+    if (at < w->lo || at > w->hi - 8) {
+        w->bad = 1;
+        return 0;
+    }
+    const uint8_t *p = w->b + at;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* -- per-row state, as kernel.Rows ----------------------------------------- */
+
+typedef struct {
+    int tok;
+    int64_t pos, end;
+    int64_t carrier, payload, tunnel, ntun, pending, proto, ext, rtype, chain, anom;
+    int64_t v6, ip, v4, l4, l4end;
+} Row;
+
+typedef struct {
+    int64_t max_tunnel_depth, depth_cap;
+    Py_ssize_t n_sixrd;
+    const uint64_t *sixrd;   /* value_hi, mask_hi pairs */
+    int long_prefix;
+} Opts;
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static inline void fall(Row *r) { r->tok = T_FALLBACK; }
+
+/* _depth_ok: a row about to count one more tunnel than the cap allows */
+static inline int depth_ok(Row *r, const Opts *o)
+{
+    if (r->pending != 0 && r->ntun >= o->max_tunnel_depth) {
+        fall(r);
+        return 0;
+    }
+    return 1;
+}
+
+/* _enter: the header being entered validated; count the pending tunnel */
+static inline void enter(Row *r)
+{
+    if (r->pending != 0) {
+        if (r->ntun == 0)
+            r->tunnel = r->pending;
+        r->ntun += 1;
+        r->pending = 0;
+    }
+}
+
+/* _next_by_proto: dispatch on an IP protocol number (256: stop) */
+static inline void next_by_proto(Row *r, int64_t proto, int64_t pos, int64_t pend, int v6)
+{
+    r->tok = T.proto_token[proto];
+    r->pending = T.proto_kind[v6][proto];
+    r->pos = pos;
+    r->end = pend;
+    r->l4 = proto == 256 ? -1 : pos;
+    r->l4end = pend;
+}
+
+static void step_eth(Row *r, Win *w, const Opts *o)
+{
+    if (!depth_ok(r, o))
+        return;
+    int64_t pos = r->pos, end = r->end;
+    if (pos + 14 > end) {
+        fall(r);
+        return;
+    }
+    enter(r);
+    uint32_t et = rd16(w, pos + 12);
+    pos += 14;
+    for (int i = 0; i < 3 && T.is_vlan[et]; i++) {        /* up to three VLAN tags */
+        if (pos + 4 > end) {
+            fall(r);
+            return;
+        }
+        et = rd16(w, pos + 2);
+        pos += 4;
+    }
+    r->pos = pos;
+    int tok = T.et_token[et];
+    if (tok == T_LLC) {
+        /* 802.3 length: SNAP is left to the reference, other LLC holds no IP */
+        int snap = end - pos >= 8 && rd8(w, pos) == 0xAA && rd8(w, pos + 1) == 0xAA
+                   && rd8(w, pos + 2) == 0x03;
+        tok = snap ? T_FALLBACK : T_DONE;
+    } else if (et == T.et_pppoe) {
+        /* PPPoE session frames carrying plain IPv4/IPv6 */
+        if (pos + 8 <= end && rd8(w, pos) == 0x11 && rd8(w, pos + 1) == 0) {
+            uint32_t proto = rd16(w, pos + 6);
+            if (proto == T.ppp_ipv4 || proto == T.ppp_ipv6) {
+                r->pos = pos + 8;
+                tok = proto == T.ppp_ipv4 ? T_IPV4 : T_IPV6;
+            }
+        }
+    }
+    r->tok = tok;
+}
+
+static void step_ipv4(Row *r, Win *w, const Opts *o)
+{
+    if (!depth_ok(r, o))
+        return;
+    int64_t pos = r->pos, end = r->end;
+    if (pos + 20 > end) {
+        fall(r);
+        return;
+    }
+    uint32_t v = rd8(w, pos);
+    int64_t ihl = (v & 0x0F) * 4;
+    int64_t tot = rd16(w, pos + 2);
+    int64_t pend = tot == 0 ? end : min64(end, pos + tot);
+    if (v >> 4 != 4 || ihl < 20 || (tot != 0 && tot < ihl) || pos + ihl > pend) {
+        fall(r);
+        return;
+    }
+    enter(r);
+    if (r->carrier == T.fam_non_ip)
+        r->carrier = T.fam_ipv4;
+    r->payload = T.fam_ipv4;
+    r->ip = pos;
+    r->v4 = pos;
+    int64_t proto = rd8(w, pos + 9);
+    r->proto = proto;
+    if (rd16(w, pos + 6) & 0x1FFF)
+        proto = 256;                            /* non-first fragment: done */
+    next_by_proto(r, proto, pos + ihl, pend, 0);
+}
+
+/* _sixin4_kind: refine a pending 6in4 by the inner addresses; 0 if the row
+   fell back */
+static int sixin4_kind(Row *r, Win *w, const Opts *o, int64_t pos)
+{
+    if (r->pending != T.k_6in4)
+        return 1;
+    uint64_t src_hi = rd64(w, pos + 8), dst_hi = rd64(w, pos + 24);
+    int six = (src_hi >> 48) == 0x2002 || (dst_hi >> 48) == 0x2002;
+    uint32_t iid_s = rd32(w, pos + 16), iid_d = rd32(w, pos + 32);
+    int isatap = (iid_s | 0x02000000u) == 0x02005EFEu || (iid_d | 0x02000000u) == 0x02005EFEu;
+    int sixrd = 0;
+    for (Py_ssize_t i = 0; i < o->n_sixrd && !sixrd; i++) {
+        uint64_t vh = o->sixrd[2 * i], mh = o->sixrd[2 * i + 1];
+        sixrd = (src_hi & mh) == vh || (dst_hi & mh) == vh;
+    }
+    r->pending = six ? T.k_6to4 : isatap ? T.k_isatap : sixrd ? T.k_6rd : T.k_6in4;
+    if (o->long_prefix && !isatap && !six) {
+        fall(r);
+        return 0;
+    }
+    return 1;
+}
+
+static void step_ipv6(Row *r, Win *w, const Opts *o)
+{
+    if (!depth_ok(r, o))
+        return;
+    int64_t pos = r->pos, end = r->end;
+    if (pos + 40 > end || rd8(w, pos) >> 4 != 6) {
+        fall(r);
+        return;
+    }
+    if (!sixin4_kind(r, w, o, pos))
+        return;
+    enter(r);
+    if (r->carrier == T.fam_non_ip)
+        r->carrier = T.fam_ipv6;
+    r->payload = T.fam_ipv6;
+    r->v6 = pos;
+    r->ip = pos;
+    int64_t plen = rd16(w, pos + 4);
+    int64_t nh = rd8(w, pos + 6);
+    int64_t decl = (plen == 0 && nh != T.p_none) ? end : pos + 40 + plen;
+    int64_t limit = min64(end, decl);
+    int outermost = r->chain < 0;
+
+    /* the extension-header walk */
+    int64_t cur = pos + 40, n = 0, seen = 0, dst_count = 0;
+    int first_frag = 0, follow = 1, fallback = 0;
+    for (int64_t depth = 0;; depth++) {
+        if (!T.ext_bit[nh])
+            break;
+        if (depth == o->depth_cap) {
+            fallback = 1;
+            break;
+        }
+        int64_t h = nh, c = cur;
+        n += 1;
+        int rep;
+        if (h == T.p_dstopts) {
+            dst_count += 1;
+            rep = dst_count > 2;
+        } else {
+            rep = (seen & T.seen_bit[h]) != 0;
+        }
+        seen |= T.seen_bit[h];
+        r->ext |= T.ext_bit[h];
+        if (rep)
+            r->anom |= T.a_repeated;
+        if (h == T.p_hopopts && n != 1)
+            r->anom |= T.a_hbh_not_first;
+        if (h == T.p_esp) {
+            follow = 0;
+            break;
+        }
+        int64_t hlen;
+        if (h == T.p_fragment) {
+            hlen = 8;
+        } else {
+            if (c + 1 >= end) {           /* past the bytes: the cut below */
+                fallback = 1;
+                break;
+            }
+            uint32_t b1 = rd8(w, c + 1);
+            hlen = h == T.p_ah ? ((int64_t)b1 + 2) * 4 : ((int64_t)b1 + 1) * 8;
+        }
+        if (c + hlen > limit) {           /* runs past bytes or length: reference */
+            fallback = 1;
+            break;
+        }
+        if (h == T.p_routing) {
+            /* one routing header per frame here; a second one: reference */
+            if (r->rtype >= 0) {
+                fallback = 1;
+                break;
+            }
+            uint32_t rt = rd8(w, c + 2);
+            r->rtype = rt;
+            if (rt == 0)
+                r->anom |= T.a_rh0;
+        }
+        int64_t nxt = rd8(w, c);
+        if (h == T.p_fragment) {
+            uint32_t fw = rd16(w, c + 2);
+            uint32_t fo = fw >> 3, more = fw & 1;
+            if (fo == 0 && more == 0)
+                r->anom |= T.a_atomic;
+            if (fo == 0 && more == 1)
+                first_frag = 1;
+            if (fo != 0) {
+                nh = nxt;                 /* a non-first fragment keeps it as its protocol */
+                cur = c + hlen;
+                follow = 0;
+                break;
+            }
+        }
+        nh = nxt;
+        cur = c + hlen;
+    }
+    if (follow && !fallback) {
+        if (T.unknown_nh[nh])
+            r->anom |= T.a_unknown_nh;
+        if (first_frag && nh != T.p_none && cur + T.ul_min[nh] > decl)
+            r->anom |= T.a_not_in_first;
+    }
+    if (outermost)
+        r->chain = n;
+    r->proto = nh;
+    if (fallback) {
+        fall(r);
+        return;
+    }
+    next_by_proto(r, follow ? nh : 256, cur, limit, 1);
+}
+
+static void step_udp(Row *r, Win *w, const Opts *o)
+{
+    (void)o;
+    int64_t pos = r->pos, end = r->end;
+    if (pos + 8 > end) {
+        fall(r);
+        return;
+    }
+    int64_t sport = rd16(w, pos), dport = rd16(w, pos + 2), ulen = rd16(w, pos + 4);
+    int64_t uend = (ulen >= 8 && pos + ulen <= end) ? pos + ulen : end;
+    int64_t pay = pos + 8;
+    r->tok = T_DONE;
+    int on_s = T.is_tunnel_port[sport], on_d = T.is_tunnel_port[dport];
+    if (on_s || on_d) {
+        int64_t port = on_d ? dport : sport;
+        if (on_s && on_d && sport != dport) {
+            fall(r);
+        } else if (port == T.port_gtpu) {
+            /* GTP-U T-PDU: version 1, PT=1, type 0xFF, no optional fields */
+            uint32_t inner;
+            if (pay + 8 < uend && rd8(w, pay) == 0x30 && rd8(w, pay + 1) == 0xFF
+                && ((inner = rd8(w, pay + 8) >> 4) == 4 || inner == 6)) {
+                r->tok = inner == 4 ? T_IPV4 : T_IPV6;
+                r->pending = T.k_gtpu;
+                r->pos = pay + 8;
+                r->end = uend;
+            } else {
+                fall(r);
+            }
+        } else if (port == T.port_vxlan) {
+            if (pay + 8 <= uend && (rd8(w, pay) & 0x08) != 0) {
+                r->tok = T_ETH;
+                r->pending = T.k_vxlan;
+                r->pos = pay + 8;
+                r->end = uend;
+            } else {
+                fall(r);
+            }
+        } else {
+            fall(r);
+        }
+        return;
+    }
+    /* Teredo: over IPv4, no tunnel port, UDP length valid */
+    if (r->payload != T.fam_ipv4 || ulen < 8)
+        return;
+    int64_t tp = pay, te = uend, decl_end = pos + ulen;
+    int on_port = sport == T.port_teredo || dport == T.port_teredo;
+    uint32_t b0 = 0, b1 = 0;
+    if (tp + 2 <= te) {
+        b0 = rd8(w, tp);
+        b1 = rd8(w, tp + 1);
+    }
+    if (tp + 4 <= te && b0 == 0 && b1 == 1) {       /* authentication indicator */
+        fall(r);
+        return;
+    }
+    if (tp + 8 <= te && b0 == 0 && b1 == 0)          /* origin indication */
+        tp += 8;
+    if (tp + 40 > te || rd8(w, tp) >> 4 != 6)
+        return;
+    int64_t plen = rd16(w, tp + 4);
+    if (tp + 40 + plen > decl_end)
+        return;
+    if (!(on_port || rd32(w, tp + 8) == 0x20010000u || rd32(w, tp + 24) == 0x20010000u))
+        return;
+    r->tok = T_IPV6;
+    r->pending = T.k_teredo;
+    r->pos = tp;
+    r->end = te;
+}
+
+static void step_gre(Row *r, Win *w, const Opts *o)
+{
+    (void)o;
+    int64_t pos = r->pos, end = r->end;
+    if (pos + 4 > end) {
+        fall(r);
+        return;
+    }
+    uint32_t fl = rd8(w, pos), ver = rd8(w, pos + 1) & 0x07, proto = rd16(w, pos + 2);
+    int64_t hlen = 4 + 4 * (((fl & 0x80) != 0) + ((fl & 0x20) != 0) + ((fl & 0x10) != 0));
+    int tok = T.gre_token[proto];
+    if (ver != 0 || (fl & 0x40) != 0 || tok == T_FALLBACK) {
+        fall(r);
+        return;
+    }
+    r->tok = tok;
+    r->pending = T.k_gre;
+    r->pos = pos + hlen;
+}
+
+/* start: the first token from the link type (others: reference) */
+static void start(Row *r, Win *w, int64_t lt)
+{
+    r->tok = T_FALLBACK;
+    const int64_t *l = NULL;
+    for (int i = 0; i < T.n_links; i++) {
+        if (T.links[i][0] == lt) {
+            l = T.links[i];
+            break;
+        }
+    }
+    if (!l)
+        return;
+    switch (l[1]) {
+    case L_ETH:
+        r->tok = T_ETH;
+        break;
+    case L_RAW:                                  /* IP, the family by version */
+        if (r->pos < r->end) {
+            uint32_t v = rd8(w, r->pos) >> 4;
+            r->tok = v == 4 ? T_IPV4 : v == 6 ? T_IPV6 : T_DONE;
+        }
+        break;
+    case L_RAW_IPV4:
+        r->tok = T_IPV4;
+        break;
+    case L_RAW_IPV6:
+        r->tok = T_IPV6;
+        break;
+    default: {                                   /* Linux SLL, SLL2 */
+        int64_t hlen = l[2], at = l[3], p = r->pos;
+        if (p + hlen <= r->end) {
+            uint32_t et = rd16(w, p + at);
+            /* by_ethertype: an 802.3 length here is just "not IP" */
+            r->tok = et <= T.et_max_length ? T_DONE : T.et_token[et];
+        }
+        r->pos = p + hlen;
+    }
+    }
+}
+
+static int64_t addr_class(uint64_t hi, uint64_t lo)
+{
+    int64_t c = T.class16[hi >> 48];
+    if (c >= 0)
+        return c;
+    /* a /16 that a longer prefix splits: first match in table order */
+    for (int i = 0; i < T.n_prefixes; i++) {
+        const ClassPrefix *p = &T.prefixes[i];
+        if ((hi & p->mh) == p->vh && (lo & p->ml) == p->vl)
+            return p->cls;
+    }
+    return T.class_other;
+}
+
+/* One row: the walk, then its outputs. Returns 1 when it falls back. */
+static int classify_row(Win *w, int64_t off, int64_t cap, int64_t lt, const Opts *o,
+                        int64_t *out, Py_ssize_t n, Py_ssize_t i, unsigned long long *guards)
+{
+    Row r;
+    /* field by field: a memset of the struct compiles to a slow `rep stos` */
+    r.tok = T_FALLBACK;
+    r.pos = off;
+    r.end = off + cap;
+    r.carrier = r.payload = r.tunnel = r.ntun = r.pending = r.proto = r.ext = r.anom = 0;
+    r.l4end = 0;
+    r.rtype = r.chain = r.v6 = r.ip = r.v4 = r.l4 = -1;
+    w->lo = off;
+    w->hi = off + cap;
+    w->bad = 0;
+    start(&r, w, lt);
+    int64_t rounds = 0;
+    while (!w->bad && r.tok >= T_ETH && r.tok <= T_GRE) {
+        int old = r.tok;
+        switch (old) {
+        case T_ETH: step_eth(&r, w, o); break;
+        case T_IPV4: step_ipv4(&r, w, o); break;
+        case T_IPV6: step_ipv6(&r, w, o); break;
+        case T_UDP: step_udp(&r, w, o); break;
+        default: step_gre(&r, w, o); break;
+        }
+        /* the numpy loop runs the steps in token order once per round */
+        if (r.tok >= T_ETH && r.tok <= T_GRE && r.tok <= old && ++rounds >= T.max_rounds)
+            fall(&r);
+    }
+    if (w->bad) {
+        *guards += 1;
+        fall(&r);
+    }
+    uint64_t a[4] = {0, 0, 0, 0};
+    if (r.v6 >= 0 && r.v6 + 40 <= w->hi) {
+        for (int k = 0; k < 4; k++)
+            a[k] = rd64(w, r.v6 + 8 + 8 * k);
+    }
+    int64_t key = 0;
+    if (r.tok == T_DONE) {
+        int64_t transport = T.transport_code[r.payload * 256 + (r.proto & 0xFF)];
+        int64_t src = 0, dst = 0;
+        if (r.payload == T.fam_ipv6 && r.v6 >= 0) {
+            src = addr_class(a[0], a[1]) + 1;
+            dst = addr_class(a[2], a[3]) + 1;
+        }
+        key = (r.carrier << T.shift[F_CARRIER]) | (r.payload << T.shift[F_PAYLOAD])
+              | (r.tunnel << T.shift[F_TUNNEL]) | (transport << T.shift[F_TRANSPORT])
+              | (r.ext << T.shift[F_EXT]) | ((r.rtype + 1) << T.shift[F_RTYPE])
+              | ((r.chain + 1) << T.shift[F_CHAIN]) | (r.anom << T.shift[F_ANOM])
+              | (src << T.shift[F_SRC]) | (dst << T.shift[F_DST]);
+    }
+    out[C_KEY * n + i] = key;
+    out[C_CARRIER * n + i] = r.carrier;
+    out[C_PAYLOAD * n + i] = r.payload;
+    out[C_TUNNEL * n + i] = r.tunnel;
+    out[C_NTUN * n + i] = r.ntun;
+    out[C_PROTO * n + i] = r.proto;
+    out[C_V6 * n + i] = r.v6;
+    out[C_IP * n + i] = r.ip;
+    out[C_V4 * n + i] = r.v4;
+    out[C_L4 * n + i] = r.l4;
+    out[C_L4END * n + i] = r.l4end;
+    out[C_S_HI * n + i] = (int64_t)a[0];
+    out[C_S_LO * n + i] = (int64_t)a[1];
+    out[C_D_HI * n + i] = (int64_t)a[2];
+    out[C_D_LO * n + i] = (int64_t)a[3];
+    return r.tok != T_DONE;
+}
+
+/* -- the Python interface ---------------------------------------------------- */
+
+/* A contiguous 1-d buffer of `count` items of `itemsize` bytes (count < 0:
+   any), writable if asked. 0 with an exception set otherwise. */
+static int get_array(PyObject *obj, Py_buffer *v, Py_ssize_t itemsize, Py_ssize_t count,
+                     int writable, const char *what)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, v, flags) < 0)
+        return 0;
+    size_t flen = v->format ? strlen(v->format) : 0;
+    if (v->itemsize != itemsize || v->ndim != 1 || (count >= 0 && v->shape[0] != count)
+        || flen == 0 || !strchr("bBhHiIlLqQ", v->format[flen - 1])) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd integers of %zd bytes", what,
+                     count, itemsize);
+        PyBuffer_Release(v);
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *classify(PyObject *self, PyObject *args)
+{
+    Py_buffer buf, offv, capv, ltv, outv, fbv;
+    PyObject *offo, *capo, *lto, *outo, *fbo, *sixo;
+    long long max_tunnel_depth, depth_cap;
+    int long_prefix;
+    if (!T.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_core.configure() was not called");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "y*OOOOOLLOp", &buf, &offo, &capo, &lto, &outo, &fbo,
+                          &max_tunnel_depth, &depth_cap, &sixo, &long_prefix))
+        return NULL;
+    PyObject *result = NULL;
+    uint64_t *sixrd = NULL;
+    int got = 0;
+    if (!get_array(offo, &offv, 8, -1, 0, "offsets"))
+        goto done;
+    got = 1;
+    Py_ssize_t n = offv.shape[0];
+    if (!get_array(capo, &capv, 8, n, 0, "caplens"))
+        goto done;
+    got = 2;
+    if (!get_array(lto, &ltv, 8, n, 0, "linktypes"))
+        goto done;
+    got = 3;
+    if (!get_array(outo, &outv, 8, NCOLS * n, 1, "out"))
+        goto done;
+    got = 4;
+    if (!get_array(fbo, &fbv, 8, n, 1, "fallback"))
+        goto done;
+    got = 5;
+    PyObject *seq = PySequence_Fast(sixo, "sixrd must be a sequence");
+    if (!seq)
+        goto done;
+    Py_ssize_t ns = PySequence_Fast_GET_SIZE(seq);
+    sixrd = PyMem_Malloc((size_t)(ns ? ns : 1) * 2 * sizeof(uint64_t));
+    if (!sixrd) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        unsigned long long vh, mh;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "KK", &vh, &mh)) {
+            Py_DECREF(seq);
+            goto done;
+        }
+        sixrd[2 * i] = vh;
+        sixrd[2 * i + 1] = mh;
+    }
+    Py_DECREF(seq);
+    Opts o = {max_tunnel_depth, depth_cap, ns, sixrd, long_prefix};
+    const int64_t *off = offv.buf, *cap = capv.buf;
+    const int64_t *lt = ltv.buf;
+    int64_t *out = outv.buf, *fb = fbv.buf;
+    Win w = {(const uint8_t *)buf.buf, 0, 0, 0};
+    Py_ssize_t nfb = 0;
+    unsigned long long guards = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t a = off[i], c = cap[i];
+        /* the first header bytes of a row a few rows on: their cache miss
+           is most of a row's time otherwise (a hint, never a read) */
+        if (i + PREFETCH < n) {
+            int64_t ahead = off[i + PREFETCH];
+            if (ahead >= 0 && ahead < buf.len) {
+                __builtin_prefetch((const uint8_t *)buf.buf + ahead);
+                if (ahead + 64 < buf.len)     /* tunnels and IPv6 reach the next line */
+                    __builtin_prefetch((const uint8_t *)buf.buf + ahead + 64);
+            }
+        }
+        int bad_row = a < 0 || c < 0 || a > buf.len || c > buf.len - a;
+        if (bad_row) {
+            /* not a row of this buffer: the reference decides (as it will
+               on the bytes the batch's slice gives) */
+            for (int k = 0; k < NCOLS; k++)
+                out[(Py_ssize_t)k * n + i] = -1;
+            fb[nfb++] = i;
+            continue;
+        }
+        if (classify_row(&w, a, c, lt[i], &o, out, n, i, &guards))
+            fb[nfb++] = i;
+    }
+    Py_END_ALLOW_THREADS
+    guard_count += guards;
+    result = PyLong_FromSsize_t(nfb);
+done:
+    PyMem_Free(sixrd);
+    if (got >= 5)
+        PyBuffer_Release(&fbv);
+    if (got >= 4)
+        PyBuffer_Release(&outv);
+    if (got >= 3)
+        PyBuffer_Release(&ltv);
+    if (got >= 2)
+        PyBuffer_Release(&capv);
+    if (got >= 1)
+        PyBuffer_Release(&offv);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+/* -- configure: the kernel's tables ------------------------------------------ */
+
+static PyObject *item(PyObject *d, const char *name)
+{
+    PyObject *v = PyDict_GetItemString(d, name);    /* borrowed */
+    if (!v)
+        PyErr_Format(PyExc_KeyError, "_core.configure: %s missing", name);
+    return v;
+}
+
+static int get_int(PyObject *d, const char *name, int64_t *dst)
+{
+    PyObject *v = item(d, name);
+    if (!v)
+        return 0;
+    long long x = PyLong_AsLongLong(v);
+    if (x == -1 && PyErr_Occurred())
+        return 0;
+    *dst = x;
+    return 1;
+}
+
+/* Table NAME: `count` integers, copied (converted) into dst of dst_size
+   bytes per item, signed. */
+static int get_table(PyObject *d, const char *name, Py_ssize_t count, void *dst,
+                     int dst_size)
+{
+    PyObject *v = item(d, name);
+    if (!v)
+        return 0;
+    PyObject *seq = PySequence_Fast(v, name);
+    if (!seq)
+        return 0;
+    if (PySequence_Fast_GET_SIZE(seq) != count) {
+        PyErr_Format(PyExc_ValueError, "_core.configure: %s has %zd items, not %zd", name,
+                     PySequence_Fast_GET_SIZE(seq), count);
+        Py_DECREF(seq);
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        long long x = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (x == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return 0;
+        }
+        int ok = 1;
+        switch (dst_size) {
+        case 1: ok = x >= -128 && x <= 255; ((int8_t *)dst)[i] = (int8_t)x; break;
+        default: ((int64_t *)dst)[i] = x; break;
+        }
+        if (!ok) {
+            PyErr_Format(PyExc_ValueError, "_core.configure: %s[%zd] out of range", name, i);
+            Py_DECREF(seq);
+            return 0;
+        }
+    }
+    Py_DECREF(seq);
+    return 1;
+}
+
+static PyObject *configure(PyObject *self, PyObject *args)
+{
+    PyObject *d;
+    if (!PyArg_ParseTuple(args, "O!", &PyDict_Type, &d))
+        return NULL;
+    T.ready = 0;
+    /* the tokens and key fields this file is written against */
+    int64_t tokens[8];
+    if (!get_table(d, "TOKENS", 8, tokens, 8))
+        return NULL;
+    for (int i = 0; i < 8; i++) {
+        if (tokens[i] != i) {
+            PyErr_SetString(PyExc_ValueError, "_core.configure: kernel tokens changed");
+            return NULL;
+        }
+    }
+    int64_t steps[5];
+    if (!get_table(d, "STEPS", 5, steps, 8))
+        return NULL;
+    for (int i = 0; i < 5; i++) {
+        if (steps[i] != T_ETH + i) {
+            PyErr_SetString(PyExc_ValueError, "_core.configure: kernel step order changed");
+            return NULL;
+        }
+    }
+    int64_t ncols;
+    if (!get_int(d, "NCOLS", &ncols))
+        return NULL;
+    if (ncols != NCOLS) {
+        PyErr_SetString(PyExc_ValueError, "_core.configure: column count changed");
+        return NULL;
+    }
+    int8_t bools[65536];
+    if (!get_table(d, "ET_TOKEN", 65536, T.et_token, 1)
+        || !get_table(d, "IS_VLAN", 65536, bools, 1))
+        return NULL;
+    memcpy(T.is_vlan, bools, sizeof bools);
+    if (!get_table(d, "IS_TUNNEL_PORT", 65536, bools, 1))
+        return NULL;
+    memcpy(T.is_tunnel_port, bools, sizeof bools);
+    if (!get_table(d, "UNKNOWN_NH", 256, bools, 1))
+        return NULL;
+    memcpy(T.unknown_nh, bools, 256);
+    int64_t kinds[2 * 257], prefixes[5 * MAX_CLASS_PREFIXES], nprefixes;
+    if (!get_table(d, "EXT_BIT", 256, T.ext_bit, 8)
+        || !get_table(d, "SEEN_BIT", 256, T.seen_bit, 8)
+        || !get_table(d, "UL_MIN", 256, T.ul_min, 8)
+        || !get_table(d, "TRANSPORT_CODE", 3 * 256, T.transport_code, 8)
+        || !get_table(d, "PROTO_TOKEN", 257, T.proto_token, 1)
+        || !get_table(d, "PROTO_KIND", 2 * 257, kinds, 8)
+        || !get_table(d, "CLASS16", 65536, T.class16, 8)
+        || !get_table(d, "SHIFTS", NFIELDS, T.shift, 8)
+        || !get_int(d, "N_CLASS_PREFIXES", &nprefixes))
+        return NULL;
+    if (nprefixes < 0 || nprefixes > MAX_CLASS_PREFIXES) {
+        PyErr_SetString(PyExc_ValueError, "_core.configure: too many address-class prefixes");
+        return NULL;
+    }
+    if (!get_table(d, "CLASS_PREFIXES", 5 * nprefixes, prefixes, 8))
+        return NULL;
+    memcpy(T.proto_kind, kinds, sizeof kinds);
+    T.n_prefixes = (int)nprefixes;
+    for (int i = 0; i < T.n_prefixes; i++) {
+        T.prefixes[i].cls = prefixes[5 * i];
+        T.prefixes[i].vh = (uint64_t)prefixes[5 * i + 1];
+        T.prefixes[i].mh = (uint64_t)prefixes[5 * i + 2];
+        T.prefixes[i].vl = (uint64_t)prefixes[5 * i + 3];
+        T.prefixes[i].ml = (uint64_t)prefixes[5 * i + 4];
+    }
+    int64_t nlinks;
+    if (!get_table(d, "GRE_TOKEN", 65536, T.gre_token, 1) || !get_int(d, "N_LINKS", &nlinks))
+        return NULL;
+    if (nlinks < 0 || nlinks > MAX_LINKS) {
+        PyErr_SetString(PyExc_ValueError, "_core.configure: too many link types");
+        return NULL;
+    }
+    if (!get_table(d, "LINKS", 4 * nlinks, T.links, 8))
+        return NULL;
+    T.n_links = (int)nlinks;
+    for (int i = 0; i < T.n_links; i++) {
+        int64_t *l = T.links[i];
+        if (l[1] < 0 || l[1] >= NLINKKINDS
+            || (l[1] == L_COOKED && (l[2] > 64 || l[3] < 0 || l[3] + 2 > l[2]))) {
+            PyErr_SetString(PyExc_ValueError, "_core.configure: LINKS out of range");
+            return NULL;
+        }
+    }
+    struct { const char *name; int64_t *dst; } ints[] = {
+        {"CLASS_OTHER", &T.class_other}, {"MAX_ROUNDS", &T.max_rounds},
+        {"A_REPEATED", &T.a_repeated}, {"A_HBH_NOT_FIRST", &T.a_hbh_not_first},
+        {"A_RH0", &T.a_rh0}, {"A_ATOMIC", &T.a_atomic}, {"A_UNKNOWN_NH", &T.a_unknown_nh},
+        {"A_NOT_IN_FIRST", &T.a_not_in_first},
+        {"FAM_NON_IP", &T.fam_non_ip}, {"FAM_IPV4", &T.fam_ipv4}, {"FAM_IPV6", &T.fam_ipv6},
+        {"K_6IN4", &T.k_6in4}, {"K_6TO4", &T.k_6to4}, {"K_ISATAP", &T.k_isatap},
+        {"K_6RD", &T.k_6rd}, {"K_TEREDO", &T.k_teredo}, {"K_GRE", &T.k_gre},
+        {"K_GTPU", &T.k_gtpu}, {"K_VXLAN", &T.k_vxlan},
+        {"IPPROTO_HOPOPTS", &T.p_hopopts}, {"IPPROTO_ROUTING", &T.p_routing},
+        {"IPPROTO_FRAGMENT", &T.p_fragment}, {"IPPROTO_ESP", &T.p_esp},
+        {"IPPROTO_AH", &T.p_ah}, {"IPPROTO_NONE", &T.p_none},
+        {"IPPROTO_DSTOPTS", &T.p_dstopts},
+        {"ETHERTYPE_PPPOE_SESS", &T.et_pppoe}, {"ETHERTYPE_MAX_LENGTH", &T.et_max_length},
+        {"PPP_IPV4", &T.ppp_ipv4}, {"PPP_IPV6", &T.ppp_ipv6},
+        {"UDP_PORT_GTPU", &T.port_gtpu}, {"UDP_PORT_VXLAN", &T.port_vxlan},
+        {"UDP_PORT_TEREDO", &T.port_teredo},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (!get_int(d, ints[i].name, ints[i].dst))
+            return NULL;
+    }
+    /* values used as indices or shifts must be in range */
+    for (int i = 0; i < 257; i++) {
+        if (T.proto_token[i] < 0 || T.proto_token[i] > T_LLC) {
+            PyErr_SetString(PyExc_ValueError, "_core.configure: PROTO_TOKEN out of range");
+            return NULL;
+        }
+    }
+    for (int i = 0; i < 65536; i++) {
+        if (T.et_token[i] < 0 || T.et_token[i] > T_LLC || T.gre_token[i] < 0
+            || T.gre_token[i] > T_GRE) {
+            PyErr_SetString(PyExc_ValueError, "_core.configure: ET_TOKEN out of range");
+            return NULL;
+        }
+    }
+    for (int i = 0; i < NFIELDS; i++) {
+        if (T.shift[i] < 0 || T.shift[i] > 62) {
+            PyErr_SetString(PyExc_ValueError, "_core.configure: SHIFTS out of range");
+            return NULL;
+        }
+    }
+    if (T.fam_non_ip < 0 || T.fam_ipv4 < 0 || T.fam_ipv6 < 0 || T.fam_non_ip > 2
+        || T.fam_ipv4 > 2 || T.fam_ipv6 > 2) {
+        PyErr_SetString(PyExc_ValueError, "_core.configure: families out of range");
+        return NULL;
+    }
+    T.ready = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *guard_hits(PyObject *self, PyObject *args)
+{
+    return PyLong_FromUnsignedLongLong(guard_count);
+}
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_VARARGS, "Take the kernel's tables (a dict)."},
+    {"classify", classify, METH_VARARGS, "Classify a batch in one pass (see _core.c)."},
+    {"guard_hits", guard_hits, METH_NOARGS,
+     "Reads the checked readers refused since import (0 unless a step lacks a length check)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_core", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModule_Create(&module); }

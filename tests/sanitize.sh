@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The compiled code (ipv6flow/_core.c, the classifier; ipv6flow/_speedups.c,
+# the record walks) under AddressSanitizer and UndefinedBehaviorSanitizer.
+#
+#   tests/sanitize.sh                 build sanitized, run the checks below
+#   tests/sanitize.sh --build DIR     only build a sanitized copy in DIR
+#   tests/sanitize.sh --fuzz DIR      build for atheris (clang, fuzzer-no-link)
+#
+# The source tree is copied to a scratch directory (SANITIZE_DIR, else a new
+# one under /tmp) and the extensions are built there with
+# -fsanitize=address,undefined -fno-sanitize-recover=all, so the working tree's
+# own build is left alone. The checks then run from that copy with the
+# sanitizer runtime preloaded into Python (ASAN_OPTIONS=detect_leaks=0: the
+# interpreter keeps memory until exit on purpose), on the compiled path:
+#
+# * the hostile corpus (tests/hostile/generate.py) and every real capture of
+#   ../shared/captures cut at 50 points: fast (compiled and numpy) and
+#   reference reports identical (tests/test_hostile.py);
+# * every real capture and sample, frame for frame, compiled against numpy
+#   and reference, and the same with rows cut at every snap length
+#   (tests/test_core.py);
+# * the hypothesis differential tests (tests/test_fast_hypothesis.py).
+#
+# A sanitizer report aborts the process, so any finding fails the run. CI
+# calls this script (.ci/run); it takes a few minutes.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+mode=check
+if [ "${1:-}" = "--build" ] || [ "${1:-}" = "--fuzz" ]; then
+  mode=${1#--}
+  SANITIZE_DIR=${2:?usage: tests/sanitize.sh --build|--fuzz DIR}
+fi
+WORK=${SANITIZE_DIR:-$(mktemp -d /tmp/ipv6flow-sanitize.XXXXXX)}
+mkdir -p "$WORK"
+PYTHON=${PYTHON:-python}
+
+# the source tree, without build products and benchmark data
+tar -C "$ROOT" --exclude=./.git --exclude=./build --exclude='*.so' \
+    --exclude=./benchmarks/data --exclude='*.egg-info' --exclude=__pycache__ -cf - . \
+  | tar -C "$WORK" -xf -
+cd "$WORK"
+
+flags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
+if [ "$mode" = fuzz ]; then
+  # clang's sancov edges let libFuzzer (inside atheris) see the C code
+  export CC=clang LDSHARED="clang -shared"
+  flags="$flags -fsanitize=fuzzer-no-link"
+  preload="$("$PYTHON" -c 'import atheris, os; print(os.path.join(atheris.path(), "asan_with_fuzzer.so"))')"
+else
+  export CC=${CC:-gcc}
+  preload="$($CC -print-file-name=libasan.so)"
+fi
+# a build left in the scratch copy would count as up to date: start afresh
+rm -rf build ipv6flow/*.so
+CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" \
+  "$PYTHON" setup.py -q build_ext --inplace >build.log 2>&1 || { cat build.log; exit 1; }
+# setup.py's extensions are optional: make sure both really were built, sanitized
+for ext in _core _speedups; do
+  so=$(ls ipv6flow/$ext.*.so 2>/dev/null || true)
+  if [ -z "$so" ] || ! nm -D "$so" | grep -q __asan_report; then
+    cat build.log
+    echo "sanitize.sh: ipv6flow/$ext was not built with AddressSanitizer" >&2
+    exit 1
+  fi
+done
+
+export LD_PRELOAD="$preload"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export IPV6FLOW_SHARED="${IPV6FLOW_SHARED:-$ROOT/../shared}"
+# the numpy kernel runs no compiled code: leave it to the normal suite
+export IPV6FLOW_FAST_PATHS=compiled
+"$PYTHON" - <<'EOF'
+import ipv6flow._core, ipv6flow._speedups, os
+from ipv6flow.fast import core
+assert core.compiled is not None, "the compiled classifier is not in use"
+assert ipv6flow._core.__file__.startswith(os.getcwd()), ipv6flow._core.__file__
+print("sanitized:", ipv6flow._core.__file__, ipv6flow._speedups.__file__)
+EOF
+if [ "$mode" != check ]; then
+  echo "built in $WORK; run with LD_PRELOAD=$preload"
+  exit 0
+fi
+"$PYTHON" -m pytest -q -p no:cacheprovider -x \
+  tests/test_core.py tests/test_fast_hypothesis.py \
+  "tests/test_hostile.py::test_hostile_file" \
+  "tests/test_hostile.py::test_real_capture_cut_at_50_points"
+cd /
+[ -n "${SANITIZE_DIR:-}" ] || rm -rf "$WORK"

@@ -1,0 +1,249 @@
+"""The compiled single pass (ipv6flow/_core.c, dispatched by
+ipv6flow/fast/core.py) against the numpy kernel and the reference decoder.
+
+* it is built and in use (CI builds it: a failure there, a skip elsewhere);
+* on every real capture and sample it decides no row that the numpy kernel
+  sends to the reference decoder, and every row it decides has the
+  kernel's key, row state and innermost IPv6 address; it sends no more
+  rows to the reference than the kernel; no read was refused by its
+  bounds checks (``guard_hits``);
+* the same with each frame cut at many snap lengths (rows over the same
+  bytes: a read past a row's captured length would show);
+* its tables are the kernel's: handed in at import, checked there, and a
+  changed kernel table changes its answers the same way;
+* rows that do not lie in the buffer fall back, nothing is read;
+* ``--stats`` names the classifier that ran, and the reports of the three
+  paths are byte-identical (also tests/test_fast.py).
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ipv6flow.decode import columns as dcols
+from ipv6flow.capture import open_capture
+from ipv6flow.capture.batch import Batch
+from ipv6flow.decode import DecodeOptions, decode_frame, parse_prefix
+from ipv6flow.errors import CaptureError
+from ipv6flow.fast import core, frame_columns, frame_keys, kernel
+from ipv6flow.decode.frame import frame_key
+
+from conftest import CAPTURES, SAMPLES, core_disagreements, fast_path, need_core
+
+OPTS = DecodeOptions(sixrd_prefixes=(parse_prefix("2a01:e30::/28"),))
+ALL = sorted(str(p.relative_to(CAPTURES)) for p in CAPTURES.rglob("*")
+             if p.is_file() and p.name not in ("MANIFEST.tsv", "README.md"))
+SAMPLE_FILES = ["mixed.pcap", "mixed.pcapng", "nat64/nsp-dns64-64.pcap",
+                "nat64/malformed-dns.pcap"]
+
+
+def _batches(path):
+    try:
+        with open_capture(path) as cap:
+            yield from cap.iter_batches()
+    except CaptureError:
+        return
+
+
+def test_compiled_core_is_built_and_used():
+    fn = need_core()
+    assert core.compiled is fn and core.path_name() == "compiled core"
+    with fast_path("numpy"):
+        assert core.compiled is None and core.path_name() == "numpy kernel"
+    assert core.compiled is fn
+
+
+@pytest.mark.parametrize("path", [str(CAPTURES / n) for n in ALL]
+                         + [str(SAMPLES / n) for n in SAMPLE_FILES])
+def test_compiled_equals_numpy_on_real_captures(path):
+    from ipv6flow import _core
+    need_core()
+    guards = _core.guard_hits()
+    rows = 0
+    for batch in _batches(path):
+        bad = core_disagreements(batch, OPTS)
+        assert not bad, bad[:10]
+        _, fc, _ = core.classify(batch, OPTS)
+        _, fn, _ = kernel.classify(batch, OPTS)
+        assert len(fc) == len(fn), "the compiled pass sends more rows to the reference"
+        rows += len(batch)
+    assert _core.guard_hits() == guards
+    assert rows > 0 or "fuzz" in path or os.path.getsize(path) < 2048 or _unreadable(path)
+
+
+def _unreadable(path):
+    try:
+        with open_capture(path) as cap:
+            for _ in cap:
+                pass
+    except CaptureError:
+        return True
+    return False
+
+
+# Snap lengths every frame is cut at (and the whole frame): the header
+# boundaries of Ethernet, VLAN, IPv4, IPv6 and their transports.
+CUT_AT = (0, 1, 13, 14, 17, 18, 20, 33, 34, 38, 40, 41, 42, 53, 54, 58, 62, 74, 94)
+
+
+def _cut_batch(batch, limit=48):
+    """Up to ``limit`` frames of a batch, each as rows cut at CUT_AT and
+    half its length, all rows over the batch's own buffer."""
+    offs, caps, lts, wires, datas = [], [], [], [], []
+    buf = batch.buffer
+    for i in range(min(limit, len(batch))):
+        off, cap = int(batch.offsets[i]), int(batch.caplens[i])
+        for k in sorted({c for c in CUT_AT if c < cap} | {cap, cap // 2, max(cap - 1, 0)}):
+            offs.append(off)
+            caps.append(k)
+            lts.append(int(batch.linktypes[i]))
+            wires.append(int(batch.wirelens[i]))
+            datas.append(bytes(buf[off:off + k]))
+    n = len(offs)
+    cut = Batch(buf, np.array(offs, dtype=np.int64), np.array(caps, dtype=np.int64),
+                np.array(wires, dtype=np.int64), np.full(n, 1.7e9),
+                np.array(lts, dtype=np.int32))
+    return cut, list(zip(lts, datas, wires))
+
+
+@pytest.mark.parametrize("path", [str(CAPTURES / n) for n in ALL]
+                         + [str(SAMPLES / "mixed.pcap")])
+def test_compiled_equals_reference_on_frames_cut_at_every_header(path):
+    need_core()
+    for batch in _batches(path):
+        cut, rows = _cut_batch(batch)
+        if not rows:
+            continue
+        with fast_path("compiled"):
+            keys, _ = frame_keys(cut, OPTS)
+            cols = frame_columns(cut, OPTS)
+        for (lt, data, wire), key, col in zip(rows, keys, cols):
+            f = decode_frame(lt, data, wire, OPTS)
+            assert key == frame_key(f), (lt, data.hex())
+            assert col == dcols.frame_columns(f, lt, data, 1.7e9, wire), (lt, data.hex())
+        bad = core_disagreements(cut, OPTS)
+        assert not bad, bad[:10]
+        break                           # the first batch of each file
+
+
+def test_tables_reach_the_compiled_code(monkeypatch):
+    # The C code holds no table of its own: with VXLAN's port taken out of
+    # the kernel's IS_TUNNEL_PORT, both classifiers read a VXLAN frame as
+    # plain UDP to port 4789 (the reference, whose port table is not
+    # changed, still sees the tunnel).
+    from ipv6flow import _core
+    need_core()
+    inner = (b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + b"\x45\x00\x00\x1c" + bytes(4)
+             + b"\x40\x11\x00\x00" + bytes([10, 0, 0, 1, 10, 0, 0, 2]) + bytes(8))
+    vx = b"\x08\x00\x00\x00\x00\x00\x2a\x00" + inner
+    udp = (50000).to_bytes(2, "big") + (4789).to_bytes(2, "big") \
+        + (8 + len(vx)).to_bytes(2, "big") + b"\x00\x00" + vx
+    ip = b"\x45\x00" + (20 + len(udp)).to_bytes(2, "big") + bytes(4) + b"\x40\x11\x00\x00" \
+        + bytes([192, 0, 2, 1, 198, 51, 100, 2]) + udp
+    frame = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip
+    batch = Batch(frame, np.array([0]), np.array([len(frame)]), np.array([len(frame)]),
+                  np.array([1.7e9]), np.array([1], dtype=np.int32))
+    with fast_path("compiled"):
+        keys, _ = frame_keys(batch, OPTS)
+    assert keys[0][2] == "vxlan"
+    table = kernel.IS_TUNNEL_PORT.copy()
+    table[4789] = False
+    monkeypatch.setattr(kernel, "IS_TUNNEL_PORT", table)
+    try:
+        _core.configure(core._config())
+        got = {}
+        for name in ("compiled", "numpy"):
+            with fast_path(name):
+                got[name] = frame_keys(batch, OPTS)[0][0]
+        assert got["compiled"] == got["numpy"]
+        assert got["compiled"][2] == "none" and got["compiled"][3] == "udp"
+    finally:
+        monkeypatch.undo()
+        _core.configure(core._config())
+    with fast_path("compiled"):
+        assert frame_keys(batch, OPTS)[0][0][2] == "vxlan"
+
+
+@pytest.mark.parametrize("change", ["TOKENS", "STEPS", "ET_TOKEN", "SHIFTS", "CLASS16"])
+def test_configure_checks_what_it_is_given(change):
+    from ipv6flow import _core
+    need_core()
+    cfg = core._config()
+    if change in ("TOKENS", "STEPS"):
+        cfg[change] = list(cfg[change])[::-1]
+    elif change == "SHIFTS":
+        cfg[change] = cfg[change] + [70]
+    else:
+        cfg[change] = cfg[change][:-1]            # one item short
+    try:
+        with pytest.raises(ValueError):
+            _core.configure(cfg)
+        with pytest.raises(RuntimeError):         # not configured: refuses to run
+            core.BUILT(b"", np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                       np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                       np.zeros(0, dtype=np.int64), 8, 8, [], False)
+    finally:
+        _core.configure(core._config())
+
+
+def test_rows_outside_the_buffer_fall_back():
+    from ipv6flow import _core
+    need_core()
+    data = bytes.fromhex("600000000000063b") + bytes(32)
+    offs = np.array([0, 30, -1, 0, 1 << 40], dtype=np.int64)
+    caps = np.array([40, 20, 10, 41, 5], dtype=np.int64)
+    n = len(offs)
+    out = np.zeros((len(core.COLUMNS), n), dtype=np.int64)
+    fb = np.zeros(n, dtype=np.int64)
+    guards = _core.guard_hits()
+    nfb = core.BUILT(data, offs, caps, np.full(n, 101, dtype=np.int64), out.reshape(-1), fb,
+                     8, 8, [], False)
+    # row 0 lies in the buffer and is decided; rows 1-4 run past it or start before it
+    assert nfb == 4 and fb[:4].tolist() == [1, 2, 3, 4]
+    assert out[core.COLUMNS.index("payload"), 0] == kernel.FAM_IPV6
+    assert _core.guard_hits() == guards
+    # wrong array sizes or types are refused, not read
+    with pytest.raises(ValueError):
+        core.BUILT(data, offs, caps[:3], np.full(n, 101, dtype=np.int64), out.reshape(-1), fb,
+                   8, 8, [], False)
+    with pytest.raises(ValueError):
+        core.BUILT(data, offs, caps, np.full(n, 101, dtype=np.int32), out.reshape(-1), fb,
+                   8, 8, [], False)
+    with pytest.raises(ValueError):
+        core.BUILT(data, offs, caps, np.full(n, 101, dtype=np.int64), out.reshape(-1)[:-1], fb,
+                   8, 8, [], False)
+
+
+@pytest.mark.parametrize("env, path", [({}, "compiled core"),
+                                       ({"IPV6FLOW_NUMPY_KERNEL": "1"}, "numpy kernel"),
+                                       ({"IPV6FLOW_PURE_PYTHON": "1"}, "numpy kernel")])
+def test_stats_names_the_classifier(env, path):
+    if not env:
+        need_core()
+    r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "analyze", "--stats",
+                        "--format", "json", str(SAMPLES / "mixed.pcap")],
+                       env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"decoder fast ({path}): 2,948 frames" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "analyze", "--stats",
+                        "--decoder", "reference", "--format", "json",
+                        str(SAMPLES / "mixed.pcap")],
+                       env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+    assert "decoder reference: 2,948 frames" in r.stderr, r.stderr
+
+
+def test_a_build_from_other_sources_leaves_the_numpy_kernel(monkeypatch):
+    # an extension whose configure refuses these tables (built from other
+    # sources): the import still works and the numpy kernel classifies
+    from ipv6flow import _core
+    need_core()
+    monkeypatch.setattr(core, "_config", lambda: {"TOKENS": [0] * 8})
+    try:
+        fn, why = core._load()
+        assert fn is None and why.startswith("built from other sources: ")
+    finally:
+        monkeypatch.undo()
+        _core.configure(core._config())
