@@ -582,21 +582,12 @@ def live(iface, bpf, duration, count, report_every, write, fmt, output, interval
                        bpf=bpf, snaplen=snaplen, promisc=not no_promisc,
                        buffer_bytes=buffer_size << 20)
     from .engine.live import capture_live
-    try:
-        result = capture_live(
-            iface, options,
-            on_status=lambda line: click.echo(line, err=True) if status_every else None,
-            on_report=lambda rep: write_output(render(rep, fmt), output))
-    except Ipv6flowError as e:
-        raise click.ClickException(str(e))
-    report = result.report()
-    failed = _print_problems(report)
-    k = result.capture
-    click.echo(f"{result.frames:,} frames captured; kernel: {k['received']} received, "
-               f"{k['dropped']} dropped, {k['interface_dropped']} dropped by the interface",
-               err=True)
-    write_output(render(report, fmt), output)
-    sys.exit(1 if failed else 0)
+
+    def footer(result):
+        k = result.capture
+        return (f"{result.frames:,} frames captured; kernel: {k['received']} received, "
+                f"{k['dropped']} dropped, {k['interface_dropped']} dropped by the interface")
+    _run_until_stopped(capture_live, iface, options, fmt, output, footer)
 
 
 @main.command()
@@ -628,19 +619,29 @@ def collect(listen, duration, count, report_every, write, fmt, output, interval,
                        report_every=report_every, write=write, status_every=status_every,
                        buffer_bytes=buffer_size << 20)
     from .engine.collect import collect_sflow
+
+    def footer(result):
+        st = result.capture
+        return (f"{st['datagrams']:,} datagrams, {st['samples']:,} samples; socket: "
+                f"{st['buffer']:,} bytes of buffer, {st['dropped']:,} datagrams dropped")
+    _run_until_stopped(collect_sflow, listen, options, fmt, output, footer)
+
+
+def _run_until_stopped(run, source, options, fmt, output, footer) -> None:
+    """``live`` and ``collect``: ``run(source, options, ...)`` until it
+    stops (its status lines and --report-every reports written as they
+    come), then the final report, the problems and ``footer(result)`` on
+    stderr; exit 1 when a problem was found."""
     try:
-        result = collect_sflow(
-            listen, options,
-            on_status=lambda line: click.echo(line, err=True) if status_every else None,
-            on_report=lambda rep: write_output(render(rep, fmt), output))
+        result = run(source, options,
+                     on_status=lambda line: click.echo(line, err=True)
+                     if options.status_every else None,
+                     on_report=lambda rep: write_output(render(rep, fmt), output))
     except Ipv6flowError as e:
         raise click.ClickException(str(e))
     report = result.report()
     failed = _print_problems(report)
-    st = result.capture
-    click.echo(f"{st['datagrams']:,} datagrams, {st['samples']:,} samples; socket: "
-               f"{st['buffer']:,} bytes of buffer, {st['dropped']:,} datagrams dropped",
-               err=True)
+    click.echo(footer(result), err=True)
     write_output(render(report, fmt), output)
     sys.exit(1 if failed else 0)
 

@@ -33,6 +33,7 @@ import socket
 import struct
 import threading
 import time
+from contextlib import ExitStack
 
 from ..capture.batch import Replay
 from ..capture.sflow import SflowFrames, frames_batch, udp_frame
@@ -182,29 +183,23 @@ def collect_sflow(listen: str, options: Options = Options(), on_status=None, on_
     """
     host, port = parse_listen(listen)
     listener = UdpListener(host, port, options.buffer_bytes)
-    writer = signals = None
-    try:
+    with ExitStack() as held:               # closed last to first
+        held.callback(listener.close)
+        writer = None
         if options.write:
             writer = PcapWriter(options.write, 101, MAX_DATAGRAM + 48)
+            held.callback(writer.close)
         signals = Signals(handle_signals)
+        held.callback(signals.restore)
         options = dataclasses.replace(
             options, decode=dataclasses.replace(options.decode, sflow_port=listener.port))
         summary = Summary(options.interval, options.nat64_prefixes, options.decode)
         if on_ready is not None:
             on_ready(listener.port)
         source = SflowSource(listener, writer, summary, options)
-        say = on_status or (lambda line: None)
-        say(f"listening for sFlow on udp {source.shown}, receive buffer "
-            f"{listener.buffer:,} bytes")
-        t0 = time.monotonic()
-        reason = running.run(source, options, signals, stop, say, on_report)
-        return source.finish(reason, time.monotonic() - t0)
-    finally:
-        if signals is not None:
-            signals.restore()
-        if writer is not None:
-            writer.close()
-        listener.close()
+        return running.run_to_end(source, options, signals, stop, on_status, on_report,
+                                  f"listening for sFlow on udp {source.shown}, receive "
+                                  f"buffer {listener.buffer:,} bytes")
 
 
 class SflowSource(running.Source):

@@ -77,6 +77,7 @@ import select
 import struct
 import threading
 import time
+from contextlib import ExitStack
 
 import numpy as np
 
@@ -524,25 +525,19 @@ def capture_live(iface: str, options: Options = Options(), on_status=None, on_re
     summary = Summary(options.interval, options.nat64_prefixes, options.decode)
     handle = PcapHandle(iface, options.snaplen, options.promisc, options.buffer_bytes,
                         options.bpf)
-    writer = None
-    signals = None
-    try:
+    with ExitStack() as held:               # closed last to first
+        held.callback(handle.close)
+        writer = None
         if options.write:
             writer = PcapWriter(options.write, handle.linktype, handle.snaplen)
+            held.callback(writer.close)
         signals = Signals(handle_signals)
+        held.callback(signals.restore)
         source = LiveSource(handle, writer, summary, options)
-        say = on_status or (lambda line: None)
-        say(f"listening on {iface}, link type {handle.linktype}, snapshot length "
+        return running.run_to_end(
+            source, options, signals, stop, on_status, on_report,
+            f"listening on {iface}, link type {handle.linktype}, snapshot length "
             f"{handle.snaplen} bytes" + (f", filter {options.bpf!r}" if options.bpf else ""))
-        t0 = time.monotonic()
-        reason = running.run(source, options, signals, stop, say, on_report)
-        return source.finish(reason, time.monotonic() - t0)
-    finally:
-        if signals is not None:
-            signals.restore()
-        if writer is not None:
-            writer.close()
-        handle.close()
 
 
 class LiveSource(running.Source):

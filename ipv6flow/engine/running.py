@@ -71,6 +71,16 @@ class Source:
         raise NotImplementedError
 
 
+def run_to_end(source: Source, options, signals, stop, on_status, on_report, greeting: str):
+    """``live`` and ``collect``: ``greeting`` to ``on_status``, then ``run``
+    until it stops; returns ``source.finish(why, seconds)`` (the RunResult)."""
+    say = on_status or (lambda line: None)
+    say(greeting)
+    t0 = time.monotonic()
+    reason = run(source, options, signals, stop, say, on_report)
+    return source.finish(reason, time.monotonic() - t0)
+
+
 def run(source: Source, options, signals, stop=None, say=None, on_report=None) -> str:
     """Read ``source`` until ``options.count``, ``options.duration``, a
     signal, ``stop`` or an error; returns why it stopped: "count",
