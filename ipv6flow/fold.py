@@ -101,55 +101,69 @@ def _observe_columns(summary, d, extra):
     summary.observe_columns(cols)
 
 
-def summarize_batch(summary, batch, opts, on_frame=None, prefixes=(), observe=True,
-                    base=0, limits=None):
-    """Add a batch to ``summary``; returns the number of fallback rows.
-
-    ``prefixes``: NAT64 prefixes whose traffic to count. With ``observe``
-    False only that traffic is counted (the engine's second pass), and
-    ``limits`` may cap a prefix to the frames before a given index of the
-    file (``base`` is the index of the batch's first frame).
-    ``on_frame(frame, linktype)`` is called for each fallback frame (the
-    engine uses it to warn about unsupported link types).
-    """
+def summarize_batch(summary, batch, opts, on_frame=None, prefixes=()) -> int:
+    """Add a batch to ``summary`` (every figure, the DNS and RA evidence,
+    and the NAT64 traffic to ``prefixes``); returns the number of fallback
+    rows. ``on_frame(frame, linktype)`` is called for each fallback frame
+    (the engine uses it to warn about unsupported link types)."""
     if len(batch) == 0:
         return 0
     d = decode_batch(batch, opts)
-    if observe:
-        _add_figures(summary, d)
+    _add_figures(summary, d)
     state = summary.nat64
-    if prefixes:
-        sel = d.v6_rows()
-        if len(sel):
-            if not limits:
-                _nat64_traffic(state, d, sel, prefixes)
-            else:
-                for p in prefixes:
-                    lim = limits.get(p)
-                    part = sel if lim is None else sel[sel + base < lim]
-                    if len(part):
-                        _nat64_traffic(state, d, part, [p])
-    if observe:
-        ip = d.ip_rows()
-        state.observe_dns_segments(batch.buffer, *dns_segments(d, ip))
-        state.observe_icmpv6(batch.buffer, *icmpv6_spans(d, ip))
+    _nat64_rows(state, d, prefixes)
+    ip = d.ip_rows()
+    state.observe_dns_segments(batch.buffer, *dns_segments(d, ip))
+    state.observe_icmpv6(batch.buffer, *icmpv6_spans(d, ip))
     extra = []
-    want_clients = observe and summary.wants_columns
+    want_clients = summary.wants_columns
     for i in d.fallback.tolist():
         ts_i, lt, wire, data = record(batch, i)
         f = decode_frame(lt, data, wire, opts)
-        if observe:
-            if on_frame is not None:
-                on_frame(f, lt)
-            summary.add(f, ts_i, wire)
-            row = frame_columns(f, lt, data, ts_i, wire) if want_clients else None
-            if row is not None:
-                extra.append((i, row))
-        nat64_mod.inspect_frame(state, f, data, wire,
-                                nat64_mod.prefixes_at(prefixes, limits, base + i), observe)
+        if on_frame is not None:
+            on_frame(f, lt)
+        summary.add(f, ts_i, wire)
+        row = frame_columns(f, lt, data, ts_i, wire) if want_clients else None
+        if row is not None:
+            extra.append((i, row))
+        nat64_mod.inspect_frame(state, f, data, wire, prefixes)
     if want_clients:
         _observe_columns(summary, d, extra)
     return len(d.fallback)
+
+
+def nat64_batch(state, batch, opts, prefixes, base=0, limits=None) -> None:
+    """The engine's second pass over a batch: only the traffic to
+    ``prefixes`` (NAT64 prefixes found late), into the Nat64State
+    ``state``. ``limits`` may cap a prefix to the frames before a given
+    index of the file (``base`` is the index of the batch's first frame)."""
+    if len(batch) == 0:
+        return
+    d = decode_batch(batch, opts)
+    _nat64_rows(state, d, prefixes, base, limits)
+    for i in d.fallback.tolist():
+        _, lt, wire, data = record(batch, i)
+        f = decode_frame(lt, data, wire, opts)
+        nat64_mod.inspect_frame(state, f, data, wire,
+                                nat64_mod.prefixes_at(prefixes, limits, base + i), False)
+
+
+def _nat64_rows(state, d, prefixes, base=0, limits=None) -> None:
+    """The traffic of the batch's classified IPv6 rows to ``prefixes``
+    (each capped by ``limits``, as in ``nat64_batch``)."""
+    if not prefixes:
+        return
+    sel = d.v6_rows()
+    if not len(sel):
+        return
+    if not limits:
+        _nat64_traffic(state, d, sel, prefixes)
+        return
+    for p in prefixes:
+        lim = limits.get(p)
+        part = sel if lim is None else sel[sel + base < lim]
+        if len(part):
+            _nat64_traffic(state, d, part, [p])
 
 
 def services_batch(index, batch, opts):

@@ -51,7 +51,7 @@ from ipv6flow.decode.link import LINKTYPES
 from ipv6flow.analysis.nat64 import inspect_frame
 from ipv6flow.decode import columns as dcols
 from ipv6flow.fast import frame_columns, frame_keys
-from ipv6flow.fold import summarize_batch
+from ipv6flow.fold import nat64_batch, summarize_batch
 from ipv6flow.decode.frame import frame_key
 from ipv6flow.decode.registry import FAMILIES, TRANSPORT_KEYS
 from ipv6flow.summary import DECODE_KEYS, Summary
@@ -252,13 +252,13 @@ def two_pass_reports(batch, rows, opts, configured):
     fast, ref = Summary(60.0, configured), Summary(60.0, configured)
     static = ref.nat64.static_prefixes()
     frames = [decode_frame(r.linktype, r.data, r.wirelen, opts) for r in rows]
-    summarize_batch(fast, batch, opts, None, static, True)
+    summarize_batch(fast, batch, opts, None, static)
     for r, f, ts in zip(rows, frames, batch.ts.tolist()):
         ref.add(f, ts, r.wirelen, r.linktype, r.data)
         inspect_frame(ref.nat64, f, r.data, r.wirelen, static, True)
     first = fast.to_report(), ref.to_report()
     later = sorted(set(ref.nat64.discovered()) - set(static))
-    summarize_batch(fast, batch, opts, None, later, False)
+    nat64_batch(fast.nat64, batch, opts, later)
     for r, f in zip(rows, frames):
         inspect_frame(ref.nat64, f, r.data, r.wirelen, later, False)
     return first, (fast.to_report(), ref.to_report())

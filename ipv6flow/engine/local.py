@@ -30,7 +30,7 @@ from ..capture import open_capture
 from ..capture.sflow import SampledCapture
 from ..decode import DecodeOptions, decode_frame
 from ..errors import CaptureError
-from ..fold import services_batch, summarize_batch
+from ..fold import nat64_batch, services_batch, summarize_batch
 from ..options import Options, RunResult
 from ..summary import Summary
 
@@ -128,10 +128,8 @@ def catch_up(cap, options: Options, jobs, state: Nat64State | None = None) -> Na
     done = 0
     opts = options.decode
     if options.decoder == "fast":
-        scratch = Summary()
-        scratch.nat64 = state
         for batch in cap.iter_batches(reuse=True):
-            summarize_batch(scratch, batch, opts, None, prefixes, False, done, jobs)
+            nat64_batch(state, batch, opts, prefixes, done, jobs)
             done += len(batch)
             if last is not None and done >= last:
                 break

@@ -92,7 +92,7 @@ def TestOneInput(data: bytes) -> None:
     batch = one_row(b"", frame, tail, wirelen, lt)
     fast, ref = Summary(60.0), Summary(60.0)
     static = ref.nat64.static_prefixes()
-    summarize_batch(fast, batch, opts, None, static, True)
+    summarize_batch(fast, batch, opts, None, static)
     ref.add(f, 1.7e9, wirelen, lt, frame)
     inspect_frame(ref.nat64, f, frame, wirelen, static, True)
     a, b = fast.to_report(), ref.to_report()
