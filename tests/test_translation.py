@@ -306,14 +306,60 @@ def test_a_flood_of_client_64s_keeps_memory_bounded():
     assert len(st.clients64) == translation.MAX_CLIENTS64
     assert st.untracked["clients64"] == 4 * n - translation.MAX_CLIENTS64
     g = st.gateways[("nat64", 0x0064_ff9b << 96, 96)]
-    assert g.packets == 4 * n and len(g.dests) == translation.MAX_DESTS
-    assert g.other[0] == 4 * n - translation.MAX_DESTS
+    assert g.packets == 4 * n and len(g.dests) == translation.TRACK_DESTS
+    assert g.other[0] == 4 * n - translation.TRACK_DESTS
     assert st.nbins <= translation.MAX_GATEWAY_BINS
     rep = st.report(None, 60.0)
     assert rep["untracked"]["client64_frames"] == 4 * n - translation.MAX_CLIENTS64
     assert len(rep["clat_suspects"]) == translation.MAX_CLIENTS64
+    (gr,) = rep["gateways"]
+    assert len(gr["destinations"]) == translation.MAX_DESTS
+    assert gr["other_destinations"]["packets"] == 4 * n - translation.MAX_DESTS
     assert not rep["exact"]
     json.dumps(rep)
+
+
+def test_parts_list_the_destinations_one_pass_lists_past_the_cap():
+    """NAT64 traffic to 1,000 IPv4 destinations, the first 300 in both
+    halves of the capture, cut in two parts as --workers cuts a file: the
+    merged parts list the same 256 destinations with the same figures as
+    one pass (the second part met 700 new destinations before those the
+    first part listed), and other_destinations holds the rest of the
+    traffic. Before the parts counted more than they list, the second
+    part's traffic to the listed ones went to other_destinations."""
+    rng = np.random.default_rng(11)
+    first = 0x0A00_0000 + np.arange(1000, dtype=np.uint64)          # 10.0.0.0 + i
+    second = np.concatenate((first[300:], first[:300]))              # new ones first
+    halves = []
+    for dst, t0 in ((first, 0.0), (second, 3600.0)):
+        n = len(dst)
+        halves.append((_columns(
+            n, fam=np.full(n, 2), has6=np.ones(n, dtype=bool), proto=np.full(n, 6),
+            sport=rng.integers(1024, 65536, n), dport=np.full(n, 443),
+            v4s=np.full(n, -1), v4d=np.full(n, -1),
+            v6s_hi=np.full(n, 0x2001_0db8_0000_0001, dtype=np.uint64),
+            v6s_lo=np.ones(n, dtype=np.uint64),
+            v6d_hi=np.full(n, 0x0064_ff9b_0000_0000, dtype=np.uint64), v6d_lo=dst,
+            ts=t0 + np.arange(n, dtype=float)), rng.integers(60, 1500, n)))
+    one = translation.TranslationState()
+    parts = [translation.TranslationState(), translation.TranslationState()]
+    for part, (c, wire) in zip(parts, halves):
+        for st in (one, part):
+            st.observe(c, wire.astype(np.int64), 60.0)
+            st.flush(60.0)
+    merged = parts[0].merge(parts[1], 60.0)
+    a, b = one.report(None, 60.0), merged.report(None, 60.0)
+    (ga,), (gb,) = a["gateways"], b["gateways"]
+    assert len(ga["destinations"]) == translation.MAX_DESTS
+    assert ga["destinations"] == gb["destinations"]
+    assert ga["other_destinations"] == gb["other_destinations"]
+    wire_all = int(halves[0][1].sum() + halves[1][1].sum())
+    listed = sum(d["bytes"] for d in ga["destinations"])
+    assert listed + ga["other_destinations"]["bytes"] == ga["bytes"] == wire_all
+    # every listed destination is one of the first 256 and carries both halves
+    assert {d["address"] for d in ga["destinations"]} == {f"10.0.{i >> 8}.{i & 255}"
+                                                         for i in range(256)}
+    assert all(d["packets"] == 2 for d in ga["destinations"])
 
 
 def _hostile_pcap(path, count):

@@ -46,6 +46,7 @@ exact up to their threshold.
 """
 
 import ipaddress
+import itertools
 
 import numpy as np
 
@@ -62,7 +63,12 @@ THRESHOLD, P = 8192, 12          # flows, clients, IPv4 destinations per gateway
 BIN_THRESHOLD, BIN_P = 512, 11   # the same per time bin
 MAX_GATEWAYS = 64                # (mechanism, gateway) pairs
 MAX_GATEWAY_BINS = 8192          # time bins summed over all gateways
-MAX_DESTS = 256                  # IPv4 destinations with figures, per gateway
+MAX_DESTS = 256                  # IPv4 destinations listed in the report, per gateway
+# Destinations a gateway counts (in the order they came) before the rest
+# go to ``other``; the report lists the first MAX_DESTS of them. The
+# margin lets the parts of --workers (each capped alone) merge to the one
+# pass's list while no part meets more than this many (DECISIONS).
+TRACK_DESTS = 2048
 TOP_DESTS = 10                   # shown in text, CSV and Prometheus
 MAX_CLIENTS64 = 4096             # NAT64 client /64s judged for 464XLAT
 MAX_CLIENT_DESTS = 32            # embedded IPv4 destinations kept per client /64
@@ -266,10 +272,21 @@ class Gateway:
         out.unbinned += self.unbinned
 
 
+def _listed(g):
+    """The destinations the report lists (the first MAX_DESTS counted,
+    {IPv4 int: [packets, bytes]}) and [packets, bytes] of all the others."""
+    listed = dict(itertools.islice(g.dests.items(), MAX_DESTS))
+    other = list(g.other)
+    for v4, (p, nb) in itertools.islice(g.dests.items(), MAX_DESTS, None):
+        other[0] += p
+        other[1] += nb
+    return listed, other
+
+
 def _add_dest(g, v4, p, nb):
     d = g.dests.get(v4)
     if d is None:
-        if len(g.dests) >= MAX_DESTS:
+        if len(g.dests) >= TRACK_DESTS:
             g.other[0] += p
             g.other[1] += nb
             return
@@ -774,7 +791,7 @@ class TranslationState:
                 "rfc7335_flows": len(clat),
             })
             per_prefix[(value, length)] = per_prefix.get((value, length), 0) + 1
-        wanted = {v for g in self.gateways.values() for v in g.dests}
+        wanted = {v for g in self.gateways.values() for v in _listed(g)[0]}
         # The names of A answers travel in the report too (the lowest
         # addresses up to a cap): a part of a capture may hold the answer,
         # another the traffic.
@@ -863,8 +880,9 @@ class TranslationState:
             peak = {k: peak[k] for k in ("start", "packets", "bytes", "flows", "clients",
                                          "ipv4_destinations")}
         dests = []
-        for v4 in sorted(g.dests, key=lambda v: (-g.dests[v][1], -g.dests[v][0], v)):
-            p, nb = g.dests[v4]
+        listed, other = _listed(g)
+        for v4 in sorted(listed, key=lambda v: (-listed[v][1], -listed[v][0], v)):
+            p, nb = listed[v4]
             nm, aaaa = names.get(v4, (set(), False))
             dests.append({"address": _v4_text(v4), "packets": p, "bytes": nb,
                           "names": sorted(nm)[:MAX_NAMES], "aaaa": bool(aaaa)})
@@ -881,7 +899,7 @@ class TranslationState:
             "peak": peak,
             "bins": bins,
             "destinations": dests,
-            "other_destinations": {"packets": g.other[0], "bytes": g.other[1]},
+            "other_destinations": {"packets": other[0], "bytes": other[1]},
             "unbinned_frames": g.unbinned,
             "evidence_frames": dict(sorted(g.evidence.items())),
             "distinct": {"flows": g.distinct[0].to_json(), "clients": g.distinct[1].to_json(),
