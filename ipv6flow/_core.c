@@ -943,6 +943,280 @@ static PyObject *configure(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* -- clients, flows and interface identifiers (analysis/population.py) -------
+ *
+ * population(cols, has6, out, mode, prefixes): what Population.derive and
+ * the hashing steps of _clients, _flows and _iids compute with numpy, row by
+ * row over the column arrays (decode/columns.py). population.py is the
+ * specification and the no-compiler path; tests/test_population.py holds
+ * the two equal. Nothing here reads packet bytes: the inputs are decoded
+ * columns, and the only tables indexed by them (ICMP_SIDE, SERVER_PORT) are
+ * indexed after a range check.
+ *
+ *   cols: a tuple of P_NIN int64[n] arrays in the order of P_IN below
+ *   (population.py COMPILED_INPUTS); has6: uint8[n]; out: int64[P_NOUT * n],
+ *   column c of row i at out[c * n + i] (population.py COMPILED_OUTPUTS);
+ *   mode: 0 auto, 1 mac, 2 ipv4, 3 ipv6-64; prefixes: ((family, value_hi,
+ *   mask_hi, value_lo, mask_lo), ...), the client prefixes (IPv4: value and
+ *   mask in the low words).
+ */
+enum { I_FAM, I_TUNNEL, I_PROTO, I_SPORT, I_DPORT, I_ICMP, I_V4S, I_V4D, I_V6S_HI, I_V6S_LO,
+       I_V6D_HI, I_V6D_LO, I_MAC_S, I_MAC_D, P_NIN };
+enum { O_SIDE, O_TAG, O_VALUE, O_FLOW_H, O_FLOW_KEYED, O_CLIENT_H, O_FLOW_CODED, O_IID_SEL,
+       O_IID_ADDR, O_IID_PREFIX, P_NOUT };
+#define MAX_CLIENT_PREFIXES 4096
+
+static struct {
+    int ready;
+    int64_t icmp_side[2 * 257];
+    uint8_t server_port[65536];
+    int64_t fam_ipv4, fam_ipv6, tcp, udp, teredo_hi32, isatap_mask, isatap_hi32;
+    int64_t tag_mac, tag_v4, tag_v6, side_src, side_dst;
+} PT;
+
+static inline uint64_t mix64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* sketch.hash_words of one row's words */
+static inline uint64_t hash2(uint64_t a, uint64_t b) { return mix64(mix64(a) ^ b); }
+
+typedef struct {
+    int64_t fam;
+    uint64_t vh, mh, vl, ml;
+} ClientPrefix;
+
+static int64_t iid_class(uint64_t lo)
+{
+    int64_t hi32 = (int64_t)(lo >> 32), lo32 = (int64_t)(lo & 0xFFFFFFFFULL);
+    int64_t top = lo32 >> 24, lo16 = lo32 & 0xFFFF, up16 = lo32 >> 16;
+    int zero_hi = hi32 == 0;
+    if ((hi32 & 0xFF) == 0xFF && top == 0xFE)
+        return 0;                                               /* eui64 */
+    if ((hi32 & PT.isatap_mask) == PT.isatap_hi32)
+        return 1;                                               /* isatap */
+    if (zero_hi && top != 0 && lo16 != 0)
+        return 2;                                               /* ::a.b.c.d */
+    if (zero_hi && top == 0 && PT.server_port[lo16])
+        return 3;                                               /* port */
+    if (zero_hi && (lo32 & 0xFF00) == 0 && PT.server_port[up16])
+        return 3;                                               /* port, reversed */
+    if (zero_hi && top == 0 && lo16 != 0)
+        return 4;                                               /* low_byte */
+    if ((hi32 >> 16) <= 0x255 && (hi32 & 0xFFFF) <= 0x255 && up16 <= 0x255 && lo16 <= 0x255)
+        return 2;                                               /* decimal bytes */
+    int zeros = 0;
+    for (int b = 0; b < 64; b += 8)
+        zeros += ((lo >> b) & 0xFF) == 0;
+    return zeros > 2 ? 5 : 6;                                   /* pattern_bytes, random */
+}
+
+static void population_row(const int64_t *const *c, const uint8_t *has6col, Py_ssize_t i,
+                           int64_t mode, const ClientPrefix *cp, Py_ssize_t ncp,
+                           int64_t *out, Py_ssize_t n)
+{
+    int64_t fam = c[I_FAM][i], proto = c[I_PROTO][i];
+    int64_t sport = c[I_SPORT][i], dport = c[I_DPORT][i], icmp = c[I_ICMP][i];
+    int64_t v4s = c[I_V4S][i], v4d = c[I_V4D][i];
+    uint64_t s_hi = (uint64_t)c[I_V6S_HI][i], s_lo = (uint64_t)c[I_V6S_LO][i];
+    uint64_t d_hi = (uint64_t)c[I_V6D_HI][i], d_lo = (uint64_t)c[I_V6D_LO][i];
+    int has6 = has6col[i] != 0;
+    int v6 = fam == PT.fam_ipv6;
+
+    /* client_side: ports, ICMP, multicast, client prefixes */
+    int64_t ks = sport + (sport >= 1024) * 65536, kd = dport + (dport >= 1024) * 65536;
+    int64_t side = (ks > kd) * PT.side_src + (kd > ks) * PT.side_dst;
+    if (icmp >= -1 && icmp <= 255)
+        side += PT.icmp_side[v6 * 257 + icmp + 1];
+    int mcast = v6 ? (d_hi >> 56) == 0xFF : ((v4d >> 28) == 0xE) || v4d == 0xFFFFFFFFLL;
+    if (mcast)
+        side = PT.side_src;
+    if (ncp) {
+        int s_in = 0, d_in = 0, has4 = v4s >= 0;
+        for (Py_ssize_t k = 0; k < ncp; k++) {
+            if (cp[k].fam == PT.fam_ipv4) {
+                s_in |= has4 && ((uint64_t)v4s & cp[k].ml) == cp[k].vl;
+                d_in |= has4 && ((uint64_t)v4d & cp[k].ml) == cp[k].vl;
+            } else {
+                s_in |= has6 && (s_hi & cp[k].mh) == cp[k].vh && (s_lo & cp[k].ml) == cp[k].vl;
+                d_in |= has6 && (d_hi & cp[k].mh) == cp[k].vh && (d_lo & cp[k].ml) == cp[k].vl;
+            }
+        }
+        side = s_in && !d_in ? PT.side_src : d_in && !s_in ? PT.side_dst : s_in ? side : 0;
+    }
+
+    /* client_keys */
+    int src = side == PT.side_src;
+    int64_t mac = src ? c[I_MAC_S][i] : c[I_MAC_D][i];
+    int64_t a4 = src ? v4s : v4d;
+    uint64_t a6 = src ? s_hi : d_hi, a6lo = src ? s_lo : d_lo;
+    int has_mac = mac >= 0, has4 = a4 > 0;
+    int key6 = has6 && (a6 >> 54) != 0x3FA && (a6 | a6lo) != 0;
+    int64_t tag = 0;
+    uint64_t value = 0;
+    if (side != 0) {
+        switch (mode) {
+        case 1: if (has_mac) { tag = PT.tag_mac; value = (uint64_t)mac; } break;
+        case 2: if (has4) { tag = PT.tag_v4; value = (uint64_t)a4; } break;
+        case 3: if (key6) { tag = PT.tag_v6; value = a6; } break;
+        default:
+            if (has_mac) { tag = PT.tag_mac; value = (uint64_t)mac; }
+            else if (v6 && key6) { tag = PT.tag_v6; value = a6; }
+            else if (!v6 && has4) { tag = PT.tag_v4; value = (uint64_t)a4; }
+        }
+    }
+
+    /* flow_hashes: the bidirectional 5-tuple */
+    int tp = proto == PT.tcp || proto == PT.udp;
+    int keyed = !tp || sport >= 0;
+    int64_t sp = tp ? sport : 0, dp = tp ? dport : 0;
+    uint64_t a_hi = v6 ? s_hi : 0, a_lo = v6 ? s_lo : (uint64_t)v4s;
+    uint64_t b_hi = v6 ? d_hi : 0, b_lo = v6 ? d_lo : (uint64_t)v4d;
+    int swap = a_hi > b_hi || (a_hi == b_hi && (a_lo > b_lo || (a_lo == b_lo && sp > dp)));
+    uint64_t x_hi = swap ? b_hi : a_hi, y_hi = swap ? a_hi : b_hi;
+    uint64_t x_lo = swap ? b_lo : a_lo, y_lo = swap ? a_lo : b_lo;
+    int64_t xp = swap ? dp : sp, yp = swap ? sp : dp;
+    uint64_t h = mix64((uint64_t)(fam * 256 + proto));
+    h = mix64(h ^ x_hi);
+    h = mix64(h ^ x_lo);
+    h = mix64(h ^ y_hi);
+    h = mix64(h ^ y_lo);
+    h = mix64(h ^ (uint64_t)(xp * 65536 + yp));
+
+    /* the streams: a client with its families, a flow with its tunnel and
+       family, an interface identifier with its class (low bits) */
+    uint64_t hi = src ? s_hi : d_hi;
+    uint64_t bits = v6 ? ((hi >> 61) == 1 ? 2 : 0) : 1;
+    uint64_t client_h = tag ? ((hash2((uint64_t)tag, value) & ~3ULL) | bits) : 0;
+    uint64_t code = (uint64_t)c[I_TUNNEL][i] * 2 + (uint64_t)v6;
+    int iid = v6 && has6 && (s_hi >> 61) == 1 && (int64_t)(s_hi >> 32) != PT.teredo_hi32;
+    uint64_t iid_addr = 0, iid_prefix = 0;
+    if (iid) {
+        uint64_t cls = (uint64_t)iid_class(s_lo);
+        iid_addr = (hash2(s_hi, s_lo) & ~7ULL) | cls;
+        iid_prefix = (mix64(s_hi) & ~7ULL) | cls;
+    }
+    out[O_SIDE * n + i] = side;
+    out[O_TAG * n + i] = tag;
+    out[O_VALUE * n + i] = (int64_t)value;
+    out[O_FLOW_H * n + i] = (int64_t)h;
+    out[O_FLOW_KEYED * n + i] = keyed;
+    out[O_CLIENT_H * n + i] = (int64_t)client_h;
+    out[O_FLOW_CODED * n + i] = (int64_t)((h & ~31ULL) | code);
+    out[O_IID_SEL * n + i] = iid;
+    out[O_IID_ADDR * n + i] = (int64_t)iid_addr;
+    out[O_IID_PREFIX * n + i] = (int64_t)iid_prefix;
+}
+
+static PyObject *population(PyObject *self, PyObject *args)
+{
+    PyObject *colso, *has6o, *outo, *prefo;
+    long long mode;
+    if (!PT.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_core.configure_population() was not called");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!OOLO", &PyTuple_Type, &colso, &has6o, &outo, &mode, &prefo))
+        return NULL;
+    if (PyTuple_GET_SIZE(colso) != P_NIN) {
+        PyErr_Format(PyExc_ValueError, "population: %d columns expected", (int)P_NIN);
+        return NULL;
+    }
+    Py_buffer cv[P_NIN], hv, ov;
+    const int64_t *cols[P_NIN];
+    int got = 0, got_h = 0, got_o = 0;
+    PyObject *result = NULL, *seq = NULL;
+    ClientPrefix *cp = NULL;
+    Py_ssize_t n = -1;
+    for (; got < P_NIN; got++) {
+        if (!get_array(PyTuple_GET_ITEM(colso, got), &cv[got], 8, n, 0, "population column"))
+            goto done;
+        n = cv[got].shape[0];
+        cols[got] = cv[got].buf;
+    }
+    if (!(got_h = get_array(has6o, &hv, 1, n, 0, "has6")))
+        goto done;
+    if (!(got_o = get_array(outo, &ov, 8, P_NOUT * n, 1, "out")))
+        goto done;
+    seq = PySequence_Fast(prefo, "prefixes must be a sequence");
+    if (!seq)
+        goto done;
+    Py_ssize_t ncp = PySequence_Fast_GET_SIZE(seq);
+    if (ncp > MAX_CLIENT_PREFIXES) {
+        PyErr_SetString(PyExc_ValueError, "population: too many client prefixes");
+        goto done;
+    }
+    cp = PyMem_Malloc((size_t)(ncp ? ncp : 1) * sizeof(ClientPrefix));
+    if (!cp) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < ncp; k++) {
+        long long fam;
+        unsigned long long vh, mh, vl, ml;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "LKKKK", &fam, &vh, &mh, &vl,
+                              &ml))
+            goto done;
+        cp[k] = (ClientPrefix){fam, vh, mh, vl, ml};
+    }
+    const uint8_t *has6 = hv.buf;
+    int64_t *out = ov.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++)
+        population_row(cols, has6, i, mode, cp, ncp, out, n);
+    Py_END_ALLOW_THREADS
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(seq);
+    PyMem_Free(cp);
+    if (got_o)
+        PyBuffer_Release(&ov);
+    if (got_h)
+        PyBuffer_Release(&hv);
+    while (got > 0)
+        PyBuffer_Release(&cv[--got]);
+    return result;
+}
+
+static PyObject *configure_population(PyObject *self, PyObject *args)
+{
+    PyObject *d;
+    if (!PyArg_ParseTuple(args, "O!", &PyDict_Type, &d))
+        return NULL;
+    PT.ready = 0;
+    int64_t counts[2];
+    int8_t ports[65536];
+    if (!get_table(d, "COUNTS", 2, counts, 8))
+        return NULL;
+    if (counts[0] != P_NIN || counts[1] != P_NOUT) {
+        PyErr_SetString(PyExc_ValueError, "_core.configure_population: column counts changed");
+        return NULL;
+    }
+    if (!get_table(d, "ICMP_SIDE", 2 * 257, PT.icmp_side, 8)
+        || !get_table(d, "SERVER_PORT", 65536, ports, 1))
+        return NULL;
+    memcpy(PT.server_port, ports, sizeof ports);
+    struct { const char *name; int64_t *dst; } ints[] = {
+        {"FAM_IPV4", &PT.fam_ipv4}, {"FAM_IPV6", &PT.fam_ipv6},
+        {"IPPROTO_TCP", &PT.tcp}, {"IPPROTO_UDP", &PT.udp},
+        {"TEREDO_HI32", &PT.teredo_hi32}, {"ISATAP_IID_MASK", &PT.isatap_mask},
+        {"ISATAP_IID_HI32", &PT.isatap_hi32}, {"TAG_MAC", &PT.tag_mac},
+        {"TAG_V4", &PT.tag_v4}, {"TAG_V6", &PT.tag_v6}, {"SIDE_SRC", &PT.side_src},
+        {"SIDE_DST", &PT.side_dst},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (!get_int(d, ints[i].name, ints[i].dst))
+            return NULL;
+    }
+    PT.ready = 1;
+    Py_RETURN_NONE;
+}
+
 static PyObject *guard_hits(PyObject *self, PyObject *args)
 {
     return PyLong_FromUnsignedLongLong(guard_count);
@@ -951,6 +1225,10 @@ static PyObject *guard_hits(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, "Take the kernel's tables (a dict)."},
     {"classify", classify, METH_VARARGS, "Classify a batch in one pass (see _core.c)."},
+    {"configure_population", configure_population, METH_VARARGS,
+     "Take population.py's tables (a dict)."},
+    {"population", population, METH_VARARGS,
+     "Client side, client key, flow hash and the distinct-count streams of column arrays."},
     {"guard_hits", guard_hits, METH_NOARGS,
      "Reads the checked readers refused since import (0 unless a step lacks a length check)."},
     {NULL, NULL, 0, NULL},

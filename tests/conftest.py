@@ -114,14 +114,17 @@ def fast_paths():
 @contextlib.contextmanager
 def fast_path(name):
     """Run the fast decoder with classifier ``name`` ("compiled" or
-    "numpy") inside the block (``ipv6flow.fast.core.compiled`` is the switch)."""
+    "numpy") inside the block (``ipv6flow.fast.core.compiled`` is the switch,
+    and ``ipv6flow.analysis.population.compiled`` for the clients' rules)."""
+    from ipv6flow.analysis import population
     from ipv6flow.fast import core
-    saved = core.compiled
+    saved = core.compiled, population.compiled
     core.compiled = None if name == "numpy" else core.BUILT or need_core()
+    population.compiled = None if name == "numpy" else population.BUILT
     try:
         yield
     finally:
-        core.compiled = saved
+        core.compiled, population.compiled = saved
 
 
 ROW_ATTRS = ("carrier", "payload", "tunnel", "ntun", "proto", "v6", "ip", "v4", "l4", "l4end")

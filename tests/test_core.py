@@ -247,3 +247,109 @@ def test_a_build_from_other_sources_leaves_the_numpy_kernel(monkeypatch):
     finally:
         monkeypatch.undo()
         _core.configure(core._config())
+
+
+# -- the clients' rules (_core.c population) against population.py's numpy --
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from ipv6flow.analysis import population as pop  # noqa: E402
+from ipv6flow.options import CLIENT_KEYS  # noqa: E402
+
+CLIENT_PREFIX_SETS = ((), ("10.0.0.0/8", "2001:db8::/32"),
+                      ("192.0.2.0/24", "100.64.0.0/10", "2001:db8:1:2::/64",
+                       "2001:db8::1:0:0:5/126"), ("::/0", "0.0.0.0/0"))
+
+
+def _both_derives(c, mode, prefixes):
+    """(compiled, numpy) derive of columns ``c``, with the stream hashes."""
+    p = pop.Population(mode, prefixes)
+    saved = pop.compiled
+    pop.compiled = pop.BUILT
+    try:
+        got = p.derive(c)
+        pop.compiled = None
+        want = p.derive(c)
+        want.update(pop.stream_hashes(c, want))
+    finally:
+        pop.compiled = saved
+    return got, want
+
+
+def _assert_same_derive(c, mode, prefixes):
+    got, want = _both_derives(c, mode, prefixes)
+    assert set(got) == set(want) == set(pop.COMPILED_OUTPUTS)
+    for k in pop.COMPILED_OUTPUTS:
+        assert got[k].dtype == want[k].dtype, k
+        bad = np.flatnonzero(got[k] != want[k])
+        assert not len(bad), (k, mode, prefixes, {n: c[n][bad[0]] for n in c})
+
+
+def _real_columns():
+    rows = []
+    for path in [CAPTURES / n for n in ALL] + [SAMPLES / n for n in SAMPLE_FILES]:
+        for batch in _batches(str(path)):
+            rows.extend(r for r in frame_columns(batch, OPTS) if r is not None)
+    return dcols.columns_of(rows)
+
+
+def test_population_rules_compiled_equal_numpy_on_real_captures():
+    if pop.BUILT is None:
+        need_core()
+        pytest.skip("the compiled clients' rules are not built")
+    c = _real_columns()
+    assert len(c["fam"]) > 50_000         # every capture's IP rows
+    for mode in CLIENT_KEYS:
+        for prefixes in CLIENT_PREFIX_SETS:
+            _assert_same_derive(c, mode, prefixes)
+
+
+_U64 = st.integers(0, (1 << 64) - 1)
+_COLUMN = {
+    "fam": st.integers(0, 2), "tunnel": st.integers(0, 14), "proto": st.integers(0, 255),
+    "sport": st.integers(-1, 65535), "dport": st.integers(-1, 65535),
+    "icmp": st.integers(-1, 255), "v4s": st.integers(-1, (1 << 32) - 1),
+    "v4d": st.integers(-1, (1 << 32) - 1), "has6": st.booleans(),
+    "v6s_hi": _U64, "v6s_lo": _U64, "v6d_hi": _U64, "v6d_lo": _U64,
+    "mac_s": st.integers(-1, (1 << 48) - 1), "mac_d": st.integers(-1, (1 << 48) - 1),
+}
+# values the rules single out: multicast, link-local, global, Teredo,
+# ISATAP and EUI-64 interface identifiers, decimal-looking words, ports
+_SPECIAL = {
+    "v6s_hi": st.sampled_from([0x20010000_12345678, 0xFE800000_00000000, 0x2001_0db8_0000_0001,
+                               0x2001_0db8_0000_0000, 0, 0x3FFF_FFFF_FFFF_FFFF]),
+    "v6d_hi": st.sampled_from([0xFF02_0000_0000_0000, 0xFE80_0000_0000_0000, 0x2A00_1450_0000_0000,
+                               0x2001_0db8_0000_0000]),
+    "v6d_lo": st.sampled_from([0x0001_0000_0000_0004, 0x0001_0000_0000_0009, 0]),
+    "v6s_lo": st.sampled_from([0x0211_22FF_FE33_4455, 0x0000_5EFE_C000_0201, 0x0200_5EFE_0A00_0001,
+                               0x0000_0000_C000_0201, 0x0000_0000_0000_0443,
+                               0x0000_0000_0443_0000, 0x0000_0000_0000_0001,
+                               0x0192_0168_0000_0001, 0x1000_0000_0000_0001,
+                               0x0001_0000_0000_0007, 0x0001_0000_0000_0008, 0]),
+    "v4d": st.sampled_from([0xE0000001, 0xFFFFFFFF, 0, 0x0A000001]),
+    "sport": st.sampled_from([-1, 0, 53, 443, 1023, 1024, 65535]),
+    "dport": st.sampled_from([-1, 0, 53, 443, 1023, 1024, 65535]),
+    "icmp": st.sampled_from([-1, 0, 8, 128, 129, 133, 255]),
+    "proto": st.sampled_from([1, 6, 17, 58]),
+    "fam": st.sampled_from([1, 2]),
+}
+
+
+def _value(name):
+    return st.one_of(_COLUMN[name], _SPECIAL[name]) if name in _SPECIAL else _COLUMN[name]
+
+
+_ROW = st.fixed_dictionaries({name: _value(name) for name in _COLUMN})
+
+
+@settings(max_examples=int(os.environ.get("IPV6FLOW_HYPOTHESIS_EXAMPLES", 200)),
+          deadline=None)
+@given(rows=st.lists(_ROW, min_size=1, max_size=40), mode=st.sampled_from(CLIENT_KEYS),
+       prefixes=st.sampled_from(CLIENT_PREFIX_SETS))
+def test_population_rules_compiled_equal_numpy_on_any_columns(rows, mode, prefixes):
+    if pop.BUILT is None:
+        need_core()
+        pytest.skip("the compiled clients' rules are not built")
+    c = {name: np.array([r[name] for r in rows], dtype=dcols.DTYPES.get(name, np.int64))
+         for name in _COLUMN}
+    _assert_same_derive(c, mode, prefixes)

@@ -51,13 +51,15 @@ zero bytes), random.
 """
 
 import ipaddress
+import os
 
 import numpy as np
 
-from ..decode.addresses import Prefix, ints_in_prefix, words_in_prefix
+from ..decode.addresses import Prefix, ints_in_prefix, prefix_mask, words_in_prefix
 from ..decode.columns import columns_of
-from ..decode.registry import (FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP, TEREDO_HI32,
-                               TUNNEL_KINDS, is_isatap_iid)
+from ..decode.registry import (FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP,
+                               ISATAP_IID_HI32, ISATAP_IID_MASK, TEREDO_HI32, TUNNEL_KINDS,
+                               is_isatap_iid)
 from ..arrays import distinct, unique_inverse
 from .sketch import HashSketch, hash_words, relative_error
 
@@ -84,6 +86,69 @@ for _p in _SERVER_PORTS:
     SERVER_PORT[int(str(_p), 16)] = True       # written as hex digits: ::443 is 0x443
 
 
+# -- the compiled form of the per-row rules (_core.c ``population``) -------
+
+COMPILED_INPUTS = ("fam", "tunnel", "proto", "sport", "dport", "icmp", "v4s", "v4d", "v6s_hi",
+                   "v6s_lo", "v6d_hi", "v6d_lo", "mac_s", "mac_d")
+COMPILED_OUTPUTS = ("side", "tag", "value", "flow_h", "flow_keyed", "client_h", "flow_coded",
+                    "iid_sel", "iid_addr", "iid_prefix")
+_UNSIGNED = ("value", "flow_h", "client_h", "flow_coded", "iid_addr", "iid_prefix")
+_MODE_CODES = {"auto": 0, "mac": 1, "ipv4": 2, "ipv6-64": 3}
+
+
+def _load_compiled():
+    """``_core.population`` configured with this module's tables, or None
+    (not built, or switched off as the compiled classifier is: fast/core.py)."""
+    if os.environ.get("IPV6FLOW_PURE_PYTHON") or os.environ.get("IPV6FLOW_NUMPY_KERNEL"):
+        return None
+    try:
+        from .. import _core
+        _core.configure_population({
+            "COUNTS": (len(COMPILED_INPUTS), len(COMPILED_OUTPUTS)),
+            "ICMP_SIDE": ICMP_SIDE.tolist(), "SERVER_PORT": SERVER_PORT.astype(int).tolist(),
+            "FAM_IPV4": FAM_IPV4, "FAM_IPV6": FAM_IPV6, "IPPROTO_TCP": IPPROTO_TCP,
+            "IPPROTO_UDP": IPPROTO_UDP, "TEREDO_HI32": TEREDO_HI32,
+            "ISATAP_IID_MASK": ISATAP_IID_MASK, "ISATAP_IID_HI32": ISATAP_IID_HI32,
+            "TAG_MAC": _TAG_MAC, "TAG_V4": _TAG_V4, "TAG_V6": _TAG_V6,
+            "SIDE_SRC": _SIDE_SRC, "SIDE_DST": _SIDE_DST})
+    except (ImportError, AttributeError, KeyError, ValueError):
+        return None             # not built, or built from other sources (test_core fails CI)
+    return _core.population
+
+
+def _int64(a):
+    a = np.asarray(a)
+    if a.dtype == np.uint64:
+        a = a.view(np.int64)
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def derive_compiled(c, mode: str, prefixes=()) -> dict:
+    """``Population.derive`` by the compiled pass, with the rows' stream
+    hashes besides (client_h, flow_coded, iid_sel/iid_addr/iid_prefix: what
+    ``_clients``, ``_flows`` and ``_iids`` would hash)."""
+    n = len(c["fam"])
+    out = np.empty((len(COMPILED_OUTPUTS), n), dtype=np.int64)
+    spec = []
+    for pfam, (value, length) in prefixes:
+        if pfam == FAM_IPV4:
+            mask = prefix_mask(length, 32)
+            spec.append((pfam, 0, 0, value & mask, mask))
+        else:
+            mask = prefix_mask(length)
+            spec.append((pfam, (value & mask) >> 64, mask >> 64, value & mask & _WORD,
+                         mask & _WORD))
+    compiled(tuple(_int64(c[k]) for k in COMPILED_INPUTS),
+             np.ascontiguousarray(c["has6"], dtype=bool).view(np.uint8), out.reshape(-1),
+             _MODE_CODES[mode], spec)
+    d = dict(zip(COMPILED_OUTPUTS, out))
+    for k in _UNSIGNED:
+        d[k] = d[k].view(np.uint64)
+    d["flow_keyed"] = d["flow_keyed"] != 0
+    d["iid_sel"] = d["iid_sel"] != 0
+    return d
+
+
 def parse_client_prefix(text: str):
     """'100.64.0.0/10' or '2001:db8::/32' -> (family, Prefix)."""
     net = ipaddress.ip_network(text, strict=False)
@@ -100,6 +165,10 @@ ICMP_SIDE[8 + 1] = _SIDE_SRC                     # ICMP echo request
 ICMP_SIDE[0 + 1] = _SIDE_DST                     # ICMP echo reply
 ICMP_SIDE[257 + 128 + 1] = ICMP_SIDE[257 + 133 + 1] = _SIDE_SRC   # ICMPv6 echo request, RS
 ICMP_SIDE[257 + 129 + 1] = _SIDE_DST             # ICMPv6 echo reply
+
+_WORD = (1 << 64) - 1
+BUILT = _load_compiled()        # _core.population, or None
+compiled = BUILT                # the one derive uses (tests set None: the numpy rules)
 
 
 def client_side(c, prefixes=()) -> np.ndarray:
@@ -220,6 +289,36 @@ def flow_hashes(c):
     return h, keyed
 
 
+def stream_hashes(c, d) -> dict:
+    """What each distinct count of a row counts, given ``derive``'s ``d``:
+    the client's hash with its families in the low two bits (``client_h``,
+    0 for rows without a client key: bit 0 IPv4, bit 1 global IPv6), the
+    flow's hash with its tunnel and family in the low five bits
+    (``flow_coded``), and for global, non-Teredo IPv6 sources
+    (``iid_sel``) the address's and its /64's hash with the interface-
+    identifier class in the low three bits (``iid_addr``, ``iid_prefix``;
+    0 elsewhere). One item per client, flow, address: what it is counted
+    under rides along in bits its hash gives up."""
+    side, tag = d["side"], d["tag"]
+    fam6 = c["fam"] == FAM_IPV6
+    hi = np.where(side == _SIDE_SRC, c["v6s_hi"], c["v6d_hi"])
+    bits = np.where(fam6, np.where((hi >> _U(61)) == _U(1), _U(2), _U(0)), _U(1))
+    client_h = np.where(tag != 0, (hash_words(tag, d["value"]) & ~_U(3)) | bits, _U(0))
+    code = c["tunnel"].astype(np.uint64) * _U(2) + fam6
+    flow_coded = (d["flow_h"] & ~_U(31)) | code
+    shi, slo = c["v6s_hi"], c["v6s_lo"]
+    sel = fam6 & c["has6"] & ((shi >> _U(61)) == _U(1)) & ((shi >> _U(32)) != _U(TEREDO_HI32))
+    iid_addr = np.zeros(len(sel), dtype=np.uint64)
+    iid_prefix = np.zeros(len(sel), dtype=np.uint64)
+    if sel.any():
+        hi, lo = shi[sel], slo[sel]
+        cls = iid_classes(lo).astype(np.uint64)
+        iid_addr[sel] = (hash_words(hi, lo) & ~_U(7)) | cls
+        iid_prefix[sel] = (hash_words(hi) & ~_U(7)) | cls
+    return {"client_h": client_h, "flow_coded": flow_coded, "iid_sel": sel,
+            "iid_addr": iid_addr, "iid_prefix": iid_prefix}
+
+
 # -- clients ---------------------------------------------------------------
 
 class ClientSet:
@@ -326,8 +425,11 @@ class Population:
     def derive(self, c) -> dict:
         """What clients, flows and the scorecard share of a block of rows:
         the client side, the client key (tag, value), the flow hash."""
+        mode = self.mode if self.mode not in (None, OFF) else "auto"
+        if compiled is not None:
+            return derive_compiled(c, mode, self._parsed)
         side = client_side(c, self._parsed)
-        tag, value = client_keys(c, side, self.mode if self.mode not in (None, OFF) else "auto")
+        tag, value = client_keys(c, side, mode)
         h, keyed = flow_hashes(c)
         return {"side": side, "tag": tag, "value": value, "flow_h": h, "flow_keyed": keyed}
 
@@ -337,9 +439,11 @@ class Population:
         if not n or self.mode == OFF:
             return
         d = derived if derived is not None else self.derive(c)
+        if "client_h" not in d:                     # the numpy rules' derive
+            d = {**d, **stream_hashes(c, d)}
         self._clients(c, d)
         self._flows(c, interval, d)
-        self._iids(c)
+        self._iids(c, d)
 
     # Each stream is deduplicated with one sort per batch: the few bits a
     # row's hash loses at the bottom carry what it is counted under (the
@@ -347,26 +451,20 @@ class Population:
     # class), so one sort gives every sketch its distinct items.
 
     def _clients(self, c, d):
-        side, tag, value = d["side"], d["tag"], d["value"]
+        tag = d["tag"]
         keyed = tag != 0
         k = int(np.count_nonzero(keyed))
         self.attributed += k
         self.unattributed += len(tag) - k
         if not k:
             return
-        h = hash_words(tag[keyed], value[keyed])
-        fam6 = c["fam"][keyed] == FAM_IPV6
-        hi = np.where(side == _SIDE_SRC, c["v6s_hi"], c["v6d_hi"])[keyed]
-        bits = np.where(fam6, np.where((hi >> _U(61)) == _U(1), _U(2), _U(0)), _U(1))
-        u = distinct((h & ~_U(3)) | bits)
+        u = distinct(d["client_h"][keyed])
         self.clients.add(u & ~_U(3), (u & _U(1)) != 0, (u & _U(2)) != 0)
 
     def _flows(self, c, interval, d):
-        h, keyed = d["flow_h"], d["flow_keyed"]
+        keyed = d["flow_keyed"]
         self.unkeyed += int(np.count_nonzero(~keyed))
-        fam6 = c["fam"][keyed] == FAM_IPV6
-        code = c["tunnel"][keyed].astype(np.uint64) * _U(2) + fam6
-        h = (h[keyed] & ~_U(31)) | code
+        h = d["flow_coded"][keyed]
         u = distinct(h)
         ucode = u & _U(31)
         bare = u & ~_U(31)
@@ -396,24 +494,34 @@ class Population:
         if b[0] == b[-1] and (b == b[0]).all():           # the usual batch: one bin
             self._bin_group(int(b[0]), u, len(b))
             return
-        ub, inv, first = unique_inverse(b, return_first=True)
-        if len(self.bins) < MAX_FLOW_BINS:
+        ub, inv = unique_inverse(b)
+        ubl = ub.tolist()
+        if len(self.bins) < MAX_FLOW_BINS and any(x not in self.bins for x in ubl):
             # Bins are admitted in order of first appearance, so which bins
             # get a flow count does not depend on how frames were batched.
-            for i in np.argsort(first, kind="stable").tolist():
-                idx = int(ub[i])
+            first = np.full(len(ub), len(b), dtype=np.intp)
+            np.minimum.at(first, inv, np.arange(len(b)))
+            for i in np.argsort(first).tolist():
+                idx = ubl[i]
                 if idx not in self.bins:
                     if len(self.bins) >= MAX_FLOW_BINS:
                         break
                     self.bins[idx] = _bin_sketches()
-        tracked = np.fromiter((x in self.bins for x in ub.tolist()), dtype=bool, count=len(ub))
-        keep = np.flatnonzero(tracked[inv])
-        self.untracked += len(b) - len(keep)
-        order = keep[np.argsort(inv[keep], kind="stable")]
-        g = inv[order]
-        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else g
-        for s, e in zip(starts.tolist(), np.r_[starts[1:], len(g)].tolist()):
-            self._bin_group(int(ub[g[s]]), distinct(h[order[s:e]]), e - s)
+        tracked = np.fromiter((x in self.bins for x in ubl), dtype=bool, count=len(ub))
+        if not tracked.all():
+            keep = tracked[inv]
+            self.untracked += len(b) - int(np.count_nonzero(keep))
+            inv, h = inv[keep], h[keep]
+        # One sort gives every (bin, family) its distinct flows: the key is
+        # the bin's rank, the family bit, then the hash's rank in ``u``.
+        m = len(u)
+        key = distinct((inv.astype(np.int64) * 2 + (h & _U(1)).astype(np.int64)) * m
+                       + np.searchsorted(u, h))
+        group, flows = key // m, u[key % m] & ~_U(31)
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        for s, e in zip(starts.tolist(), np.r_[starts[1:], len(group)].tolist()):
+            g = int(group[s])
+            self.bins[ubl[g >> 1]][g & 1].add(flows[s:e])
 
     def _bin_group(self, idx, u, frames):
         """Distinct flows ``u`` (low bits: tunnel, family) of one bin."""
@@ -427,18 +535,11 @@ class Population:
         pair[0].add(u[~six] & ~_U(31))
         pair[1].add(u[six] & ~_U(31))
 
-    def _iids(self, c):
-        hi, lo = c["v6s_hi"], c["v6s_lo"]
-        sel = (c["fam"] == FAM_IPV6) & c["has6"] & ((hi >> _U(61)) == _U(1)) \
-            & ((hi >> _U(32)) != _U(TEREDO_HI32))
+    def _iids(self, c, d):
+        sel = d["iid_sel"]
         if not sel.any():
             return
-        hi, lo = hi[sel], lo[sel]
-        # An address has one class: its hash with the class in the low
-        # bits is still one item per address (and per /64 and class).
-        cls = iid_classes(lo).astype(np.uint64)
-        ah = distinct((hash_words(hi, lo) & ~_U(7)) | cls)
-        ph = distinct((hash_words(hi) & ~_U(7)) | cls)
+        ah, ph = distinct(d["iid_addr"][sel]), distinct(d["iid_prefix"][sel])
         self.iid_total[0].add(ah & ~_U(7))
         self.iid_total[1].add(ph & ~_U(7))
         acls, pcls = ah & _U(7), ph & _U(7)
