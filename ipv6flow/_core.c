@@ -1217,6 +1217,49 @@ static PyObject *configure_population(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* -- HyperLogLog registers (analysis/sketch.py update_registers) ------------
+ *
+ * hll_update(regs, hashes, p): regs[h >> (64 - p)] = max(itself, rank of h),
+ * the rank being one plus the leading zeros of the low 64 - p bits (65 - p
+ * for none set), as sketch.hll_parts computes it with numpy. regs: uint8[2**p]
+ * (writable), hashes: uint64[n]; 4 <= p <= 24. The index comes from the top
+ * p bits, so it is always inside regs.
+ */
+static PyObject *hll_update(PyObject *self, PyObject *args)
+{
+    PyObject *rego, *ho;
+    int p;
+    if (!PyArg_ParseTuple(args, "OOi", &rego, &ho, &p))
+        return NULL;
+    if (p < 4 || p > 24) {
+        PyErr_SetString(PyExc_ValueError, "hll_update: precision out of range");
+        return NULL;
+    }
+    Py_buffer rv, hv;
+    if (!get_array(rego, &rv, 1, (Py_ssize_t)1 << p, 1, "registers"))
+        return NULL;
+    if (!get_array(ho, &hv, 8, -1, 0, "hashes")) {
+        PyBuffer_Release(&rv);
+        return NULL;
+    }
+    uint8_t *regs = rv.buf;
+    const uint64_t *h = hv.buf;
+    Py_ssize_t n = hv.shape[0];
+    const uint64_t low = ((uint64_t)1 << (64 - p)) - 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t rest = h[i] & low;
+        uint8_t rank = (uint8_t)(rest ? __builtin_clzll(rest) - p + 1 : 65 - p);
+        uint8_t *r = &regs[h[i] >> (64 - p)];
+        if (rank > *r)
+            *r = rank;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&hv);
+    PyBuffer_Release(&rv);
+    Py_RETURN_NONE;
+}
+
 static PyObject *guard_hits(PyObject *self, PyObject *args)
 {
     return PyLong_FromUnsignedLongLong(guard_count);
@@ -1229,6 +1272,8 @@ static PyMethodDef methods[] = {
      "Take population.py's tables (a dict)."},
     {"population", population, METH_VARARGS,
      "Client side, client key, flow hash and the distinct-count streams of column arrays."},
+    {"hll_update", hll_update, METH_VARARGS,
+     "Raise HyperLogLog registers to the ranks of 64-bit hashes (see _core.c)."},
     {"guard_hits", guard_hits, METH_NOARGS,
      "Reads the checked readers refused since import (0 unless a step lacks a length check)."},
     {NULL, NULL, 0, NULL},

@@ -115,16 +115,18 @@ def fast_paths():
 def fast_path(name):
     """Run the fast decoder with classifier ``name`` ("compiled" or
     "numpy") inside the block (``ipv6flow.fast.core.compiled`` is the switch,
-    and ``ipv6flow.analysis.population.compiled`` for the clients' rules)."""
-    from ipv6flow.analysis import population
+    and ``compiled`` of analysis/population.py and analysis/sketch.py for
+    the clients' rules and the HyperLogLog registers)."""
+    from ipv6flow.analysis import population, sketch
     from ipv6flow.fast import core
-    saved = core.compiled, population.compiled
+    saved = core.compiled, population.compiled, sketch.compiled
     core.compiled = None if name == "numpy" else core.BUILT or need_core()
     population.compiled = None if name == "numpy" else population.BUILT
+    sketch.compiled = None if name == "numpy" else sketch.BUILT
     try:
         yield
     finally:
-        core.compiled, population.compiled = saved
+        core.compiled, population.compiled, sketch.compiled = saved
 
 
 ROW_ATTRS = ("carrier", "payload", "tunnel", "ntun", "proto", "v6", "ip", "v4", "l4", "l4end")

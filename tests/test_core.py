@@ -353,3 +353,23 @@ def test_population_rules_compiled_equal_numpy_on_any_columns(rows, mode, prefix
     c = {name: np.array([r[name] for r in rows], dtype=dcols.DTYPES.get(name, np.int64))
          for name in _COLUMN}
     _assert_same_derive(c, mode, prefixes)
+
+
+@settings(max_examples=int(os.environ.get("IPV6FLOW_HYPOTHESIS_EXAMPLES", 200)),
+          deadline=None)
+@given(hashes=st.lists(st.one_of(_U64, st.sampled_from([0, 1, (1 << 64) - 1, 1 << 63,
+                                                         (1 << 52) - 1, 1 << 52])),
+                       max_size=200),
+       p=st.sampled_from([11, 12, 14, 16]), seed=st.integers(0, 2**32 - 1))
+def test_hll_registers_compiled_equal_numpy(hashes, p, seed):
+    from ipv6flow.analysis import sketch
+    if sketch.BUILT is None:
+        need_core()
+        pytest.skip("the compiled register update is not built")
+    h = np.array(hashes, dtype=np.uint64)
+    start = np.random.default_rng(seed).integers(0, 6, 1 << p, dtype=np.uint8)
+    got, want = start.copy(), start.copy()
+    sketch.BUILT(got, h, p)
+    idx, rank = sketch.hll_parts(h, p)
+    np.maximum.at(want, idx, rank)
+    assert np.array_equal(got, want)

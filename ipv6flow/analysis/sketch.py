@@ -27,6 +27,7 @@ word by word), so the same item hashes the same in every process.
 
 import base64
 import math
+import os
 
 import numpy as np
 
@@ -85,8 +86,27 @@ def registers_of(h: np.ndarray, p: int) -> np.ndarray:
     return regs
 
 
+def _load_compiled():
+    """``_core.hll_update`` (the loop of ``update_registers`` in C), or None:
+    not built, or switched off as the compiled classifier is (fast/core.py)."""
+    if os.environ.get("IPV6FLOW_PURE_PYTHON") or os.environ.get("IPV6FLOW_NUMPY_KERNEL"):
+        return None
+    try:
+        from .. import _core
+        return _core.hll_update
+    except (ImportError, AttributeError):
+        return None
+
+
+BUILT = _load_compiled()
+compiled = BUILT            # tests set None: the numpy form below
+
+
 def update_registers(regs, h, p, parts=None):
     if not len(h):
+        return
+    if compiled is not None and parts is None:
+        compiled(regs, np.ascontiguousarray(h, dtype=np.uint64), p)
         return
     idx, rank = hll_parts(h, p) if parts is None else parts
     np.maximum.at(regs, idx, rank)
