@@ -94,10 +94,18 @@ def _observe_columns(summary, d, extra):
         idx = idx[summary.translation.candidates(address_columns(d, idx))]
     cols = batch_columns(d, idx)
     if extra:
+        # both index lists are ascending and disjoint: merge them by where
+        # each row lands, not by sorting the batch
         more = columns_of([c for _, c in extra])
-        order = np.argsort(np.concatenate((idx, np.array([i for i, _ in extra]))),
-                           kind="stable")
-        cols = {k: np.concatenate((cols[k], more[k]))[order] for k in cols}
+        at = np.array([i for i, _ in extra], dtype=np.int64)
+        own = np.arange(len(idx)) + np.searchsorted(at, idx)
+        theirs = np.arange(len(at)) + np.searchsorted(idx, at)
+        merged = {}
+        for k, col in cols.items():
+            out = np.empty(len(idx) + len(at), dtype=np.result_type(col, more[k]))
+            out[own], out[theirs] = col, more[k]
+            merged[k] = out
+        cols = merged
     summary.observe_columns(cols)
 
 

@@ -28,7 +28,7 @@ from ipv6flow.capture import open_capture
 from ipv6flow.capture.batch import Batch
 from ipv6flow.decode import DecodeOptions, decode_frame, parse_prefix
 from ipv6flow.errors import CaptureError
-from ipv6flow.fast import core, frame_columns, frame_keys, kernel
+from ipv6flow.fast import Decoded, core, frame_columns, frame_keys, gather_columns, kernel
 from ipv6flow.decode.frame import frame_key
 
 from conftest import CAPTURES, SAMPLES, core_disagreements, fast_path, need_core
@@ -66,12 +66,26 @@ def test_compiled_equals_numpy_on_real_captures(path):
     for batch in _batches(path):
         bad = core_disagreements(batch, OPTS)
         assert not bad, bad[:10]
-        _, fc, _ = core.classify(batch, OPTS)
+        _, fc, crows = core.classify(batch, OPTS)
         _, fn, _ = kernel.classify(batch, OPTS)
         assert len(fc) == len(fn), "the compiled pass sends more rows to the reference"
+        _assert_columns_as_gathered(batch, crows)
         rows += len(batch)
     assert _core.guard_hits() == guards
     assert rows > 0 or "fuzz" in path or os.path.getsize(path) < 2048 or _unreadable(path)
+
+
+def _assert_columns_as_gathered(batch, crows):
+    """_core.columns equals fast.gather_columns on every row of the batch
+    (fallback rows too: whatever the row state, the reads clip alike)."""
+    d = Decoded(batch, np.zeros(len(batch), dtype=np.int64), np.zeros(0, dtype=np.int64), crows)
+    idx = np.arange(len(batch))
+    got, want = core.compiled_columns(crows, batch, idx), gather_columns(d, idx)
+    assert got is not None and set(got) == set(want)
+    for k in want:
+        assert got[k].dtype == want[k].dtype, k
+        bad = np.flatnonzero(got[k] != want[k])
+        assert not len(bad), (k, bad[:5], got[k][bad[:5]], want[k][bad[:5]])
 
 
 def _unreadable(path):
@@ -373,3 +387,28 @@ def test_hll_registers_compiled_equal_numpy(hashes, p, seed):
     idx, rank = sketch.hll_parts(h, p)
     np.maximum.at(want, idx, rank)
     assert np.array_equal(got, want)
+
+
+def test_columns_clip_reads_as_the_numpy_gathers_do():
+    """Row states that point anywhere (past the buffer, before it, at its
+    last bytes, cut transport headers): _core.columns reads what the numpy
+    gathers read, never outside the buffer (tests/sanitize.sh runs this
+    under AddressSanitizer)."""
+    need_core()
+    batch = next(_batches(str(SAMPLES / "mixed.pcap")))
+    _, _, crows = core.classify(batch, OPTS)
+    out = crows.out
+    n, size = len(batch), len(batch.buffer)
+    rng = np.random.default_rng(7)
+    at = {name: core.COLUMNS.index(name) for name in ("payload", "proto", "v4", "l4", "l4end")}
+    places = np.array([-(1 << 40), -9, -1, 0, 1, size - 9, size - 8, size - 4, size - 1, size,
+                       size + 3, 1 << 40])
+    for _ in range(20):
+        out[at["payload"]] = rng.integers(0, 3, n)
+        out[at["proto"]] = rng.choice([0, 1, 6, 17, 58], n)
+        out[at["v4"]] = np.where(rng.random(n) < 0.5, rng.choice(places, n),
+                                 rng.integers(-1, size, n))
+        l4 = np.where(rng.random(n) < 0.5, rng.choice(places, n), rng.integers(-1, size, n))
+        out[at["l4"]] = l4
+        out[at["l4end"]] = l4 + rng.choice([0, 1, 3, 4, 13, 14, 15, 20], n)
+        _assert_columns_as_gathered(batch, crows)

@@ -21,10 +21,10 @@ from ..decode.frame import frame_key
 from ..decode.registry import (DNS_PORT, FAM_IPV4, FAM_IPV6, FAM_NON_IP, ETH, ICMP, ICMP_OF,
                                IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4, IPV6,
                                LINKTYPE_ETHERNET, TCP, UDP)
-from .core import classify
+from .core import classify, compiled_columns
 from .kernel import _SHIFT, unpack
 
-__all__ = ["Decoded", "decode_batch", "batch_columns", "address_columns", "dns_segments",
+__all__ = ["Decoded", "decode_batch", "batch_columns", "gather_columns", "address_columns", "dns_segments",
            "icmpv6_spans", "record", "unpack_key", "frame_keys", "frame_columns"]
 
 # One FrameKey per distinct packed key (a batch has few distinct keys).
@@ -95,8 +95,17 @@ def address_columns(d: Decoded, idx) -> dict:
 
 
 def batch_columns(d: Decoded, idx) -> dict:
+    """The decode/columns.py columns of the kernel's IP rows ``idx``: by
+    the compiled pass's ``columns`` where its rows are, else by
+    ``gather_columns``."""
+    c = compiled_columns(d.rows, d.batch, idx)
+    return c if c is not None else gather_columns(d, idx)
+
+
+def gather_columns(d: Decoded, idx) -> dict:
     """The decode/columns.py columns of the kernel's IP rows ``idx``, read
-    with array gathers (as ``columns.frame_columns`` reads one frame)."""
+    with array gathers (as ``columns.frame_columns`` reads one frame): the
+    specification of _core.c ``columns``."""
     rows, batch = d.rows, d.batch
     fam, proto = rows.payload[idx], rows.proto[idx]
     l4, l4end = rows.l4[idx], rows.l4end[idx]

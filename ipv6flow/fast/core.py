@@ -85,7 +85,11 @@ def _config():
         "GRE_TOKEN": K.GRE_TOKEN.tolist(), "N_LINKS": len(links),
         "LINKS": [v for link in links for v in link],
     }
-    for name in ("IPPROTO_HOPOPTS", "IPPROTO_ROUTING", "IPPROTO_FRAGMENT", "IPPROTO_ESP",
+    cfg.update({"IPPROTO_ICMP": R.ICMP_OF[R.FAM_IPV4], "IPPROTO_ICMPV6": R.ICMP_OF[R.FAM_IPV6],
+                "UDP_SPORT": R.UDP.SPORT, "UDP_DPORT": R.UDP.DPORT, "ICMP_TYPE": R.ICMP.TYPE,
+                "IPV4_SRC": R.IPV4.SRC, "ETH_DST": R.ETH.DST, "ETH_SRC": R.ETH.SRC,
+                "ETH_ADDR_LEN": R.ETH.ADDR_LEN, "TCP_FLAGS": R.TCP.FLAGS})
+    for name in ("IPPROTO_TCP", "IPPROTO_UDP", "LINKTYPE_ETHERNET", "IPPROTO_HOPOPTS", "IPPROTO_ROUTING", "IPPROTO_FRAGMENT", "IPPROTO_ESP",
                  "IPPROTO_AH", "IPPROTO_NONE", "IPPROTO_DSTOPTS", "ETHERTYPE_PPPOE_SESS",
                  "ETHERTYPE_MAX_LENGTH",
                  "PPP_IPV4", "PPP_IPV6", "UDP_PORT_GTPU", "UDP_PORT_VXLAN", "UDP_PORT_TEREDO"):
@@ -124,8 +128,10 @@ class CompiledRows(K.Rows):
     path reads are rows of one (len(COLUMNS), n) array, and the gathers
     (u8 ... block, addr) are the kernel's."""
 
-    def __init__(self, buf, out):
+    def __init__(self, buf, out, inputs=None):
         self.buf = buf
+        self.out = out                   # classify's output, for columns()
+        self.inputs = inputs             # (buffer, offsets, caplens, linktypes) as classify read them
         self.n = out.shape[1]
         for name, col in zip(COLUMNS[1:11], out[1:11]):
             setattr(self, name, col)
@@ -152,11 +158,38 @@ def classify(batch, opts):
             short.append(((value & mask) >> 64, mask >> 64))
     depth = max(-1, min(opts.max_tunnel_depth, 1 << 20))
     depth_cap = max(0, min(K.MAX_DEPTH, opts.max_chain))
-    nfb = fn(batch.buffer, np.ascontiguousarray(batch.offsets, dtype=np.int64),
-             np.ascontiguousarray(batch.caplens, dtype=np.int64),
-             np.ascontiguousarray(batch.linktypes, dtype=np.int64), out.reshape(-1), fallback,
-             depth, depth_cap, short, long_prefix)
+    inputs = (batch.buffer, np.ascontiguousarray(batch.offsets, dtype=np.int64),
+              np.ascontiguousarray(batch.caplens, dtype=np.int64),
+              np.ascontiguousarray(batch.linktypes, dtype=np.int64))
+    nfb = fn(*inputs, out.reshape(-1), fallback, depth, depth_cap, short, long_prefix)
     buf = np.frombuffer(batch.buffer, dtype=np.uint8)
     if not len(buf):
         buf = np.zeros(1, dtype=np.uint8)        # as kernel.classify: gathers need a byte
-    return out[0], fallback[:nfb], CompiledRows(buf, out)
+    return out[0], fallback[:nfb], CompiledRows(buf, out, inputs)
+
+
+# What _core.columns writes, in its Q_* order: fast.batch_columns' columns
+# but ts and wire (gathered by numpy), has6 as 0/1, the IPv6 words signed.
+COLUMN_OUTPUTS = ("fam", "tunnel", "proto", "sport", "dport", "icmp", "v4s", "v4d", "has6",
+                  "v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo", "mac_s", "mac_d", "carrier", "flags",
+                  "ntun")
+_WORDS = ("v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo")
+
+
+def compiled_columns(rows, batch, idx):
+    """``fast.batch_columns`` of compiled rows by _core.columns, or None
+    when it is switched off (``compiled`` None) or the rows are the kernel's."""
+    inputs = getattr(rows, "inputs", None)
+    if compiled is None or inputs is None:
+        return None
+    from .. import _core
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    out = np.empty((len(COLUMN_OUTPUTS), len(idx)), dtype=np.int64)
+    _core.columns(*inputs, rows.out.reshape(-1), idx, out.reshape(-1))
+    c = dict(zip(COLUMN_OUTPUTS, out))
+    c["has6"] = c["has6"] != 0
+    for k in _WORDS:
+        c[k] = c[k].view(np.uint64)
+    c["ts"] = batch.ts[idx].astype(np.float64)
+    c["wire"] = batch.wirelens[idx].astype(np.int64)
+    return c
