@@ -49,7 +49,8 @@ enum { T_DONE, T_FALLBACK, T_ETH, T_IPV4, T_IPV6, T_UDP, T_GRE, T_LLC };
 
 /* Output columns (fast/core.py COLUMNS names them in this order). */
 enum { C_KEY, C_CARRIER, C_PAYLOAD, C_TUNNEL, C_NTUN, C_PROTO, C_V6, C_IP, C_V4, C_L4,
-       C_L4END, C_S_HI, C_S_LO, C_D_HI, C_D_LO, NCOLS };
+       C_L4END, C_S_HI, C_S_LO, C_D_HI, C_D_LO, C_SPORT, C_DPORT, C_ICMP, C_V4S, C_V4D,
+       C_MAC_S, C_MAC_D, C_FLAGS, NCOLS };
 
 /* Key fields, in the order of the SHIFTS tuple configure receives. */
 enum { F_CARRIER, F_PAYLOAD, F_TUNNEL, F_TRANSPORT, F_EXT, F_RTYPE, F_CHAIN, F_ANOM, F_SRC,
@@ -624,6 +625,76 @@ static int classify_row(Win *w, int64_t off, int64_t cap, int64_t lt, const Opts
     return r.tok != T_DONE;
 }
 
+/* -- the analyses' columns of a row (fast/__init__.py gather_columns) --------
+ *
+ * What fast.gather_columns reads with numpy for a classified row, read here
+ * while the row's bytes are still in the cache: the transport ports, the
+ * ICMP type, the innermost IPv4 addresses, the Ethernet addresses and the
+ * TCP flags (C_SPORT .. C_FLAGS, -1 where there is none). gather_columns is
+ * the specification and tests/test_core.py holds the two equal. The reads
+ * clip into the batch buffer exactly as the numpy gathers do (kernel.Rows.u8
+ * and word: the start clipped to the last position a whole item fits, bytes
+ * past the end read as 0), so they stay inside the buffer whatever the row
+ * state says.
+ */
+static inline uint64_t clipped_word(const uint8_t *b, int64_t len, int64_t at, int width)
+{
+    int64_t last = len >= width ? len - width : 0;
+    int64_t s = at < 0 ? 0 : at > last ? last : at;
+    uint64_t v = 0;
+    for (int k = 0; k < width; k++)
+        v = (v << 8) | (s + k < len ? b[s + k] : 0);
+    return v;
+}
+
+static inline int64_t clipped_u8(const uint8_t *b, int64_t len, int64_t at)
+{
+    if (len <= 0)
+        return 0;
+    return b[at < 0 ? 0 : at >= len ? len - 1 : at];
+}
+
+static void row_columns(const uint8_t *b, int64_t len, int64_t off, int64_t cap, int64_t lt,
+                        int64_t *out, Py_ssize_t n, Py_ssize_t i)
+{
+#define ROW(c) out[(Py_ssize_t)(c) * n + i]
+    int64_t fam = ROW(C_PAYLOAD), proto = ROW(C_PROTO), l4 = ROW(C_L4), l4end = ROW(C_L4END);
+    int64_t v4 = ROW(C_V4);
+    int has_l4 = l4 >= 0, tcp_udp = proto == T.p_tcp || proto == T.p_udp;
+    int64_t sport = -1, dport = -1, icmp = -1, v4s = -1, v4d = -1, flags = -1;
+    int64_t mac_s = -1, mac_d = -1;
+    if (has_l4 && tcp_udp && l4 + T.udp_dport + 2 <= l4end) {
+        uint64_t ports = clipped_word(b, len, l4 + T.udp_sport, 4);
+        sport = (int64_t)(ports >> 16);
+        dport = (int64_t)(ports & 0xFFFF);
+    }
+    if (has_l4 && !tcp_udp && proto == (fam == T.fam_ipv6 ? T.p_icmpv6 : T.p_icmp)
+        && l4 < l4end)
+        icmp = clipped_u8(b, len, l4 + T.icmp_type);
+    if (v4 >= 0) {
+        uint64_t a = clipped_word(b, len, v4 + T.ipv4_src, 8);
+        v4s = (int64_t)(a >> 32);
+        v4d = (int64_t)(a & 0xFFFFFFFFULL);
+    }
+    if (lt == T.linktype_ethernet && cap >= T.eth_src + T.eth_addr_len) {
+        uint64_t w0 = clipped_word(b, len, off + T.eth_dst, 8);
+        mac_d = (int64_t)(w0 >> 16);
+        mac_s = (int64_t)((w0 & 0xFFFF) << 32)
+                | (int64_t)clipped_word(b, len, off + T.eth_src + 2, 4);
+    }
+    if (has_l4 && proto == T.p_tcp && l4 + T.tcp_flags + 1 <= l4end)
+        flags = clipped_u8(b, len, l4 + T.tcp_flags);
+    ROW(C_SPORT) = sport;
+    ROW(C_DPORT) = dport;
+    ROW(C_ICMP) = icmp;
+    ROW(C_V4S) = v4s;
+    ROW(C_V4D) = v4d;
+    ROW(C_MAC_S) = mac_s;
+    ROW(C_MAC_D) = mac_d;
+    ROW(C_FLAGS) = flags;
+#undef ROW
+}
+
 /* -- the Python interface ---------------------------------------------------- */
 
 /* A contiguous 1-d buffer of `count` items of `itemsize` bytes (count < 0:
@@ -721,13 +792,13 @@ static PyObject *classify(PyObject *self, PyObject *args)
         if (bad_row) {
             /* not a row of this buffer: the reference decides (as it will
                on the bytes the batch's slice gives) */
-            for (int k = 0; k < NCOLS; k++)
+            for (int k = 0; k < C_SPORT; k++)
                 out[(Py_ssize_t)k * n + i] = -1;
             fb[nfb++] = i;
-            continue;
-        }
-        if (classify_row(&w, a, c, lt[i], &o, out, n, i, &guards))
+        } else if (classify_row(&w, a, c, lt[i], &o, out, n, i, &guards)) {
             fb[nfb++] = i;
+        }
+        row_columns(w.b, buf.len, a, c, lt[i], out, n, i);
     }
     Py_END_ALLOW_THREADS
     guard_count += guards;
@@ -950,137 +1021,6 @@ static PyObject *configure(PyObject *self, PyObject *args)
     }
     T.ready = 1;
     Py_RETURN_NONE;
-}
-
-/* -- the analyses' columns of the classified rows (fast/__init__.py) ---------
- *
- * columns(buf, offsets, caplens, linktypes, rows, idx, out): what
- * fast.batch_columns gathers with numpy for rows `idx` of a classified batch
- * (`rows`: classify's output, NCOLS * n), row by row: the ports, ICMP type,
- * innermost IPv4 addresses, Ethernet addresses and TCP flags read from the
- * buffer, the rest copied from the row state. batch_columns is the
- * specification; tests/test_core.py holds the two equal. Reads clip into the
- * buffer exactly as the numpy gathers do (kernel.Rows.u8 and word: the start
- * clipped to the last position a whole item fits, bytes past the end read
- * as 0), so they are inside the buffer whatever the row state says.
- *
- *   out: int64[Q_NOUT * m], column c of idx[k] at out[c * m + k], in the
- *   order of fast/core.py COLUMN_OUTPUTS.
- */
-enum { Q_FAM, Q_TUNNEL, Q_PROTO, Q_SPORT, Q_DPORT, Q_ICMP, Q_V4S, Q_V4D, Q_HAS6, Q_V6S_HI,
-       Q_V6S_LO, Q_V6D_HI, Q_V6D_LO, Q_MAC_S, Q_MAC_D, Q_CARRIER, Q_FLAGS, Q_NTUN, Q_NOUT };
-
-static inline uint64_t clipped_word(const uint8_t *b, int64_t len, int64_t at, int width)
-{
-    int64_t last = len >= width ? len - width : 0;
-    int64_t s = at < 0 ? 0 : at > last ? last : at;
-    uint64_t v = 0;
-    for (int k = 0; k < width; k++)
-        v = (v << 8) | (s + k < len ? b[s + k] : 0);
-    return v;
-}
-
-static inline int64_t clipped_u8(const uint8_t *b, int64_t len, int64_t at)
-{
-    if (len <= 0)
-        return 0;
-    return b[at < 0 ? 0 : at >= len ? len - 1 : at];
-}
-
-static PyObject *columns(PyObject *self, PyObject *args)
-{
-    Py_buffer buf, v[6];
-    PyObject *o[6];
-    const char *what[6] = {"offsets", "caplens", "linktypes", "rows", "idx", "out"};
-    if (!T.ready) {
-        PyErr_SetString(PyExc_RuntimeError, "_core.configure() was not called");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(args, "y*OOOOOO", &buf, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5]))
-        return NULL;
-    int got = 0;
-    PyObject *result = NULL;
-    Py_ssize_t n = -1, m = -1;
-    for (; got < 6; got++) {
-        Py_ssize_t count = got < 3 ? n : got == 3 ? NCOLS * n : got == 4 ? -1 : Q_NOUT * m;
-        if (!get_array(o[got], &v[got], 8, count, got == 5, what[got]))
-            goto done;
-        if (got == 0)
-            n = v[0].shape[0];
-        if (got == 4)
-            m = v[4].shape[0];
-    }
-    const int64_t *off = v[0].buf, *cap = v[1].buf, *lt = v[2].buf, *rows = v[3].buf;
-    const int64_t *idx = v[4].buf;
-    int64_t *out = v[5].buf;
-    const uint8_t *b = buf.buf;
-    int64_t len = buf.len;
-    for (Py_ssize_t k = 0; k < m; k++) {
-        if (idx[k] < 0 || idx[k] >= n) {
-            PyErr_SetString(PyExc_IndexError, "columns: row index out of range");
-            goto done;
-        }
-    }
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t k = 0; k < m; k++) {
-        Py_ssize_t r = (Py_ssize_t)idx[k];
-#define ROW(c) rows[(Py_ssize_t)(c) * n + r]
-#define OUT(c) out[(Py_ssize_t)(c) * m + k]
-        int64_t fam = ROW(C_PAYLOAD), proto = ROW(C_PROTO), l4 = ROW(C_L4), l4end = ROW(C_L4END);
-        int64_t v4 = ROW(C_V4);
-        int has_l4 = l4 >= 0, tcp_udp = proto == T.p_tcp || proto == T.p_udp;
-        int64_t sport = -1, dport = -1, icmp = -1, v4s = -1, v4d = -1, flags = -1;
-        int64_t mac_s = -1, mac_d = -1;
-        if (has_l4 && tcp_udp && l4 + T.udp_dport + 2 <= l4end) {
-            uint64_t ports = clipped_word(b, len, l4 + T.udp_sport, 4);
-            sport = (int64_t)(ports >> 16);
-            dport = (int64_t)(ports & 0xFFFF);
-        }
-        if (has_l4 && !tcp_udp && proto == (fam == T.fam_ipv6 ? T.p_icmpv6 : T.p_icmp)
-            && l4 < l4end)
-            icmp = clipped_u8(b, len, l4 + T.icmp_type);
-        if (v4 >= 0) {
-            uint64_t a = clipped_word(b, len, v4 + T.ipv4_src, 8);
-            v4s = (int64_t)(a >> 32);
-            v4d = (int64_t)(a & 0xFFFFFFFFULL);
-        }
-        if (lt[r] == T.linktype_ethernet && cap[r] >= T.eth_src + T.eth_addr_len) {
-            uint64_t w0 = clipped_word(b, len, off[r] + T.eth_dst, 8);
-            mac_d = (int64_t)(w0 >> 16);
-            mac_s = (int64_t)((w0 & 0xFFFF) << 32)
-                    | (int64_t)clipped_word(b, len, off[r] + T.eth_src + 2, 4);
-        }
-        if (has_l4 && proto == T.p_tcp && l4 + T.tcp_flags + 1 <= l4end)
-            flags = clipped_u8(b, len, l4 + T.tcp_flags);
-        OUT(Q_FAM) = fam;
-        OUT(Q_TUNNEL) = ROW(C_TUNNEL);
-        OUT(Q_PROTO) = proto;
-        OUT(Q_SPORT) = sport;
-        OUT(Q_DPORT) = dport;
-        OUT(Q_ICMP) = icmp;
-        OUT(Q_V4S) = v4s;
-        OUT(Q_V4D) = v4d;
-        OUT(Q_HAS6) = ROW(C_V6) >= 0;
-        OUT(Q_V6S_HI) = ROW(C_S_HI);
-        OUT(Q_V6S_LO) = ROW(C_S_LO);
-        OUT(Q_V6D_HI) = ROW(C_D_HI);
-        OUT(Q_V6D_LO) = ROW(C_D_LO);
-        OUT(Q_MAC_S) = mac_s;
-        OUT(Q_MAC_D) = mac_d;
-        OUT(Q_CARRIER) = ROW(C_CARRIER) == T.fam_ipv6 ? T.fam_ipv6 : T.fam_ipv4;
-        OUT(Q_FLAGS) = flags;
-        OUT(Q_NTUN) = ROW(C_NTUN);
-#undef ROW
-#undef OUT
-    }
-    Py_END_ALLOW_THREADS
-    result = Py_None;
-    Py_INCREF(result);
-done:
-    while (got > 0)
-        PyBuffer_Release(&v[--got]);
-    PyBuffer_Release(&buf);
-    return result;
 }
 
 /* -- clients, flows and interface identifiers (analysis/population.py) -------
@@ -1408,8 +1348,6 @@ static PyObject *guard_hits(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, "Take the kernel's tables (a dict)."},
     {"classify", classify, METH_VARARGS, "Classify a batch in one pass (see _core.c)."},
-    {"columns", columns, METH_VARARGS,
-     "The analyses' columns of classified rows (see _core.c)."},
     {"configure_population", configure_population, METH_VARARGS,
      "Take population.py's tables (a dict)."},
     {"population", population, METH_VARARGS,

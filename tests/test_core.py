@@ -387,28 +387,3 @@ def test_hll_registers_compiled_equal_numpy(hashes, p, seed):
     idx, rank = sketch.hll_parts(h, p)
     np.maximum.at(want, idx, rank)
     assert np.array_equal(got, want)
-
-
-def test_columns_clip_reads_as_the_numpy_gathers_do():
-    """Row states that point anywhere (past the buffer, before it, at its
-    last bytes, cut transport headers): _core.columns reads what the numpy
-    gathers read, never outside the buffer (tests/sanitize.sh runs this
-    under AddressSanitizer)."""
-    need_core()
-    batch = next(_batches(str(SAMPLES / "mixed.pcap")))
-    _, _, crows = core.classify(batch, OPTS)
-    out = crows.out
-    n, size = len(batch), len(batch.buffer)
-    rng = np.random.default_rng(7)
-    at = {name: core.COLUMNS.index(name) for name in ("payload", "proto", "v4", "l4", "l4end")}
-    places = np.array([-(1 << 40), -9, -1, 0, 1, size - 9, size - 8, size - 4, size - 1, size,
-                       size + 3, 1 << 40])
-    for _ in range(20):
-        out[at["payload"]] = rng.integers(0, 3, n)
-        out[at["proto"]] = rng.choice([0, 1, 6, 17, 58], n)
-        out[at["v4"]] = np.where(rng.random(n) < 0.5, rng.choice(places, n),
-                                 rng.integers(-1, size, n))
-        l4 = np.where(rng.random(n) < 0.5, rng.choice(places, n), rng.integers(-1, size, n))
-        out[at["l4"]] = l4
-        out[at["l4end"]] = l4 + rng.choice([0, 1, 3, 4, 13, 14, 15, 20], n)
-        _assert_columns_as_gathered(batch, crows)

@@ -28,7 +28,8 @@ from . import kernel as K
 # Rows attributes the rest of the fast path reads, then the innermost IPv6
 # addresses' words (Rows.addr 0-3).
 COLUMNS = ("key", "carrier", "payload", "tunnel", "ntun", "proto", "v6", "ip", "v4", "l4",
-           "l4end", "addr0", "addr1", "addr2", "addr3")
+           "l4end", "addr0", "addr1", "addr2", "addr3", "sport", "dport", "icmp", "v4s", "v4d",
+           "mac_s", "mac_d", "flags")
 _SHIFT_ORDER = ("carrier", "payload", "tunnel", "transport", "ext", "rtype", "chain", "anom",
                 "src", "dst")
 
@@ -128,10 +129,9 @@ class CompiledRows(K.Rows):
     path reads are rows of one (len(COLUMNS), n) array, and the gathers
     (u8 ... block, addr) are the kernel's."""
 
-    def __init__(self, buf, out, inputs=None):
+    def __init__(self, buf, out):
         self.buf = buf
-        self.out = out                   # classify's output, for columns()
-        self.inputs = inputs             # (buffer, offsets, caplens, linktypes) as classify read them
+        self.out = out                   # all of classify's output (compiled_columns)
         self.n = out.shape[1]
         for name, col in zip(COLUMNS[1:11], out[1:11]):
             setattr(self, name, col)
@@ -158,38 +158,38 @@ def classify(batch, opts):
             short.append(((value & mask) >> 64, mask >> 64))
     depth = max(-1, min(opts.max_tunnel_depth, 1 << 20))
     depth_cap = max(0, min(K.MAX_DEPTH, opts.max_chain))
-    inputs = (batch.buffer, np.ascontiguousarray(batch.offsets, dtype=np.int64),
-              np.ascontiguousarray(batch.caplens, dtype=np.int64),
-              np.ascontiguousarray(batch.linktypes, dtype=np.int64))
-    nfb = fn(*inputs, out.reshape(-1), fallback, depth, depth_cap, short, long_prefix)
+    nfb = fn(batch.buffer, np.ascontiguousarray(batch.offsets, dtype=np.int64),
+             np.ascontiguousarray(batch.caplens, dtype=np.int64),
+             np.ascontiguousarray(batch.linktypes, dtype=np.int64), out.reshape(-1), fallback,
+             depth, depth_cap, short, long_prefix)
     buf = np.frombuffer(batch.buffer, dtype=np.uint8)
     if not len(buf):
         buf = np.zeros(1, dtype=np.uint8)        # as kernel.classify: gathers need a byte
-    return out[0], fallback[:nfb], CompiledRows(buf, out, inputs)
+    return out[0], fallback[:nfb], CompiledRows(buf, out)
 
 
-# What _core.columns writes, in its Q_* order: fast.batch_columns' columns
-# but ts and wire (gathered by numpy), has6 as 0/1, the IPv6 words signed.
-COLUMN_OUTPUTS = ("fam", "tunnel", "proto", "sport", "dport", "icmp", "v4s", "v4d", "has6",
-                  "v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo", "mac_s", "mac_d", "carrier", "flags",
-                  "ntun")
-_WORDS = ("v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo")
+# The analyses' columns (fast.gather_columns) that the compiled pass reads
+# for every row besides its state (_core.c row_columns).
+_READ = ("sport", "dport", "icmp", "v4s", "v4d", "mac_s", "mac_d", "flags")
+_AT = {name: COLUMNS.index(name) for name in COLUMNS}
 
 
 def compiled_columns(rows, batch, idx):
-    """``fast.batch_columns`` of compiled rows by _core.columns, or None
-    when it is switched off (``compiled`` None) or the rows are the kernel's."""
-    inputs = getattr(rows, "inputs", None)
-    if compiled is None or inputs is None:
+    """``fast.gather_columns`` of compiled rows, from what the compiled pass
+    read (one gather of its output), or None for the numpy kernel's rows."""
+    out = getattr(rows, "out", None)
+    if out is None:
         return None
-    from .. import _core
-    idx = np.ascontiguousarray(idx, dtype=np.int64)
-    out = np.empty((len(COLUMN_OUTPUTS), len(idx)), dtype=np.int64)
-    _core.columns(*inputs, rows.out.reshape(-1), idx, out.reshape(-1))
-    c = dict(zip(COLUMN_OUTPUTS, out))
-    c["has6"] = c["has6"] != 0
-    for k in _WORDS:
-        c[k] = c[k].view(np.uint64)
-    c["ts"] = batch.ts[idx].astype(np.float64)
-    c["wire"] = batch.wirelens[idx].astype(np.int64)
+    sel = np.take(out, idx, axis=1)
+    at = _AT
+    payload, carrier = sel[at["payload"]], sel[at["carrier"]]
+    c = {"fam": payload, "tunnel": sel[at["tunnel"]], "ts": batch.ts[idx].astype(np.float64),
+         "proto": sel[at["proto"]], "has6": sel[at["v6"]] >= 0,
+         "v6s_hi": sel[at["addr0"]].view(np.uint64), "v6s_lo": sel[at["addr1"]].view(np.uint64),
+         "v6d_hi": sel[at["addr2"]].view(np.uint64), "v6d_lo": sel[at["addr3"]].view(np.uint64),
+         "wire": batch.wirelens[idx].astype(np.int64),
+         "carrier": np.where(carrier == R.FAM_IPV6, R.FAM_IPV6, R.FAM_IPV4),
+         "ntun": sel[at["ntun"]]}
+    for name in _READ:
+        c[name] = sel[at[name]]
     return c
