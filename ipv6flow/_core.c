@@ -1297,6 +1297,109 @@ static PyObject *configure_population(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* -- DNS messages of a batch, grouped (analysis/nat64.py observe_dns_segments)
+ *
+ * dns_groups(buf, start, stop, src, src_end, first) -> number of groups, or
+ * -1 when a span does not lie in the buffer (the caller then takes its
+ * per-message path). Row i is the message buf[start[i]:stop[i]] sent by
+ * buf[src[i]:src_end[i]]; two rows are alike when their messages without
+ * the 2-byte ID and their senders are equal, byte for byte. first[i]
+ * receives the index of the first row alike to row i (itself if none came
+ * before), so the caller handles each distinct message once, in order of
+ * first appearance, with its count. Rows are compared by a 64-bit hash in
+ * an open-addressing table sized from the row count (never from a packet)
+ * and then by memcmp, so a hash collision never merges two messages.
+ */
+static inline uint64_t hash_bytes(const uint8_t *p, int64_t len, uint64_t h)
+{
+    int64_t k = 0;
+    for (; k + 8 <= len; k += 8) {
+        uint64_t w;
+        memcpy(&w, p + k, 8);
+        h = mix64(h ^ w);
+    }
+    uint64_t w = 0;
+    for (int j = 0; k < len; k++, j++)
+        w |= (uint64_t)p[k] << (8 * j);
+    return mix64(h ^ w ^ ((uint64_t)len << 56));
+}
+
+static PyObject *dns_groups(PyObject *self, PyObject *args)
+{
+    Py_buffer buf, v[5], fv;
+    PyObject *o[5], *fo;
+    const char *what[5] = {"start", "stop", "src", "src_end", "first"};
+    if (!PyArg_ParseTuple(args, "y*OOOOO", &buf, &o[0], &o[1], &o[2], &o[3], &fo))
+        return NULL;
+    int got = 0, got_f = 0;
+    PyObject *result = NULL;
+    int64_t *table = NULL;
+    Py_ssize_t n = -1;
+    for (; got < 4; got++) {
+        if (!get_array(o[got], &v[got], 8, n, 0, what[got]))
+            goto done;
+        n = v[got].shape[0];
+    }
+    if (!(got_f = get_array(fo, &fv, 8, n, 1, what[4])))
+        goto done;
+    const int64_t *start = v[0].buf, *stop = v[1].buf, *src = v[2].buf, *src_end = v[3].buf;
+    int64_t *first = fv.buf;
+    int64_t len = buf.len;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (start[i] < 0 || stop[i] < start[i] || stop[i] > len || src[i] < 0
+            || src_end[i] < src[i] || src_end[i] > len) {
+            result = PyLong_FromLong(-1);
+            goto done;
+        }
+    }
+    Py_ssize_t size = 16;
+    while (size < 2 * n)
+        size <<= 1;
+    table = PyMem_Malloc((size_t)size * sizeof(int64_t));
+    if (!table) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint8_t *b = buf.buf;
+    Py_ssize_t groups = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t k = 0; k < size; k++)
+        table[k] = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t s = start[i] + 2 < stop[i] ? start[i] + 2 : stop[i];
+        int64_t blen = stop[i] - s, rlen = src_end[i] - src[i];
+        uint64_t h = hash_bytes(b + src[i], rlen, hash_bytes(b + s, blen, 0));
+        Py_ssize_t slot = (Py_ssize_t)(h & (uint64_t)(size - 1));
+        for (;;) {
+            int64_t j = table[slot];
+            if (j < 0) {
+                table[slot] = i;
+                first[i] = i;
+                groups++;
+                break;
+            }
+            int64_t sj = start[j] + 2 < stop[j] ? start[j] + 2 : stop[j];
+            if (stop[j] - sj == blen && src_end[j] - src[j] == rlen
+                && memcmp(b + sj, b + s, (size_t)blen) == 0
+                && memcmp(b + src[j], b + src[i], (size_t)rlen) == 0) {
+                first[i] = j;
+                break;
+            }
+            slot = (slot + 1) & (size - 1);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(groups);
+done:
+    PyMem_Free(table);
+    if (got_f)
+        PyBuffer_Release(&fv);
+    while (got > 0)
+        PyBuffer_Release(&v[--got]);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
 /* -- HyperLogLog registers (analysis/sketch.py update_registers) ------------
  *
  * hll_update(regs, hashes, p): regs[h >> (64 - p)] = max(itself, rank of h),
@@ -1352,6 +1455,8 @@ static PyMethodDef methods[] = {
      "Take population.py's tables (a dict)."},
     {"population", population, METH_VARARGS,
      "Client side, client key, flow hash and the distinct-count streams of column arrays."},
+    {"dns_groups", dns_groups, METH_VARARGS,
+     "Group a batch's DNS messages that are alike but for their ID (see _core.c)."},
     {"hll_update", hll_update, METH_VARARGS,
      "Raise HyperLogLog registers to the ranks of 64-bit hashes (see _core.c)."},
     {"guard_hits", guard_hits, METH_NOARGS,

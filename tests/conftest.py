@@ -115,18 +115,19 @@ def fast_paths():
 def fast_path(name):
     """Run the fast decoder with classifier ``name`` ("compiled" or
     "numpy") inside the block (``ipv6flow.fast.core.compiled`` is the switch,
-    and ``compiled`` of analysis/population.py and analysis/sketch.py for
-    the clients' rules and the HyperLogLog registers)."""
-    from ipv6flow.analysis import population, sketch
+    and those of the compiled helpers of the analyses: the clients' rules,
+    the HyperLogLog registers, the grouping of DNS messages)."""
+    from ipv6flow.analysis import nat64, population, sketch
     from ipv6flow.fast import core
-    saved = core.compiled, population.compiled, sketch.compiled
+    saved = core.compiled, population.compiled, sketch.compiled, nat64._dns_groups
     core.compiled = None if name == "numpy" else core.BUILT or need_core()
     population.compiled = None if name == "numpy" else population.BUILT
     sketch.compiled = None if name == "numpy" else sketch.BUILT
+    nat64._dns_groups = None if name == "numpy" else nat64.BUILT_DNS_GROUPS
     try:
         yield
     finally:
-        core.compiled, population.compiled, sketch.compiled = saved
+        core.compiled, population.compiled, sketch.compiled, nat64._dns_groups = saved
 
 
 ROW_ATTRS = ("carrier", "payload", "tunnel", "ntun", "proto", "v6", "ip", "v4", "l4", "l4end")

@@ -13,7 +13,7 @@ from ipv6flow.engine.local import analyze_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 SCEN = ROOT / "samples" / "nat64"
-from conftest import CAPTURES, need_tool  # noqa: E402  (../shared/captures)
+from conftest import CAPTURES, SAMPLES, need_tool  # noqa: E402  (../shared/captures)
 SCENARIOS = sorted(p.name[:-len(".truth.json")] for p in SCEN.glob("*.truth.json"))
 # Real captures that do carry NAT64 (IPv6-only clients through 64:ff9b::/96,
 # a PREF64 Router Advertisement); every other one must show no suspect.
@@ -285,3 +285,105 @@ def test_traffic_batch_equals_frame_by_frame(count, block, monkeypatch):
     assert one.distinct() == bulk.distinct()
     for s in (bulk.clients, bulk.v4):
         assert len(s) == count if s.exact else abs(len(s) - count) < 0.05 * count
+
+
+# -- DNS messages grouped in C (_core.dns_groups) ---------------------------
+
+def _need_dns_groups():
+    from ipv6flow.analysis import nat64
+    from conftest import need_core
+    if nat64.BUILT_DNS_GROUPS is None:
+        need_core()
+        pytest.skip("the compiled DNS grouping is not built")
+    return nat64.BUILT_DNS_GROUPS
+
+
+def _python_groups(buf, spans):
+    seen, first = {}, []
+    for i, (a, b, c, d) in enumerate(spans):
+        key = (bytes(buf[min(a + 2, b):b]), bytes(buf[c:d]))
+        first.append(seen.setdefault(key, i))
+    return first, len(seen)
+
+
+def _spans_arrays(spans):
+    import numpy as np
+    return [np.array([s[k] for s in spans], dtype=np.int64) for k in range(4)]
+
+
+def test_dns_groups_match_by_bytes_not_by_id():
+    import numpy as np
+    groups = _need_dns_groups()
+    msg = bytes.fromhex("1234818000010001000000000377777706676f6f676c6503636f6d0000010001")
+    other_id = b"\xab\xcd" + msg[2:]
+    one_bit = msg[:-1] + b"\x02"
+    buf = msg + other_id + one_bit + msg + b"\x20\x01\x0d\xb8" + b"\x20\x01\x0d\xb9" + b"\x00"
+    n = len(msg)
+    r1, r2 = 4 * n, 4 * n + 4
+    spans = [(0, n, r1, r1 + 4), (n, 2 * n, r1, r1 + 4), (2 * n, 3 * n, r1, r1 + 4),
+             (3 * n, 4 * n, r2, r2 + 4), (0, n, r1, r1 + 4), (0, 1, r1, r1 + 4),
+             (n, n + 1, r1, r1 + 4), (5, 5, r1, r1)]
+    first = np.empty(len(spans), dtype=np.int64)
+    count = groups(buf, *_spans_arrays(spans), first)
+    want, want_count = _python_groups(buf, spans)
+    assert first.tolist() == want == [0, 0, 2, 3, 0, 5, 5, 7]
+    assert count == want_count == 5
+    # a span outside the buffer: -1, the caller's per-message path
+    for bad in [(0, len(buf) + 1, r1, r1 + 4), (-1, 4, r1, r1 + 4), (4, 3, r1, r1 + 4),
+                (0, n, r1, len(buf) + 2)]:
+        assert groups(buf, *_spans_arrays([bad]), np.empty(1, dtype=np.int64)) == -1
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_dns_groups_equal_python_grouping(data):
+    import numpy as np
+    groups = _need_dns_groups()
+    # a small alphabet: many spans are equal, many differ in one byte
+    buf = data.draw(st.binary(min_size=1, max_size=200).map(lambda b: bytes(x & 3 for x in b)))
+    span = st.tuples(st.integers(0, len(buf)), st.integers(0, 40)).map(
+        lambda t: (t[0], min(len(buf), t[0] + t[1])))
+    spans = [a + b for a, b in data.draw(st.lists(st.tuples(span, span), max_size=60))]
+    first = np.empty(len(spans), dtype=np.int64)
+    count = groups(buf, *_spans_arrays(spans), first)
+    want, want_count = _python_groups(buf, spans)
+    assert first.tolist() == want and count == want_count
+
+
+@pytest.mark.parametrize("max_pending", [3, 50000])
+def test_grouped_dns_evidence_equals_message_by_message(max_pending, monkeypatch):
+    """The grouped path leaves the DNS state exactly as the per-message path
+    (the pending messages, their order and counts, and after the flushes
+    every answer), also when the pending table would fill within a batch
+    (it then takes the per-message path)."""
+    import numpy as np
+    from ipv6flow.analysis import nat64
+    from ipv6flow.capture import open_capture
+    from ipv6flow.decode import DecodeOptions
+    from ipv6flow.fast import decode_batch, dns_segments
+    _need_dns_groups()
+    monkeypatch.setattr(nat64, "MAX_PENDING", max_pending)
+    states = {}
+    for grouped in (True, False):
+        monkeypatch.setattr(nat64, "_dns_groups", nat64.BUILT_DNS_GROUPS if grouped else None)
+        st_ = nat64.Nat64State()
+        st_.want_answerless = True
+        pendings = []
+        for name in ("nat64/nsp-dns64-64.pcap", "mixed.pcap"):
+            with open_capture(str(SAMPLES / name)) as cap:
+                for batch in cap.iter_batches():
+                    d = decode_batch(batch, DecodeOptions())
+                    segs = dns_segments(d, d.ip_rows())
+                    # the same messages several times over, as a busy resolver's
+                    segs = tuple(np.concatenate((a, a, a)) for a in segs)
+                    st_.observe_dns_segments(batch.buffer, *segs)
+                    pendings.append(list(st_._pending.items()))
+        st_._flush()
+        states[grouped] = (pendings, st_.a, st_.aaaa, st_.queried, st_.responded,
+                           st_.malformed, st_.discovered())
+    assert states[True] == states[False]
+    assert any(states[True][0]) or max_pending == 3
+    assert states[True][1] and states[True][2]       # answers were seen

@@ -23,6 +23,7 @@ apart give the same figures.
 """
 
 import ipaddress
+import os
 
 import numpy as np
 
@@ -37,6 +38,20 @@ IPV4ONLY = "ipv4only.arpa"
 WELL_KNOWN_V4 = (bytes([192, 0, 0, 170]), bytes([192, 0, 0, 171]))   # RFC 7050
 ICMPV6_RA = 134
 ND_OPT_PREF64 = 38
+def _load_compiled():
+    """``_core.dns_groups``, or None (not built, or switched off as the
+    compiled classifier is: fast/core.py)."""
+    if os.environ.get("IPV6FLOW_PURE_PYTHON") or os.environ.get("IPV6FLOW_NUMPY_KERNEL"):
+        return None
+    try:
+        from .. import _core
+        return _core.dns_groups
+    except (ImportError, AttributeError):
+        return None
+
+
+BUILT_DNS_GROUPS = _load_compiled()
+_dns_groups = BUILT_DNS_GROUPS      # tests set None: message by message
 MAX_PENDING = 50000    # distinct DNS messages held before they are parsed
 MAX_NAMES = 100_000    # names kept (A, AAAA, asked); more are counted as dropped
 MAX_PENDING_BYTES = 32 << 20   # bytes of DNS messages held before they are parsed
@@ -430,8 +445,44 @@ class Nat64State:
             resp = tcp | ((start + 12 <= stop) & (qr != 0) & ((answers > 0) | self.want_answerless))
             start, stop, tcp, src, src_end = (a[resp] for a in (start, stop, tcp, src, src_end))
         view = memoryview(buf)
+        if _dns_groups is not None and len(start) and not tcp.any() \
+                and self._observe_grouped(buf, view, start, stop, src, src_end):
+            return
         self.observe_dns_many((view[a:b], view[c:d], t) for a, b, t, c, d in zip(
             start.tolist(), stop.tolist(), tcp.tolist(), src.tolist(), src_end.tolist()))
+
+    def _observe_grouped(self, buf, view, start, stop, src, src_end) -> bool:
+        """``observe_dns_many`` over UDP messages, each distinct one (the ID
+        aside, with its sender) handled once with its count, when that
+        changes nothing: the messages go into ``_pending`` in the order of
+        first appearance with the same counts, and no flush would have come
+        within the batch (else False, with nothing done). A batch holds the
+        same few messages many times over (2 M generated frames: 83,909 DNS
+        responses, 1,740 distinct a batch summed)."""
+        arrays = [np.ascontiguousarray(a, dtype=np.int64) for a in (start, stop, src, src_end)]
+        first = np.empty(len(start), dtype=np.int64)
+        if _dns_groups(buf, *arrays, first) < 0:
+            return False
+        reps = np.flatnonzero(first == np.arange(len(first)))
+        counts = np.bincount(first, minlength=len(first))[reps].tolist()
+        pending = self._pending
+        items, new, new_bytes = [], 0, 0
+        for i, count in zip(reps.tolist(), counts):
+            a, b = int(start[i]), int(stop[i])
+            key = (bytes(view[a + 2:b]), bytes(view[int(src[i]):int(src_end[i])]))
+            if key not in pending:
+                new += 1
+                new_bytes += b - a
+            items.append((key, count, b - a))
+        if len(pending) + new > MAX_PENDING or self._pending_bytes + new_bytes > MAX_PENDING_BYTES:
+            return False
+        for key, count, size in items:
+            n = pending.get(key)
+            if n is None:
+                self._pending_bytes += size
+                n = 0
+            pending[key] = n + count
+        return True
 
     def observe_icmpv6(self, buf, start, stop) -> None:
         """``observe_ra`` over the ICMPv6 messages ``buf[start:stop]`` of a
