@@ -3,7 +3,8 @@
 Every module of ipv6flow/ is parsed with ast (imports inside functions
 count too) and mapped to its layer; an import of a higher layer fails:
 
-    base      ipv6flow/__init__.py, errors, atomic, arrays
+    base      ipv6flow/__init__.py, errors, atomic, arrays, compiled (and the
+              compiled helpers _core, _speedups)
     bottom    capture/, decode/, fast/ (the decoders: bytes in, columns out);
               options.py (a run's options and outcome: plain values, read by
               every layer above, importing only errors and decode)
@@ -25,7 +26,8 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "ipv6flow"
 LAYERS = {
-    "__init__": 0, "errors": 0, "atomic": 0, "arrays": 0, "_speedups": 0,
+    "__init__": 0, "errors": 0, "atomic": 0, "arrays": 0, "_speedups": 0, "_core": 0,
+    "compiled": 0,
     "capture": 1, "decode": 1, "fast": 1, "options": 1,
     "analysis": 2,
     "summary": 3, "fold": 3,

@@ -23,10 +23,10 @@ apart give the same figures.
 """
 
 import ipaddress
-import os
 
 import numpy as np
 
+from ..compiled import core_function
 from ..decode.addresses import Prefix, address_bytes, in_prefix, words_in_prefix
 from ..decode.registry import DNS_PORT, IPPROTO_ICMPV6, IPPROTO_TCP, PORTED, TCP, UDP
 from . import dnsmsg, rfc6052
@@ -38,19 +38,7 @@ IPV4ONLY = "ipv4only.arpa"
 WELL_KNOWN_V4 = (bytes([192, 0, 0, 170]), bytes([192, 0, 0, 171]))   # RFC 7050
 ICMPV6_RA = 134
 ND_OPT_PREF64 = 38
-def _load_compiled():
-    """``_core.dns_groups``, or None (not built, or switched off as the
-    compiled classifier is: fast/core.py)."""
-    if os.environ.get("IPV6FLOW_PURE_PYTHON") or os.environ.get("IPV6FLOW_NUMPY_KERNEL"):
-        return None
-    try:
-        from .. import _core
-        return _core.dns_groups
-    except (ImportError, AttributeError):
-        return None
-
-
-BUILT_DNS_GROUPS = _load_compiled()
+BUILT_DNS_GROUPS = core_function("dns_groups")
 _dns_groups = BUILT_DNS_GROUPS      # tests set None: message by message
 MAX_PENDING = 50000    # distinct DNS messages held before they are parsed
 MAX_NAMES = 100_000    # names kept (A, AAAA, asked); more are counted as dropped

@@ -51,10 +51,10 @@ zero bytes), random.
 """
 
 import ipaddress
-import os
 
 import numpy as np
 
+from ..compiled import core_function
 from ..decode.addresses import Prefix, ints_in_prefix, prefix_mask, words_in_prefix
 from ..decode.columns import columns_of
 from ..decode.registry import (FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP,
@@ -99,11 +99,11 @@ _MODE_CODES = {"auto": 0, "mac": 1, "ipv4": 2, "ipv6-64": 3}
 def _load_compiled():
     """``_core.population`` configured with this module's tables, or None
     (not built, or switched off as the compiled classifier is: fast/core.py)."""
-    if os.environ.get("IPV6FLOW_PURE_PYTHON") or os.environ.get("IPV6FLOW_NUMPY_KERNEL"):
+    configure = core_function("configure_population")
+    if configure is None:
         return None
     try:
-        from .. import _core
-        _core.configure_population({
+        configure({
             "COUNTS": (len(COMPILED_INPUTS), len(COMPILED_OUTPUTS)),
             "ICMP_SIDE": ICMP_SIDE.tolist(), "SERVER_PORT": SERVER_PORT.astype(int).tolist(),
             "FAM_IPV4": FAM_IPV4, "FAM_IPV6": FAM_IPV6, "IPPROTO_TCP": IPPROTO_TCP,
@@ -111,9 +111,9 @@ def _load_compiled():
             "ISATAP_IID_MASK": ISATAP_IID_MASK, "ISATAP_IID_HI32": ISATAP_IID_HI32,
             "TAG_MAC": _TAG_MAC, "TAG_V4": _TAG_V4, "TAG_V6": _TAG_V6,
             "SIDE_SRC": _SIDE_SRC, "SIDE_DST": _SIDE_DST})
-    except (ImportError, AttributeError, KeyError, ValueError):
-        return None             # not built, or built from other sources (test_core fails CI)
-    return _core.population
+    except (KeyError, ValueError):
+        return None             # built from other sources (tests/test_core.py fails CI)
+    return core_function("population")
 
 
 def _int64(a):

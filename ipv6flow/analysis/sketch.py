@@ -27,11 +27,11 @@ word by word), so the same item hashes the same in every process.
 
 import base64
 import math
-import os
 
 import numpy as np
 
 from ..arrays import distinct
+from ..compiled import core_function
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -86,19 +86,7 @@ def registers_of(h: np.ndarray, p: int) -> np.ndarray:
     return regs
 
 
-def _load_compiled():
-    """``_core.hll_update`` (the loop of ``update_registers`` in C), or None:
-    not built, or switched off as the compiled classifier is (fast/core.py)."""
-    if os.environ.get("IPV6FLOW_PURE_PYTHON") or os.environ.get("IPV6FLOW_NUMPY_KERNEL"):
-        return None
-    try:
-        from .. import _core
-        return _core.hll_update
-    except (ImportError, AttributeError):
-        return None
-
-
-BUILT = _load_compiled()
+BUILT = core_function("hll_update")        # update_registers' loop in C, or None
 compiled = BUILT            # tests set None: the numpy form below
 
 

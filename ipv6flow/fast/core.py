@@ -16,10 +16,9 @@ in-process, set ``compiled`` to None (``BUILT`` keeps the compiled one). ``PATH`
 (``--stats`` prints it).
 """
 
-import os
-
 import numpy as np
 
+from ..compiled import switched_off
 from ..decode import registry as R
 from ..decode.addresses import prefix_mask
 from . import kernel as K
@@ -100,7 +99,7 @@ def _config():
 
 def _load():
     """The compiled pass, configured; else None and why not."""
-    if os.environ.get("IPV6FLOW_PURE_PYTHON") or os.environ.get("IPV6FLOW_NUMPY_KERNEL"):
+    if switched_off():
         return None, "switched off (IPV6FLOW_PURE_PYTHON or IPV6FLOW_NUMPY_KERNEL)"
     try:
         from .. import _core
