@@ -155,12 +155,18 @@ def dns_segments(d: Decoded, idx):
     ``nat64.dns_payload`` finds one frame's): arrays (start, stop, tcp,
     source start, source stop) of byte offsets into the batch buffer."""
     rows = d.rows
+    sport = getattr(rows, "sport", None)
+    if sport is not None:
+        # the compiled pass read the ports (where l4 + 4 <= l4end): pick the
+        # port-53 rows first, then ask for a whole UDP header
+        idx = idx[(sport[idx] == DNS_PORT) | (rows.dport[idx] == DNS_PORT)]
     proto, l4, l4end = rows.proto[idx], rows.l4[idx], rows.l4end[idx]
     tp = (l4 >= 0) & ((proto == IPPROTO_UDP) | (proto == IPPROTO_TCP)) & (l4 + UDP.LEN <= l4end)
     cand = idx[tp]
     at = rows.l4[cand]
-    port53 = (rows.u16(at + UDP.SPORT) == DNS_PORT) | (rows.u16(at + UDP.DPORT) == DNS_PORT)
-    cand, at = cand[port53], at[port53]
+    if sport is None:
+        port53 = (rows.u16(at + UDP.SPORT) == DNS_PORT) | (rows.u16(at + UDP.DPORT) == DNS_PORT)
+        cand, at = cand[port53], at[port53]
     end = rows.l4end[cand]
     tcp = rows.proto[cand] == IPPROTO_TCP
     ulen = rows.u16(at + UDP.ULEN)

@@ -134,6 +134,7 @@ class CompiledRows(K.Rows):
         self.n = out.shape[1]
         for name, col in zip(COLUMNS[1:11], out[1:11]):
             setattr(self, name, col)
+        self.sport, self.dport = out[_AT["sport"]], out[_AT["dport"]]   # read by dns_segments
         self._addr = {k: out[11 + k].view(np.uint64) for k in range(4)}
         self._h6 = None
         self._windows = {}
