@@ -144,6 +144,30 @@ class Traffic:
         return self
 
 
+def response_plan(records):
+    """The A and AAAA answers of a response, each with the names it
+    answers: its owner and the names that lead to it through the
+    response's CNAMEs (at most 64): [(owner, rtype, rdata, names)]. Worked
+    out once per distinct message (cached with its parse), applied as often
+    as the message was seen."""
+    aliases = {}
+    for owner, rtype, rdata in records:
+        if rtype == TYPE_CNAME:
+            aliases.setdefault(rdata, set()).add(owner)
+
+    def names_of(owner):
+        out, todo = {owner}, [owner]
+        while todo and len(out) < 64:
+            for alias in aliases.get(todo.pop(), ()):
+                if alias not in out:
+                    out.add(alias)
+                    todo.append(alias)
+        return out
+
+    return [(owner, rtype, rdata, names_of(owner)) for owner, rtype, rdata in records
+            if rtype == TYPE_A or rtype == TYPE_AAAA]
+
+
 class Nat64State:
     """Evidence and traffic of NAT64/DNS64; see the module note."""
 
@@ -221,6 +245,7 @@ class Nat64State:
             if parsed is None:
                 try:
                     parsed = dnsmsg.parse(b"\0\0" + body)
+                    parsed = parsed + (response_plan(parsed[4]) if parsed[0] else (),)
                 except dnsmsg.DnsError:
                     parsed = False
                 if len(body) <= CACHE_BODY_MAX:     # bounded in bytes too
@@ -230,7 +255,7 @@ class Nat64State:
             if parsed is False:
                 self.malformed += count
                 continue
-            response, qname, qtype, rcode, records = parsed
+            response, qname, qtype, rcode, records, plan = parsed
             if qname is not None and qtype in (TYPE_A, TYPE_AAAA):
                 if qname in self.queried or len(self.queried) < MAX_NAMES:
                     self.queried.add(qname)
@@ -239,32 +264,18 @@ class Nat64State:
                 else:
                     self.names_dropped += count
             if response:
-                self._response(records, resolver, count)
+                self._response(plan, resolver, count)
 
-    def _response(self, records, resolver, count):
-        # Names that lead to an owner through this response's CNAMEs.
-        aliases = {}
-        for owner, rtype, rdata in records:
-            if rtype == TYPE_CNAME:
-                aliases.setdefault(rdata, set()).add(owner)
-
-        def names_of(owner):
-            out, todo = {owner}, [owner]
-            while todo and len(out) < 64:
-                for alias in aliases.get(todo.pop(), ()):
-                    if alias not in out:
-                        out.add(alias)
-                        todo.append(alias)
-            return out
-
+    def _response(self, plan, resolver, count):
+        """Apply a response's ``response_plan`` ``count`` times."""
         if len(self.a) >= MAX_NAMES or len(self.aaaa) >= MAX_NAMES:
             # bounded memory on a capture of random names: the names already
             # known still gather answers, new ones are only counted
-            records = [r for r in records if r[0] in self.a or r[0] in self.aaaa]
+            plan = [r for r in plan if r[0] in self.a or r[0] in self.aaaa]
             self.names_dropped += count
-        for owner, rtype, rdata in records:
+        for owner, rtype, rdata, names in plan:
             if rtype == TYPE_A:
-                for name in names_of(owner):
+                for name in names:
                     d = self.a.setdefault(name, {})
                     if rdata not in d:
                         if len(d) >= MAX_PER_NAME:
@@ -272,8 +283,7 @@ class Nat64State:
                             continue
                         self._correlate(name, (rdata,), self.aaaa.get(name, ()))
                     d[rdata] = d.get(rdata, 0) + count
-            elif rtype == TYPE_AAAA:
-                names = names_of(owner)
+            else:
                 for name in names:
                     by_addr = self.aaaa.setdefault(name, {})
                     if rdata not in by_addr:
