@@ -324,7 +324,8 @@ def tail(path: str, n: int = 5) -> str:
 
 CAPTURE_TITLES = {"generated": "generated mix (benchmarks/generate.py)",
                   "real": "real corpus mix (benchmarks/realmix.py)", "file": "given file"}
-ROW_KEYS = ["fast", "fast-nc", "reference", "capinfos", "tcpdump", "tshark", "nfstream", "dpkt"]
+ROW_KEYS = ["fast", "fast-nc", "reference", "floor-startup", "floor-read", "floor-pass",
+            "capinfos", "tcpdump", "tshark", "nfstream", "dpkt"]
 IPV6FLOW_ROWS = ("fast", "fast-nc", "reference")
 
 
@@ -414,6 +415,15 @@ def capture_rows(cap: dict, a, has_decoder: bool, nfpy: str | None) -> list[dict
         add("fast", "ipv6flow (no --decoder option yet: default decoder)",
             ipv6flow + [path, "--format", "json", "-o", cap["reports"]["fast"]], whole,
             "`--decoder` not accepted by this ipv6flow: ran without it")
+    if has_decoder:
+        # the floors the complete report stands on (benchmarks/floor.py):
+        # start-up alone, ipv6flow's reader alone, the reader and the pass
+        floor = [sys.executable, os.path.join(HERE, "floor.py")]
+        add("floor-startup", "floor: start-up (imports of an analyze run)",
+            floor + ["-", "startup"], whole)
+        add("floor-read", "floor: ipv6flow's reader alone", floor + [path, "read"], whole)
+        add("floor-pass", "floor: reader + decoder pass (no figures)", floor + [path, "pass"],
+            whole)
     if shutil.which("capinfos"):
         # -M: exact counts instead of "1060 k"; the same walk over every record
         add("capinfos", "capinfos -c (the read floor)", ["capinfos", "-c", "-M", path], whole)
@@ -502,7 +512,8 @@ def main(argv=None):
             r["shown"] = r["shown"].replace(nfpy, "NFSTREAM_PYTHON")
         r["out"] = os.path.join(DATA, f"out-{r['cap']}-{r['key']}.txt")
         jobs.append((cmd, r["out"], os.path.join(DATA, f"err-{r['cap']}-{r['key']}.txt"),
-                     IPV6FLOW_CWD if r["key"] in IPV6FLOW_ROWS else REPO))
+                     IPV6FLOW_CWD if r["key"] in IPV6FLOW_ROWS or r["key"].startswith("floor")
+                     else REPO))
 
     def announce(k, i):
         print(f"  round {k + 1}/{a.repeat}: {rows[i]['shown']}", file=sys.stderr, flush=True)
@@ -515,9 +526,13 @@ def main(argv=None):
         r["fps"] = r["frames"] / m["wall"]
         r["mbps"] = r["bytes"] / 1e6 / m["wall"]
         r["wall_full"] = cap["frames"] / r["fps"]
+        if r["key"] == "floor-startup":             # reads no frame: a time, not a rate
+            r["fps"] = r["mbps"] = None
+            r["wall_full"] = m["wall"]
         r["check"] = check_output(r, r["out"], r["out"].replace("out-", "err-"),
                                   cap["reports"].get(r["key"], cap["reports"]["reference"]))
-        print(f"    {r['shown']}: {m['wall']:.2f} s, {r['fps']:,.0f} frames/s, peak RSS "
+        rate = f"{r['fps']:,.0f} frames/s" if r["fps"] else "no frames"
+        print(f"    {r['shown']}: {m['wall']:.2f} s, {rate}, peak RSS "
               f"{m['rss_mb']:.0f} MB, rc {m['rc']}, {r['check']}", file=sys.stderr, flush=True)
 
     for cap in caps:
@@ -526,7 +541,7 @@ def main(argv=None):
         fast = by.get("fast")
         for r in cap["rows"]:
             r["ratio"] = (fast["fps"] / r["fps"]) if fast and fast["rc"] == 0 and r["rc"] == 0 \
-                else None
+                and r["fps"] else None
         extra = cap["extra"] = []
         reps = cap["reports"]
         if "fast" in by and "reference" in by and by["reference"]["file"] == cap["path"] \
@@ -603,7 +618,9 @@ def check_output(r, outp, errp, report_path) -> str:
                                                  re.M))
             if got != want:
                 return f"ok (exit 0; io,phs shows {got:,} of {want:,} frames at its top level)"
-        elif r["key"] == "dpkt":
+        elif r["key"] == "floor-startup":
+            return "ok (exit 0; start-up only, no frame read)"
+        elif r["key"] in ("dpkt", "floor-read", "floor-pass"):
             got = json.loads(open(outp).read())["frames"]
         elif r["key"] == "capinfos":
             m = re.search(r"^Number of packets:\s+(\d+)\s*$", open(outp).read(), re.M)
@@ -733,7 +750,7 @@ def render_table(rows, fast) -> str:
         if r["scaled"]:
             label += f" (first {r['frames']:,} frames)"
             wall = f"{r['wall']:.2f} (≈{r['wall_full']:.1f} for all)"
-        if r["rc"] != 0:
+        if r["rc"] != 0 or r["fps"] is None:
             out.append(f"| {label} | {wall} | - | - | {r['rss_mb']:.0f} | {r['cpu']:.2f} | - | {r['check']} |")
             continue
         out.append(f"| {label} | {wall} | {r['fps']:,.0f} | {r['mbps']:,.1f} | {r['rss_mb']:.0f} | "
@@ -776,6 +793,18 @@ def render_targets(caps, has_decoder) -> str:
                         (">= 25x the dpkt loop frames/s (generated mix)", "dpkt"),
                         ("peak RSS < 150 MB", "rss")):
         lines.append(f"| {title} | " + " | ".join(cell(c, name) for c in caps) + " |")
+
+    def floor_cell(cap, name):
+        by = cap["by"]
+        o, c = by.get(name), by.get("capinfos")
+        if o is None or o["rc"] != 0 or c is None or c["rc"] != 0:
+            return "not measured"
+        return f"{o['wall']:.2f} s = {o['wall'] / c['wall']:.2f}x `capinfos -c` (reported)"
+
+    for title, name in (("floor: start-up alone", "floor-startup"),
+                        ("floor: ipv6flow's reader alone", "floor-read"),
+                        ("floor: reader + decoder pass, no figures", "floor-pass")):
+        lines.append(f"| {title} | " + " | ".join(floor_cell(c, name) for c in caps) + " |")
     return "\n".join(lines)
 
 
@@ -796,7 +825,7 @@ def render_side_by_side(caps) -> str:
                 cells += ["-", "-", "-"]
                 continue
             wall = f"{r['wall_full']:.2f}" + (" (scaled)" if r["scaled"] else "")
-            cells += [wall, f"{1e6 / r['fps']:.2f}", fmt_ratio(r["ratio"])]
+            cells += [wall, f"{1e6 / r['fps']:.2f}" if r["fps"] else "-", fmt_ratio(r["ratio"])]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
