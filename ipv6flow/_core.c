@@ -841,14 +841,58 @@ static int get_int(PyObject *d, const char *name, int64_t *dst)
     return 1;
 }
 
+static int put_item(const char *name, Py_ssize_t i, long long x, void *dst, int dst_size)
+{
+    if (dst_size == 1) {
+        if (x < -128 || x > 255) {
+            PyErr_Format(PyExc_ValueError, "_core.configure: %s[%zd] out of range", name, i);
+            return 0;
+        }
+        ((int8_t *)dst)[i] = (int8_t)x;
+    } else {
+        ((int64_t *)dst)[i] = x;
+    }
+    return 1;
+}
+
 /* Table NAME: `count` integers, copied (converted) into dst of dst_size
-   bytes per item, signed. */
+   bytes per item, signed. A sequence of ints, or a 1-d buffer of 1- or
+   8-byte integers (a numpy array: no list of 65,536 ints to build at
+   start-up). */
 static int get_table(PyObject *d, const char *name, Py_ssize_t count, void *dst,
                      int dst_size)
 {
     PyObject *v = item(d, name);
     if (!v)
         return 0;
+    if (PyObject_CheckBuffer(v) && !PyBytes_Check(v)) {
+        Py_buffer b;
+        if (PyObject_GetBuffer(v, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            return 0;
+        size_t flen = b.format ? strlen(b.format) : 0;
+        char f = flen ? b.format[flen - 1] : 0;
+        int ok = b.ndim == 1 && b.shape[0] == count
+                 && ((b.itemsize == 1 && strchr("bB?", f)) || (b.itemsize == 8 && strchr("qlQL", f)));
+        if (!ok) {
+            PyErr_Format(PyExc_ValueError, "_core.configure: %s is not %zd integers", name, count);
+            PyBuffer_Release(&b);
+            return 0;
+        }
+        int sign = f == 'b' || f == 'q' || f == 'l';
+        for (Py_ssize_t i = 0; i < count; i++) {
+            long long x;
+            if (b.itemsize == 1)
+                x = sign ? ((const int8_t *)b.buf)[i] : ((const uint8_t *)b.buf)[i];
+            else
+                x = ((const int64_t *)b.buf)[i];
+            if (!put_item(name, i, x, dst, dst_size)) {
+                PyBuffer_Release(&b);
+                return 0;
+            }
+        }
+        PyBuffer_Release(&b);
+        return 1;
+    }
     PyObject *seq = PySequence_Fast(v, name);
     if (!seq)
         return 0;
@@ -864,13 +908,7 @@ static int get_table(PyObject *d, const char *name, Py_ssize_t count, void *dst,
             Py_DECREF(seq);
             return 0;
         }
-        int ok = 1;
-        switch (dst_size) {
-        case 1: ok = x >= -128 && x <= 255; ((int8_t *)dst)[i] = (int8_t)x; break;
-        default: ((int64_t *)dst)[i] = x; break;
-        }
-        if (!ok) {
-            PyErr_Format(PyExc_ValueError, "_core.configure: %s[%zd] out of range", name, i);
+        if (!put_item(name, i, x, dst, dst_size)) {
             Py_DECREF(seq);
             return 0;
         }

@@ -181,7 +181,8 @@ def test_tables_reach_the_compiled_code(monkeypatch):
         assert frame_keys(batch, OPTS)[0][0][2] == "vxlan"
 
 
-@pytest.mark.parametrize("change", ["TOKENS", "STEPS", "ET_TOKEN", "SHIFTS", "CLASS16"])
+@pytest.mark.parametrize("change", ["TOKENS", "STEPS", "ET_TOKEN", "SHIFTS", "CLASS16",
+                                    "ET_TOKEN as int32", "IS_VLAN out of range"])
 def test_configure_checks_what_it_is_given(change):
     from ipv6flow import _core
     need_core()
@@ -190,6 +191,10 @@ def test_configure_checks_what_it_is_given(change):
         cfg[change] = list(cfg[change])[::-1]
     elif change == "SHIFTS":
         cfg[change] = cfg[change] + [70]
+    elif change == "ET_TOKEN as int32":
+        cfg["ET_TOKEN"] = cfg["ET_TOKEN"].astype(np.int32)       # 4-byte items: refused
+    elif change == "IS_VLAN out of range":
+        cfg["IS_VLAN"] = cfg["IS_VLAN"].astype(np.int64) + 300
     else:
         cfg[change] = cfg[change][:-1]            # one item short
     try:

@@ -105,7 +105,7 @@ def _load_compiled():
     try:
         configure({
             "COUNTS": (len(COMPILED_INPUTS), len(COMPILED_OUTPUTS)),
-            "ICMP_SIDE": ICMP_SIDE.tolist(), "SERVER_PORT": SERVER_PORT.astype(int).tolist(),
+            "ICMP_SIDE": ICMP_SIDE, "SERVER_PORT": SERVER_PORT.view(np.uint8),
             "FAM_IPV4": FAM_IPV4, "FAM_IPV6": FAM_IPV6, "IPPROTO_TCP": IPPROTO_TCP,
             "IPPROTO_UDP": IPPROTO_UDP, "TEREDO_HI32": TEREDO_HI32,
             "ISATAP_IID_MASK": ISATAP_IID_MASK, "ISATAP_IID_HI32": ISATAP_IID_HI32,

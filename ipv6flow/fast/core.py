@@ -53,6 +53,18 @@ def _links():
     return sorted(out)
 
 
+def table(a) -> np.ndarray:
+    """A lookup table as ``_core.configure`` takes it without a list of
+    Python ints: contiguous, 1-byte items as they are (bools as bytes),
+    others as int64."""
+    a = np.asarray(a)
+    if a.dtype == bool:
+        return np.ascontiguousarray(a).view(np.uint8)
+    if a.dtype.itemsize == 1:
+        return np.ascontiguousarray(a)
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
 def _config():
     """Everything the C pass reads, from the kernel and the registry."""
     links = _links()
@@ -62,14 +74,13 @@ def _config():
                 for v in (k, vh, mh, vl, ml)]
     cfg = {
         "TOKENS": tokens, "STEPS": [token for token, _ in K.STEPS], "NCOLS": len(COLUMNS),
-        "ET_TOKEN": K.ET_TOKEN.tolist(), "IS_VLAN": K.IS_VLAN.astype(int).tolist(),
-        "IS_TUNNEL_PORT": K.IS_TUNNEL_PORT.astype(int).tolist(),
-        "UNKNOWN_NH": K.UNKNOWN_NH.astype(int).tolist(),
-        "EXT_BIT": K.EXT_BIT.tolist(), "SEEN_BIT": K.SEEN_BIT.tolist(),
-        "UL_MIN": K.UL_MIN.tolist(), "TRANSPORT_CODE": K.TRANSPORT_CODE.tolist(),
-        "PROTO_TOKEN": K.PROTO_TOKEN.tolist(),
-        "PROTO_KIND": K.PROTO_KIND[False].tolist() + K.PROTO_KIND[True].tolist(),
-        "CLASS16": K.CLASS16.tolist(), "CLASS_OTHER": K.CLASS_OTHER,
+        "ET_TOKEN": table(K.ET_TOKEN), "IS_VLAN": table(K.IS_VLAN),
+        "IS_TUNNEL_PORT": table(K.IS_TUNNEL_PORT), "UNKNOWN_NH": table(K.UNKNOWN_NH),
+        "EXT_BIT": table(K.EXT_BIT), "SEEN_BIT": table(K.SEEN_BIT),
+        "UL_MIN": table(K.UL_MIN), "TRANSPORT_CODE": table(K.TRANSPORT_CODE),
+        "PROTO_TOKEN": table(K.PROTO_TOKEN),
+        "PROTO_KIND": table(np.concatenate((K.PROTO_KIND[False], K.PROTO_KIND[True]))),
+        "CLASS16": table(K.CLASS16), "CLASS_OTHER": K.CLASS_OTHER,
         # 64-bit words as signed int64 (the C reads them back as unsigned)
         "CLASS_PREFIXES": [v - (1 << 64) if v >= 1 << 63 else v for v in prefixes],
         "N_CLASS_PREFIXES": len(K._CLASS_MASKS),
@@ -82,7 +93,7 @@ def _config():
         "FAM_NON_IP": K.FAM_NON_IP, "FAM_IPV4": K.FAM_IPV4, "FAM_IPV6": K.FAM_IPV6,
         "K_6IN4": K.K_6IN4, "K_6TO4": K.K_6TO4, "K_ISATAP": K.K_ISATAP, "K_6RD": K.K_6RD,
         "K_TEREDO": K.K_TEREDO, "K_GRE": K.K_GRE, "K_GTPU": K.K_GTPU, "K_VXLAN": K.K_VXLAN,
-        "GRE_TOKEN": K.GRE_TOKEN.tolist(), "N_LINKS": len(links),
+        "GRE_TOKEN": table(K.GRE_TOKEN), "N_LINKS": len(links),
         "LINKS": [v for link in links for v in link],
     }
     cfg.update({"IPPROTO_ICMP": R.ICMP_OF[R.FAM_IPV4], "IPPROTO_ICMPV6": R.ICMP_OF[R.FAM_IPV6],
