@@ -1438,6 +1438,66 @@ done:
     return result;
 }
 
+/* -- distinct 64-bit values (arrays.py distinct_unordered) ------------------
+ *
+ * unique_u64(values, out) -> k: out[:k] holds the distinct values of
+ * `values` (uint64[n]) in order of first appearance (out: uint64[n]). An
+ * open-addressing table of row indices, sized from n (never from a value),
+ * probed from the top bits of value * golden ratio. numpy's form is
+ * np.unique (a sort), which orders them; the callers (population.py) want
+ * the set only.
+ */
+static PyObject *unique_u64(PyObject *self, PyObject *args)
+{
+    PyObject *vo, *oo;
+    if (!PyArg_ParseTuple(args, "OO", &vo, &oo))
+        return NULL;
+    Py_buffer vv, ov;
+    if (!get_array(vo, &vv, 8, -1, 0, "values"))
+        return NULL;
+    Py_ssize_t n = vv.shape[0];
+    if (!get_array(oo, &ov, 8, n, 1, "out")) {
+        PyBuffer_Release(&vv);
+        return NULL;
+    }
+    int bits = 4;
+    while (((Py_ssize_t)1 << bits) < 2 * n)
+        bits++;
+    Py_ssize_t size = (Py_ssize_t)1 << bits;
+    int64_t *table = PyMem_Malloc((size_t)size * sizeof(int64_t));
+    if (!table) {
+        PyBuffer_Release(&ov);
+        PyBuffer_Release(&vv);
+        return PyErr_NoMemory();
+    }
+    const uint64_t *v = vv.buf;
+    uint64_t *out = ov.buf;
+    Py_ssize_t k = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t s = 0; s < size; s++)
+        table[s] = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t x = v[i];
+        Py_ssize_t slot = (Py_ssize_t)((x * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
+        for (;;) {
+            int64_t j = table[slot];
+            if (j < 0) {
+                table[slot] = (int64_t)k;
+                out[k++] = x;
+                break;
+            }
+            if (out[j] == x)
+                break;
+            slot = (slot + 1) & (size - 1);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(table);
+    PyBuffer_Release(&ov);
+    PyBuffer_Release(&vv);
+    return PyLong_FromSsize_t(k);
+}
+
 /* -- HyperLogLog registers (analysis/sketch.py update_registers) ------------
  *
  * hll_update(regs, hashes, p): regs[h >> (64 - p)] = max(itself, rank of h),
@@ -1495,6 +1555,8 @@ static PyMethodDef methods[] = {
      "Client side, client key, flow hash and the distinct-count streams of column arrays."},
     {"dns_groups", dns_groups, METH_VARARGS,
      "Group a batch's DNS messages that are alike but for their ID (see _core.c)."},
+    {"unique_u64", unique_u64, METH_VARARGS,
+     "The distinct values of a uint64 array, in order of first appearance."},
     {"hll_update", hll_update, METH_VARARGS,
      "Raise HyperLogLog registers to the ranks of 64-bit hashes (see _core.c)."},
     {"guard_hits", guard_hits, METH_NOARGS,

@@ -10,6 +10,8 @@ Results equal ``np.unique``'s (sorted, lexicographic for rows).
 
 import numpy as np
 
+from .compiled import core_function
+
 
 def _firsts(*sorted_cols):
     """True where a row of the sorted columns differs from the one before."""
@@ -27,6 +29,20 @@ def distinct(x: np.ndarray) -> np.ndarray:
     """``np.unique(x)`` of a 1-d array."""
     s = np.sort(x)
     return s[_firsts(s)]
+
+
+_unique_u64 = core_function("unique_u64")   # tests set None: the sort
+
+
+def distinct_set(x: np.ndarray) -> np.ndarray:
+    """The distinct values of a 1-d uint64 array in no promised order (in
+    order of first appearance by the compiled hash table, sorted by
+    ``distinct`` without it): for sets whose order nothing reads."""
+    if _unique_u64 is None or len(x) < 64:
+        return distinct(x)
+    x = np.ascontiguousarray(x, dtype=np.uint64)
+    out = np.empty(len(x), dtype=np.uint64)
+    return out[:_unique_u64(x, out)]
 
 
 # unique_inverse: values spanning at most _SPAN_PER_ROW times the row count

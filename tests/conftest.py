@@ -117,17 +117,22 @@ def fast_path(name):
     "numpy") inside the block (``ipv6flow.fast.core.compiled`` is the switch,
     and those of the compiled helpers of the analyses: the clients' rules,
     the HyperLogLog registers, the grouping of DNS messages)."""
+    from ipv6flow import arrays, compiled
     from ipv6flow.analysis import nat64, population, sketch
     from ipv6flow.fast import core
-    saved = core.compiled, population.compiled, sketch.compiled, nat64._dns_groups
-    core.compiled = None if name == "numpy" else core.BUILT or need_core()
-    population.compiled = None if name == "numpy" else population.BUILT
-    sketch.compiled = None if name == "numpy" else sketch.BUILT
-    nat64._dns_groups = None if name == "numpy" else nat64.BUILT_DNS_GROUPS
+    saved = (core.compiled, population.compiled, sketch.compiled, nat64._dns_groups,
+             arrays._unique_u64)
+    numpy = name == "numpy"
+    core.compiled = None if numpy else core.BUILT or need_core()
+    population.compiled = None if numpy else population.BUILT
+    sketch.compiled = None if numpy else sketch.BUILT
+    nat64._dns_groups = None if numpy else nat64.BUILT_DNS_GROUPS
+    arrays._unique_u64 = None if numpy else compiled.core_function("unique_u64")
     try:
         yield
     finally:
-        core.compiled, population.compiled, sketch.compiled, nat64._dns_groups = saved
+        (core.compiled, population.compiled, sketch.compiled, nat64._dns_groups,
+         arrays._unique_u64) = saved
 
 
 ROW_ATTRS = ("carrier", "payload", "tunnel", "ntun", "proto", "v6", "ip", "v4", "l4", "l4end")

@@ -392,3 +392,20 @@ def test_hll_registers_compiled_equal_numpy(hashes, p, seed):
     idx, rank = sketch.hll_parts(h, p)
     np.maximum.at(want, idx, rank)
     assert np.array_equal(got, want)
+
+
+@settings(max_examples=int(os.environ.get("IPV6FLOW_HYPOTHESIS_EXAMPLES", 200)),
+          deadline=None)
+@given(values=st.lists(st.one_of(st.integers(0, 40), _U64,
+                                 st.integers(0, 40).map(lambda v: v << 58)), max_size=400))
+def test_unique_u64_gives_each_value_once_in_order_of_first_appearance(values):
+    from ipv6flow import arrays
+    fn = arrays.core_function("unique_u64")
+    if fn is None:
+        need_core()
+        pytest.skip("the compiled distinct is not built")
+    x = np.array(values, dtype=np.uint64)
+    out = np.empty(len(x), dtype=np.uint64)
+    k = fn(x, out)
+    assert out[:k].tolist() == list(dict.fromkeys(values))
+    assert np.array_equal(np.sort(arrays.distinct_set(x)), np.unique(x))

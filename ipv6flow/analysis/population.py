@@ -60,7 +60,7 @@ from ..decode.columns import columns_of
 from ..decode.registry import (FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP,
                                ISATAP_IID_HI32, ISATAP_IID_MASK, TEREDO_HI32, TUNNEL_KINDS,
                                is_isatap_iid)
-from ..arrays import distinct, unique_inverse
+from ..arrays import distinct, distinct_set, unique_inverse
 from .sketch import HashSketch, hash_words, relative_error
 
 # what identifies a client; OFF (--no-clients): no clients, flows or interface
@@ -458,14 +458,14 @@ class Population:
         self.unattributed += len(tag) - k
         if not k:
             return
-        u = distinct(d["client_h"][keyed])
+        u = distinct_set(d["client_h"][keyed])
         self.clients.add(u & ~_U(3), (u & _U(1)) != 0, (u & _U(2)) != 0)
 
     def _flows(self, c, interval, d):
         keyed = d["flow_keyed"]
         self.unkeyed += int(np.count_nonzero(~keyed))
         h = d["flow_coded"][keyed]
-        u = distinct(h)
+        u = distinct_set(h)
         ucode = u & _U(31)
         bare = u & ~_U(31)
         tun = ucode >> _U(1)
@@ -481,7 +481,7 @@ class Population:
         self._bin_flows(h, u, c["ts"][keyed], interval)
 
     def _bin_flows(self, h, u, ts, interval):
-        """Flows per time bin; ``u`` is ``distinct(h)``."""
+        """Flows per time bin; ``u`` is ``distinct_set(h)``."""
         fb = np.floor(ts / interval)
         ok = np.abs(fb) < ODD_BIN
         if not ok.all():
@@ -514,6 +514,7 @@ class Population:
             inv, h = inv[keep], h[keep]
         # One sort gives every (bin, family) its distinct flows: the key is
         # the bin's rank, the family bit, then the hash's rank in ``u``.
+        u = np.sort(u)              # distinct already: ranks by searchsorted
         m = len(u)
         key = distinct((inv.astype(np.int64) * 2 + (h & _U(1)).astype(np.int64)) * m
                        + np.searchsorted(u, h))
@@ -539,7 +540,7 @@ class Population:
         sel = d["iid_sel"]
         if not sel.any():
             return
-        ah, ph = distinct(d["iid_addr"][sel]), distinct(d["iid_prefix"][sel])
+        ah, ph = distinct_set(d["iid_addr"][sel]), distinct_set(d["iid_prefix"][sel])
         self.iid_total[0].add(ah & ~_U(7))
         self.iid_total[1].add(ph & ~_U(7))
         acls, pcls = ah & _U(7), ph & _U(7)
