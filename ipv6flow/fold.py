@@ -92,20 +92,27 @@ def _observe_columns(summary, d, extra):
     if not summary.wants_all_columns:
         # only translation wants columns: read them for its candidates alone
         idx = idx[summary.translation.candidates(address_columns(d, idx))]
-    cols = batch_columns(d, idx)
-    if extra:
-        # both index lists are ascending and disjoint: merge them by where
-        # each row lands, not by sorting the batch
-        more = columns_of([c for _, c in extra])
-        at = np.array([i for i, _ in extra], dtype=np.int64)
-        own = np.arange(len(idx)) + np.searchsorted(at, idx)
-        theirs = np.arange(len(at)) + np.searchsorted(idx, at)
-        merged = {}
-        for k, col in cols.items():
-            out = np.empty(len(idx) + len(at), dtype=np.result_type(col, more[k]))
-            out[own], out[theirs] = col, more[k]
-            merged[k] = out
-        cols = merged
+    if not extra:
+        summary.observe_columns(batch_columns(d, idx))
+        return
+    # The fallback rows take their places among the kernel's rows: both
+    # index lists are ascending and disjoint, so where each lands is a
+    # searchsorted away. The columns are gathered for all the rows at once
+    # (what the kernel left in a fallback row's state is read, harmlessly:
+    # gathers clip into the buffer) and the fallback rows' own columns
+    # written over theirs: a few values per column, not the batch moved.
+    more = columns_of([c for _, c in extra])
+    at = np.array([i for i, _ in extra], dtype=np.int64)
+    theirs = np.arange(len(at)) + np.searchsorted(idx, at)
+    rows = np.empty(len(idx) + len(at), dtype=np.int64)
+    rows[np.arange(len(idx)) + np.searchsorted(at, idx)] = idx
+    rows[theirs] = at
+    cols = batch_columns(d, rows)
+    for k, col in cols.items():
+        kind = np.result_type(col, more[k])
+        if col.dtype != kind:
+            col = cols[k] = col.astype(kind)
+        col[theirs] = more[k]
     summary.observe_columns(cols)
 
 
