@@ -1440,8 +1440,9 @@ done:
 
 /* -- distinct 64-bit values (arrays.py distinct_unordered) ------------------
  *
- * unique_u64(values, out) -> k: out[:k] holds the distinct values of
- * `values` (uint64[n]) in order of first appearance (out: uint64[n]). An
+ * unique_u64(values, out[, inverse]) -> k: out[:k] holds the distinct values
+ * of `values` (uint64[n]) in order of first appearance (out: uint64[n]);
+ * inverse (int64[n]), if given, receives each row's index into them. An
  * open-addressing table of row indices, sized from n (never from a value),
  * probed from the top bits of value * golden ratio. numpy's form is
  * np.unique (a sort), which orders them; the callers (population.py) want
@@ -1449,10 +1450,10 @@ done:
  */
 static PyObject *unique_u64(PyObject *self, PyObject *args)
 {
-    PyObject *vo, *oo;
-    if (!PyArg_ParseTuple(args, "OO", &vo, &oo))
+    PyObject *vo, *oo, *io = Py_None;
+    if (!PyArg_ParseTuple(args, "OO|O", &vo, &oo, &io))
         return NULL;
-    Py_buffer vv, ov;
+    Py_buffer vv, ov, iv;
     if (!get_array(vo, &vv, 8, -1, 0, "values"))
         return NULL;
     Py_ssize_t n = vv.shape[0];
@@ -1460,12 +1461,23 @@ static PyObject *unique_u64(PyObject *self, PyObject *args)
         PyBuffer_Release(&vv);
         return NULL;
     }
+    int64_t *inverse = NULL;
+    if (io != Py_None) {
+        if (!get_array(io, &iv, 8, n, 1, "inverse")) {
+            PyBuffer_Release(&ov);
+            PyBuffer_Release(&vv);
+            return NULL;
+        }
+        inverse = iv.buf;
+    }
     int bits = 4;
     while (((Py_ssize_t)1 << bits) < 2 * n)
         bits++;
     Py_ssize_t size = (Py_ssize_t)1 << bits;
     int64_t *table = PyMem_Malloc((size_t)size * sizeof(int64_t));
     if (!table) {
+        if (inverse)
+            PyBuffer_Release(&iv);
         PyBuffer_Release(&ov);
         PyBuffer_Release(&vv);
         return PyErr_NoMemory();
@@ -1483,16 +1495,23 @@ static PyObject *unique_u64(PyObject *self, PyObject *args)
             int64_t j = table[slot];
             if (j < 0) {
                 table[slot] = (int64_t)k;
+                if (inverse)
+                    inverse[i] = (int64_t)k;
                 out[k++] = x;
                 break;
             }
-            if (out[j] == x)
+            if (out[j] == x) {
+                if (inverse)
+                    inverse[i] = j;
                 break;
+            }
             slot = (slot + 1) & (size - 1);
         }
     }
     Py_END_ALLOW_THREADS
     PyMem_Free(table);
+    if (inverse)
+        PyBuffer_Release(&iv);
     PyBuffer_Release(&ov);
     PyBuffer_Release(&vv);
     return PyLong_FromSsize_t(k);

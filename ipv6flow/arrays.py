@@ -34,6 +34,23 @@ def distinct(x: np.ndarray) -> np.ndarray:
 _unique_u64 = core_function("unique_u64")   # tests set None: the sort
 
 
+def unique_first(x: np.ndarray):
+    """(the distinct values of a 1-d 64-bit integer array in order of first
+    appearance, each row's index into them): by the compiled hash table,
+    else by one stable sort."""
+    if _unique_u64 is not None and len(x) >= 64:
+        u = np.ascontiguousarray(x).view(np.uint64)
+        out = np.empty(len(u), dtype=np.uint64)
+        inv = np.empty(len(u), dtype=np.int64)
+        k = _unique_u64(u, out, inv)
+        return out[:k].view(x.dtype), inv
+    uniq, inv, first = _unique_inverse_sorted(x, True)
+    order = np.argsort(first)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return uniq[order], rank[inv]
+
+
 def distinct_set(x: np.ndarray) -> np.ndarray:
     """The distinct values of a 1-d uint64 array in no promised order (in
     order of first appearance by the compiled hash table, sorted by

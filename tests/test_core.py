@@ -409,3 +409,13 @@ def test_unique_u64_gives_each_value_once_in_order_of_first_appearance(values):
     k = fn(x, out)
     assert out[:k].tolist() == list(dict.fromkeys(values))
     assert np.array_equal(np.sort(arrays.distinct_set(x)), np.unique(x))
+    # unique_first: the compiled hash table and the stable sort agree
+    got = arrays.unique_first(x)
+    saved, arrays._unique_u64 = arrays._unique_u64, None
+    try:
+        want = arrays.unique_first(x)
+    finally:
+        arrays._unique_u64 = saved
+    assert got[0].tolist() == want[0].tolist() == list(dict.fromkeys(values))
+    assert got[1].tolist() == want[1].tolist()
+    assert np.array_equal(got[0][got[1]], x)

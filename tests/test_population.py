@@ -438,3 +438,39 @@ def test_echo_pairs_count_the_requester_only(tmp_path, decoder, mode):
     assert (c["total"], c["ipv6_only"], c["ipv4_only"], c["dual_stack"]) == want
     attributed = {"auto": 5, "mac": 5, "ipv4": 2, "ipv6-64": 3}[mode]
     assert c["frames"] == {"attributed": attributed, "unattributed": 5 - attributed}
+
+
+@pytest.mark.parametrize("path", ["compiled", "numpy"])
+@pytest.mark.parametrize("block", [7, 64, 1000])
+def test_flow_bins_admitted_in_order_of_first_appearance(path, block, monkeypatch):
+    """Past MAX_FLOW_BINS, the bins that get a flow count are the first
+    ones to appear, and the frames of the others are counted untracked,
+    however the rows come in batches (and with or without the compiled
+    hash tables)."""
+    from conftest import fast_path
+    monkeypatch.setattr(population, "MAX_FLOW_BINS", 3)
+    rng = np.random.default_rng(5)
+    n = 1000
+    bins = rng.choice([9, 4, 7, 1, 8, 2], n)          # first appearances decide
+    order = list(dict.fromkeys(bins.tolist()))
+    c = {"fam": np.full(n, 2), "tunnel": np.zeros(n, dtype=np.int64),
+         "ts": bins * 60.0 + 1.5, "proto": np.full(n, 17),
+         "sport": rng.integers(1024, 1100, n), "dport": np.full(n, 53),
+         "icmp": np.full(n, -1), "v4s": np.full(n, -1), "v4d": np.full(n, -1),
+         "has6": np.ones(n, dtype=bool),
+         "v6s_hi": np.full(n, 0x20010DB8 << 32, dtype=np.uint64),
+         "v6s_lo": rng.integers(1, 5, n).astype(np.uint64),
+         "v6d_hi": np.full(n, 0x20010DB9 << 32, dtype=np.uint64),
+         "v6d_lo": np.ones(n, dtype=np.uint64),
+         "mac_s": np.full(n, -1), "mac_d": np.full(n, -1)}
+    with fast_path(path):
+        p = population.Population("auto")
+        for k in range(0, n, block):
+            p.observe({name: col[k:k + block] for name, col in c.items()}, 60.0)
+    assert sorted(p.bins) == sorted(order[:3])
+    kept = np.isin(bins, order[:3])
+    assert p.untracked == int(np.count_nonzero(~kept))
+    for b in order[:3]:
+        rows = bins == b
+        flows = {(int(s), int(lo)) for s, lo in zip(c["sport"][rows], c["v6s_lo"][rows])}
+        assert p.bin_flows(b) == {"ipv4": 0, "ipv6": len(flows)}

@@ -60,7 +60,7 @@ from ..decode.columns import columns_of
 from ..decode.registry import (FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP,
                                ISATAP_IID_HI32, ISATAP_IID_MASK, TEREDO_HI32, TUNNEL_KINDS,
                                is_isatap_iid)
-from ..arrays import distinct, distinct_set, unique_inverse
+from ..arrays import distinct, distinct_set, unique_first
 from .sketch import HashSketch, hash_words, relative_error
 
 # what identifies a client; OFF (--no-clients): no clients, flows or interface
@@ -465,7 +465,7 @@ class Population:
         keyed = d["flow_keyed"]
         self.unkeyed += int(np.count_nonzero(~keyed))
         h = d["flow_coded"][keyed]
-        u = distinct_set(h)
+        u, hinv = unique_first(h)
         ucode = u & _U(31)
         bare = u & ~_U(31)
         tun = ucode >> _U(1)
@@ -478,31 +478,28 @@ class Population:
         six = (ucode & _U(1)) != 0
         self.flows[FAM_IPV4].add(bare[~six])
         self.flows[FAM_IPV6].add(bare[six])
-        self._bin_flows(h, u, c["ts"][keyed], interval)
+        self._bin_flows(h, u, hinv, c["ts"][keyed], interval)
 
-    def _bin_flows(self, h, u, ts, interval):
-        """Flows per time bin; ``u`` is ``distinct_set(h)``."""
+    def _bin_flows(self, h, u, hinv, ts, interval):
+        """Flows per time bin; ``u, hinv`` are ``unique_first(h)``."""
         fb = np.floor(ts / interval)
         ok = np.abs(fb) < ODD_BIN
         if not ok.all():
             self.untracked += int(np.count_nonzero(~ok))
             fb, h = fb[ok], h[ok]
-            u = distinct(h)
+            u, hinv = unique_first(h)
         if not len(fb):
             return
         b = fb.astype(np.int64)
         if b[0] == b[-1] and (b == b[0]).all():           # the usual batch: one bin
             self._bin_group(int(b[0]), u, len(b))
             return
-        ub, inv = unique_inverse(b)
+        ub, inv = unique_first(b)
         ubl = ub.tolist()
-        if len(self.bins) < MAX_FLOW_BINS and any(x not in self.bins for x in ubl):
+        if len(self.bins) < MAX_FLOW_BINS:
             # Bins are admitted in order of first appearance, so which bins
             # get a flow count does not depend on how frames were batched.
-            first = np.full(len(ub), len(b), dtype=np.intp)
-            np.minimum.at(first, inv, np.arange(len(b)))
-            for i in np.argsort(first).tolist():
-                idx = ubl[i]
+            for idx in ubl:
                 if idx not in self.bins:
                     if len(self.bins) >= MAX_FLOW_BINS:
                         break
@@ -511,13 +508,14 @@ class Population:
         if not tracked.all():
             keep = tracked[inv]
             self.untracked += len(b) - int(np.count_nonzero(keep))
-            inv, h = inv[keep], h[keep]
-        # One sort gives every (bin, family) its distinct flows: the key is
-        # the bin's rank, the family bit, then the hash's rank in ``u``.
-        u = np.sort(u)              # distinct already: ranks by searchsorted
+            inv, h, hinv = inv[keep], h[keep], hinv[keep]
+            if not len(h):
+                return                  # every bin of the batch past the cap
+        # The distinct (bin, family, flow) triples, grouped: the key is the
+        # bin's rank, the family bit, then the flow's rank in ``u``; the
+        # few distinct keys are then sorted.
         m = len(u)
-        key = distinct((inv.astype(np.int64) * 2 + (h & _U(1)).astype(np.int64)) * m
-                       + np.searchsorted(u, h))
+        key = np.sort(distinct_set((inv * 2 + (h & _U(1)).astype(np.int64)) * m + hinv))
         group, flows = key // m, u[key % m] & ~_U(31)
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         for s, e in zip(starts.tolist(), np.r_[starts[1:], len(group)].tolist()):
