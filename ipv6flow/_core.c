@@ -1517,6 +1517,75 @@ static PyObject *unique_u64(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(k);
 }
 
+/* -- sums by key (arrays.py group_sums) ---------------------------------------
+ *
+ * group_sum(keys, weights, out_keys, counts, sums) -> k: the distinct keys
+ * (int64[n]) in order of first appearance in out_keys[:k], with how many
+ * rows each has (counts) and the sum of their weights (int64[n]; sums).
+ * The table is sized from n, as unique_u64's. numpy's form: a sort and two
+ * bincounts.
+ */
+static PyObject *group_sum(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    Py_buffer v[5];
+    const char *what[5] = {"keys", "weights", "out_keys", "counts", "sums"};
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4]))
+        return NULL;
+    int got = 0;
+    Py_ssize_t n = -1;
+    PyObject *result = NULL;
+    int64_t *table = NULL;
+    for (; got < 5; got++) {
+        if (!get_array(o[got], &v[got], 8, n, got >= 2, what[got]))
+            goto done;
+        n = v[got].shape[0];
+    }
+    int bits = 4;
+    while (((Py_ssize_t)1 << bits) < 2 * n)
+        bits++;
+    Py_ssize_t size = (Py_ssize_t)1 << bits;
+    table = PyMem_Malloc((size_t)size * sizeof(int64_t));
+    if (!table) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int64_t *keys = v[0].buf, *w = v[1].buf;
+    int64_t *uk = v[2].buf, *cnt = v[3].buf, *sum = v[4].buf;
+    Py_ssize_t k = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t s = 0; s < size; s++)
+        table[s] = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t x = (uint64_t)keys[i];
+        Py_ssize_t slot = (Py_ssize_t)((x * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
+        for (;;) {
+            int64_t j = table[slot];
+            if (j < 0) {
+                table[slot] = (int64_t)k;
+                uk[k] = keys[i];
+                cnt[k] = 1;
+                sum[k] = w[i];
+                k++;
+                break;
+            }
+            if (uk[j] == keys[i]) {
+                cnt[j]++;
+                sum[j] += w[i];
+                break;
+            }
+            slot = (slot + 1) & (size - 1);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(k);
+done:
+    PyMem_Free(table);
+    while (got > 0)
+        PyBuffer_Release(&v[--got]);
+    return result;
+}
+
 /* -- HyperLogLog registers (analysis/sketch.py update_registers) ------------
  *
  * hll_update(regs, hashes, p): regs[h >> (64 - p)] = max(itself, rank of h),
@@ -1576,6 +1645,8 @@ static PyMethodDef methods[] = {
      "Group a batch's DNS messages that are alike but for their ID (see _core.c)."},
     {"unique_u64", unique_u64, METH_VARARGS,
      "The distinct values of a uint64 array, in order of first appearance."},
+    {"group_sum", group_sum, METH_VARARGS,
+     "Distinct int64 keys with their row counts and weight sums (see _core.c)."},
     {"hll_update", hll_update, METH_VARARGS,
      "Raise HyperLogLog registers to the ranks of 64-bit hashes (see _core.c)."},
     {"guard_hits", guard_hits, METH_NOARGS,

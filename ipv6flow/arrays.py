@@ -51,6 +51,27 @@ def unique_first(x: np.ndarray):
     return uniq[order], rank[inv]
 
 
+_group_sum = core_function("group_sum")     # tests set None: sort and bincounts
+
+
+def group_sums(keys: np.ndarray, weights: np.ndarray):
+    """(the distinct int64 keys, sorted; how many rows each has; the sum of
+    their int64 ``weights``): by the compiled hash table (then the few keys
+    sorted), else ``unique_inverse`` and two bincounts."""
+    if _group_sum is not None and len(keys) >= 64:
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        n = len(keys)
+        out = np.empty((3, n), dtype=np.int64)
+        k = _group_sum(keys, np.ascontiguousarray(weights, dtype=np.int64), out[0], out[1],
+                       out[2])
+        order = np.argsort(out[0, :k])
+        return out[0, :k][order], out[1, :k][order], out[2, :k][order]
+    uniq, inv = unique_inverse(keys)
+    counts = np.bincount(inv, minlength=len(uniq))
+    sums = np.bincount(inv, weights=weights, minlength=len(uniq)).astype(np.int64)
+    return uniq, counts, sums
+
+
 def distinct_set(x: np.ndarray) -> np.ndarray:
     """The distinct values of a 1-d uint64 array in no promised order (in
     order of first appearance by the compiled hash table, sorted by

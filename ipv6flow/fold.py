@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .analysis import nat64 as nat64_mod
-from .arrays import unique_inverse
+from .arrays import group_sums, unique_inverse
 from .decode import decode_frame
 from .decode.columns import columns_of, frame_columns
 from .decode.registry import FAM_NON_IP, FAMILY_NAMES
@@ -33,13 +33,14 @@ def _add_figures(summary, d):
     k, w, ts = d.keys[fast], batch.wirelens[fast], batch.ts[fast]
     if not len(k):
         return
-    uniq, inv = unique_inverse(k)
-    packets = np.bincount(inv, minlength=len(uniq))
-    nbytes = np.bincount(inv, weights=w, minlength=len(uniq))
     if summary.sampling is None:
+        uniq, packets, nbytes = group_sums(k, w)
         for key, p, b in zip(uniq.tolist(), packets.tolist(), nbytes.tolist()):
-            summary.add_key(unpack_key(key), p, int(b))
+            summary.add_key(unpack_key(key), p, b)
     else:
+        uniq, inv = unique_inverse(k)
+        packets = np.bincount(inv, minlength=len(uniq))
+        nbytes = np.bincount(inv, weights=w, minlength=len(uniq))
         # sampled input: the interval sums need each key's sum of squared
         # lengths, exact (int64: lengths are capped at 2**18, decode/sflow.py)
         w64 = w.astype(np.int64)
@@ -68,11 +69,9 @@ def _add_figures(summary, d):
             fam_ip, w_ip = fam[ip], w[ip]
         bins = fb.astype(np.int64)
         combo = bins * 16 + fam_ip * 4 + carrier
-        uc, inv = unique_inverse(combo)
-        packets = np.bincount(inv, minlength=len(uc))
-        nbytes = np.bincount(inv, weights=w_ip, minlength=len(uc))
+        uc, packets, nbytes = group_sums(combo, w_ip)
         for c, p, b in zip(uc.tolist(), packets.tolist(), nbytes.tolist()):
-            summary.add_bin(c >> 4, FAMILY_NAMES[(c >> 2) & 3], FAMILY_NAMES[c & 3], p, int(b))
+            summary.add_bin(c >> 4, FAMILY_NAMES[(c >> 2) & 3], FAMILY_NAMES[c & 3], p, b)
 
 
 def _nat64_traffic(state, d, sel, prefixes):

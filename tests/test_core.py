@@ -419,3 +419,31 @@ def test_unique_u64_gives_each_value_once_in_order_of_first_appearance(values):
     assert got[0].tolist() == want[0].tolist() == list(dict.fromkeys(values))
     assert got[1].tolist() == want[1].tolist()
     assert np.array_equal(got[0][got[1]], x)
+
+
+@settings(max_examples=int(os.environ.get("IPV6FLOW_HYPOTHESIS_EXAMPLES", 200)),
+          deadline=None)
+@given(rows=st.lists(st.tuples(st.one_of(st.integers(-5, 40), st.integers(-2**63, 2**63 - 1)),
+                               st.integers(0, 1 << 18)), max_size=300))
+def test_group_sums_compiled_equal_numpy(rows):
+    from ipv6flow import arrays
+    if arrays.core_function("group_sum") is None:
+        need_core()
+        pytest.skip("the compiled group sums are not built")
+    keys = np.array([k for k, _ in rows], dtype=np.int64)
+    w = np.array([x for _, x in rows], dtype=np.int64)
+    got = arrays.group_sums(keys, w)
+    saved, arrays._group_sum = arrays._group_sum, None
+    try:
+        want = arrays.group_sums(keys, w)
+    finally:
+        arrays._group_sum = saved
+    for g, x in zip(got, want):
+        assert g.tolist() == x.tolist()
+    truth = {}
+    for k, x in rows:
+        c, s = truth.get(k, (0, 0))
+        truth[k] = (c + 1, s + x)
+    assert got[0].tolist() == sorted(truth)
+    assert [(c, s) for c, s in zip(got[1].tolist(), got[2].tolist())] == \
+        [truth[k] for k in sorted(truth)]
