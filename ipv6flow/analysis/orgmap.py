@@ -169,6 +169,34 @@ class OrgMap:
         without an answer matter too)."""
         return any(self.domains)
 
+    def compiled_tables(self):
+        """The lookup tables as ``_orgmap.observe`` takes them: the two
+        families' ranges (starts, owners), then the prefixes longer than
+        /64: the /64s holding one, the lengths (longest first), each
+        length's offset in the next three arrays, and per length the
+        networks (hi, lo words, sorted) and owners. Made once."""
+        t = self.__dict__.get("_compiled")
+        if t is None:
+            lens = [x.length for x in self.v6_long]
+            his, los, orgs, off = [], [], [], [0]
+            for x in self.v6_long:
+                order = np.lexsort((x.lo, x.hi))
+                his.append(x.hi[order])
+                los.append(x.lo[order])
+                orgs.append(x.org[order])
+                off.append(off[-1] + len(order))
+
+            def cat(parts, dtype):
+                return np.ascontiguousarray(np.concatenate(parts) if parts else
+                                            np.zeros(0), dtype=dtype)
+            t = self._compiled = tuple(np.ascontiguousarray(a, dtype=d) for a, d in (
+                (self.v4.starts, _U), (self.v4.owner, np.int64), (self.v6.starts, _U),
+                (self.v6.owner, np.int64), (self.v6_long_his, _U),
+                (np.array(lens, dtype=np.int64), np.int64),
+                (np.array(off, dtype=np.int64), np.int64),
+                (cat(his, _U), _U), (cat(los, _U), _U), (cat(orgs, np.int64), np.int64)))
+        return t
+
     # -- lookup -------------------------------------------------------------
     def lookup4(self, addr: np.ndarray) -> np.ndarray:
         """Organisation index per IPv4 address (int64 column, -1: none or
