@@ -675,7 +675,13 @@ def report(sc: Scorecard, dns: dict) -> dict:
             domains_of.setdefault(dm, []).append(g)
     readiness = names.under(domains_of)
 
-    order = sorted(range(1, n), key=lambda i: sc.names[i]) + [0]
+    # organisations listed: those with a frame or a name seen (and the
+    # frames of no organisation, always); the others by name only
+    seen = cnt.any(axis=1)
+    for g, v in readiness.items():
+        seen[g] |= any(v.values())
+    order = sorted((i for i in range(1, n) if seen[i]), key=lambda i: sc.names[i]) + [0]
+    not_seen = sorted(sc.names[i] for i in range(1, n) if not seen[i])
     rows, adoption_rows, blocking_rows = [], [], []
     for i in order:
         row = cnt[i]
@@ -691,6 +697,7 @@ def report(sc: Scorecard, dns: dict) -> dict:
             "rows": rows,
             "exact": sc.items_exact,
             "untracked_destinations": _pb(total[C_UP], total[C_UB]),
+            "not_seen": not_seen,
         },
         "adoption": {"definitions": {k: DEFINITIONS[k] for k in
                                      ("traffic", "flows", "clients", "ipv6_preferred")},
