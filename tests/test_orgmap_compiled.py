@@ -234,10 +234,17 @@ def test_bad_arrays_are_refused():
 def test_union_is_the_sorted_distinct_union():
     comp = need_compiled()
     r = np.random.default_rng(3)
-    held = np.unique(r.integers(0, 1 << 63, 5000, dtype=np.uint64))
-    pending = np.concatenate([held[::7], r.integers(0, 1 << 63, 9000, dtype=np.uint64),
-                              np.full(100, 42, dtype=np.uint64)])
-    want = np.union1d(held, pending)
-    out = np.empty(len(held) + len(pending), dtype=np.uint64)
-    k = comp.union(held, pending.copy(), out)
-    assert np.array_equal(out[:k], want)
+    for nruns in (0, 1, 2, 3, 7, 30):
+        runs = [np.unique(r.integers(0, 1 << 63, r.integers(0, 3000), dtype=np.uint64))
+                for _ in range(nruns)]
+        if nruns > 2:
+            runs[1] = np.sort(np.concatenate([runs[0][::3], runs[1]]))   # shared items
+            runs.append(np.full(5, 42, dtype=np.uint64))                 # repeats in a run
+        want = np.unique(np.concatenate(runs)) if runs else np.zeros(0, dtype=np.uint64)
+        out = np.empty(sum(len(x) for x in runs), dtype=np.uint64)
+        k = comp.union(runs, out)
+        assert np.array_equal(out[:k], want)
+    with pytest.raises(ValueError):
+        comp.union([np.array([3, 1], dtype=np.uint64)], np.empty(2, dtype=np.uint64))
+    with pytest.raises(ValueError):
+        comp.union([np.array([1, 3], dtype=np.uint64)], np.empty(1, dtype=np.uint64))

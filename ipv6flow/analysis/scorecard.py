@@ -313,10 +313,10 @@ class Scorecard:
         if not self._pending:
             return
         if compiled is not None:
-            # the runs sorted together, merged with the held set (linear)
-            pending = np.concatenate(self._pending)
-            out = np.empty(len(self.items) + len(pending), dtype=_U)
-            u = out[:compiled.union(np.ascontiguousarray(self.items, dtype=_U), pending, out)]
+            # the sorted runs and the held set merged pairwise (linear passes)
+            runs = [np.ascontiguousarray(r, dtype=_U) for r in [self.items] + self._pending]
+            out = np.empty(sum(len(r) for r in runs), dtype=_U)
+            u = out[:compiled.union(runs, out)]
         else:
             # sorted runs: a stable sort (timsort) merges them in linear time each
             keys = np.sort(np.concatenate([self.items] + self._pending), kind="stable")
