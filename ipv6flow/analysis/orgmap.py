@@ -317,6 +317,7 @@ def parse_rows(text_lines):
     """(network, name, group, domains, line) per data row of the CSV."""
     reader = csv.reader(text_lines, strict=True)
     rows = 0
+    last_cell, last_doms = None, []
     while True:
         try:
             row = next(reader)
@@ -325,7 +326,7 @@ def parse_rows(text_lines):
         except csv.Error as e:
             raise ValueError(f"line {reader.line_num}: not valid CSV ({e})")
         line = reader.line_num
-        if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         if rows == 0 and row[0].strip().lower() == "prefix":
             rows = -1              # a header: the next row is still "the first"
@@ -336,7 +337,7 @@ def parse_rows(text_lines):
         if len(row) < 2 or len(row) > 4:
             raise ValueError(f"line {line}: expected prefix,organisation[,group][,domain], "
                              f"found {len(row)} field{'s' if len(row) != 1 else ''}")
-        if any(len(c) > MAX_CELL for c in row):
+        if max(map(len, row)) > MAX_CELL:
             raise ValueError(f"line {line}: a field longer than {MAX_CELL} characters")
         text = row[0].strip()
         try:
@@ -352,8 +353,13 @@ def parse_rows(text_lines):
         group = row[2].strip() if len(row) > 2 else ""
         if len(group) > MAX_NAME:
             raise ValueError(f"line {line}: a group name longer than {MAX_NAME} characters")
-        yield (version, value, ln, name, group, _domains(row[3], line) if len(row) > 3 else [],
-               line)
+        doms = []
+        if len(row) > 3:
+            # an organisation's rows repeat its domains: the last cell's are reused
+            if row[3] != last_cell:
+                last_cell, last_doms = row[3], _domains(row[3], line)
+            doms = list(last_doms)
+        yield version, value, ln, name, group, doms, line
 
 
 def load(path: str) -> OrgMap:
