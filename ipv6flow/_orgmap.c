@@ -51,6 +51,7 @@ static struct {
     uint64_t cat_client, cat_c4, cat_c6, cat_c6e, cat_f4, cat_fx;
     uint64_t hash_mask, gshift, all_group, key_all;
     int64_t fam_ipv6, tcp, side_dst;
+    uint64_t seed;                 /* of the group table's slots (random a process) */
 } T;
 
 static int cfg_int(PyObject *d, const char *name, int64_t *out)
@@ -102,7 +103,7 @@ static PyObject *configure(PyObject *self, PyObject *args)
         || !cfg_u64(d, "HASH", &T.hash_mask) || !cfg_u64(d, "GSHIFT", &T.gshift)
         || !cfg_u64(d, "ALL", &T.all_group) || !cfg_u64(d, "KEY_ALL", &T.key_all)
         || !cfg_int(d, "FAM_IPV6", &T.fam_ipv6) || !cfg_int(d, "IPPROTO_TCP", &T.tcp)
-        || !cfg_int(d, "SIDE_DST", &T.side_dst))
+        || !cfg_int(d, "SIDE_DST", &T.side_dst) || !cfg_u64(d, "SEED", &T.seed))
         return NULL;
     int64_t cols[] = {T.c_p4, T.c_b4, T.c_p6, T.c_b6, T.c_cp4, T.c_cb4, T.c_cp6, T.c_cb6,
                       T.c_np, T.c_nb, T.c_tp, T.c_tb, T.c_xp, T.c_xb, T.c_s4, T.c_s6, T.c_sx};
@@ -566,7 +567,10 @@ static PyObject *observe(PyObject *self, PyObject *args)
     }
     for (size_t i = 0; i < nn; i++) {
         uint64_t h = rowh[i];
-        size_t s = (size_t)(h * 0x9E3779B97F4A7C15ULL >> 20) & mask;
+        /* the slot from a seeded mix of the hash: the hash is a fixed
+           function of packet fields (it must equal numpy's), so without a
+           secret a capture could be made whose rows crowd a few slots */
+        size_t s = (size_t)mix(h ^ T.seed) & mask;
         while (tid[s] != UINT32_MAX && th[s] != h)
             s = (s + 1) & mask;
         if (tid[s] == UINT32_MAX) {

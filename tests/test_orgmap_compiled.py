@@ -210,6 +210,25 @@ def test_random_columns(tmp_path, seed):
     _compare(batches, omap)
 
 
+def test_the_table_seed_changes_nothing(tmp_path, monkeypatch):
+    """The group table's slots come from a random seed (so that no capture
+    can be made to crowd them); the state must not depend on it."""
+    comp = need_compiled()
+    batches = _rows_of([PROG / "programme.pcap"], PROG / "orgs.csv", monkeypatch)
+    rng = random.Random(5)
+    batches += [_random_columns(rng, 2000) for _ in range(3)]
+    omap = _random_map(batches, rng, tmp_path / "map.csv")
+    states = []
+    try:
+        for seed in (0, 1, 0xFFFFFFFFFFFFFFFF):
+            comp.configure(dict(S._config(), SEED=seed))
+            states.append(_state(batches, omap, NAT64, comp)[0])
+    finally:
+        comp.configure(S._config())
+    assert states[0] == states[1] == states[2]
+    assert states[0] == _state(batches, omap, NAT64, None)[0]
+
+
 def test_bad_arrays_are_refused():
     comp = need_compiled()
     sc = S.Scorecard(None, ())

@@ -38,6 +38,7 @@ two and merged gives what one run gives.
 import base64
 import ipaddress
 import os
+import secrets
 
 import numpy as np
 
@@ -91,6 +92,17 @@ DEFINITIONS = {
 }
 
 
+def _config():
+    """This module's constants, as ``_orgmap.configure`` takes them."""
+    cfg = {name: value for name, value in globals().items()
+           if name.startswith(("C_", "CAT_"))}
+    cfg.update(K=K, HASH=int(_HASH), GSHIFT=int(_GSHIFT), ALL=_ALL, KEY_ALL=_KEY_ALL,
+               FAM_IPV6=FAM_IPV6, IPPROTO_TCP=IPPROTO_TCP, SIDE_DST=_DST,
+               # the group table's slots (not the results) depend on it
+               SEED=secrets.randbits(64))
+    return cfg
+
+
 def _load_compiled():
     """The compiled per-batch part (``ipv6flow/_orgmap.c``), configured
     with this module's constants; None where it is not built or switched
@@ -102,12 +114,8 @@ def _load_compiled():
         from .. import _orgmap
     except ImportError:
         return None
-    cfg = {name: value for name, value in globals().items()
-           if name.startswith(("C_", "CAT_"))}
-    cfg.update(K=K, HASH=int(_HASH), GSHIFT=int(_GSHIFT), ALL=_ALL, KEY_ALL=_KEY_ALL,
-               FAM_IPV6=FAM_IPV6, IPPROTO_TCP=IPPROTO_TCP, SIDE_DST=_DST)
     try:
-        _orgmap.configure(cfg)
+        _orgmap.configure(_config())
     except (KeyError, ValueError):
         return None             # built from other sources: the numpy path is right
     return _orgmap
