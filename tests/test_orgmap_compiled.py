@@ -83,7 +83,7 @@ def _random_map(batches, rng, path, rows=400):
             ln = rng.choice([0, 16, 32, 48, 56, 60, 63, 64, 65, 72, 96, 112, 127, 128])
             a = rng.choice(v6)
             net = (6, a >> (128 - ln) << (128 - ln) if ln else 0, ln)
-        if net[:2] in {(n[0], n[1]) for n in seen if n[2] == ln}:
+        if net in seen:
             continue
         seen.add(net)
         text = (ipaddress.IPv4Network((net[1], ln)) if net[0] == 4 else
@@ -154,10 +154,17 @@ def test_corpus_rows_random_maps(tmp_path, monkeypatch):
     batches = _rows_of(paths, PROG / "orgs.csv", monkeypatch)
     assert sum(len(b[1]) for b in batches) > 10_000
     rng = random.Random(16)
+    decided_long = 0
     for _ in range(3):
         omap = _random_map(batches, rng, tmp_path / "map.csv", rows=2000)
         sc = _compare(batches, omap)
         assert sc.counts[1:].sum() > 0
+        # prefixes longer than /64 decide some addresses (not only the ranges)
+        for c, *_ in batches:
+            six = c["has6"]
+            full = omap.lookup6(c["v6s_hi"], c["v6s_lo"], six)
+            decided_long += int((full != omap.v6.find(c["v6s_hi"]))[six].sum())
+    assert decided_long > 0
     # and with no map at all (merge of reports made without one)
     a, _ = _state(batches, None, (), S.compiled)
     b, _ = _state(batches, None, (), None)
