@@ -766,6 +766,9 @@ static size_t merge2(const uint64_t *x, size_t nx, const uint64_t *y, size_t ny,
     return k;
 }
 
+static uint64_t *union_mem;
+static size_t union_size;
+
 static PyObject *union_(PyObject *self, PyObject *args)
 {
     PyObject *ro, *oo, *seq, *res = NULL;
@@ -824,8 +827,18 @@ static PyObject *union_(PyObject *self, PyObject *args)
                 PyErr_SetString(PyExc_ValueError, "_orgmap.union: out too short");
                 goto done;
             }
-            a = PyMem_Malloc((total ? total : 1) * sizeof *a);
-            b = PyMem_Malloc((total ? total : 1) * sizeof *b);
+            /* kept between calls, as observe's scratch: fresh pages for
+               each consolidation cost more than the merging (the kernel
+               zeroes them); at most twice the pending items */
+            if (2 * total > union_size) {
+                PyMem_Free(union_mem);
+                union_size = 2 * (total ? total : 1);
+                union_mem = PyMem_Malloc(union_size * sizeof *union_mem);
+                if (!union_mem)
+                    union_size = 0;
+            }
+            a = union_mem;
+            b = union_mem ? union_mem + total : NULL;
             if (!a || !b) {
                 PyBuffer_Release(&held);
                 PyErr_NoMemory();
@@ -861,8 +874,6 @@ static PyObject *union_(PyObject *self, PyObject *args)
     PyBuffer_Release(&held);
     res = PyLong_FromSize_t(n);
 done:
-    PyMem_Free(a);
-    PyMem_Free(b);
     PyMem_Free(bounds);
     PyBuffer_Release(&o);
     Py_DECREF(seq);

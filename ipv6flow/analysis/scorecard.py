@@ -340,7 +340,9 @@ class Scorecard:
             room = MAX_ITEMS - int(old.sum())
             new = np.flatnonzero(~old)[:max(room, 0)]
             u = u[np.sort(np.concatenate((np.flatnonzero(old), new)))]
-        self.items = u.copy() if u.base is not None and len(u) < len(u.base) else u
+        # a view of the merge's output is kept when it fills most of it (a
+        # copy costs fresh pages; the slack is at most that view's length)
+        self.items = u.copy() if u.base is not None and 2 * len(u) < len(u.base) else u
 
     def _destinations(self, g, fam6, nat, s4, shi, slo, weights):
         """Frames, bytes and SYNs (``weights``, per row) by (organisation,
