@@ -33,8 +33,12 @@
  * Safety: every array is a checked contiguous buffer of the expected item
  * size and length (`get_array`); organisation indices from the map are
  * checked against the counter rows before use (an out-of-range one is a
- * ValueError). Memory: the caller's output arrays (sized by the row count)
- * and scratch arrays of a few words per row, kept for the next batch.
+ * ValueError). Memory: the caller's output arrays (sized by the row count),
+ * scratch arrays of a few words per row kept for the next batch, and the
+ * union's buffers (twice the pending items) kept for the next union. The
+ * group table's slots come from a seeded mix of the hash (the hash itself
+ * must be numpy's, a fixed function of packet fields); sorts are linear
+ * whatever the keys (see bucket_sort).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
