@@ -15,6 +15,8 @@ extensions = [
     Extension("ipv6flow._core", ["ipv6flow/_core.c"], optional=True),
     # live capture: no libpcap header or library needed to build (see the source)
     Extension("ipv6flow._livecap", ["ipv6flow/_livecap.c"], optional=True),
+    # the scorecard's per-batch part (--org-map; ipv6flow/analysis/scorecard.py)
+    Extension("ipv6flow._orgmap", ["ipv6flow/_orgmap.c"], optional=True),
 ]
 if os.environ.get("IPV6FLOW_NO_EXTENSIONS", "").strip() not in ("", "0"):
     extensions = []

@@ -70,6 +70,7 @@ want, names = sys.argv[1] == "1", sys.argv[2:]
 import ipv6flow
 from ipv6flow.capture import pcap, pcapng
 from ipv6flow.engine import live
+from ipv6flow.analysis import scorecard
 venv = os.path.realpath(sys.prefix)
 for name in names:
     try:
@@ -83,7 +84,8 @@ for name in names:
     if not os.path.realpath(mod.__file__).startswith(venv):
         sys.exit(f"{name} comes from {mod.__file__}, not from the venv")
 used = {"ipv6flow._speedups": pcap._walk_pcap is not None and pcapng._walk_pcapng is not None,
-        "ipv6flow._livecap": live._livecap is not None}
+        "ipv6flow._livecap": live._livecap is not None,
+        "ipv6flow._orgmap": scorecard.compiled is not None}
 for name, on in used.items():
     if on != want:
         sys.exit(f"{name}: in use {on}, expected {want}")
@@ -101,6 +103,9 @@ for venv in wheel-venv plain-venv; do
     "$WORK/$venv/bin/ipv6flow" analyze --no-progress --6rd-prefix 2a01:e30::/28 \
       --format json "$SAMPLES/$f" >"$WORK/$venv-$f.json"
   done
+  "$WORK/$venv/bin/ipv6flow" analyze --no-progress --format json \
+    --org-map "$SAMPLES/programme/orgs.csv" "$SAMPLES/programme/programme.pcap" \
+    >"$WORK/$venv-programme.pcap.json"
   "$WORK/$venv/bin/ipv6flow" analyze --no-progress --decoder reference \
     --6rd-prefix 2a01:e30::/28 --format json "$SAMPLES/mixed.pcap" >"$WORK/$venv-ref.json"
   cmp "$WORK/$venv-mixed.pcap.json" "$WORK/$venv-ref.json" \
@@ -108,7 +113,7 @@ for venv in wheel-venv plain-venv; do
   "$WORK/$venv/bin/ipv6flow" analyze --no-progress --stats "$SAMPLES/mixed.pcap" \
     2>&1 >/dev/null | sed "s|^|$venv: |"
 done
-for f in mixed.pcap mixed.pcapng mixed.pcap.gz; do
+for f in mixed.pcap mixed.pcapng mixed.pcap.gz programme.pcap; do
   cmp "$WORK/wheel-venv-$f.json" "$WORK/plain-venv-$f.json" \
     || fail "$f: the report without the compiled helpers differs from the wheel's"
 done

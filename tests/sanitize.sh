@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The compiled code (ipv6flow/_core.c, the classifier; ipv6flow/_speedups.c,
-# the record walks) under AddressSanitizer and UndefinedBehaviorSanitizer.
+# the record walks; ipv6flow/_orgmap.c, the scorecard's per-batch part) under
+# AddressSanitizer and UndefinedBehaviorSanitizer.
 #
 #   tests/sanitize.sh                 build sanitized, run the checks below
 #   tests/sanitize.sh --build DIR     only build a sanitized copy in DIR
@@ -23,7 +24,10 @@
 #   forms on real and hypothesis-made rows;
 # * the grouping of DNS messages against Python's, on hypothesis-made spans
 #   and real DNS (tests/test_nat64.py);
-# * the hypothesis differential tests (tests/test_fast_hypothesis.py).
+# * the hypothesis differential tests (tests/test_fast_hypothesis.py);
+# * the scorecard, compiled against numpy, on the programme sample, every
+#   real capture and random columns, with random maps
+#   (tests/test_orgmap_compiled.py).
 #
 # A sanitizer report aborts the process, so any finding fails the run. CI
 # calls this script (.ci/run); it takes a few minutes.
@@ -59,7 +63,7 @@ rm -rf build ipv6flow/*.so
 CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" \
   "$PYTHON" setup.py -q build_ext --inplace >build.log 2>&1 || { cat build.log; exit 1; }
 # setup.py's extensions are optional: make sure both really were built, sanitized
-for ext in _core _speedups; do
+for ext in _core _speedups _orgmap; do
   so=$(ls ipv6flow/$ext.*.so 2>/dev/null || true)
   if [ -z "$so" ] || ! nm -D "$so" | grep -q __asan_report; then
     cat build.log
@@ -75,18 +79,22 @@ export IPV6FLOW_SHARED="${IPV6FLOW_SHARED:-$ROOT/../shared}"
 # the numpy kernel runs no compiled code: leave it to the normal suite
 export IPV6FLOW_FAST_PATHS=compiled
 "$PYTHON" - <<'EOF'
-import ipv6flow._core, ipv6flow._speedups, os
+import ipv6flow._core, ipv6flow._speedups, ipv6flow._orgmap, os
 from ipv6flow.fast import core
+from ipv6flow.analysis import scorecard
 assert core.compiled is not None, "the compiled classifier is not in use"
-assert ipv6flow._core.__file__.startswith(os.getcwd()), ipv6flow._core.__file__
-print("sanitized:", ipv6flow._core.__file__, ipv6flow._speedups.__file__)
+assert scorecard.compiled is not None, "the compiled scorecard part is not in use"
+for mod in (ipv6flow._core, ipv6flow._orgmap):
+    assert mod.__file__.startswith(os.getcwd()), mod.__file__
+print("sanitized:", ipv6flow._core.__file__, ipv6flow._speedups.__file__,
+      ipv6flow._orgmap.__file__)
 EOF
 if [ "$mode" != check ]; then
   echo "built in $WORK; run with LD_PRELOAD=$preload"
   exit 0
 fi
 "$PYTHON" -m pytest -q -p no:cacheprovider -x \
-  tests/test_core.py tests/test_fast_hypothesis.py \
+  tests/test_core.py tests/test_fast_hypothesis.py tests/test_orgmap_compiled.py \
   "tests/test_nat64.py::test_dns_groups_match_by_bytes_not_by_id" \
   "tests/test_nat64.py::test_dns_groups_equal_python_grouping" \
   "tests/test_nat64.py::test_grouped_dns_evidence_equals_message_by_message" \

@@ -162,6 +162,58 @@ def test_text_and_csv(fast_report, tmp_path):
     assert r.returncode != 0 and b"--org-map" in r.stderr
 
 
+def test_organisations_not_seen_are_named_not_listed(tmp_path):
+    """An organisation with no frame and no name in the capture has no row
+    and is named in ``not_seen``; one with names only (its domain's names
+    in the DNS, no frame) keeps its row; the same under both decoders,
+    two workers, and a merge of the capture cut where the names are all in
+    the first part (the second part alone does not see them)."""
+    omap = tmp_path / "orgs.csv"
+    omap.write_text((PROG / "orgs.csv").read_text()
+                    + "172.31.0.0/16,Silent Agency,agency,silent.example\n"
+                    + "2001:db8:7777::/48,Names Only,agency,mof.gov.example\n"
+                    + "2001:db8:eeee::/48,\x1b[31mQuiet <b>,agency,\n")
+    reports = [run("analyze", "--format", "json", "--org-map", omap, "--decoder", d,
+                   "--workers", w, PROG / "programme.pcap").stdout
+               for d, w in (("fast", "1"), ("reference", "1"), ("fast", "2"))]
+    assert reports[1] == reports[0] == reports[2]
+    rep = json.loads(reports[0])
+    truth_rows = {r["organisation"]: r for r in TRUTH["organisations"]["rows"]}
+    rows = {r["organisation"]: r for r in rep["organisations"]["rows"]}
+    assert set(rows) == set(truth_rows) | {"Names Only"}
+    assert rep["organisations"]["not_seen"] == ["\x1b[31mQuiet <b>", "Silent Agency"]
+    quiet = rows["Names Only"]
+    assert quiet["payload"] == {"ipv4": {"packets": 0, "bytes": 0},
+                                "ipv6": {"packets": 0, "bytes": 0}}
+    assert quiet["names"] == truth_rows["Ministry of Finance"]["names"]
+    assert sum(quiet["names"].values()) > 0
+    for k in ("adoption", "blocking"):
+        assert [a["organisation"] for a in rep[k]["by_organisation"]] == \
+            [r["organisation"] for r in rep["organisations"]["rows"]]
+    # the other figures are those of the map without the three
+    for name, t in truth_rows.items():
+        _subset_ok = []
+        _subset(t, rows[name], name, _subset_ok)
+        assert not _subset_ok, _subset_ok[:5]
+    # merge: the state keeps every organisation, the report is made again
+    parts = []
+    for i, p in enumerate(_cut(tmp_path, 40)):
+        out = tmp_path / f"part{i}.json"
+        out.write_bytes(run("analyze", "--format", "json", "--org-map", omap, p).stdout)
+        parts.append(out)
+    second = json.loads(parts[1].read_text())
+    assert "Names Only" in second["organisations"]["not_seen"]
+    merged = json.loads(run("merge", *parts).stdout)
+    for k in SECTIONS:
+        assert merged[k] == rep[k], k
+    # shown, escaped, in the text and the page
+    text = run("merge", "--format", "text", *parts).stdout.decode()
+    assert "not seen (no frame, no name; not listed): 2: " in text and "Silent Agency" in text
+    assert "\x1b" not in text
+    page = run("merge", "--format", "html", *parts).stdout.decode()
+    assert "Silent Agency" in page and "&lt;b&gt;" in page and "\x1b" not in page
+
+
 def test_without_org_map_the_report_has_no_scorecard():
     rep = json.loads(run("analyze", "--format", "json", PROG / "programme.pcap").stdout)
     assert not set(SECTIONS) & set(rep) and "scorecard_state" not in rep

@@ -169,6 +169,34 @@ class OrgMap:
         without an answer matter too)."""
         return any(self.domains)
 
+    def compiled_tables(self):
+        """The lookup tables as ``_orgmap.observe`` takes them: the two
+        families' ranges (starts, owners), then the prefixes longer than
+        /64: the /64s holding one, the lengths (longest first), each
+        length's offset in the next three arrays, and per length the
+        networks (hi, lo words, sorted) and owners. Made once."""
+        t = self.__dict__.get("_compiled")
+        if t is None:
+            lens = [x.length for x in self.v6_long]
+            his, los, orgs, off = [], [], [], [0]
+            for x in self.v6_long:
+                order = np.lexsort((x.lo, x.hi))
+                his.append(x.hi[order])
+                los.append(x.lo[order])
+                orgs.append(x.org[order])
+                off.append(off[-1] + len(order))
+
+            def cat(parts, dtype):
+                return np.ascontiguousarray(np.concatenate(parts) if parts else
+                                            np.zeros(0), dtype=dtype)
+            t = self._compiled = tuple(np.ascontiguousarray(a, dtype=d) for a, d in (
+                (self.v4.starts, _U), (self.v4.owner, np.int64), (self.v6.starts, _U),
+                (self.v6.owner, np.int64), (self.v6_long_his, _U),
+                (np.array(lens, dtype=np.int64), np.int64),
+                (np.array(off, dtype=np.int64), np.int64),
+                (cat(his, _U), _U), (cat(los, _U), _U), (cat(orgs, np.int64), np.int64)))
+        return t
+
     # -- lookup -------------------------------------------------------------
     def lookup4(self, addr: np.ndarray) -> np.ndarray:
         """Organisation index per IPv4 address (int64 column, -1: none or
@@ -289,6 +317,7 @@ def parse_rows(text_lines):
     """(network, name, group, domains, line) per data row of the CSV."""
     reader = csv.reader(text_lines, strict=True)
     rows = 0
+    last_cell, last_doms = None, []
     while True:
         try:
             row = next(reader)
@@ -297,7 +326,7 @@ def parse_rows(text_lines):
         except csv.Error as e:
             raise ValueError(f"line {reader.line_num}: not valid CSV ({e})")
         line = reader.line_num
-        if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         if rows == 0 and row[0].strip().lower() == "prefix":
             rows = -1              # a header: the next row is still "the first"
@@ -308,7 +337,7 @@ def parse_rows(text_lines):
         if len(row) < 2 or len(row) > 4:
             raise ValueError(f"line {line}: expected prefix,organisation[,group][,domain], "
                              f"found {len(row)} field{'s' if len(row) != 1 else ''}")
-        if any(len(c) > MAX_CELL for c in row):
+        if max(map(len, row)) > MAX_CELL:
             raise ValueError(f"line {line}: a field longer than {MAX_CELL} characters")
         text = row[0].strip()
         try:
@@ -324,8 +353,13 @@ def parse_rows(text_lines):
         group = row[2].strip() if len(row) > 2 else ""
         if len(group) > MAX_NAME:
             raise ValueError(f"line {line}: a group name longer than {MAX_NAME} characters")
-        yield (version, value, ln, name, group, _domains(row[3], line) if len(row) > 3 else [],
-               line)
+        doms = []
+        if len(row) > 3:
+            # an organisation's rows repeat its domains: the last cell's are reused
+            if row[3] != last_cell:
+                last_cell, last_doms = row[3], _domains(row[3], line)
+            doms = list(last_doms)
+        yield version, value, ln, name, group, doms, line
 
 
 def load(path: str) -> OrgMap:

@@ -37,6 +37,8 @@ two and merged gives what one run gives.
 
 import base64
 import ipaddress
+import os
+import secrets
 
 import numpy as np
 
@@ -90,6 +92,35 @@ DEFINITIONS = {
 }
 
 
+def _config():
+    """This module's constants, as ``_orgmap.configure`` takes them."""
+    cfg = {name: value for name, value in globals().items()
+           if name.startswith(("C_", "CAT_"))}
+    cfg.update(K=K, HASH=int(_HASH), GSHIFT=int(_GSHIFT), ALL=_ALL, KEY_ALL=_KEY_ALL,
+               FAM_IPV6=FAM_IPV6, IPPROTO_TCP=IPPROTO_TCP, SIDE_DST=_DST,
+               # the group table's slots (not the results) depend on it
+               SEED=secrets.randbits(64))
+    return cfg
+
+
+def _load_compiled():
+    """The compiled per-batch part (``ipv6flow/_orgmap.c``), configured
+    with this module's constants; None where it is not built or switched
+    off (``IPV6FLOW_PURE_PYTHON=1``): the numpy code below is then used,
+    and gives the same state (tests/test_orgmap_compiled.py)."""
+    if os.environ.get("IPV6FLOW_PURE_PYTHON"):
+        return None
+    try:
+        from .. import _orgmap
+    except ImportError:
+        return None
+    try:
+        _orgmap.configure(_config())
+    except (KeyError, ValueError):
+        return None             # built from other sources: the numpy path is right
+    return _orgmap
+
+
 def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
 
@@ -133,6 +164,7 @@ class Scorecard:
         self.dest = {k: np.zeros(0, dtype=t) for k, t in _DEST_FIELDS}
         self._dest_parts, self._dest_n = [], 0
         self.dns = {}        # name -> [a set, native set, synthesized set] (from reports)
+        self._nat_words = None   # the NAT64 prefixes as the compiled part takes them
 
     # -- adding -------------------------------------------------------------
     def observe(self, c, side, tag, value, flow_h, flow_keyed):
@@ -140,6 +172,9 @@ class Scorecard:
         client key (tag, value) and flow hashes."""
         n = len(side)
         if not n:
+            return
+        if compiled is not None:
+            self._observe_compiled(c, side, tag, value, flow_h, flow_keyed)
             return
         # The rows of one flow with one client side, client key and client
         # address agree on everything looked up below (organisation,
@@ -179,6 +214,38 @@ class Scorecard:
                    np.bincount(inv, weights=c["wire"], minlength=m),
                    np.bincount(inv[syn], minlength=m))
         self._destinations(g, fam6, nat, s4, shi, slo, weights)
+
+    def _observe_compiled(self, c, side, tag, value, flow_h, flow_keyed):
+        """``observe`` by ``_orgmap.observe``: the same counters, the same
+        sorted run of items and the same destination part."""
+        n = len(side)
+        i64 = np.int64
+        rows = [np.ascontiguousarray(x, dtype=t) for x, t in (
+            (c["v4s"], i64), (c["v4d"], i64), (c["v6s_hi"], _U), (c["v6s_lo"], _U),
+            (c["v6d_hi"], _U), (c["v6d_lo"], _U), (c["fam"], i64), (c["has6"], bool),
+            (c["carrier"], i64), (c["proto"], i64), (c["flags"], i64), (c["wire"], i64),
+            (side, i64), (tag, i64), (value, _U), (flow_h, _U), (flow_keyed, bool))]
+        rows = [x.view(np.uint8) if x.dtype == bool else x for x in rows]
+        if not self.counts.flags.c_contiguous:
+            self.counts = np.ascontiguousarray(self.counts)
+        if self._nat_words is None:
+            self._nat_words = _nat64_words(self.nat64)
+        out = _buffers(n)
+        m = self.map.compiled_tables() if self.map is not None else _NO_MAP
+        ni, nd = compiled.observe(rows + list(m) + [self.gkeys, self.counts.reshape(-1),
+                                                    self._nat_words] + out,
+                                  self.map is not None)
+        if ni:
+            self._pending.append(out[0][:ni].copy())
+            self._pending_n += ni
+            if self._pending_n > max(len(self.items), 1 << 16):
+                self._consolidate()
+        if nd:
+            part = {k: a[:nd].copy() for (k, _), a in zip(_DEST_FIELDS, out[1:])}
+            self._dest_parts.append(part)
+            self._dest_n += nd
+            if self._dest_n > max(2 * len(self.dest["key"]), 1 << 16):
+                self._merge_dest_parts()
 
     def _org(self, v4, hi, lo, has6, fam6):
         if self.map is None:
@@ -253,13 +320,19 @@ class Scorecard:
         self._merge_dest_parts()
         if not self._pending:
             return
-        # sorted runs: a stable sort (timsort) merges them in linear time each
-        keys = np.sort(np.concatenate([self.items] + self._pending), kind="stable")
+        if compiled is not None:
+            # the sorted runs and the held set merged pairwise (linear passes)
+            runs = [np.ascontiguousarray(r, dtype=_U) for r in [self.items] + self._pending]
+            out = np.empty(sum(len(r) for r in runs), dtype=_U)
+            u = out[:compiled.union(runs, out)]
+        else:
+            # sorted runs: a stable sort (timsort) merges them in linear time each
+            keys = np.sort(np.concatenate([self.items] + self._pending), kind="stable")
+            first = np.empty(len(keys), dtype=bool)
+            first[:1] = True
+            np.not_equal(keys[1:], keys[:-1], out=first[1:])
+            u = keys[first]
         self._pending, self._pending_n = [], 0
-        first = np.empty(len(keys), dtype=bool)
-        first[:1] = True
-        np.not_equal(keys[1:], keys[:-1], out=first[1:])
-        u = keys[first]
         if len(u) > MAX_ITEMS:
             # keep what was held, then new items in hash order up to the cap
             self.items_exact = False
@@ -267,7 +340,9 @@ class Scorecard:
             room = MAX_ITEMS - int(old.sum())
             new = np.flatnonzero(~old)[:max(room, 0)]
             u = u[np.sort(np.concatenate((np.flatnonzero(old), new)))]
-        self.items = u
+        # a view of the merge's output is kept when it fills most of it (a
+        # copy costs fresh pages; the slack is at most that view's length)
+        self.items = u.copy() if u.base is not None and 2 * len(u) < len(u.base) else u
 
     def _destinations(self, g, fam6, nat, s4, shi, slo, weights):
         """Frames, bytes and SYNs (``weights``, per row) by (organisation,
@@ -414,6 +489,40 @@ class Scorecard:
 
 _DEST_FIELDS = (("key", _U), ("group", np.int64), ("route", np.int64), ("hi", _U), ("lo", _U),
                 ("packets", np.int64), ("bytes", np.int64), ("syn", np.int64))
+
+
+def _nat64_words(prefixes):
+    """(value hi, value lo, mask hi, mask lo) per NAT64 prefix, as
+    ``_in_prefixes`` compares them."""
+    out = []
+    for value, length in prefixes:
+        mh = ((1 << min(length, 64)) - 1) << (64 - min(length, 64))
+        ml = ((1 << max(length - 64, 0)) - 1) << (64 - max(length - 64, 0)) if length > 64 else 0
+        out += [(value >> 64) & mh, value & 0xFFFFFFFFFFFFFFFF & ml, mh, ml]
+    return np.array(out, dtype=_U)
+
+
+# no map: every address in no organisation (ranges of one owner, -1)
+_NO_MAP = (np.zeros(1, dtype=_U), np.full(1, -1, dtype=np.int64), np.zeros(1, dtype=_U),
+           np.full(1, -1, dtype=np.int64), np.zeros(0, dtype=_U), np.zeros(0, dtype=np.int64),
+           np.zeros(1, dtype=np.int64), np.zeros(0, dtype=_U), np.zeros(0, dtype=_U),
+           np.zeros(0, dtype=np.int64))
+_BUFFERS = {}
+
+
+def _buffers(n):
+    """The compiled part's output arrays for a batch of ``n`` rows (items:
+    at most 12 a row; a destination at most one a row), kept for the next
+    batch of this process (their contents are copied out)."""
+    size = 1 << max(n - 1, 1).bit_length()
+    got = _BUFFERS.get("out")
+    if got is None or len(got[1]) < size:
+        got = _BUFFERS["out"] = [np.empty(12 * size, dtype=_U)] + [
+            np.empty(size, dtype=t) for _, t in _DEST_FIELDS]
+    return got
+
+
+compiled = _load_compiled()    # None: the numpy path (tests set it to None to compare)
 
 
 def _merge_dest(a, b, counts):
@@ -576,7 +685,13 @@ def report(sc: Scorecard, dns: dict) -> dict:
             domains_of.setdefault(dm, []).append(g)
     readiness = names.under(domains_of)
 
-    order = sorted(range(1, n), key=lambda i: sc.names[i]) + [0]
+    # organisations listed: those with a frame or a name seen (and the
+    # frames of no organisation, always); the others by name only
+    seen = cnt.any(axis=1)
+    for g, v in readiness.items():
+        seen[g] |= any(v.values())
+    order = sorted((i for i in range(1, n) if seen[i]), key=lambda i: sc.names[i]) + [0]
+    not_seen = sorted(sc.names[i] for i in range(1, n) if not seen[i])
     rows, adoption_rows, blocking_rows = [], [], []
     for i in order:
         row = cnt[i]
@@ -592,6 +707,7 @@ def report(sc: Scorecard, dns: dict) -> dict:
             "rows": rows,
             "exact": sc.items_exact,
             "untracked_destinations": _pb(total[C_UP], total[C_UB]),
+            "not_seen": not_seen,
         },
         "adoption": {"definitions": {k: DEFINITIONS[k] for k in
                                      ("traffic", "flows", "clients", "ipv6_preferred")},

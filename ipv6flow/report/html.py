@@ -300,10 +300,14 @@ def organisations_section(r):
             else:
                 cells.append(td(f"organisations.rows[{i}].{path}", v))
         body.append("<tr>" + "".join(cells) + "</tr>")
+    quiet = r["organisations"].get("not_seen") or []
+    note = (f'<p class="note" id="not-seen">Not seen in the capture (no frame, no name), so '
+            f'not listed: {len(quiet):,}: {esc(", ".join(quiet))}</p>' if quiet else "")
     return ('<div class="wrap"><table class="sortable" id="organisations"><thead><tr>'
             + "".join(head) + "</tr></thead><tbody>" + "".join(body)
             + '</tbody></table></div><p class="note">Click a column to sort. “names”: the DNS '
-              'names under the organisation’s domains, by their answers in the capture.</p>')
+              'names under the organisation’s domains, by their answers in the capture.</p>'
+            + note)
 
 
 def adoption_by_org_section(r):

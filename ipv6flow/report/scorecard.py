@@ -32,6 +32,9 @@ CSV_COLUMNS = (
 NO_ORG = "(no organisation)"
 
 
+NOT_SEEN_SHOWN = 20     # organisations not seen named in the text report
+
+
 def _label(name):
     return NO_ORG if name is None else safe(name)
 
@@ -103,6 +106,14 @@ def to_text(report: dict) -> str:
             f"{names:>15}")
     lines.append("  names: under the organisation's domains, IPv6-ready / DNS64 only / IPv4 only / "
                  "no answer")
+    quiet = orgs.get("not_seen") or []
+    if quiet:
+        shown = ", ".join(safe(x) for x in quiet[:NOT_SEEN_SHOWN])
+        more = (f", and {len(quiet) - NOT_SEEN_SHOWN:,} more (all in the JSON report)"
+                if len(quiet) > NOT_SEEN_SHOWN else "")
+        lines.extend(textwrap.wrap(f"not seen (no frame, no name; not listed): {len(quiet):,}: "
+                                   f"{shown}{more}", 96, initial_indent="  ",
+                                   subsequent_indent="    "))
     lines.append("")
     lines.append("Adoption (on the wire / end to end; NAT64 is IPv6 on the wire, IPv4 end to end)")
     lines.append(f"  {'organisation':<{w}}{'packets':>17}{'bytes':>17}{'flows':>17}"
