@@ -37,11 +37,11 @@ two and merged gives what one run gives.
 
 import base64
 import ipaddress
-import os
 import secrets
 
 import numpy as np
 
+from ..compiled import switched_off
 from ..arrays import distinct, unique_any, unique_inverse
 from ..decode.registry import FAM_IPV6, IPPROTO_TCP
 from . import rfc6052
@@ -106,9 +106,10 @@ def _config():
 def _load_compiled():
     """The compiled per-batch part (``ipv6flow/_orgmap.c``), configured
     with this module's constants; None where it is not built or switched
-    off (``IPV6FLOW_PURE_PYTHON=1``): the numpy code below is then used,
-    and gives the same state (tests/test_orgmap_compiled.py)."""
-    if os.environ.get("IPV6FLOW_PURE_PYTHON"):
+    off (ipv6flow/compiled.py: ``IPV6FLOW_PURE_PYTHON=1`` or
+    ``IPV6FLOW_NUMPY_KERNEL=1``): the numpy code below is then used, and
+    gives the same state (tests/test_orgmap_compiled.py)."""
+    if switched_off():
         return None
     try:
         from .. import _orgmap
