@@ -25,21 +25,51 @@ in the open groups together, the sequence tables capped by entries.
 from __future__ import annotations
 
 import ipaddress
+import os
 import struct
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from ..analysis import sampling as _sampling
+from ..analysis.sampling import OTHER, _bump, _capped, _source_entry
 from ..decode import DecodeOptions, decode_frame
-from ..decode.sflow import parse_datagram
+from ..decode.registry import UDP_TUNNELS
+from ..decode.sflow import HEADER_LINKTYPES, SKIP_NAMES, _address, parse_datagram
 from .base import Record
 from .batch import Batch
 
+try:                                   # optional compiled walk of the datagrams (setup.py)
+    if os.environ.get("IPV6FLOW_PURE_PYTHON"):
+        raise ImportError("pure Python requested")
+    from .._speedups import gather as _gather
+    from .._speedups import walk_sflow as _walk_sflow
+except ImportError:
+    _gather = _walk_sflow = None
+
 GROUP_ROWS = 8192            # samples per batch handed out
-MAX_PENDING = GROUP_ROWS     # samples held in all groups: past it every group is handed out
+# samples held in all groups: past it every group is handed out. Equal to
+# GROUP_ROWS, so a group fills only when it holds every pending sample
+# (SflowFrames._group relies on it).
+MAX_PENDING = GROUP_ROWS
 MAX_SEQUENCES = 65536        # (agent, source) sequence numbers followed
 SEQUENCE_JUMP = 1 << 20      # a forward jump larger than this is a restart, not a loss
 _CARRIER_OPTS = DecodeOptions()
+
+# What the compiled walk needs of the registry: the UDP ports whose
+# tunnels the decoder follows (a frame to or from one is left to
+# udp_payload), and the link type of each raw-header protocol (-1: none).
+_TUNNEL_PORTS = bytes(1 if p in UDP_TUNNELS else 0 for p in range(65536))
+_HEADER_LTS = np.full(32, -1, dtype=np.int64)
+_HEADER_LTS[list(HEADER_LINKTYPES)] = list(HEADER_LINKTYPES.values())
+_HEADER_LTS = _HEADER_LTS.tobytes()
+# The columns of the walk's rows (_speedups.c, walk_sflow).
+_D_FRAME, _D_KIND, _D_SUB, _D_SEQ, _D_SAMPLES, _D_SKIPS = 0, 1, 2, 3, 4, 5
+_DGRAM_COLS = _D_SKIPS + len(SKIP_NAMES)
+(_S_DGRAM, _S_TYPE, _S_INDEX, _S_SEQ, _S_RATE, _S_LT, _S_WIRE, _S_CAP,
+ _S_OFF) = range(9)
+_SAMPLE_COLS = 9
+_OTHER, _CLEAN, _UNSURE, _PYTHON_WALK = 0, 1, 2, 3     # walk statuses
 
 
 def udp_payload(linktype: int, data: bytes, wirelen: int, port: int):
@@ -58,21 +88,53 @@ def udp_payload(linktype: int, data: bytes, wirelen: int, port: int):
 
 
 class _Group:
-    __slots__ = ("parts", "caplens", "wirelens", "stamps", "linktypes")
+    """The samples of one (rate, cut) not yet handed out: single samples
+    (the Python walk) and whole runs of them (the compiled walk's), in
+    order."""
+
+    __slots__ = ("parts", "caplens", "wirelens", "stamps", "linktypes", "pieces", "rows")
 
     def __init__(self):
         self.parts, self.caplens, self.wirelens, self.stamps, self.linktypes = [], [], [], [], []
+        self.pieces = []         # (headers, caplens, wirelens, stamps, linktypes) of runs
+        self.rows = 0
+
+    def append(self, head, caplen: int, wirelen: int, ts: float, linktype: int) -> None:
+        self.parts.append(head)
+        self.caplens.append(caplen)
+        self.wirelens.append(wirelen)
+        self.stamps.append(ts)
+        self.linktypes.append(linktype)
+        self.rows += 1
+
+    def add_piece(self, heads, caplens, wirelens, stamps, linktypes) -> None:
+        self._seal()
+        self.pieces.append((heads, caplens, wirelens, stamps, linktypes))
+        self.rows += len(caplens)
+
+    def _seal(self) -> None:
+        if self.caplens:
+            self.pieces.append((b"".join(self.parts), np.array(self.caplens, dtype=np.int64),
+                                np.array(self.wirelens, dtype=np.int64),
+                                np.array(self.stamps, dtype=np.float64),
+                                np.array(self.linktypes, dtype=np.int32)))
+            self.parts, self.caplens, self.wirelens, self.stamps, self.linktypes = \
+                [], [], [], [], []
 
     def batch(self) -> Batch:
-        lens = np.array(self.caplens, dtype=np.int64)
+        self._seal()
+        pieces = self.pieces
+        if len(pieces) == 1:
+            heads, lens, wirelens, stamps, linktypes = pieces[0]
+            heads = bytes(heads)
+        else:
+            heads = b"".join(p[0] for p in pieces)
+            lens, wirelens, stamps, linktypes = (np.concatenate([p[i] for p in pieces])
+                                                 for i in range(1, 5))
         offsets = np.zeros(len(lens), dtype=np.int64)
         np.cumsum(lens[:-1], out=offsets[1:])
-        out = Batch(b"".join(self.parts), offsets, lens,
-                    np.array(self.wirelens, dtype=np.int64),
-                    np.array(self.stamps, dtype=np.float64),
-                    np.array(self.linktypes, dtype=np.int32))
         self.__init__()
-        return out
+        return Batch(heads, offsets, lens, wirelens, stamps, linktypes)
 
 
 class SampledCapture:
@@ -117,7 +179,10 @@ class SampledCapture:
     def _batches(self) -> Iterator[tuple]:
         """(batch, rate, cut) in the order described in the module."""
         frames = SflowFrames(self._port, self._sampling)
-        yield from frames.from_records(self._cap)
+        if _walk_sflow is not None:
+            yield from frames.from_batches(self._cap.iter_batches(reuse=True))
+        else:
+            yield from frames.from_records(self._cap)
         self.other_frames = frames.other_frames
         yield from frames.flush()
 
@@ -189,7 +254,7 @@ class SflowFrames:
                 state.add_bad(d.problem)
             return
         agent_key = (d.agent, d.sub_agent)
-        seqs, groups = self._seqs, self._groups
+        seqs = self._seqs
         lost, reset = _gap(seqs, agent_key, d.sequence)
         entry = None
         if state is not None:
@@ -201,17 +266,15 @@ class SflowFrames:
             if state is not None:
                 lost_samples, _ = _gap(seqs, (agent_key, src), seq)
                 state.add_sample(entry, src, rate, lost_samples, cut, wire)
-            g = groups.get((rate, cut))
+            # self._groups, not a copy of it from before the loop: a flush()
+            # below starts a new one, which the next samples must go to
+            g = self._groups.get((rate, cut))
             if g is None:
-                g = groups[(rate, cut)] = _Group()
-            g.parts.append(data[hstart:hstop])
-            g.caplens.append(caplen)
-            g.wirelens.append(wire)
-            g.stamps.append(ts)
-            g.linktypes.append(lt)
+                g = self._groups[(rate, cut)] = _Group()
+            g.append(data[hstart:hstop], caplen, wire, ts, lt)
             self._pending += 1
-            if len(g.caplens) >= GROUP_ROWS:
-                self._pending -= len(g.caplens)
+            if g.rows >= GROUP_ROWS:
+                self._pending -= g.rows
                 yield g.batch(), rate, cut
             elif self._pending >= MAX_PENDING:
                 # many rates at once (or an attacker's 2**32 of them): the
@@ -222,8 +285,242 @@ class SflowFrames:
         """Every group not yet handed out, in the order they were opened."""
         groups, self._groups, self._pending = self._groups, {}, 0
         for (rate, cut), g in groups.items():
-            if g.caplens:
+            if g.rows:
                 yield g.batch(), rate, cut
+
+    # -- the compiled walk: a batch of captured frames at a time ---------------
+    def from_batches(self, batches) -> Iterator[tuple]:
+        """As ``from_records``, over the batches of a capture, with the
+        compiled walk (``_walk_sflow`` must be built)."""
+        for batch in batches:
+            yield from self.add_batch(batch)
+
+    def add_batch(self, batch: Batch) -> Iterator[tuple]:
+        """The datagrams in a batch of captured frames, exactly as
+        ``from_records`` would add them one by one: the compiled walk takes
+        the clean ones, whose bookkeeping and grouping is done per run of
+        them with numpy; every other frame goes through ``udp_payload`` and
+        ``add``, in its place in the order."""
+        buf = batch.buffer
+        status, bounds, drows, agents, srows, heads = _walk_sflow(
+            buf, np.ascontiguousarray(batch.offsets, np.int64),
+            np.ascontiguousarray(batch.caplens, np.int64),
+            np.ascontiguousarray(batch.linktypes, np.int32),
+            self.port, _TUNNEL_PORTS, _HEADER_LTS)
+        status = np.frombuffer(status, dtype=np.uint8)
+        drows = np.frombuffer(drows, dtype=np.int64).reshape(-1, _DGRAM_COLS)
+        srows = np.frombuffer(srows, dtype=np.int64).reshape(-1, _SAMPLE_COLS)
+        self.other_frames += int(np.count_nonzero(status == _OTHER))
+        # the first sample row of each datagram row, and of the end
+        firsts = np.zeros(len(drows) + 1, dtype=np.int64)
+        np.cumsum(drows[:, _D_SAMPLES], out=firsts[1:])
+        run = _Run(batch, drows, agents, srows, heads, firsts)
+        d_at = 0
+        for j in np.flatnonzero(status >= _UNSURE).tolist():
+            d_to = int(np.searchsorted(drows[:, _D_FRAME], j))
+            yield from self._clean(run, d_at, d_to)
+            d_at = d_to
+            yield from self._odd_frame(batch, j, int(status[j]), bounds)
+        yield from self._clean(run, d_at, len(drows))
+
+    def _odd_frame(self, batch: Batch, j: int, status: int, bounds: bytes) -> Iterator[tuple]:
+        """Frame ``j`` of a batch, which the compiled walk left to Python."""
+        off, cap = int(batch.offsets[j]), int(batch.caplens[j])
+        data = bytes(batch.buffer[off:off + cap])
+        wirelen = int(batch.wirelens[j])
+        if status == _UNSURE:
+            where = udp_payload(int(batch.linktypes[j]), data, wirelen, self.port)
+            if where is None:
+                self.other_frames += 1
+                return
+        else:
+            where = np.frombuffer(bounds, dtype=np.int64, count=2, offset=16 * j).tolist()
+        cut = where[1] == len(data) < wirelen
+        yield from self.add(float(batch.ts[j]), data, where[0], where[1], cut)
+
+    def _clean(self, run: "_Run", d0: int, d1: int) -> Iterator[tuple]:
+        """Datagram rows ``d0:d1`` of a walk (clean ones of consecutive
+        frames): their bookkeeping, then their samples into the groups."""
+        if d1 <= d0:
+            return
+        s0, s1 = int(run.firsts[d0]), int(run.firsts[d1])
+        dg, samples = run.drows[d0:d1], run.srows[s0:s1]
+        where = samples[:, _S_DGRAM] - d0            # each sample's row in dg
+        if self.sampling is not None and not self._book(dg, run.agents[16 * d0:16 * d1],
+                                                         samples, where):
+            # near the cap of the sequence table: one datagram at a time, as
+            # from_records would (exact whatever the cap keeps)
+            for frame in dg[:, _D_FRAME].tolist():
+                yield from self._odd_frame(run.batch, frame, _UNSURE, b"")
+            return
+        if s1 > s0:
+            stamps = run.batch.ts[dg[where, _D_FRAME]]
+            yield from self._group(samples, run.heads, stamps)
+
+    def _book(self, dg, agent_bytes: bytes, samples, where) -> bool:
+        """The sampling state's bookkeeping of a run of clean datagrams
+        ``dg`` and their ``samples`` (``where``: each sample's datagram
+        row), as ``add`` does it one at a time: agents, sources and rates
+        are met in the order they first appear, so the caps keep the same
+        ones, and sequence gaps per agent and per source come from numpy
+        differences. False (nothing done) when the sequence table could
+        fill up within the run: the caller then adds one by one."""
+        state, seqs = self.sampling, self._seqs
+        ident = np.empty((len(dg), 4), dtype=np.int64)
+        ident[:, 0] = dg[:, _D_KIND]
+        ident[:, 1] = dg[:, _D_SUB]
+        ident[:, 2:4] = np.frombuffer(agent_bytes, dtype=np.int64).reshape(-1, 2)
+        agent_of, agent_rows = _first_seen(ident)
+        skeys = np.empty((len(samples), 3), dtype=np.int64)
+        skeys[:, 0] = agent_of[where]
+        skeys[:, 1] = samples[:, _S_TYPE]
+        skeys[:, 2] = samples[:, _S_INDEX]
+        source_of, source_rows = _first_seen(skeys)
+        if len(seqs) + len(agent_rows) + len(source_rows) > MAX_SEQUENCES:
+            return False
+        state.datagrams += len(dg)
+        keys, entries = [], []
+        skipped = dg[:, _D_SKIPS:]
+        single = len(agent_rows) == 1
+        for k, row in enumerate(agent_rows.tolist()):
+            kind, sub = int(dg[row, _D_KIND]), int(dg[row, _D_SUB])
+            agent = _address(kind, agent_bytes, 16 * row, 16 * row + 16)[0]
+            key = (agent, sub)
+            mine = slice(None) if single else agent_of == k
+            lost, resets = _gaps(seqs, key, dg[mine, _D_SEQ])
+            entry = state.agent(agent, sub)
+            entry["datagrams"] += len(dg) if single else int(np.count_nonzero(mine))
+            entry["lost_datagrams"] += lost
+            entry["sequence_resets"] += resets
+            for name, n in zip(SKIP_NAMES, skipped[mine].sum(axis=0).tolist()):
+                if n:
+                    _bump(entry["skipped"], name, n)
+            keys.append(key)
+            entries.append(entry)
+        if not len(samples):
+            return True
+        state.samples += len(samples)
+        sources = []
+        single = len(source_rows) == 1
+        for q, row in enumerate(source_rows.tolist()):
+            k, st, si = skeys[row].tolist()
+            mine = slice(None) if single else source_of == q
+            lost, _ = _gaps(seqs, (keys[k], (st, si)), samples[mine, _S_SEQ])
+            s = _capped(entries[k]["sources"], f"{st}:{si}", _sampling.MAX_SOURCES,
+                         _source_entry)
+            s["samples"] += len(samples) if single else int(np.count_nonzero(mine))
+            s["lost_samples"] += lost
+            sources.append(s)
+        rates = samples[:, _S_RATE]
+        pairs = np.empty((len(samples), 2), dtype=np.int64)
+        pairs[:, 0] = source_of
+        pairs[:, 1] = rates
+        pair_of, pair_rows = _first_seen(pairs)
+        counts = np.bincount(pair_of, minlength=len(pair_rows)).tolist()
+        for row, n in zip(pair_rows.tolist(), counts):
+            s = sources[int(source_of[row])]["rates"]
+            r = str(int(rates[row]))
+            if r in s or len(s) < _sampling.MAX_RATES:
+                s[r] = s.get(r, 0) + n
+            else:
+                _bump(s, OTHER, n)
+        cut = samples[:, _S_CAP] < samples[:, _S_WIRE]
+        if cut.any():
+            c = state.cut_counts
+            c["samples"] += int(np.count_nonzero(cut))
+            c["packets"] += int(rates[cut].sum())
+        return True
+
+    def _group(self, samples, heads: bytes, stamps) -> Iterator[tuple]:
+        """The samples of a run into the (rate, cut) groups, handing out
+        what fills, exactly as ``add`` does one sample at a time: between
+        two hand-outs at most ``MAX_PENDING`` samples come in, so the run is
+        cut where the pending count reaches it; there the group of the last
+        sample is handed out alone if it holds every pending sample, else
+        every group is (``flush``)."""
+        rates = samples[:, _S_RATE]
+        caplens = np.ascontiguousarray(samples[:, _S_CAP])
+        wirelens = np.ascontiguousarray(samples[:, _S_WIRE])
+        offsets = samples[:, _S_OFF]
+        linktypes = samples[:, _S_LT].astype(np.int32)
+        cut = caplens < wirelens
+        keys = rates * 2 + cut
+        view = memoryview(heads)
+        n, pos = len(keys), 0
+        while pos < n:
+            stop = min(n, pos + MAX_PENDING - self._pending)
+            seg = keys[pos:stop]
+            if (seg == seg[0]).all():
+                parts = [(pos, slice(pos, stop))]
+            else:
+                which, firsts = _first_seen(seg)
+                parts = [(pos + f, pos + np.flatnonzero(which == i))
+                         for i, f in enumerate(firsts.tolist())]
+            groups = self._groups              # flush() starts a new one
+            for first, sel in parts:
+                rc = (int(rates[first]), bool(cut[first]))
+                g = groups.get(rc)
+                if g is None:
+                    g = groups[rc] = _Group()
+                if type(sel) is slice:
+                    a, b = int(offsets[sel.start]), int(offsets[sel.stop - 1] + caplens[sel.stop - 1])
+                    part = view[a:b]
+                else:
+                    part = _gather(heads, offsets[sel], caplens[sel])    # copies
+                g.add_piece(part, caplens[sel], wirelens[sel], stamps[sel], linktypes[sel])
+            self._pending += stop - pos
+            pos = stop
+            if self._pending >= MAX_PENDING:
+                rc = (int(rates[stop - 1]), bool(cut[stop - 1]))
+                g = groups[rc]
+                if g.rows >= GROUP_ROWS:
+                    self._pending -= g.rows
+                    yield g.batch(), rc[0], rc[1]
+                else:
+                    yield from self.flush()
+
+
+class _Run(NamedTuple):
+    """What one compiled walk of a batch gave (SflowFrames.add_batch)."""
+
+    batch: Batch
+    drows: np.ndarray         # datagram rows
+    agents: bytes             # 16 bytes of agent address per datagram row
+    srows: np.ndarray         # sample rows
+    heads: bytes              # the kept headers, back to back
+    firsts: np.ndarray        # first sample row of each datagram row, and the end
+
+
+def _first_seen(rows):
+    """(index of each row's value, first row of each value), the values
+    numbered in the order they first appear in ``rows`` (1-D, or 2-D rows
+    compared whole)."""
+    if len(rows) and (rows == rows[0]).all():
+        return np.zeros(len(rows), dtype=np.int64), np.zeros(1, dtype=np.int64)
+    _, first, inverse = np.unique(rows, axis=0 if rows.ndim > 1 else None, return_index=True,
+                                  return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.reshape(-1)], first[order]
+
+
+def _gaps(seqs: dict, key, sequence) -> tuple[int, int]:
+    """(lost, restarts) of the sequence numbers ``sequence`` (in order) of
+    ``key``, as ``_gap`` one at a time would sum them; the last is kept
+    (the caller made sure the table has room)."""
+    sequence = sequence.astype(np.int64)
+    last = seqs.get(key)
+    seqs[key] = int(sequence[-1])
+    if last is None:
+        prev, cur = sequence[:-1], sequence[1:]
+    else:
+        prev, cur = np.concatenate(([last], sequence[:-1])), sequence
+    step = (cur - prev) & 0xFFFFFFFF
+    gap = (step > 1) & (step <= SEQUENCE_JUMP)
+    lost = int((step[gap] - 1).sum())
+    restarts = int(np.count_nonzero((step == 0) | (step > SEQUENCE_JUMP)))
+    return lost, restarts
 
 
 def _gap(seqs: dict, key, seq: int) -> tuple[int, bool]:

@@ -42,6 +42,12 @@ RECORD_RAW_HEADER = 1
 HEADER_LINKTYPES = {1: LINKTYPE_ETHERNET, 5: LINKTYPE_FRELAY, 7: LINKTYPE_PPP, 11: LINKTYPE_IPV4,
                     12: LINKTYPE_IPV6, 13: LINKTYPE_SFLOW_MPLS, 14: LINKTYPE_PPP_HDLC}
 
+# What a walk skips, by name (``Datagram.skipped``); the compiled walk
+# (``_speedups.walk_sflow``) counts them in this order.
+SKIP_NAMES = ("counter_samples", "discard_samples", "enterprise_samples", "other_samples",
+              "trailing_bytes", "enterprise_records", "other_records", "extra_header_records",
+              "other_header_protocols", "samples_without_header")
+
 # The longest frame a sample may claim: pcap's largest snap length. A
 # frame_length past it is a lie (jumbo frames stop near 9 kB, IPv6
 # jumbograms are not seen on links sFlow samples); bounding it bounds the
