@@ -181,7 +181,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
 
 /*
  * walk_sflow(buf, offsets, caplens, linktypes, port, udp_tunnel_ports, header_linktypes)
- *   -> (status, bounds, datagrams, agents, samples, headers)
+ *   -> (status, bounds, datagrams, agents, samples)
  *
  * The sFlow v5 datagrams of a batch of captured carrier frames (capture/
  * sflow.py, SflowFrames.add_batch), for the clean ones only: the pure
@@ -213,13 +213,14 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
  *   then zeros).
  * samples: native int64 rows of SAMPLE_COLS per kept sample, in order:
  *   datagram row, source id type, source index, sequence number, sampling
- *   rate, link type, wire length, header length, header offset in headers.
- * headers: the kept sampled headers back to back.
+ *   rate, link type, wire length, header length, and where the header
+ *   starts in buf (the caller copies the headers out with gather()).
  *
  * Bounds: every read is checked against the frame's captured bytes and the
  * enclosing datagram, sample or record; the outputs are sized by the batch
  * (frames, and the sum of captured lengths: a kept sample takes at least
- * 64 bytes of its frame and its header is inside it), never by a field.
+ * 64 bytes of its frame), never by a field. They are written in place into
+ * the bytes objects returned (no copy), which are then cut to size.
  */
 #define SFLOW_SKIPS 10
 #define DGRAM_COLS (5 + SFLOW_SKIPS)
@@ -336,8 +337,7 @@ static int sflow_carrier(const unsigned char *d, Py_ssize_t len, int32_t linktyp
 struct sflow_out {
     int64_t *samples;
     Py_ssize_t nsamples, max_samples;
-    unsigned char *heads;
-    Py_ssize_t used, max_heads;
+    Py_ssize_t base;                /* where the frame being walked starts in buf */
 };
 
 /* One flow sample (format 1, or 3 when expanded) in d[at:stop]: 0 when it
@@ -396,7 +396,7 @@ static int sflow_flow_sample(const unsigned char *d, Py_ssize_t at, Py_ssize_t s
             if (lt < 0) {
                 skips[SK_OTHER_PROTOCOL]++;
             } else {
-                if (out->nsamples >= out->max_samples || out->used + (Py_ssize_t)hlen > out->max_heads)
+                if (out->nsamples >= out->max_samples)
                     return -1;
                 kept = 1;
                 uint32_t wire = frame_length - stripped;
@@ -409,9 +409,7 @@ static int sflow_flow_sample(const unsigned char *d, Py_ssize_t at, Py_ssize_t s
                 r[5] = lt;
                 r[6] = wire > hlen ? wire : hlen;
                 r[7] = hlen;
-                r[8] = out->used;
-                memcpy(out->heads + out->used, d + hstart, hlen);
-                out->used += hlen;
+                r[8] = out->base + hstart;
             }
         }
         at = rstop;
@@ -428,7 +426,7 @@ static int sflow_datagram(const unsigned char *d, Py_ssize_t off, Py_ssize_t end
                           int64_t dgram, const int64_t *header_lts, int64_t *row,
                           unsigned char *agent, struct sflow_out *out)
 {
-    Py_ssize_t nsamples0 = out->nsamples, used0 = out->used;
+    Py_ssize_t nsamples0 = out->nsamples;
     int64_t skips[SFLOW_SKIPS] = {0};
     if (off + 8 > end || be32(d + off) != 5)
         return -1;
@@ -479,7 +477,6 @@ static int sflow_datagram(const unsigned char *d, Py_ssize_t off, Py_ssize_t end
     return 0;
 unsure:
     out->nsamples = nsamples0;
-    out->used = used0;
     return -1;
 }
 
@@ -495,55 +492,64 @@ static PyObject *sflow_rows(const unsigned char *b, Py_ssize_t size, Py_ssize_t 
             PyErr_SetString(PyExc_ValueError, "walk_sflow: a row runs past the buffer");
             return NULL;
         }
+        if (caps[i] > PY_SSIZE_T_MAX / 4 - total) {
+            PyErr_SetString(PyExc_ValueError, "walk_sflow: too many bytes in one call");
+            return NULL;
+        }
         total += caps[i];
     }
     struct sflow_out out = {0};
     out.max_samples = total / SAMPLE_MIN_BYTES + 1;
-    out.max_heads = total;
-    unsigned char *status = PyMem_Malloc(n + 1);
-    int64_t *bounds = PyMem_Malloc(((size_t)n * 2 + 1) * sizeof(int64_t));
-    int64_t *dgrams = PyMem_Malloc(((size_t)n * DGRAM_COLS + 1) * sizeof(int64_t));
-    unsigned char *agents = PyMem_Malloc((size_t)n * 16 + 1);
-    out.samples = PyMem_Malloc((size_t)out.max_samples * SAMPLE_COLS * sizeof(int64_t));
-    out.heads = PyMem_Malloc((size_t)total + 1);
-    PyObject *result = NULL;
-    if (!status || !bounds || !dgrams || !agents || !out.samples || !out.heads) {
-        PyErr_NoMemory();
-    } else {
-        Py_ssize_t nd = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            const unsigned char *d = b + offs[i];
-            Py_ssize_t start = 0, stop = 0;
-            int st = sflow_carrier(d, caps[i], lts[i], port, tunnel_ports, &start, &stop);
-            bounds[2 * i] = start;
-            bounds[2 * i + 1] = stop;
-            if (st == ST_CLEAN) {
-                int64_t *row = dgrams + DGRAM_COLS * nd;
-                if (sflow_datagram(d, start, stop, nd, header_lts, row, agents + 16 * nd,
-                                   &out) < 0) {
-                    st = ST_PYTHON_WALK;
-                } else {
-                    row[0] = i;
-                    nd++;
-                }
-            }
-            status[i] = (unsigned char)st;
-        }
-        const Py_ssize_t w = (Py_ssize_t)sizeof(int64_t);
-        result = Py_BuildValue("(y#y#y#y#y#y#)", (const char *)status, n,
-                               (const char *)bounds, n * 2 * w,
-                               (const char *)dgrams, nd * DGRAM_COLS * w,
-                               (const char *)agents, nd * 16,
-                               (const char *)out.samples, out.nsamples * SAMPLE_COLS * w,
-                               (const char *)out.heads, out.used);
+    const Py_ssize_t w = (Py_ssize_t)sizeof(int64_t);
+    PyObject *st_o = PyBytes_FromStringAndSize(NULL, n);
+    PyObject *bo_o = PyBytes_FromStringAndSize(NULL, n * 2 * w);
+    PyObject *dg_o = PyBytes_FromStringAndSize(NULL, n * DGRAM_COLS * w);
+    PyObject *ag_o = PyBytes_FromStringAndSize(NULL, n * 16);
+    PyObject *sa_o = PyBytes_FromStringAndSize(NULL, out.max_samples * SAMPLE_COLS * w);
+    if (!st_o || !bo_o || !dg_o || !ag_o || !sa_o) {
+        Py_XDECREF(st_o);
+        Py_XDECREF(bo_o);
+        Py_XDECREF(dg_o);
+        Py_XDECREF(ag_o);
+        Py_XDECREF(sa_o);
+        return NULL;
     }
-    PyMem_Free(status);
-    PyMem_Free(bounds);
-    PyMem_Free(dgrams);
-    PyMem_Free(agents);
-    PyMem_Free(out.samples);
-    PyMem_Free(out.heads);
-    return result;
+    unsigned char *status = (unsigned char *)PyBytes_AS_STRING(st_o);
+    int64_t *bounds = (int64_t *)PyBytes_AS_STRING(bo_o);
+    int64_t *dgrams = (int64_t *)PyBytes_AS_STRING(dg_o);
+    unsigned char *agents = (unsigned char *)PyBytes_AS_STRING(ag_o);
+    out.samples = (int64_t *)PyBytes_AS_STRING(sa_o);
+    Py_ssize_t nd = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const unsigned char *d = b + offs[i];
+        Py_ssize_t start = 0, stop = 0;
+        int st = sflow_carrier(d, caps[i], lts[i], port, tunnel_ports, &start, &stop);
+        bounds[2 * i] = start;
+        bounds[2 * i + 1] = stop;
+        if (st == ST_CLEAN) {
+            int64_t *row = dgrams + DGRAM_COLS * nd;
+            out.base = offs[i];
+            if (sflow_datagram(d, start, stop, nd, header_lts, row, agents + 16 * nd, &out) < 0) {
+                st = ST_PYTHON_WALK;
+            } else {
+                row[0] = i;
+                nd++;
+            }
+        }
+        status[i] = (unsigned char)st;
+    }
+    /* cut to size: shrinking, so in place or a remap, never a failure
+       that leaves an object behind (on failure the object is freed) */
+    if (_PyBytes_Resize(&dg_o, nd * DGRAM_COLS * w) < 0 || _PyBytes_Resize(&ag_o, nd * 16) < 0
+        || _PyBytes_Resize(&sa_o, out.nsamples * SAMPLE_COLS * w) < 0) {
+        Py_DECREF(st_o);
+        Py_DECREF(bo_o);
+        Py_XDECREF(dg_o);
+        Py_XDECREF(ag_o);
+        Py_XDECREF(sa_o);
+        return NULL;
+    }
+    return Py_BuildValue("(NNNNN)", st_o, bo_o, dg_o, ag_o, sa_o);
 }
 
 static PyObject *walk_sflow(PyObject *self, PyObject *args)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The compiled code (ipv6flow/_core.c, the classifier; ipv6flow/_speedups.c,
-# the record walks; ipv6flow/_orgmap.c, the scorecard's per-batch part) under
-# AddressSanitizer and UndefinedBehaviorSanitizer.
+# the record walks and the sFlow walk; ipv6flow/_orgmap.c, the scorecard's
+# per-batch part) under AddressSanitizer and UndefinedBehaviorSanitizer.
 #
 #   tests/sanitize.sh                 build sanitized, run the checks below
 #   tests/sanitize.sh --build DIR     only build a sanitized copy in DIR
@@ -27,7 +27,14 @@
 # * the hypothesis differential tests (tests/test_fast_hypothesis.py);
 # * the scorecard, compiled against numpy, on the programme sample, every
 #   real capture and random columns, with random maps
-#   (tests/test_orgmap_compiled.py).
+#   (tests/test_orgmap_compiled.py);
+# * the compiled sFlow walk (_speedups.walk_sflow) against the Python walk on
+#   the real sFlow captures of ../shared/sampled/akvorado, the hostile
+#   corpus's sFlow cases, every cut of a carrier frame and hypothesis-made
+#   datagrams, and `analyze --sflow` of all those files in-process with both
+#   decoders, compiled walk against Python walk (tests/test_sflow_walk.py;
+#   not tests/test_sflow.py: its --workers 2 runs fork worker processes,
+#   which can hang on a lock of the sanitizer runtime).
 #
 # A sanitizer report aborts the process, so any finding fails the run. CI
 # calls this script (.ci/run); it takes a few minutes.
@@ -82,8 +89,10 @@ export IPV6FLOW_FAST_PATHS=compiled
 import ipv6flow._core, ipv6flow._speedups, ipv6flow._orgmap, os
 from ipv6flow.fast import core
 from ipv6flow.analysis import scorecard
+from ipv6flow.capture import sflow
 assert core.compiled is not None, "the compiled classifier is not in use"
 assert scorecard.compiled is not None, "the compiled scorecard part is not in use"
+assert sflow._walk_sflow is not None, "the compiled sFlow walk is not in use"
 for mod in (ipv6flow._core, ipv6flow._orgmap):
     assert mod.__file__.startswith(os.getcwd()), mod.__file__
 print("sanitized:", ipv6flow._core.__file__, ipv6flow._speedups.__file__,
@@ -99,6 +108,7 @@ fi
   "tests/test_nat64.py::test_dns_groups_equal_python_grouping" \
   "tests/test_nat64.py::test_grouped_dns_evidence_equals_message_by_message" \
   "tests/test_hostile.py::test_hostile_file" \
-  "tests/test_hostile.py::test_real_capture_cut_at_50_points"
+  "tests/test_hostile.py::test_real_capture_cut_at_50_points" \
+  tests/test_sflow_walk.py
 cd /
 [ -n "${SANITIZE_DIR:-}" ] || rm -rf "$WORK"

@@ -85,7 +85,7 @@ def check_walk(frames, port=PORT) -> dict:
     """Assert the walk's word on every frame (module docstring); returns
     how many frames got each status."""
     batch = make_batch(frames)
-    status, bounds, drows, agents, srows, heads = sf._walk_sflow(
+    status, bounds, drows, agents, srows = sf._walk_sflow(
         batch.buffer, batch.offsets, batch.caplens, batch.linktypes, port, sf._TUNNEL_PORTS,
         sf._HEADER_LTS)
     status = list(status)
@@ -126,7 +126,9 @@ def check_walk(frames, port=PORT) -> dict:
             assert (r[sf._S_SEQ], r[sf._S_RATE], r[sf._S_LT], r[sf._S_WIRE]) == \
                 (seq, rate, slt, swire)
             assert r[sf._S_CAP] == hstop - hstart
-            assert heads[r[sf._S_OFF]:r[sf._S_OFF] + r[sf._S_CAP]] == data[hstart:hstop]
+            start = r[sf._S_OFF] - batch.offsets[i]                # the header's place in buf
+            assert start == hstart, (i, start, hstart)
+            assert batch.buffer[r[sf._S_OFF]:r[sf._S_OFF] + r[sf._S_CAP]] == data[hstart:hstop]
             s_at += 1
         d_at += 1
     assert (d_at, s_at) == (len(drows), len(srows))

@@ -47,7 +47,7 @@ try:                                   # optional compiled walk of the datagrams
 except ImportError:
     _gather = _walk_sflow = None
 
-GROUP_ROWS = 8192            # samples per batch handed out
+GROUP_ROWS = 32768           # samples per batch handed out
 # samples held in all groups: past it every group is handed out. Equal to
 # GROUP_ROWS, so a group fills only when it holds every pending sample
 # (SflowFrames._group relies on it).
@@ -302,7 +302,7 @@ class SflowFrames:
         them with numpy; every other frame goes through ``udp_payload`` and
         ``add``, in its place in the order."""
         buf = batch.buffer
-        status, bounds, drows, agents, srows, heads = _walk_sflow(
+        status, bounds, drows, agents, srows = _walk_sflow(
             buf, np.ascontiguousarray(batch.offsets, np.int64),
             np.ascontiguousarray(batch.caplens, np.int64),
             np.ascontiguousarray(batch.linktypes, np.int32),
@@ -314,7 +314,7 @@ class SflowFrames:
         # the first sample row of each datagram row, and of the end
         firsts = np.zeros(len(drows) + 1, dtype=np.int64)
         np.cumsum(drows[:, _D_SAMPLES], out=firsts[1:])
-        run = _Run(batch, drows, agents, srows, heads, firsts)
+        run = _Run(batch, drows, agents, srows, firsts)
         d_at = 0
         for j in np.flatnonzero(status >= _UNSURE).tolist():
             d_to = int(np.searchsorted(drows[:, _D_FRAME], j))
@@ -355,7 +355,7 @@ class SflowFrames:
             return
         if s1 > s0:
             stamps = run.batch.ts[dg[where, _D_FRAME]]
-            yield from self._group(samples, run.heads, stamps)
+            yield from self._group(samples, run.batch.buffer, stamps)
 
     def _book(self, dg, agent_bytes: bytes, samples, where) -> bool:
         """The sampling state's bookkeeping of a run of clean datagrams
@@ -366,30 +366,25 @@ class SflowFrames:
         differences. False (nothing done) when the sequence table could
         fill up within the run: the caller then adds one by one."""
         state, seqs = self.sampling, self._seqs
-        ident = np.empty((len(dg), 4), dtype=np.int64)
-        ident[:, 0] = dg[:, _D_KIND]
-        ident[:, 1] = dg[:, _D_SUB]
-        ident[:, 2:4] = np.frombuffer(agent_bytes, dtype=np.int64).reshape(-1, 2)
-        agent_of, agent_rows = _first_seen(ident)
-        skeys = np.empty((len(samples), 3), dtype=np.int64)
-        skeys[:, 0] = agent_of[where]
-        skeys[:, 1] = samples[:, _S_TYPE]
-        skeys[:, 2] = samples[:, _S_INDEX]
-        source_of, source_rows = _first_seen(skeys)
+        address = np.frombuffer(agent_bytes, dtype=np.uint64).reshape(-1, 2)
+        agent_of, agent_rows = _rows_seen([dg[:, _D_KIND], dg[:, _D_SUB], address[:, 0],
+                                           address[:, 1]])
+        source_of, source_rows = _rows_seen([agent_of[where], samples[:, _S_TYPE],
+                                             samples[:, _S_INDEX]])
         if len(seqs) + len(agent_rows) + len(source_rows) > MAX_SEQUENCES:
             return False
         state.datagrams += len(dg)
         keys, entries = [], []
         skipped = dg[:, _D_SKIPS:]
-        single = len(agent_rows) == 1
-        for k, row in enumerate(agent_rows.tolist()):
+        for k, (row, mine) in enumerate(zip(agent_rows.tolist(),
+                                            _split(agent_of, len(agent_rows)))):
             kind, sub = int(dg[row, _D_KIND]), int(dg[row, _D_SUB])
             agent = _address(kind, agent_bytes, 16 * row, 16 * row + 16)[0]
             key = (agent, sub)
-            mine = slice(None) if single else agent_of == k
-            lost, resets = _gaps(seqs, key, dg[mine, _D_SEQ])
+            seq = dg[mine, _D_SEQ]
+            lost, resets = _gaps(seqs, key, seq)
             entry = state.agent(agent, sub)
-            entry["datagrams"] += len(dg) if single else int(np.count_nonzero(mine))
+            entry["datagrams"] += len(seq)
             entry["lost_datagrams"] += lost
             entry["sequence_resets"] += resets
             for name, n in zip(SKIP_NAMES, skipped[mine].sum(axis=0).tolist()):
@@ -401,21 +396,18 @@ class SflowFrames:
             return True
         state.samples += len(samples)
         sources = []
-        single = len(source_rows) == 1
-        for q, row in enumerate(source_rows.tolist()):
-            k, st, si = skeys[row].tolist()
-            mine = slice(None) if single else source_of == q
-            lost, _ = _gaps(seqs, (keys[k], (st, si)), samples[mine, _S_SEQ])
+        for row, mine in zip(source_rows.tolist(), _split(source_of, len(source_rows))):
+            k = int(agent_of[where[row]])
+            st, si = int(samples[row, _S_TYPE]), int(samples[row, _S_INDEX])
+            seq = samples[mine, _S_SEQ]
+            lost, _ = _gaps(seqs, (keys[k], (st, si)), seq)
             s = _capped(entries[k]["sources"], f"{st}:{si}", _sampling.MAX_SOURCES,
                          _source_entry)
-            s["samples"] += len(samples) if single else int(np.count_nonzero(mine))
+            s["samples"] += len(seq)
             s["lost_samples"] += lost
             sources.append(s)
         rates = samples[:, _S_RATE]
-        pairs = np.empty((len(samples), 2), dtype=np.int64)
-        pairs[:, 0] = source_of
-        pairs[:, 1] = rates
-        pair_of, pair_rows = _first_seen(pairs)
+        pair_of, pair_rows = _rows_seen([source_of, rates])
         counts = np.bincount(pair_of, minlength=len(pair_rows)).tolist()
         for row, n in zip(pair_rows.tolist(), counts):
             s = sources[int(source_of[row])]["rates"]
@@ -431,53 +423,63 @@ class SflowFrames:
             c["packets"] += int(rates[cut].sum())
         return True
 
-    def _group(self, samples, heads: bytes, stamps) -> Iterator[tuple]:
+    def _group(self, samples, buffer, stamps) -> Iterator[tuple]:
         """The samples of a run into the (rate, cut) groups, handing out
         what fills, exactly as ``add`` does one sample at a time: between
         two hand-outs at most ``MAX_PENDING`` samples come in, so the run is
         cut where the pending count reaches it; there the group of the last
         sample is handed out alone if it holds every pending sample, else
-        every group is (``flush``)."""
+        every group is (``flush``). Each group's part of a stretch is one
+        piece, its headers copied out of the carrier ``buffer``."""
         rates = samples[:, _S_RATE]
         caplens = np.ascontiguousarray(samples[:, _S_CAP])
         wirelens = np.ascontiguousarray(samples[:, _S_WIRE])
-        offsets = samples[:, _S_OFF]
+        offsets = np.ascontiguousarray(samples[:, _S_OFF])
         linktypes = samples[:, _S_LT].astype(np.int32)
         cut = caplens < wirelens
-        keys = rates * 2 + cut
-        view = memoryview(heads)
-        n, pos = len(keys), 0
+        which, firsts = _first_seen(rates * 2 + cut)        # group of each sample
+        kinds = [(int(rates[f]), bool(cut[f])) for f in firsts.tolist()]
+        n, pos = len(which), 0
         while pos < n:
             stop = min(n, pos + MAX_PENDING - self._pending)
-            seg = keys[pos:stop]
-            if (seg == seg[0]).all():
-                parts = [(pos, slice(pos, stop))]
+            if len(kinds) == 1:
+                parts = [(0, slice(pos, stop))]
             else:
-                which, firsts = _first_seen(seg)
-                parts = [(pos + f, pos + np.flatnonzero(which == i))
-                         for i, f in enumerate(firsts.tolist())]
+                parts = _stretch(which[pos:stop], pos, len(kinds))
             groups = self._groups              # flush() starts a new one
-            for first, sel in parts:
-                rc = (int(rates[first]), bool(cut[first]))
-                g = groups.get(rc)
+            for kind, sel in parts:
+                g = groups.get(kinds[kind])
                 if g is None:
-                    g = groups[rc] = _Group()
-                if type(sel) is slice:
-                    a, b = int(offsets[sel.start]), int(offsets[sel.stop - 1] + caplens[sel.stop - 1])
-                    part = view[a:b]
-                else:
-                    part = _gather(heads, offsets[sel], caplens[sel])    # copies
-                g.add_piece(part, caplens[sel], wirelens[sel], stamps[sel], linktypes[sel])
+                    g = groups[kinds[kind]] = _Group()
+                g.add_piece(_gather(buffer, offsets[sel], caplens[sel]), caplens[sel],
+                            wirelens[sel], stamps[sel], linktypes[sel])
             self._pending += stop - pos
             pos = stop
             if self._pending >= MAX_PENDING:
-                rc = (int(rates[stop - 1]), bool(cut[stop - 1]))
+                rc = kinds[int(which[stop - 1])]
                 g = groups[rc]
                 if g.rows >= GROUP_ROWS:
                     self._pending -= g.rows
                     yield g.batch(), rc[0], rc[1]
                 else:
                     yield from self.flush()
+
+
+def _stretch(which, pos: int, kinds: int) -> list:
+    """[(group, sample indices)] of a stretch of samples (``which``: the
+    group of each, ``pos``: index of the first), the groups in the order
+    they first appear in the stretch."""
+    if kinds <= 4:
+        parts = [(k, np.flatnonzero(which == k)) for k in range(kinds)]
+        parts = [(k, idx) for k, idx in parts if len(idx)]
+    else:
+        order = np.argsort(which, kind="stable")
+        ordered = which[order]
+        cuts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+        parts = [(int(ordered[a]), order[a:b]) for a, b in
+                 zip([0, *cuts.tolist()], [*cuts.tolist(), len(order)])]
+    parts.sort(key=lambda p: p[1][0])
+    return [(k, idx + pos) for k, idx in parts]
 
 
 class _Run(NamedTuple):
@@ -487,18 +489,73 @@ class _Run(NamedTuple):
     drows: np.ndarray         # datagram rows
     agents: bytes             # 16 bytes of agent address per datagram row
     srows: np.ndarray         # sample rows
-    heads: bytes              # the kept headers, back to back
     firsts: np.ndarray        # first sample row of each datagram row, and the end
 
 
-def _first_seen(rows):
-    """(index of each row's value, first row of each value), the values
-    numbered in the order they first appear in ``rows`` (1-D, or 2-D rows
-    compared whole)."""
-    if len(rows) and (rows == rows[0]).all():
-        return np.zeros(len(rows), dtype=np.int64), np.zeros(1, dtype=np.int64)
-    _, first, inverse = np.unique(rows, axis=0 if rows.ndim > 1 else None, return_index=True,
-                                  return_inverse=True)
+FEW = 8           # values told apart by comparisons, more by sorting (_first_seen)
+
+
+def _first_seen(values):
+    """(number of each value, index of its first appearance) for a 1-D
+    array, the values numbered in the order they first appear."""
+    n = len(values)
+    which = np.zeros(n, dtype=np.int64)
+    if not n or values.min() == values.max():
+        return which, np.zeros(min(n, 1), dtype=np.int64)
+    # a few values (one rate, headers cut or not): one comparison each
+    seen = np.zeros(n, dtype=bool)
+    firsts, at = [], 0
+    while len(firsts) < FEW:
+        mine = values == values[at]
+        which[mine] = len(firsts)
+        firsts.append(at)
+        seen |= mine
+        at = int(np.argmin(seen))
+        if seen[at]:
+            return which, np.array(firsts, dtype=np.int64)
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.reshape(-1)], first[order]
+
+
+def _split(of, count: int) -> list:
+    """The indices of each of ``count`` values in ``of`` (ascending), in
+    the order of the values; all of them (a slice) when there is one."""
+    if count == 1:
+        return [slice(None)]
+    order = np.argsort(of, kind="stable")
+    bounds = np.searchsorted(of[order], np.arange(count + 1)).tolist()
+    return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _combined(columns, widths):
+    """One int64 per row of ``columns`` (non-negative ints, each below
+    2**width), equal where the rows are equal; None when they do not fit."""
+    if sum(widths) > 63:
+        return None
+    out = np.zeros(len(columns[0]), dtype=np.int64)
+    for col, width in zip(columns, widths):
+        if len(col) and (col.min() < 0 or col.max() >= 1 << width):
+            return None
+        out <<= width
+        out |= col.astype(np.int64)
+    return out
+
+
+def _rows_seen(columns):
+    """``_first_seen`` of rows made of ``columns`` compared whole."""
+    if all(not len(c) or c.min() == c.max() for c in columns):
+        n = len(columns[0])
+        return np.zeros(n, dtype=np.int64), np.zeros(min(n, 1), dtype=np.int64)
+    widths = [max(1, int(c.max()).bit_length()) if len(c) else 1 for c in columns]
+    key = _combined(columns, widths)
+    if key is not None:
+        return _first_seen(key)
+    rows = np.column_stack([c.view(np.int64) if c.dtype == np.uint64 else c.astype(np.int64)
+                            for c in columns])
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
