@@ -466,3 +466,33 @@ def test_no_sample_lost_when_a_flush_falls_inside_a_datagram():
     assert section["samples"] == 8400
     assert sum(len(rows) for _, _, rows in out) == 8400
     assert sorted({(rate, cut) for rate, cut, _ in out}) == [(4, False), (4, True)]
+
+
+def test_reports_with_and_without_the_compiled_walk(hostile, tmp_path, monkeypatch):
+    """analyze --sflow end to end, both decoders: the report through the
+    compiled walk is the report through the Python walk (the path of an
+    install without the helper, or IPV6FLOW_PURE_PYTHON=1), on the real
+    captures, the hostile cases and a file of benchmark datagrams."""
+    import dataclasses
+    from ipv6flow.cli import sampled_options
+    from ipv6flow.decode import DecodeOptions
+    from ipv6flow.engine.local import analyze_paths
+    from ipv6flow.options import Options
+
+    bench = tmp_path / "bench.pcap"
+    bench.write_bytes(gen.pcap([carrier4(bench_datagram(s, rate=1 + s % 3)) for s in range(300)]))
+    paths = [str(p) for p in akvorado_files()] + [str(bench)]
+    hostile_dir = tmp_path / "hostile"
+    gen.build(hostile_dir, only=list(hostile))
+    paths += [str(hostile_dir / n) for n in hostile]
+    opts = sampled_options(DecodeOptions(), PORT)
+    for path in paths:
+        for decoder in ("fast", "reference"):
+            options = Options(dataclasses.replace(opts, sflow_port=PORT), decoder=decoder)
+            compiled = analyze_paths([path], options).report()
+            with monkeypatch.context() as mp:
+                mp.setattr(sf, "_walk_sflow", None)
+                python = analyze_paths([path], options).report()
+            assert compiled == python, (path, decoder)
+            assert compiled["sampling"]["samples"] > 0 or "random" in path or \
+                "count" in path or "version" in path, path

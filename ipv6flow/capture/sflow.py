@@ -499,10 +499,18 @@ def _first_seen(values):
     """(number of each value, index of its first appearance) for a 1-D
     array, the values numbered in the order they first appear."""
     n = len(values)
+    lo, hi = (values.min(), values.max()) if n else (0, 0)
+    if lo == hi:
+        return np.zeros(n, dtype=np.int64), np.zeros(min(n, 1), dtype=np.int64)
+    high = values == hi
+    highs = int(np.count_nonzero(high))
+    if highs + int(np.count_nonzero(values == lo)) == n:
+        # two values (one rate, headers cut or not): the first is 0
+        if values[0] == hi:
+            high = ~high
+        return high.view(np.int8), np.array([0, int(np.argmax(high))], dtype=np.int64)
+    # a few values: one comparison each
     which = np.zeros(n, dtype=np.int64)
-    if not n or values.min() == values.max():
-        return which, np.zeros(min(n, 1), dtype=np.int64)
-    # a few values (one rate, headers cut or not): one comparison each
     seen = np.zeros(n, dtype=bool)
     firsts, at = [], 0
     while len(firsts) < FEW:
