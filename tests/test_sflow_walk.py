@@ -182,6 +182,7 @@ def tiny_caps(monkeypatch):
     """Caps and group size small enough for a few datagrams to meet them."""
     monkeypatch.setattr(sf, "GROUP_ROWS", 5)
     monkeypatch.setattr(sf, "MAX_PENDING", 5)
+    monkeypatch.setattr(sf, "MAX_PENDING_BYTES", 250)
     monkeypatch.setattr(sf, "MAX_SEQUENCES", 6)
     monkeypatch.setattr(sampling, "MAX_AGENTS", 3)
     monkeypatch.setattr(sampling, "MAX_SOURCES", 2)
@@ -441,6 +442,7 @@ def test_generated_datagrams_tiny_caps(frames, chunks):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sf, "GROUP_ROWS", 3)
         mp.setattr(sf, "MAX_PENDING", 3)
+        mp.setattr(sf, "MAX_PENDING_BYTES", 200)
         mp.setattr(sf, "MAX_SEQUENCES", 4)
         mp.setattr(sampling, "MAX_AGENTS", 2)
         mp.setattr(sampling, "MAX_SOURCES", 2)

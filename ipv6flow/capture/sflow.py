@@ -52,6 +52,9 @@ GROUP_ROWS = 32768           # samples per batch handed out
 # GROUP_ROWS, so a group fills only when it holds every pending sample
 # (SflowFrames._group relies on it).
 MAX_PENDING = GROUP_ROWS
+# header bytes held in all groups: past it every group is handed out too
+# (32,768 samples of 128 bytes are 4 MiB; of 64 KiB, 2 GiB without it)
+MAX_PENDING_BYTES = 16 << 20
 MAX_SEQUENCES = 65536        # (agent, source) sequence numbers followed
 SEQUENCE_JUMP = 1 << 20      # a forward jump larger than this is a restart, not a loss
 _CARRIER_OPTS = DecodeOptions()
@@ -92,12 +95,14 @@ class _Group:
     (the Python walk) and whole runs of them (the compiled walk's), in
     order."""
 
-    __slots__ = ("parts", "caplens", "wirelens", "stamps", "linktypes", "pieces", "rows")
+    __slots__ = ("parts", "caplens", "wirelens", "stamps", "linktypes", "pieces", "rows",
+                 "nbytes")
 
     def __init__(self):
         self.parts, self.caplens, self.wirelens, self.stamps, self.linktypes = [], [], [], [], []
         self.pieces = []         # (headers, caplens, wirelens, stamps, linktypes) of runs
         self.rows = 0
+        self.nbytes = 0          # of headers
 
     def append(self, head, caplen: int, wirelen: int, ts: float, linktype: int) -> None:
         self.parts.append(head)
@@ -106,11 +111,13 @@ class _Group:
         self.stamps.append(ts)
         self.linktypes.append(linktype)
         self.rows += 1
+        self.nbytes += caplen
 
     def add_piece(self, heads, caplens, wirelens, stamps, linktypes) -> None:
         self._seal()
         self.pieces.append((heads, caplens, wirelens, stamps, linktypes))
         self.rows += len(caplens)
+        self.nbytes += len(heads)
 
     def _seal(self) -> None:
         if self.caplens:
@@ -228,7 +235,8 @@ class SflowFrames:
         self.other_frames = 0
         self._groups: dict = {}
         self._seqs: dict = {}
-        self._pending = 0
+        self._pending = 0            # samples in the groups
+        self._pending_bytes = 0      # and their header bytes
 
     def from_records(self, records) -> Iterator[tuple]:
         port = self.port
@@ -273,17 +281,19 @@ class SflowFrames:
                 g = self._groups[(rate, cut)] = _Group()
             g.append(data[hstart:hstop], caplen, wire, ts, lt)
             self._pending += 1
+            self._pending_bytes += caplen
             if g.rows >= GROUP_ROWS:
                 self._pending -= g.rows
+                self._pending_bytes -= g.nbytes
                 yield g.batch(), rate, cut
-            elif self._pending >= MAX_PENDING:
+            elif self._pending >= MAX_PENDING or self._pending_bytes >= MAX_PENDING_BYTES:
                 # many rates at once (or an attacker's 2**32 of them): the
                 # groups together stay bounded
                 yield from self.flush()
 
     def flush(self) -> Iterator[tuple]:
         """Every group not yet handed out, in the order they were opened."""
-        groups, self._groups, self._pending = self._groups, {}, 0
+        groups, self._groups, self._pending, self._pending_bytes = self._groups, {}, 0, 0
         for (rate, cut), g in groups.items():
             if g.rows:
                 yield g.batch(), rate, cut
@@ -425,11 +435,11 @@ class SflowFrames:
 
     def _group(self, samples, buffer, stamps) -> Iterator[tuple]:
         """The samples of a run into the (rate, cut) groups, handing out
-        what fills, exactly as ``add`` does one sample at a time: between
-        two hand-outs at most ``MAX_PENDING`` samples come in, so the run is
-        cut where the pending count reaches it; there the group of the last
-        sample is handed out alone if it holds every pending sample, else
-        every group is (``flush``). Each group's part of a stretch is one
+        what fills, exactly as ``add`` does one sample at a time: the run
+        is cut where the pending samples reach ``MAX_PENDING`` or their
+        bytes ``MAX_PENDING_BYTES``; there the group of the last sample is
+        handed out alone if it holds ``GROUP_ROWS``, else every group is
+        (``flush``). Each group's part of a stretch is one
         piece, its headers copied out of the carrier ``buffer``."""
         rates = samples[:, _S_RATE]
         caplens = np.ascontiguousarray(samples[:, _S_CAP])
@@ -439,9 +449,13 @@ class SflowFrames:
         cut = caplens < wirelens
         which, firsts = _first_seen(rates * 2 + cut)        # group of each sample
         kinds = [(int(rates[f]), bool(cut[f])) for f in firsts.tolist()]
+        ends = np.cumsum(caplens)                           # header bytes to each sample
         n, pos = len(which), 0
         while pos < n:
             stop = min(n, pos + MAX_PENDING - self._pending)
+            base = int(ends[pos - 1]) if pos else 0
+            full = int(np.searchsorted(ends, base + MAX_PENDING_BYTES - self._pending_bytes))
+            stop = min(stop, full + 1)
             if len(kinds) == 1:
                 parts = [(0, slice(pos, stop))]
             else:
@@ -454,12 +468,14 @@ class SflowFrames:
                 g.add_piece(_gather(buffer, offsets[sel], caplens[sel]), caplens[sel],
                             wirelens[sel], stamps[sel], linktypes[sel])
             self._pending += stop - pos
+            self._pending_bytes += int(ends[stop - 1]) - base
             pos = stop
-            if self._pending >= MAX_PENDING:
+            if self._pending >= MAX_PENDING or self._pending_bytes >= MAX_PENDING_BYTES:
                 rc = kinds[int(which[stop - 1])]
                 g = groups[rc]
                 if g.rows >= GROUP_ROWS:
                     self._pending -= g.rows
+                    self._pending_bytes -= g.nbytes
                     yield g.batch(), rc[0], rc[1]
                 else:
                     yield from self.flush()
