@@ -19,8 +19,18 @@ full and at the end, in the order they were opened.
 
 The datagrams' bookkeeping (agents, sequence gaps, bad datagrams, skipped
 samples and records) goes to a ``SamplingState`` (analysis/sampling.py),
-when one is given. Memory: at most ``MAX_PENDING`` samples held
-in the open groups together, the sequence tables capped by entries.
+when one is given. Memory: at most ``MAX_PENDING`` samples and
+``MAX_PENDING_BYTES`` of headers held in the open groups together, the
+sequence tables capped by entries.
+
+Two walks give the same frames, groups and bookkeeping. The Python one
+(``from_records``: ``udp_payload`` and ``parse_datagram`` per frame, then
+``add``) is the definition. With the compiled helper built, a capture is
+read in batches (``from_batches``): ``_speedups.walk_sflow`` takes the
+clean datagrams of plain carriers whole, their bookkeeping and grouping is
+done with numpy per run of them, and every frame it is not sure of goes
+through the Python walk in its place (docs/DECISIONS.md, "The compiled
+walk"; tests/test_sflow_walk.py holds one to the other).
 """
 from __future__ import annotations
 
@@ -439,8 +449,8 @@ class SflowFrames:
         is cut where the pending samples reach ``MAX_PENDING`` or their
         bytes ``MAX_PENDING_BYTES``; there the group of the last sample is
         handed out alone if it holds ``GROUP_ROWS``, else every group is
-        (``flush``). Each group's part of a stretch is one
-        piece, its headers copied out of the carrier ``buffer``."""
+        (``flush``). Each group's part of a stretch is one piece, its
+        headers copied out of the carrier ``buffer``."""
         rates = samples[:, _S_RATE]
         caplens = np.ascontiguousarray(samples[:, _S_CAP])
         wirelens = np.ascontiguousarray(samples[:, _S_WIRE])
