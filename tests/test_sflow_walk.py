@@ -177,16 +177,19 @@ def check_stream(frames, chunks=None, port=PORT):
     return python
 
 
+def set_tiny_caps(mp, rows, nbytes, sequences, agents):
+    """Caps and group size small enough for a few datagrams to meet them
+    (``mp``: a pytest MonkeyPatch)."""
+    for name, value in (("GROUP_ROWS", rows), ("MAX_PENDING", rows),
+                        ("MAX_PENDING_BYTES", nbytes), ("MAX_SEQUENCES", sequences)):
+        mp.setattr(sf, name, value)
+    for name, value in (("MAX_AGENTS", agents), ("MAX_SOURCES", 2), ("MAX_RATES", 2)):
+        mp.setattr(sampling, name, value)
+
+
 @pytest.fixture
 def tiny_caps(monkeypatch):
-    """Caps and group size small enough for a few datagrams to meet them."""
-    monkeypatch.setattr(sf, "GROUP_ROWS", 5)
-    monkeypatch.setattr(sf, "MAX_PENDING", 5)
-    monkeypatch.setattr(sf, "MAX_PENDING_BYTES", 250)
-    monkeypatch.setattr(sf, "MAX_SEQUENCES", 6)
-    monkeypatch.setattr(sampling, "MAX_AGENTS", 3)
-    monkeypatch.setattr(sampling, "MAX_SOURCES", 2)
-    monkeypatch.setattr(sampling, "MAX_RATES", 2)
+    set_tiny_caps(monkeypatch, rows=5, nbytes=250, sequences=6, agents=3)
 
 
 # -- inputs ----------------------------------------------------------------------
@@ -440,13 +443,7 @@ def test_generated_datagrams(frames, chunks):
 @given(st.lists(carried(), min_size=1, max_size=30), st.lists(st.integers(1, 5), max_size=30))
 def test_generated_datagrams_tiny_caps(frames, chunks):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sf, "GROUP_ROWS", 3)
-        mp.setattr(sf, "MAX_PENDING", 3)
-        mp.setattr(sf, "MAX_PENDING_BYTES", 200)
-        mp.setattr(sf, "MAX_SEQUENCES", 4)
-        mp.setattr(sampling, "MAX_AGENTS", 2)
-        mp.setattr(sampling, "MAX_SOURCES", 2)
-        mp.setattr(sampling, "MAX_RATES", 2)
+        set_tiny_caps(mp, rows=3, nbytes=200, sequences=4, agents=2)
         check_stream(frames, chunks)
 
 

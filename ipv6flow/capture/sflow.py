@@ -548,6 +548,12 @@ def _first_seen(values):
         if seen[at]:
             return which, np.array(firsts, dtype=np.int64)
     _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    return _numbered(first, inverse)
+
+
+def _numbered(first, inverse):
+    """np.unique's (first index, inverse) renumbered in the order the
+    values first appear (``_first_seen``)."""
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
@@ -590,10 +596,7 @@ def _rows_seen(columns):
     rows = np.column_stack([c.view(np.int64) if c.dtype == np.uint64 else c.astype(np.int64)
                             for c in columns])
     _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inverse.reshape(-1)], first[order]
+    return _numbered(first, inverse)
 
 
 def _gaps(seqs: dict, key, sequence) -> tuple[int, int]:
