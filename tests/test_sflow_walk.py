@@ -495,3 +495,27 @@ def test_reports_with_and_without_the_compiled_walk(hostile, tmp_path, monkeypat
             assert compiled == python, (path, decoder)
             assert compiled["sampling"]["samples"] > 0 or "random" in path or \
                 "count" in path or "version" in path, path
+
+
+def test_collect_batches_of_received_datagrams():
+    """collect folds each batch of received datagrams (raw IPv4 or IPv6
+    frames made by udp_frame) with from_batch: the compiled walk takes
+    them all, and hands out what the Python walk does."""
+    received = []
+    for i in range(40):
+        sender = "192.0.2.7" if i % 3 else "2001:db8::7"
+        dst = "192.0.2.1" if i % 3 else "2001:db8::1"
+        frame = sf.udp_frame(sender, 40000 + i, dst, PORT, bench_datagram(i + 1, n=1 + i % 8))
+        received.append((1_700_000_000 + i, i * 1000, frame))
+    batch, _, _ = sf.frames_batch(received)
+    assert set(check_walk(list(batch.records())).items()) >= {(sf._CLEAN, 40)}
+    out = {}
+    for compiled in (True, False):
+        frames = sf.SflowFrames(PORT, SamplingState())
+        it = frames.from_batch(batch) if compiled else frames.from_records(batch.records())
+        handed = []
+        _collect(it, handed)
+        _collect(frames.flush(), handed)
+        out[compiled] = (handed, frames.sampling.report(_no_counts()))
+    assert out[True] == out[False]
+    assert out[True][1]["samples"] == sum(1 + i % 8 for i in range(40))

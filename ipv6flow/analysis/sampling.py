@@ -130,15 +130,21 @@ class SamplingState:
                        lambda: _agent_entry(agent, sub_agent))
 
     def add_datagram(self, entry, datagram, lost: int, reset: bool) -> None:
-        self.datagrams += 1
-        entry["datagrams"] += 1
-        entry["lost_datagrams"] += lost
-        entry["sequence_resets"] += reset
+        self.add_datagrams(entry, 1, lost, reset, datagram.skipped.items())
         if datagram.problem is not None:
             _bump(entry["bad_datagrams"], datagram.problem)
         entry["bad_samples"] += datagram.bad_samples
-        for k, n in datagram.skipped.items():
-            _bump(entry["skipped"], k, n)
+
+    def add_datagrams(self, entry, count: int, lost: int, resets: int, skipped) -> None:
+        """``count`` datagrams of one agent read whole, ``skipped``:
+        (what, how many) pairs."""
+        self.datagrams += count
+        entry["datagrams"] += count
+        entry["lost_datagrams"] += lost
+        entry["sequence_resets"] += resets
+        for k, n in skipped:
+            if n:
+                _bump(entry["skipped"], k, n)
 
     def add_bad(self, problem: str) -> None:
         """A datagram whose header names no agent: counted under "other"."""
@@ -148,19 +154,35 @@ class SamplingState:
         _bump(e["bad_datagrams"], problem)
 
     def add_sample(self, entry, source, rate: int, lost: int, cut: bool, wirelen: int) -> None:
-        self.samples += 1
-        s = _capped(entry["sources"], f"{source[0]}:{source[1]}", MAX_SOURCES, _source_entry)
-        s["samples"] += 1
-        s["lost_samples"] += lost
-        r = str(rate)
-        if r in s["rates"] or len(s["rates"]) < MAX_RATES:
-            s["rates"][r] = s["rates"].get(r, 0) + 1
-        else:
-            _bump(s["rates"], OTHER)
+        s = self.source(entry, source)
+        self.add_samples(s, 1, lost)
+        self.add_rate(s, rate, 1)
         if cut:
-            c = self.cut_counts
-            c["samples"] += 1
-            c["packets"] += rate
+            self.add_cut(1, rate)
+
+    # The steps of add_sample, for many samples at once (capture/sflow.py:
+    # the compiled walk counts runs of them).
+    def source(self, entry, source) -> dict:
+        """The entry of data source ``source`` (type, index) of an agent."""
+        return _capped(entry["sources"], f"{source[0]}:{source[1]}", MAX_SOURCES, _source_entry)
+
+    def add_samples(self, source: dict, count: int, lost: int) -> None:
+        self.samples += count
+        source["samples"] += count
+        source["lost_samples"] += lost
+
+    def add_rate(self, source: dict, rate: int, count: int) -> None:
+        rates, r = source["rates"], str(rate)
+        if r in rates or len(rates) < MAX_RATES:
+            rates[r] = rates.get(r, 0) + count
+        else:
+            _bump(rates, OTHER, count)
+
+    def add_cut(self, samples: int, packets: int) -> None:
+        """``samples`` whose headers the exporter cut, standing for ``packets``."""
+        c = self.cut_counts
+        c["samples"] += samples
+        c["packets"] += packets
 
     # -- decoding (summary.py) --------------------------------------------------
     def sampled(self, key, packets: int, squares: int):

@@ -41,8 +41,6 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from ..analysis import sampling as _sampling
-from ..analysis.sampling import OTHER, _bump, _capped, _source_entry
 from ..decode import DecodeOptions, decode_frame
 from ..decode.registry import UDP_TUNNELS
 from ..decode.sflow import HEADER_LINKTYPES, SKIP_NAMES, _address, parse_datagram
@@ -309,6 +307,13 @@ class SflowFrames:
                 yield g.batch(), rate, cut
 
     # -- the compiled walk: a batch of captured frames at a time ---------------
+    def from_batch(self, batch: Batch) -> Iterator[tuple]:
+        """One batch of captured frames: by the compiled walk when it is
+        built, else record by record (engine/collect.py)."""
+        if _walk_sflow is not None:
+            return self.add_batch(batch)
+        return self.from_records(batch.records())
+
     def from_batches(self, batches) -> Iterator[tuple]:
         """As ``from_records``, over the batches of a capture, with the
         compiled walk (``_walk_sflow`` must be built)."""
@@ -393,7 +398,6 @@ class SflowFrames:
                                              samples[:, _S_INDEX]])
         if len(seqs) + len(agent_rows) + len(source_rows) > MAX_SEQUENCES:
             return False
-        state.datagrams += len(dg)
         keys, entries = [], []
         skipped = dg[:, _D_SKIPS:]
         for k, (row, mine) in enumerate(zip(agent_rows.tolist(),
@@ -404,43 +408,29 @@ class SflowFrames:
             seq = dg[mine, _D_SEQ]
             lost, resets = _gaps(seqs, key, seq)
             entry = state.agent(agent, sub)
-            entry["datagrams"] += len(seq)
-            entry["lost_datagrams"] += lost
-            entry["sequence_resets"] += resets
-            for name, n in zip(SKIP_NAMES, skipped[mine].sum(axis=0).tolist()):
-                if n:
-                    _bump(entry["skipped"], name, n)
+            state.add_datagrams(entry, len(seq), lost, resets,
+                                zip(SKIP_NAMES, skipped[mine].sum(axis=0).tolist()))
             keys.append(key)
             entries.append(entry)
         if not len(samples):
             return True
-        state.samples += len(samples)
         sources = []
         for row, mine in zip(source_rows.tolist(), _split(source_of, len(source_rows))):
             k = int(agent_of[where[row]])
             st, si = int(samples[row, _S_TYPE]), int(samples[row, _S_INDEX])
             seq = samples[mine, _S_SEQ]
             lost, _ = _gaps(seqs, (keys[k], (st, si)), seq)
-            s = _capped(entries[k]["sources"], f"{st}:{si}", _sampling.MAX_SOURCES,
-                         _source_entry)
-            s["samples"] += len(seq)
-            s["lost_samples"] += lost
+            s = state.source(entries[k], (st, si))
+            state.add_samples(s, len(seq), lost)
             sources.append(s)
         rates = samples[:, _S_RATE]
         pair_of, pair_rows = _rows_seen([source_of, rates])
         counts = np.bincount(pair_of, minlength=len(pair_rows)).tolist()
         for row, n in zip(pair_rows.tolist(), counts):
-            s = sources[int(source_of[row])]["rates"]
-            r = str(int(rates[row]))
-            if r in s or len(s) < _sampling.MAX_RATES:
-                s[r] = s.get(r, 0) + n
-            else:
-                _bump(s, OTHER, n)
+            state.add_rate(sources[int(source_of[row])], int(rates[row]), n)
         cut = samples[:, _S_CAP] < samples[:, _S_WIRE]
         if cut.any():
-            c = state.cut_counts
-            c["samples"] += int(np.count_nonzero(cut))
-            c["packets"] += int(rates[cut].sum())
+            state.add_cut(int(np.count_nonzero(cut)), int(rates[cut].sum()))
         return True
 
     def _group(self, samples, buffer, stamps) -> Iterator[tuple]:

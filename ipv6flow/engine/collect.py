@@ -259,7 +259,7 @@ class SflowSource(running.Source):
                 self.failed = True
                 self.entry["errors"].append(f"{e}; collection stopped")
         summary = self.summary
-        for part, rate, cut in (list(self.frames.from_records(batch.records()))
+        for part, rate, cut in (list(self.frames.from_batch(batch))
                                 + list(self.frames.flush())):
             summary.set_weight(rate, cut)
             read = first_pass(Replay([part]), self.options, summary, self.live, 0,
