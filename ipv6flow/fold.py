@@ -87,13 +87,20 @@ def _observe_columns(summary, d, extra):
     """Clients, flows, the scorecard and translation of a batch: the
     kernel's IP rows and the fallback rows' columns (``extra``: (row,
     columns) pairs), in frame order."""
+    # only translation wants columns: read them for its candidates alone
+    pick = None if summary.wants_all_columns else summary.translation.candidates
+    summary.observe_columns(_columns(d, extra, pick)[0])
+
+
+def _columns(d, extra, pick=None):
+    """(columns, batch row of each) of the kernel's IP rows (those
+    ``pick(address columns)`` selects, when given) and the fallback rows'
+    columns ``extra``, in frame order."""
     idx = d.ip_rows()
-    if not summary.wants_all_columns:
-        # only translation wants columns: read them for its candidates alone
-        idx = idx[summary.translation.candidates(address_columns(d, idx))]
+    if pick is not None:
+        idx = idx[pick(address_columns(d, idx))]
     if not extra:
-        summary.observe_columns(batch_columns(d, idx))
-        return
+        return batch_columns(d, idx), idx
     # The fallback rows take their places among the kernel's rows: both
     # index lists are ascending and disjoint, so where each lands is a
     # searchsorted away. The columns are gathered for all the rows at once
@@ -112,7 +119,7 @@ def _observe_columns(summary, d, extra):
         if col.dtype != kind:
             col = cols[k] = col.astype(kind)
         col[theirs] = more[k]
-    summary.observe_columns(cols)
+    return cols, rows
 
 
 def summarize_batch(summary, batch, opts, on_frame=None, prefixes=()) -> int:
@@ -146,20 +153,31 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=()) -> int:
     return len(d.fallback)
 
 
-def nat64_batch(state, batch, opts, prefixes, base=0, limits=None) -> None:
+def nat64_batch(state, batch, opts, prefixes, base=0, limits=None, late=None,
+                interval=None) -> None:
     """The engine's second pass over a batch: only the traffic to
     ``prefixes`` (NAT64 prefixes found late), into the Nat64State
     ``state``. ``limits`` may cap a prefix to the frames before a given
-    index of the file (``base`` is the index of the batch's first frame)."""
+    index of the file (``base`` is the index of the batch's first frame).
+    ``late``: the translation section's share (analysis/translation.py
+    ``Late``, which holds its own limits), or None."""
     if len(batch) == 0:
         return
     d = decode_batch(batch, opts)
     _nat64_rows(state, d, prefixes, base, limits)
+    extra = []
     for i in d.fallback.tolist():
-        _, lt, wire, data = record(batch, i)
+        ts_i, lt, wire, data = record(batch, i)
         f = decode_frame(lt, data, wire, opts)
         nat64_mod.inspect_frame(state, f, data, wire,
                                 nat64_mod.prefixes_at(prefixes, limits, base + i), False)
+        if late is not None:
+            row = frame_columns(f, lt, data, ts_i, wire)
+            if row is not None:
+                extra.append((i, row))
+    if late is not None:
+        cols, rows = _columns(d, extra, late.wants)
+        late.observe_at(cols, cols["wire"], rows + base, interval)
 
 
 def _nat64_rows(state, d, prefixes, base=0, limits=None) -> None:

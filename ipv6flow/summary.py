@@ -197,6 +197,15 @@ class Summary:
         return self.scorecard is not None and self.scorecard.map is not None \
             and self.scorecard.map.wants_names
 
+    def count_nat64(self, prefixes) -> None:
+        """NAT64 prefixes found in the capture: translation counts their
+        traffic from here on (the frames before are the engine's second
+        pass, engine/local.py)."""
+        tr = self.translation
+        if tr.enabled and not set(prefixes) <= set(tr.nat64_prefixes):
+            self._flush_rows()          # the frames buffered came before
+            tr.add_prefixes(prefixes, self.interval)
+
     def _flush_rows(self):
         if self._rows:
             rows, self._rows = self._rows, []

@@ -21,6 +21,7 @@ import pytest
 
 from conftest import ROOT, SHARED, missing, need_corpus, need_module, need_tool
 from ipv6flow.analysis import translation
+from ipv6flow.analysis.rfc6052 import parse_nat64_prefix
 from ipv6flow.decode import columns as dcols
 from ipv6flow.summary import Summary
 
@@ -515,3 +516,125 @@ def test_summary_merge_is_associative_on_translation():
     back = Summary.from_report(parts[0].merge(parts[1]).to_report())
     c = back.merge(Summary.from_report(parts[2].to_report())).to_report()["translation"]
     assert c["gateways"] == a["gateways"]
+
+
+# -- NAT64 prefixes the capture reveals (DNS64, PREF64) ----------------------
+
+_dspec = importlib.util.spec_from_file_location(
+    "xlatdisc", ROOT / "samples/translation/discovered.py")
+disc = importlib.util.module_from_spec(_dspec)
+_dspec.loader.exec_module(disc)
+HOW_KNOWN = {"configured", "dns64", "rfc7050", "pref64"}
+
+
+def _without_how_known(tr):
+    """The translation section with the evidence that says how a prefix
+    was known left out (the one field allowed to differ)."""
+    tr = json.loads(json.dumps(tr))
+    for g in tr["gateways"]:
+        g["evidence"] = [e for e in g["evidence"] if e not in HOW_KNOWN]
+    return tr
+
+
+def _check_discovered(tr, truth):
+    """Every NAT64 gateway's figures, bins, peak and destinations."""
+    got = {g["gateway"]: g for g in tr["gateways"]}
+    assert set(got) == set(truth["gateways"])
+    for gw, t in truth["gateways"].items():
+        g = got[gw]
+        assert g["mechanism"] == "nat64"
+        assert {k: g[k] for k in FIGURES} == {k: t[k] for k in FIGURES}, gw
+        assert [{k: v for k, v in b.items() if k != "distinct"} for b in g["bins"]] == t["bins"]
+        assert g["peak"] == t["peak"], gw
+        assert {d["address"]: {"packets": d["packets"], "bytes": d["bytes"]}
+                for d in g["destinations"]} == t["destinations"], gw
+        assert g["unbinned_frames"] == 0 and g["other_destinations"]["packets"] == 0
+
+
+def _known(truth):
+    return tuple(parse_nat64_prefix(p) for p in
+                 ([truth["prefix"]] + ([disc.WIDE] if truth["wide"] else [])))
+
+
+@pytest.fixture(params=[False, True], ids=["dns64", "dns64+pref64-wide"])
+def discovered(request, tmp_path):
+    data, truth = disc.build(wide=request.param, filler=150, pad=1400)   # 10 MiB: 2 batches
+    path = tmp_path / "discovered.pcap"
+    path.write_bytes(data)
+    return path, truth
+
+
+@pytest.mark.parametrize("decoder", ["fast", "reference"])
+def test_a_discovered_prefix_is_sized_as_if_configured(discovered, decoder, monkeypatch):
+    """Two batches (the fast path learns of the prefix in the first and
+    counts it from the second on) and frequent checks (the reference
+    path likewise): the section equals the --nat64-prefix run's and the
+    truth, serially and with two workers cutting the file in parts."""
+    from ipv6flow.engine import local
+    from ipv6flow.engine.local import analyze_paths
+    from ipv6flow.engine.parallel import analyze_parallel
+    from ipv6flow.options import Options
+    path, truth = discovered
+    monkeypatch.setattr(local, "REFERENCE_CHECK_EVERY", 16)
+    found = analyze_paths([str(path)], Options(decoder=decoder))
+    configured = analyze_paths([str(path)], Options(decoder=decoder,
+                                                    nat64_prefixes=_known(truth)))
+    a = found.summary.to_report()["translation"]
+    b = configured.summary.to_report()["translation"]
+    assert _without_how_known(a) == _without_how_known(b)
+    _check_discovered(a, truth)
+    assert "dns64" in next(g for g in a["gateways"] if g["gateway"] == truth["prefix"])["evidence"]
+    for min_part in (1 << 20, 3 << 20):
+        par = analyze_parallel([str(path)], Options(decoder=decoder, workers=2),
+                               min_part=min_part).summary.to_report()["translation"]
+        assert par == a, min_part
+
+
+def test_the_first_pass_counts_a_discovered_prefix_from_its_discovery(discovered, monkeypatch):
+    """The design's two halves: the first pass alone counts the frames
+    after the discovery, the second pass the ones before it."""
+    from ipv6flow.engine import local
+    from ipv6flow.options import Options
+    path, truth = discovered
+    s = Summary(60.0, (), Options().decode)
+    live = local.LivePrefixes(s.nat64.static_prefixes())
+    with local.open_input(str(path), Options().decode) as cap:
+        local.first_pass(cap, Options(), s, live, 0, lambda f, lt: None)
+    first = {g["gateway"]: g for g in s.to_report()["translation"]["gateways"]}
+    gw = truth["gateways"][truth["prefix"]]
+    assert 0 < first[truth["prefix"]]["packets"] < gw["packets"]
+    assert live.start[parse_nat64_prefix(truth["prefix"])][1] > 0
+
+
+def test_discovered_prefix_through_stdin_and_merge(discovered, tmp_path):
+    """The CLI: stdin (spooled, read twice) and a capture cut in two
+    between the two DNS64 answers, each half analysed and merged: the
+    whole capture's section. (The RA of the wide variant is in one half
+    only: a report cannot size what its own capture gave no evidence for,
+    so the merge is checked without it.)"""
+    path, truth = discovered
+    whole = analyze(path)
+    _check_discovered(whole["translation"], truth)
+    r = subprocess.run([sys.executable, "-m", "ipv6flow.cli", "analyze", "--format", "json",
+                        "-"], input=path.read_bytes(), capture_output=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["translation"] == whole["translation"]
+    if truth["wide"]:
+        return
+    raw = path.read_bytes()
+    cut_time = disc.START + 110             # after the first answer, before the second
+    halves = [bytearray(raw[:24]), bytearray(raw[:24])]
+    off = 24
+    while off + 16 <= len(raw):
+        sec, usec, caplen = struct.unpack_from("<III", raw, off)
+        halves[sec + usec / 1e6 >= cut_time] += raw[off:off + 16 + caplen]
+        off += 16 + caplen
+    reports = []
+    for i, h in enumerate(halves):
+        p = tmp_path / f"half{i}.pcap"
+        p.write_bytes(bytes(h))
+        j = tmp_path / f"half{i}.json"
+        run("analyze", "--format", "json", "-o", j, p)
+        reports.append(j)
+    merged = json.loads(run("merge", *reports).stdout)
+    assert merged["translation"] == whole["translation"]

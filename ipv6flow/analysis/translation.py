@@ -342,7 +342,7 @@ class TranslationState:
         # what merged reports bring (their DNS records are not in a report)
         self.frozen_explained = set()     # AAAA answers (16 bytes) inside NAT64 prefixes
         self.frozen_names = {}            # IPv4 int -> [set of names, has AAAA]
-        self._blocks = []         # candidate rows waiting: (columns, wire lengths)
+        self._blocks = []         # candidate rows waiting: (columns, wire lengths, indices)
         self._nblocked = 0
         self._aftr_words = [(int.from_bytes(a[:8], "big"), int.from_bytes(a[8:], "big"))
                             for a in self.aftr]
@@ -353,11 +353,21 @@ class TranslationState:
         if self._blocks:
             blocks, self._blocks, self._nblocked = self._blocks, [], 0
             if len(blocks) == 1:
-                c, wire = blocks[0]
+                c, wire, index = blocks[0]
             else:
                 c = {k: np.concatenate([x[0][k] for x in blocks]) for k in blocks[0][0]}
                 wire = np.concatenate([x[1] for x in blocks])
-            self._classify(c, wire, interval)
+                index = None if blocks[0][2] is None else np.concatenate([x[2] for x in blocks])
+            self._classify(c, wire, interval, index)
+
+    def add_prefixes(self, prefixes, interval):
+        """Count NAT64 prefixes found in the capture from here on (the
+        rows waiting are classified first, without them: they came
+        before; the second pass counts those, ``Late``)."""
+        new = set(prefixes) - set(self.nat64_prefixes)
+        if new:
+            self.flush(interval)
+            self.nat64_prefixes = tuple(sorted(set(self.nat64_prefixes) | new))
 
     def candidates(self, c) -> np.ndarray:
         """Rows that may belong to a mechanism: 4in6, IPv6 with a side in a
@@ -398,12 +408,12 @@ class TranslationState:
         sel = np.flatnonzero(self.candidates(c))
         if not len(sel):
             return
-        self._blocks.append(({k: v[sel] for k, v in c.items()}, wire[sel]))
+        self._blocks.append(({k: v[sel] for k, v in c.items()}, wire[sel], None))
         self._nblocked += len(sel)
         if self._nblocked >= self.BLOCK_ROWS:
             self.flush(interval)
 
-    def _classify(self, c, wire, interval):
+    def _classify(self, c, wire, interval, index=None):
         """Classify and count candidate rows (see the module note)."""
         b = _Batch(c, wire)
         fam, has6, tunnel = b.c["fam"], b.c["has6"], b.c["tunnel"]
@@ -525,7 +535,11 @@ class TranslationState:
         b.assign(rows, _MAPT, ce_src, np.where(ce_src, dh, sh), gl, plen,
                  np.where(ce_src, d_pv4, s_pv4), bits)
 
-    def _nat64(self, b, free):
+    def _nat64(self, b, free, counted=None):
+        """NAT64 rows: each to the first prefix (in sorted order) that
+        holds one side and not the other. ``counted(prefix)``, when given,
+        is the mask of rows that count for it (the second pass: the rest
+        is still claimed, so that no later prefix takes it)."""
         c = b.c
         sh, sl, dh, dl = c["v6s_hi"], c["v6s_lo"], c["v6d_hi"], c["v6d_lo"]
         for value, length in self._nat64_all():
@@ -542,6 +556,12 @@ class TranslationState:
             b.assign(rows, _NAT64, src_client, _U(value >> 64),
                      _U(value & 0xFFFFFFFFFFFFFFFF), length, remote, 0)
             b.cl_lo[rows] = 0                         # the client is its /64
+            if counted is not None:
+                keep = counted((value, length))[rows]
+                rows, v4 = rows[keep], v4[keep]
+                b.counted[rows] = True
+                if not len(rows):
+                    continue
             # per client /64: destinations and flow keys, for the 464XLAT judgement
             keys = _flow_keys(c["proto"][rows], np.where(out, c["sport"], c["dport"])[rows],
                               np.where(out, c["dport"], c["sport"])[rows], v4)
@@ -724,10 +744,15 @@ class TranslationState:
         return out
 
     # -- reports -----------------------------------------------------------------
+    def _known(self, nat):
+        """Every NAT64 prefix: counted here, or found in the capture."""
+        found = set(nat.discovered()) if nat is not None else set()
+        return sorted(set(self._nat64_all()) | found)
+
     def _explained(self, nat):
         """{(prefix value, length, IPv4 int)} that a AAAA answer of the
         capture names: traffic there needed no CLAT."""
-        prefixes = self._nat64_all()
+        prefixes = self._known(nat)
         out = set()
         addrs = set(self.frozen_explained)
         if nat is not None:
@@ -768,6 +793,7 @@ class TranslationState:
         (its DNS answers explain NAT64 traffic and name destinations)."""
         self.flush(interval)
         explained, addrs = self._explained(nat)
+        known = self._known(nat)
         dns64_seen = {(v, ln) for v, ln, _ in explained}
         discovered = nat.discovered() if nat is not None else {}
         # 464XLAT: client /64s with traffic no AAAA answer explains
@@ -850,7 +876,7 @@ class TranslationState:
                            "aaaa": bool(names[v][1])} for v in carried if names[v][0]],
                 "explained": sorted(str(ipaddress.IPv6Address(a)) for a in addrs
                                     if any(rfc6052.in_prefix(a, v, ln)
-                                           for v, ln in self._nat64_all()))[:MAX_EXPLAINED],
+                                           for v, ln in known))[:MAX_EXPLAINED],
             },
         }
 
@@ -978,6 +1004,134 @@ class TranslationState:
             v = tr.get(name) or {}
             pair[0], pair[1] = _count(v.get("packets", 0)), _count(v.get("bytes", 0))
         return st
+
+
+class Late(TranslationState):
+    """The second pass (engine/local.py): the NAT64 rows of prefixes found
+    in the capture, in the frames before the first pass counted them.
+    Every row is classified as in one pass with all the prefixes known at
+    the end (``prefixes``), and only the rows a job names count: ``jobs``
+    is {prefix: frames before which it counts, or None for all}. Rows
+    whose frame index ``observe_at`` is told. Nothing else (other
+    mechanisms, unclassified 4in6, port mismatches, RFC 7335 flows) is
+    counted here: the first pass counted it."""
+
+    def __init__(self, prefixes, jobs, aftr=(), map_rules=()):
+        super().__init__(prefixes, aftr, map_rules)
+        self.jobs = dict(jobs)
+        self._late = sorted(self.jobs)
+        self._heads = sorted({value >> 96 for value, _ in self._late})
+        ends = self.jobs.values()
+        self.last = None if None in ends else max(ends, default=0)
+
+    def wants(self, c) -> np.ndarray:
+        """IPv6 rows with a side in a job's prefix (the only rows that can
+        count here)."""
+        fam, has6 = c["fam"], c["has6"]
+        six = (fam == FAM_IPV6) & has6
+        if not six.any():
+            return six
+        s32, d32 = c["v6s_hi"] >> _U(32), c["v6d_hi"] >> _U(32)
+        hit = np.zeros(len(fam), dtype=bool)
+        for head in self._heads:
+            hit |= (s32 == _U(head)) | (d32 == _U(head))
+        six &= hit
+        if not six.any():
+            return six
+        sh, sl, dh, dl = c["v6s_hi"], c["v6s_lo"], c["v6d_hi"], c["v6d_lo"]
+        inside = np.zeros(len(fam), dtype=bool)
+        for value, length in self._late:
+            inside |= words_in_prefix(sh, sl, value, length) | words_in_prefix(dh, dl, value,
+                                                                                 length)
+        return six & inside
+
+    def observe_at(self, c, wire, index, interval):
+        """As ``observe``, for rows at frame indices ``index`` (of the file
+        or part the jobs' limits are counted in)."""
+        if not len(c["fam"]):
+            return
+        sel = self.wants(c)
+        if self.last is not None:
+            sel &= index < self.last
+        sel = np.flatnonzero(sel)
+        if not len(sel):
+            return
+        self._blocks.append(({k: v[sel] for k, v in c.items()}, wire[sel], index[sel]))
+        self._nblocked += len(sel)
+        if self._nblocked >= self.BLOCK_ROWS:
+            self.flush(interval)
+
+    def _classify(self, c, wire, interval, index=None):
+        b = _Batch(c, wire)
+        b.counted = np.zeros(b.n, dtype=bool)
+        six = (c["fam"] == FAM_IPV6) & c["has6"]
+        self._map_t(b, six)           # MAP-T claims its rows first, as in one pass
+        free = six & (b.mech < 0)
+        if free.any():
+            self._nat64(b, free, lambda p: self._until(p, index))
+        rows = np.flatnonzero(b.counted)
+        if len(rows):
+            self._size(b, rows, interval)
+
+    def _until(self, prefix, index):
+        if prefix not in self.jobs:
+            return np.zeros(len(index), dtype=bool)
+        end = self.jobs[prefix]
+        return np.ones(len(index), dtype=bool) if end is None else index < end
+
+    def _mismatch(self, b, bad):
+        pass                          # counted by the first pass
+
+
+def prepend(state: TranslationState, earlier: TranslationState, interval, drop=(),
+            prefixes=()):
+    """``state`` (a first pass) with ``earlier`` (the second pass over the
+    frames before it, a ``Late`` or their merge) counted as if it had come
+    first: each gateway and client /64 of ``earlier`` merged before the
+    first pass's own, so that destinations and bins are admitted in the
+    order one pass over the whole would admit them. The NAT64 gateways of
+    ``drop`` (prefixes the second pass counted over the whole input) are
+    removed first; ``prefixes`` (every prefix found) join the counted set."""
+    state.flush(interval)
+    drop = set(drop)
+    if drop:
+        for key in [k for k in state.gateways if k[0] == "nat64" and k[1:] in drop]:
+            state.nbins -= len(state.gateways.pop(key).bins)
+        for key in [k for k in state.clients64 if k[:2] in drop]:
+            del state.clients64[key]
+    if earlier is not None:
+        earlier.flush(interval)
+        for key, g in earlier.gateways.items():
+            mine = state.gateways.get(key)
+            if mine is None:
+                if state._gateway(key) is None:
+                    state.untracked["gateways"][0] += g.packets
+                    state.untracked["gateways"][1] += g.bytes
+                    continue
+                mine = state.gateways[key]
+            state.nbins -= len(mine.bins)
+            fresh = Gateway()
+            g.merge_into(fresh, state)
+            mine.merge_into(fresh, state)
+            state.gateways[key] = fresh       # in place: the dict keeps its order
+        for key, e in earlier.clients64.items():
+            mine = state.clients64.get(key)
+            if mine is None and len(state.clients64) >= MAX_CLIENTS64:
+                state.untracked["clients64"] += e.packets
+                continue
+            o = Client64()
+            for src in (e, mine):
+                if src is not None:
+                    o.packets += src.packets
+                    o.bytes += src.bytes
+                    o.add_dests(src.dests)
+                    o.add_flows(src.flows)
+            state.clients64[key] = o
+        state.untracked["gateways"][0] += earlier.untracked["gateways"][0]
+        state.untracked["gateways"][1] += earlier.untracked["gateways"][1]
+        state.untracked["clients64"] += earlier.untracked["clients64"]
+    state.nat64_prefixes = tuple(sorted(set(state.nat64_prefixes) | set(prefixes)))
+    return state
 
 
 def _uniq_first(x):

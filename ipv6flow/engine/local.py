@@ -24,11 +24,15 @@ import sys
 from contextlib import contextmanager
 from typing import NamedTuple
 
+import numpy as np
+
 from ..analysis.nat64 import Nat64State, inspect_frame, prefixes_at
 from ..analysis.services import NameTraffic
+from ..analysis.translation import Late, prepend
 from ..capture import open_capture
 from ..capture.sflow import SampledCapture
 from ..decode import DecodeOptions, decode_frame
+from ..decode.columns import columns_of, frame_columns
 from ..errors import CaptureError
 from ..fold import nat64_batch, services_batch, summarize_batch
 from ..options import Options, RunResult
@@ -69,6 +73,52 @@ class LivePrefixes:
                 jobs[p] = k
         return jobs
 
+    def recounted(self):
+        """The prefixes whose translation figures the second pass counts
+        over every file (``recounted``)."""
+        return recounted(self.static | set(self.start),
+                         lambda p: (-1, -1) if p in self.static else self.start[p])
+
+
+def recounted(prefixes, start):
+    """Prefixes whose first-pass translation figures do not stand: a frame
+    goes to the first prefix in sorted order that holds one side (not
+    both), so a prefix found later that sorts before X (one holding X,
+    say) would have taken frames X counted before it was known. Their
+    figures are dropped and the second pass counts them over the whole
+    input. ``start(p)``: where the first pass began counting p (None:
+    never). Found prefixes sort after the well-known and local-use ones
+    in practice (2000::/3), so this is empty but for odd input."""
+    out = set()
+    order = sorted(prefixes)
+    for i, x in enumerate(order):
+        sx = start(x)
+        if sx is not None and any(start(y) is None or start(y) > sx for y in order[:i]):
+            out.add(x)
+    return out
+
+
+def translation_jobs(jobs, again):
+    """The translation section's second-pass jobs: the NAT64 ones, and
+    the whole input for the prefixes counted ``again``."""
+    out = {p: k for p, k in jobs.items() if p not in again}
+    out.update((p, None) for p in again)
+    return out
+
+
+def translating(options: Options) -> bool:
+    """Whether the translation section counts (not for sampled input)."""
+    return not options.decode.sflow_port
+
+
+def late_state(summary: Summary, options: Options, found, jobs):
+    """A ``Late`` translation state for ``jobs`` (None when there is none
+    or translation is off)."""
+    if not jobs or not translating(options):
+        return None
+    static = summary.nat64.static_prefixes()
+    return Late(set(static) | set(found), jobs, options.decode.aftr, options.decode.map_rules)
+
 
 class Read(NamedTuple):
     """What a pass over an open capture counted: its Summary, the frames
@@ -87,12 +137,14 @@ def first_pass(cap, options: Options, summary: Summary, live: LivePrefixes, path
     nat = summary.nat64
     opts = options.decode
     fallback = done = seen = 0
+    summary.count_nat64(live.start)
     try:
         if options.decoder == "fast":
             for batch in cap.iter_batches(reuse=True):
                 fallback += summarize_batch(summary, batch, opts, on_frame, list(live.order))
                 done += len(batch)
                 live.update(nat, path_i, done)
+                summary.count_nat64(live.start)
                 if progress is not None:
                     progress(cap.bytes_read - seen, len(batch))
                     seen = cap.bytes_read
@@ -108,6 +160,7 @@ def first_pass(cap, options: Options, summary: Summary, live: LivePrefixes, path
             done += 1
             if done % REFERENCE_CHECK_EVERY == 0:
                 live.update(nat, path_i, done)
+                summary.count_nat64(live.start)
                 prefixes = list(live.order)
                 if progress is not None:
                     progress(cap.bytes_read - seen, REFERENCE_CHECK_EVERY)
@@ -115,32 +168,53 @@ def first_pass(cap, options: Options, summary: Summary, live: LivePrefixes, path
     except (CaptureError, KeyboardInterrupt) as e:
         return Read(summary, fallback + (0 if options.decoder == "fast" else done), e)
     live.update(nat, path_i, done)
+    summary.count_nat64(live.start)
     return Read(summary, done)
 
 
-def catch_up(cap, options: Options, jobs, state: Nat64State | None = None) -> Nat64State:
+def catch_up(cap, options: Options, jobs, state: Nat64State | None = None,
+             late: Late | None = None) -> Nat64State:
     """Second pass: the NAT64 traffic of ``jobs`` ({prefix: limit}) only,
     counted into a new Nat64State (or ``state``: the one a sampled
-    capture weights, ``open_input``); returns it."""
+    capture weights, ``open_input``); returns it. ``late`` (its own jobs)
+    takes the translation section's share of the same frames."""
     state = Nat64State() if state is None else state
     prefixes = sorted(jobs)
-    last = None if None in jobs.values() else max(jobs.values())
+    ends = list(jobs.values()) + ([late.last] if late is not None else [])
+    last = None if None in ends else max(ends, default=0)
     done = 0
     opts = options.decode
+    interval = options.interval
     if options.decoder == "fast":
         for batch in cap.iter_batches(reuse=True):
-            nat64_batch(state, batch, opts, prefixes, done, jobs)
+            nat64_batch(state, batch, opts, prefixes, done, jobs, late, interval)
             done += len(batch)
             if last is not None and done >= last:
                 break
         return state
+    rows, at = [], []
     for ts, linktype, wirelen, data in cap:
         if last is not None and done >= last:
             break
         f = decode_frame(linktype, data, wirelen, opts)
         inspect_frame(state, f, data, wirelen, prefixes_at(prefixes, jobs, done), False)
+        if late is not None:
+            row = frame_columns(f, linktype, data, ts, wirelen)
+            if row is not None:
+                rows.append(row)
+                at.append(done)
+                if len(rows) >= REFERENCE_CHECK_EVERY:
+                    _late_rows(late, rows, at, interval)
+                    rows, at = [], []
         done += 1
+    if rows:
+        _late_rows(late, rows, at, interval)
     return state
+
+
+def _late_rows(late, rows, at, interval):
+    cols = columns_of(rows)
+    late.observe_at(cols, cols["wire"], np.array(at, dtype=np.int64), interval)
 
 
 def analyze_path(path: str, options: Options, shown: str | None = None,
@@ -209,12 +283,13 @@ def open_input(path: str, opts: DecodeOptions, window=None, summary=None, nat64=
     return SampledCapture(cap, opts.sflow_port, None, weight)
 
 
-def count_nat64(path: str, options: Options, jobs, window=None) -> Nat64State:
-    """Second pass over one path: the NAT64 traffic of ``jobs``."""
+def count_nat64(path: str, options: Options, jobs, window=None, late=None) -> Nat64State:
+    """Second pass over one path: the NAT64 traffic of ``jobs`` (and
+    translation's share, into ``late``)."""
     state = Nat64State()
     try:
         with open_input(path, options.decode, window, nat64=state) as cap:
-            catch_up(cap, options, jobs, state)     # the state the sampled reader weights
+            catch_up(cap, options, jobs, state, late)   # the state the sampled reader weights
     except CaptureError:
         pass                            # reported by the first pass; frames before it counted
     return state
@@ -283,10 +358,18 @@ def analyze_paths(paths, options: Options, progress=None) -> RunResult:
             # evidence from all parts so far (an A in one file, its AAAA in another)
             live.update(total.summary.nat64, i + 1, 0)
         summary = total.summary
+        found = list(live.start)
+        again = live.recounted() if translating(options) else set()
+        lates = None
         for i, path in enumerate(real):
             jobs = live.catch_up(i)
-            if jobs:
-                summary.nat64 = summary.nat64.merge(count_nat64(path, options, jobs))
+            late = late_state(summary, options, found, translation_jobs(jobs, again))
+            if jobs or late is not None:
+                summary.nat64 = summary.nat64.merge(count_nat64(path, options, jobs, late=late))
+            if late is not None:
+                lates = late if lates is None else lates.merge(late, options.interval)
+        if found and translating(options):
+            prepend(summary.translation, lates, options.interval, again, found)
         if suffixes is not None:
             names = summary.nat64.name_answers(suffixes)
             index = NameTraffic(names)

@@ -46,6 +46,7 @@ from types import SimpleNamespace
 
 from ..analysis.nat64 import Nat64State
 from ..analysis.services import NameTraffic
+from ..analysis.translation import prepend
 from ..capture import open_capture
 from ..capture.batch import Replay, chunks
 from ..capture.split import split_points
@@ -53,7 +54,8 @@ from ..errors import CaptureError
 from ..options import MIN_PART_BYTES, Options, RunResult, default_workers
 from ..summary import Summary
 from .local import (LivePrefixes, Read, analyze_path, catch_up, count_nat64, count_services,
-                    first_pass, readable_twice, services_frames)
+                    first_pass, late_state, readable_twice, recounted, services_frames,
+                    translating, translation_jobs)
 
 PARTS_PER_WORKER = 2       # more parts than workers evens out uneven parts
 STOP_WAIT = 30             # seconds a stopped worker gets to hand back its part
@@ -126,10 +128,6 @@ def _first_pass(part, options):
     live = LivePrefixes(Nat64State(options.nat64_prefixes).static_prefixes())
     res = analyze_path(part.path, options, part.shown, live, 0, part.window)
     return res, {p: k for p, (_, k) in live.start.items()}
-
-
-def _nat64_pass(part, options, jobs):
-    return count_nat64(part.path, options, jobs, part.window)
 
 
 def _services_pass(part, options, services):
@@ -320,23 +318,53 @@ def _map_parts(parts, engine_map, options, pool=None) -> RunResult:
         for e in res.summary.inputs:
             e["_input"] = part.index
         total = total.merge(res)
-        kept.append((part, starts))
+        kept.append((part, starts, res.summary.translation))
     summary = total.summary
     summary.inputs = _fold_inputs(summary.inputs)
     static = set(summary.nat64.static_prefixes())
     found = sorted(set(summary.nat64.discovered()) - static)
     if found:
-        # a streamed file's starts are one dict per chunk
-        todo = [(part, _nat64_jobs(found, starts)) for part, starts in kept if not part.stream]
-        todo = [(part, j) for part, j in todo if j]
-        states = iter(engine_map(_Call(_nat64_job, (options,)), todo))
-        for part, starts in kept:
+        # Per part (a streamed file: per chunk, its starts one dict per
+        # chunk): the NAT64 jobs, and translation's (local.translation_jobs).
+        def jobs_of(starts):
+            again = (recounted(static | set(found),
+                               lambda p: -1 if p in static else starts.get(p))
+                     if translating(options) else set())
+            jobs = _nat64_jobs(found, starts)
+            return (jobs, late_state(summary, options, found, translation_jobs(jobs, again)),
+                    again)
+
+        def work(j):
+            return j if j[0] or j[1] is not None else None
+        todo = [(part, jobs_of(starts)) for part, starts, _ in kept if not part.stream]
+        todo = [(part, j) for part, j in todo if work(j)]
+        done = iter(engine_map(_Call(_nat64_job, (options,)), todo))
+        translation = None
+        for part, starts, tr in kept:
+            lates, again = None, set()
             if part.stream:
-                jobs = [_nat64_jobs(found, st) for st in starts]
-                for state in _stream_pass(pool, part, _chunk_nat64, (options,), jobs):
+                jobs = [jobs_of(st) for st in starts]
+                again = set().union(*(j[2] for j in jobs))
+                if again:       # counted again in every chunk
+                    jobs = [(j, late_state(summary, options, found, translation_jobs(j, again)),
+                             again) for j, _, _ in jobs]
+                jobs = [work(j) for j in jobs]
+                for state, late in _stream_pass(pool, part, _chunk_nat64, (options,), jobs):
                     summary.nat64 = summary.nat64.merge(state)
-            elif _nat64_jobs(found, starts):
-                summary.nat64 = summary.nat64.merge(next(states))
+                    if late is not None:
+                        lates = late if lates is None else lates.merge(late, options.interval)
+            else:
+                jobs, late, again = jobs_of(starts)
+                if work((jobs, late)):
+                    state, lates = next(done)
+                    summary.nat64 = summary.nat64.merge(state)
+            if translating(options):
+                # the part's frames before it counted a prefix come first
+                tr = prepend(tr, lates, options.interval, again, found)
+                translation = tr if translation is None else translation.merge(tr,
+                                                                                options.interval)
+        if translation is not None:
+            summary.translation = prepend(translation, None, options.interval, (), found)
     suffixes = options.dns_suffixes
     if suffixes is not None:
         names = summary.nat64.name_answers(suffixes)
@@ -526,7 +554,8 @@ def _chunk_first_pass(group, options):
 
 
 def _chunk_nat64(group, options, jobs):
-    return catch_up(Replay(group), options, jobs)
+    jobs, late, _ = jobs
+    return catch_up(Replay(group), options, jobs, None, late), late
 
 
 def _chunk_services(group, options, services, _todo=True):
@@ -534,8 +563,8 @@ def _chunk_services(group, options, services, _todo=True):
 
 
 def _nat64_job(item, options):
-    part, jobs = item
-    return _nat64_pass(part, options, jobs)
+    part, (jobs, late, _) = item
+    return count_nat64(part.path, options, jobs, part.window, late), late
 
 
 def _check_parts(parts, results, options):
