@@ -370,9 +370,9 @@ def _map_parts(parts, engine_map, options, pool=None) -> RunResult:
         names = summary.nat64.name_answers(suffixes)
         index = NameTraffic(names)
         if index.v4 or index.v6:
-            whole = [p for p, _ in kept if not p.stream]
+            whole = [p for p, _, _ in kept if not p.stream]
             counted = iter(_map(engine_map, _services_pass, whole, options, names))
-            for part, starts in kept:
+            for part, starts, _ in kept:
                 each = (_stream_pass(pool, part, _chunk_services, (options, names),
                                      [True] * len(starts))
                         if part.stream else [next(counted)])
