@@ -549,6 +549,9 @@ def _check_discovered(tr, truth):
         assert {d["address"]: {"packets": d["packets"], "bytes": d["bytes"]}
                 for d in g["destinations"]} == t["destinations"], gw
         assert g["unbinned_frames"] == 0 and g["other_destinations"]["packets"] == 0
+    mine = {s["client"]: s["unexplained_destinations"] for s in tr["clat_suspects"]
+            if s["gateway"] == truth["prefix"]}
+    assert mine == truth["clat_suspects"]
 
 
 def _known(truth):
@@ -638,3 +641,21 @@ def test_discovered_prefix_through_stdin_and_merge(discovered, tmp_path):
         reports.append(j)
     merged = json.loads(run("merge", *reports).stdout)
     assert merged["translation"] == whole["translation"]
+
+
+def test_a_discovered_prefix_in_a_streamed_file(discovered, tmp_path, monkeypatch):
+    """A gzip file streamed in chunks to the workers (each chunk learns
+    of the prefix on its own): the serial run's section."""
+    import gzip
+    from ipv6flow.engine import parallel
+    from ipv6flow.engine.local import analyze_paths
+    from ipv6flow.options import Options
+    path, truth = discovered
+    gz = tmp_path / "discovered.pcap.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes(), 1))
+    monkeypatch.setattr(parallel, "STREAM_MIN_WORKERS", 2)
+    one = analyze_paths([str(gz)], Options()).summary.to_report()["translation"]
+    _check_discovered(one, truth)
+    par = parallel.analyze_parallel([str(gz)], Options(workers=2), min_part=1,
+                                    chunk=2 << 20).summary.to_report()["translation"]
+    assert par == one

@@ -171,8 +171,15 @@ def _truth(rows, nframes, wide):
                             peak=max(bin_list, key=lambda x: (x["bytes"], -x["start"])),
                             destinations={v: {"packets": p, "bytes": nb}
                                           for v, (p, nb) in dests.items()})
+    # 464XLAT suspects through the found prefix: client /64s that reached
+    # an IPv4 address no AAAA answer names (only 198.51.100.20 is named)
+    suspects = {}
+    for r in rows:
+        if r["gateway"] == PREFIX and r["remote"] != "198.51.100.20":
+            suspects.setdefault(r["client"], set()).add(r["remote"])
     return {"interval": INTERVAL, "frames": nframes, "wide": wide, "prefix": PREFIX,
-            "answers_at": [START + 70, START + 150], "gateways": gateways}
+            "answers_at": [START + 70, START + 150], "gateways": gateways,
+            "clat_suspects": {c: sorted(v) for c, v in sorted(suspects.items())}}
 
 
 def main():
