@@ -33,6 +33,7 @@ built.
 """
 
 import argparse
+import importlib.util
 import ipaddress
 import json
 import os
@@ -43,6 +44,11 @@ from collections import defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 from packets import ipv6, pcap, udp  # noqa: E402  (samples/packets.py)
+# this directory's generate.py, by path (another ``generate`` may be loaded)
+_spec = importlib.util.spec_from_file_location("xlat_generate", os.path.join(HERE, "generate.py"))
+xlat = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(xlat)
+a4, a6, dns_response, tcp = xlat.a4, xlat.a6, xlat.dns_response, xlat.tcp
 
 START = 1_700_000_040.0          # a multiple of 60
 INTERVAL = 60.0
@@ -50,36 +56,14 @@ PREFIX = "2001:db8:64::/96"
 WKP = "64:ff9b::/96"
 WIDE = "64:ff9b::/32"
 RESOLVER = "2001:db8:53::53"
-MAC_A, MAC_B = bytes.fromhex("00005e005301"), bytes.fromhex("00005e005302")
-
-
-def a6(text):
-    return ipaddress.IPv6Address(text).packed
-
-
-def a4(text):
-    return ipaddress.IPv4Address(text).packed
-
-
-def tcp(sport, dport, size):
-    return struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x18, 65535, 0, 0) \
-        + bytes(size)
 
 
 def eth(payload, up=True):
-    macs = (MAC_B + MAC_A) if up else (MAC_A + MAC_B)
-    return macs + struct.pack("!H", 0x86DD) + payload
+    return xlat.eth(0x86DD, payload, up)
 
 
 def embed96(prefix, v4):
     return a6(prefix.split("/")[0])[:12] + a4(v4)
-
-
-def dns_response(qid, name, qtype, rdata):
-    q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
-    head = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0)
-    ans = struct.pack("!HHHIH", 0xC00C, qtype, 1, 300, len(rdata)) + rdata
-    return head + q + struct.pack("!HH", qtype, 1) + ans
 
 
 def router_advertisement(prefix, plc):
