@@ -528,11 +528,13 @@ HOW_KNOWN = {"configured", "dns64", "rfc7050", "pref64"}
 
 
 def _without_how_known(tr):
-    """The translation section with the evidence that says how a prefix
-    was known left out (the one field allowed to differ)."""
+    """The translation section with what says how a prefix was known
+    left out (the fields allowed to differ): its evidence, and the
+    confidence it sets (medium when DNS64 answers alone found it)."""
     tr = json.loads(json.dumps(tr))
     for g in tr["gateways"]:
         g["evidence"] = [e for e in g["evidence"] if e not in HOW_KNOWN]
+        del g["confidence"]
     return tr
 
 
@@ -586,7 +588,12 @@ def test_a_discovered_prefix_is_sized_as_if_configured(discovered, decoder, monk
     b = configured.summary.to_report()["translation"]
     assert _without_how_known(a) == _without_how_known(b)
     _check_discovered(a, truth)
-    assert "dns64" in next(g for g in a["gateways"] if g["gateway"] == truth["prefix"])["evidence"]
+    mine = {g["gateway"]: g for g in a["gateways"]}
+    assert "dns64" in mine[truth["prefix"]]["evidence"]
+    assert mine[truth["prefix"]]["confidence"] == "medium"       # DNS64 answers alone
+    assert mine[disc.WIDE if truth["wide"] else disc.WKP]["confidence"] == "high"   # PREF64, WKP
+    assert {g["gateway"]: g["confidence"] for g in b["gateways"]} == {
+        g: "high" for g in mine}                                  # all configured
     for min_part in (1 << 20, 3 << 20):
         par = analyze_parallel([str(path)], Options(decoder=decoder, workers=2),
                                min_part=min_part).summary.to_report()["translation"]

@@ -30,8 +30,10 @@ Per frame (first match wins):
   form with a public IPv4 address and a port in its PSID's set, the other
   embeds a public IPv4 address as RFC 6052 does at /64 or /96 (the BR's
   DMR prefix, the gateway).
-* IPv6 with one side in a NAT64 prefix known from the start (well-known,
-  local-use, ``--nat64-prefix``): NAT64, the prefix the gateway, the other
+* IPv6 with one side in a NAT64 prefix (well-known, local-use,
+  ``--nat64-prefix``, or found in the capture: DNS64, RFC 7050, PREF64,
+  counted from the discovery on here and before it by the engine's
+  second pass, ``Late``): NAT64, the prefix the gateway, the other
   side's /64 the client. Per client /64 the embedded IPv4 destinations and
   the flows (protocol, ports, IPv4) are kept: a destination that no AAAA
   answer of the capture names (literal IPv4, as a CLAT sends) or a flow
@@ -93,6 +95,8 @@ EVIDENCE = ((EV_PRIVATE, "private-inner"), (EV_SHARED, "shared-inner"),
             (EV_PORTS, "psid-ports"), (EV_RULE, "map-rule"), (EV_PEER, "rfc6052-peer"),
             (EV_PUBLIC, "public-inner"))
 _EV_NAMES = {name for _, name in EVIDENCE}
+# how a NAT64 gateway's prefix may be known for its confidence to be high
+_STATED = {"well-known", "local-use", "configured", "rfc7050", "pref64"}
 
 
 # -- rules over arrays -------------------------------------------------------
@@ -885,7 +889,12 @@ class TranslationState:
         if mech == "ds-lite":
             strong = "configured" in evidence or "many-b4s" in evidence
             conf = "high" if strong else "medium"
-        elif mech == "lw4o6" or mech == "nat64":
+        elif mech == "nat64":
+            # stated or announced (RFC 7050, PREF64): high; inferred from
+            # DNS64 answers alone (a native AAAA that happens to end in its
+            # A's address looks the same): medium
+            conf = "high" if _STATED & set(evidence) else "medium"
+        elif mech == "lw4o6":
             conf = "high"
         else:
             conf = "high" if "map-rule" in evidence else \

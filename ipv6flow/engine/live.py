@@ -68,7 +68,7 @@ NAT64: a live capture cannot be read twice, so traffic through a prefix
 that evidence discovers (DNS64, RFC 7050, PREF64) is counted from the batch
 after its discovery on (engine/local.py explains the second pass that files
 get); well-known, local-use and configured prefixes are counted from the
-first frame.
+first frame. The translation section sizes a found prefix likewise.
 """
 
 import ctypes
@@ -601,6 +601,7 @@ class LiveSource(running.Source):
         self.frames += len(batch)
         self.bytes += int(batch.wirelens.sum())
         self.live.update(summary.nat64, 0, self.frames)
+        summary.count_nat64(self.live.start)     # translation too, from here on
 
     def status(self, seconds):
         line = status_line(self.handle.iface, self.summary, self.frames,

@@ -17,6 +17,9 @@ frames before that point are counted by a second pass that reads only as
 far as needed: the start of a file up to the discovery point, and whole
 files that came before the file of the discovery. stdin cannot be read
 twice, so it is first spooled to a temporary file (deleted afterwards).
+The translation section sizes those prefixes the same way: the first pass
+from the discovery on (``Summary.count_nat64``), the same second pass the
+frames before it (analysis/translation.py ``Late``, joined by ``prepend``).
 """
 
 import os
