@@ -161,8 +161,11 @@ def capture(iface, count, reader, decoder, profile=False):
         import cProfile
         prof = cProfile.Profile()
         prof.enable()
-    summary, st = live.capture_live(iface, count=count, status_every=0, on_status=on_status,
-                                    decoder=decoder)
+    from ipv6flow.options import Options
+    result = live.capture_live(iface, Options(count=count, status_every=0, decoder=decoder),
+                               on_status=on_status)
+    summary = result.summary
+    st = {**result.capture, "frames": result.frames}
     t = os.times()
     st["cpu"] = t.user + t.system - ready.get("cpu", 0.0)
     if prof is not None:
