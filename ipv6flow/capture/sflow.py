@@ -70,7 +70,9 @@ _CARRIER_OPTS = DecodeOptions()
 # What the compiled walk needs of the registry: the UDP ports whose
 # tunnels the decoder follows (a frame to or from one is left to
 # udp_payload), and the link type of each raw-header protocol (-1: none).
-_TUNNEL_PORTS = bytes(1 if p in UDP_TUNNELS else 0 for p in range(65536))
+_TUNNEL_PORTS = np.zeros(65536, dtype=np.uint8)      # built without a 65,536-step loop
+_TUNNEL_PORTS[sorted(UDP_TUNNELS)] = 1                # (it ran at every start-up)
+_TUNNEL_PORTS = _TUNNEL_PORTS.tobytes()
 _HEADER_LTS = np.full(32, -1, dtype=np.int64)
 _HEADER_LTS[list(HEADER_LINKTYPES)] = list(HEADER_LINKTYPES.values())
 _HEADER_LTS = _HEADER_LTS.tobytes()
