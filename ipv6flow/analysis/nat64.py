@@ -398,27 +398,23 @@ class Nat64State:
         """``add_frame`` over the rows of columns ``c`` (IPv6 payloads with
         addresses: ``v6s_hi`` .. ``v6d_lo`` and ``wire``), whichever decoder
         made them."""
-        src32 = (c["v6s_hi"] >> np.uint64(32)).astype(np.int64)
-        dst32 = (c["v6d_hi"] >> np.uint64(32)).astype(np.int64)
+        # each prefix tested in full: one found in the capture may sit in a
+        # /32 that carries most of it (2001:db8::/32 in the corpus)
+        s_hi, s_lo, d_hi, d_lo = c["v6s_hi"], c["v6s_lo"], c["v6d_hi"], c["v6d_lo"]
         for value, length in prefixes:
-            top = value >> 96
-            cand = np.flatnonzero((src32 == top) | (dst32 == top))     # every prefix is >= /32
-            if not len(cand):
-                continue
-            s_hi, s_lo = c["v6s_hi"][cand], c["v6s_lo"][cand]
-            d_hi, d_lo = c["v6d_hi"][cand], c["v6d_lo"][cand]
             s_in = words_in_prefix(s_hi, s_lo, value, length)
             d_in = words_in_prefix(d_hi, d_lo, value, length)
-            hit = s_in | d_in
-            if not hit.any():
+            hit = np.flatnonzero(s_in | d_in)
+            if not len(hit):
                 continue
             s_in, d_in = s_in[hit], d_in[hit]
-            src, dst = address_bytes(s_hi[hit], s_lo[hit]), address_bytes(d_hi[hit], d_lo[hit])
+            src = address_bytes(s_hi[hit], s_lo[hit])
+            dst = address_bytes(d_hi[hit], d_lo[hit])
             t = self.traffic.get((value, length))
             if t is None:
                 t = self.traffic[(value, length)] = Traffic()
-            t.packets += int(hit.sum()) * self.weight
-            t.bytes += int(c["wire"][cand[hit]].sum()) * self.weight
+            t.packets += len(hit) * self.weight
+            t.bytes += int(c["wire"][hit].sum()) * self.weight
             one = s_in != d_in
             clients = np.where(s_in[one, None], dst[one], src[one])
             pos = _V4_INDEX[length]
