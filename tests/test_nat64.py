@@ -387,3 +387,74 @@ def test_grouped_dns_evidence_equals_message_by_message(max_pending, monkeypatch
     assert states[True] == states[False]
     assert any(states[True][0]) or max_pending == 3
     assert states[True][1] and states[True][2]       # answers were seen
+
+
+def _dns_answer(name: str, answers) -> bytes:
+    """A DNS response to ``name`` (A) whose answers are ``(type, rdata)``
+    records owned by the question's name."""
+    qname = b"".join(bytes([len(x)]) + x for x in name.encode().split(b".")) + b"\0"
+    out = b"\x00\x01\x81\x80\x00\x01" + len(answers).to_bytes(2, "big") + b"\0\0\0\0"
+    out += qname + b"\x00\x01\x00\x01"
+    for rtype, rdata in answers:
+        out += b"\xc0\x0c" + rtype.to_bytes(2, "big") + b"\x00\x01\x00\x00\x00\x3c"
+        out += len(rdata).to_bytes(2, "big") + rdata
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_repeated_responses_equal_applying_each_in_full(data):
+    """A response applied in full once is applied again by adding to the
+    counters it touched (``Nat64State._applied``): the state equals
+    applying every response from scratch, across flushes, at every cap
+    (names, addresses per name, resolvers per address) and with DNS64
+    and RFC 7050 evidence."""
+    from ipv6flow.analysis import nat64
+    names = ["a.example", "b.example", "c.example", nat64.IPV4ONLY]
+    v4 = [bytes([192, 0, 2, i]) for i in (1, 2, 3)] + list(nat64.WELL_KNOWN_V4)
+    prefix = bytes.fromhex("0064ff9b0000000000000000")
+    v6 = [prefix + a for a in v4] + [bytes.fromhex("20010db8") + bytes(11) + b"\x07"]
+    record = st.one_of(st.sampled_from(v4).map(lambda r: (1, r)),
+                       st.sampled_from(v6).map(lambda r: (28, r)))
+    pool = [_dns_answer(data.draw(st.sampled_from(names)), data.draw(st.lists(record, max_size=4)))
+            for _ in range(data.draw(st.integers(1, 6)))]
+    steps = data.draw(st.lists(st.tuples(st.integers(0, len(pool) - 1), st.integers(0, 2),
+                                         st.booleans()), min_size=1, max_size=40))
+    caps = {"MAX_NAMES": data.draw(st.integers(1, 5)), "MAX_PER_NAME": data.draw(st.integers(1, 4))}
+
+    class Forget(dict):
+        def __setitem__(self, key, value):
+            pass
+
+    states = []
+    for memo in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in caps.items():
+                mp.setattr(nat64, k, v)
+            s = nat64.Nat64State()
+            if not memo:
+                s._applied = Forget()
+            for i, resolver, flush in steps:
+                s.observe_dns(pool[i], bytes([10, 0, 0, resolver]))
+                if flush:
+                    s._flush()
+            s._flush()
+            states.append((s.a, s.aaaa, s.names_dropped, s.queried, s.responded,
+                           s.dns64_prefixes, s.rfc7050, s.discovered(), s.dns64()))
+    assert states[0] == states[1]
+
+
+def test_a_repeated_response_is_applied_from_its_counters():
+    from ipv6flow.analysis import nat64
+    msg = _dns_answer("a.example", [(1, bytes([192, 0, 2, 1])),
+                                    (28, bytes.fromhex("0064ff9b0000000000000000c0000201"))])
+    s = nat64.Nat64State()
+    for _ in range(3):
+        s.observe_dns(msg, b"\x0a\x00\x00\x01")
+        s.observe_dns(msg, b"\x0a\x00\x00\x01")
+        s._flush()
+    assert len(s._applied) == 1 and len(next(iter(s._applied.values()))) == 2
+    assert s.a["a.example"] == {bytes([192, 0, 2, 1]): 6}
+    assert s.aaaa["a.example"] == {bytes.fromhex("0064ff9b0000000000000000c0000201"):
+                                   {b"\x0a\x00\x00\x01": 6}}
+    assert s.discovered() == {(rfc6052.WKP[0], 96): {"dns64"}}

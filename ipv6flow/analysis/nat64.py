@@ -188,6 +188,9 @@ class Nat64State:
         self._pending = {}     # (DNS message without its ID, resolver) -> times seen
         self._pending_bytes = 0
         self._parsed = {}      # message body -> parse result (a bounded cache)
+        # (body, resolver) -> the counters a response applied in full last
+        # time: applied again, while no cap is reached, it only adds to them
+        self._applied = {}
         self.dns64_prefixes = set()
         self.names_dropped = 0
         # Queries and answerless responses only matter to the service
@@ -239,7 +242,7 @@ class Nat64State:
     def _flush(self):
         pending, self._pending = self._pending, {}
         self._pending_bytes = 0
-        cache = self._parsed
+        cache, applied = self._parsed, self._applied
         for (body, resolver), count in pending.items():
             parsed = cache.get(body)
             if parsed is None:
@@ -264,15 +267,30 @@ class Nat64State:
                 else:
                     self.names_dropped += count
             if response:
-                self._response(plan, resolver, count)
+                refs = applied.get((body, resolver))
+                if refs is not None and len(self.a) < MAX_NAMES and len(self.aaaa) < MAX_NAMES:
+                    for d, k in refs:
+                        d[k] += count
+                    continue
+                refs = self._response(plan, resolver, count)
+                if refs is not None and len(body) <= CACHE_BODY_MAX:
+                    if len(applied) >= MAX_PENDING:
+                        applied.clear()
+                    applied[(body, resolver)] = refs
 
     def _response(self, plan, resolver, count):
-        """Apply a response's ``response_plan`` ``count`` times."""
+        """Apply a response's ``response_plan`` ``count`` times. Returns the
+        (dict, key) counters it added to when it applied in full (nothing
+        dropped at a cap, nothing left out), else None: applying it again
+        then only adds to them (new keys, correlations and RFC 7050
+        prefixes come only from a first application)."""
+        refs = []
         if len(self.a) >= MAX_NAMES or len(self.aaaa) >= MAX_NAMES:
             # bounded memory on a capture of random names: the names already
             # known still gather answers, new ones are only counted
             plan = [r for r in plan if r[0] in self.a or r[0] in self.aaaa]
             self.names_dropped += count
+            refs = None
         for owner, rtype, rdata, names in plan:
             if rtype == TYPE_A:
                 for name in names:
@@ -280,25 +298,34 @@ class Nat64State:
                     if rdata not in d:
                         if len(d) >= MAX_PER_NAME:
                             self.names_dropped += count
+                            refs = None
                             continue
                         self._correlate(name, (rdata,), self.aaaa.get(name, ()))
                     d[rdata] = d.get(rdata, 0) + count
+                    if refs is not None:
+                        refs.append((d, rdata))
             else:
                 for name in names:
                     by_addr = self.aaaa.setdefault(name, {})
                     if rdata not in by_addr:
                         if len(by_addr) >= MAX_PER_NAME:
                             self.names_dropped += count
+                            refs = None
                             continue
                         self._correlate(name, self.a.get(name, ()), (rdata,))
                     d = by_addr.setdefault(rdata, {})
                     if resolver in d or len(d) < MAX_PER_NAME:
                         d[resolver] = d.get(resolver, 0) + count
+                        if refs is not None:
+                            refs.append((d, resolver))
+                    else:
+                        refs = None
                 if IPV4ONLY in names:
                     for v4 in WELL_KNOWN_V4:
                         length = rfc6052.embedding_length(rdata, v4)
                         if length is not None and len(self.rfc7050) < MAX_PREFIXES:
                             self.rfc7050.add((rfc6052.prefix_of(rdata, length), length))
+        return refs
 
     def _correlate(self, name, a4s, a6s):
         """DNS64 evidence: a AAAA of ``name`` that embeds an A of ``name``
@@ -494,6 +521,7 @@ class Nat64State:
             t.settle()
         state = dict(self.__dict__)
         state["_parsed"] = {}
+        state["_applied"] = {}
         return state
 
     # -- merging and reporting -------------------------------------------------
