@@ -286,6 +286,31 @@ def test_fast_summary_equals_reference_summary(batch_rows, opts, configured):
         assert fast == ref, f"fast vs reference report differ: {diff}"
 
 
+TIMES = st.one_of(
+    st.floats(1.7e9, 1.7e9 + 300),                           # a few bins of 60 s
+    st.sampled_from([1.7e9 + 19.999999, 1.7e9 + 20.0, 1.7e9 + 80.0, 0.0, -0.0, -1e-9,
+                     -60.0, 2.0 ** 64, -(2.0 ** 64), 1e300]))     # (readers give finite clocks)
+
+
+@fuzz(150)
+@given(S.batches(S.rows(), max_rows=30), st.data())
+def test_time_bins_of_any_clock_equal_reference(batch_rows, data):
+    # the batch's time bins by the fast path's shortcut (every frame in one
+    # bin: the keys' sums) and by its per-row path (several bins, odd
+    # clocks), against the reference; clocks drawn around bin edges, far
+    # off and not finite, and all equal so that one bin is common
+    batch, rows = batch_rows
+    n = len(batch)
+    same = data.draw(st.booleans())
+    ts = [data.draw(TIMES)] * n if same else data.draw(st.lists(TIMES, min_size=n, max_size=n))
+    batch = Batch(batch.buffer, batch.offsets, batch.caplens, batch.wirelens,
+                  np.array(ts, dtype=np.float64), batch.linktypes)
+    for path in fast_paths():
+        (fast, ref), _ = _on_path(path, two_pass_reports, batch, rows, DEFAULT, ())
+        assert fast["timeseries"] == ref["timeseries"]
+        assert fast == ref
+
+
 # -- 2. nothing raises ---------------------------------------------------------------
 
 ANY_LINKTYPE = st.one_of(st.sampled_from(S.SUPPORTED_LINKTYPES + S.UNSUPPORTED_LINKTYPES),
