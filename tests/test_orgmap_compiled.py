@@ -254,7 +254,7 @@ def test_bad_arrays_are_refused():
                      + [np.zeros(1, dtype=np.uint8)] + args[:5]
                      + [np.zeros(1, dtype=np.uint64)] * 2 + [np.zeros(1, dtype=np.uint8)]
                      + bad + [sc.gkeys, sc.counts.reshape(-1), S._nat64_words(())] + out,
-                     True)
+                     True, 1)
 
 
 def test_union_is_the_sorted_distinct_union():
@@ -274,3 +274,30 @@ def test_union_is_the_sorted_distinct_union():
         comp.union([np.array([3, 1], dtype=np.uint64)], np.empty(2, dtype=np.uint64))
     with pytest.raises(ValueError):
         comp.union([np.array([1, 3], dtype=np.uint64)], np.empty(1, dtype=np.uint64))
+
+
+def test_the_lookup_memo_is_kept_per_map(tmp_path, monkeypatch):
+    """The compiled lookups are remembered across batches for one map
+    (``_orgmap.c``'s memo, emptied when the map's token changes): two
+    scorecards with different maps over the same addresses, fed batch by
+    batch in turn, must each leave the numpy path's state (a memo kept
+    across the change of map would give one map's organisations to the
+    other's rows)."""
+    comp = need_compiled()
+    batches = _rows_of([PROG / "programme.pcap"], PROG / "orgs.csv", monkeypatch)
+    rng = random.Random(7)
+    batches += [_random_columns(rng, 2000) for _ in range(3)]
+    maps = [_random_map(batches, random.Random(seed), tmp_path / f"map{seed}.csv")
+            for seed in (1, 2)]
+    assert maps[0].token != maps[1].token
+    monkeypatch.setattr(S, "compiled", comp)
+    cards = [S.Scorecard(m, NAT64) for m in maps]
+    for b in batches:
+        for sc in cards:
+            sc.observe(*b)
+    for sc, m in zip(cards, maps):
+        want, _ = _state(batches, m, NAT64, None)
+        assert json.dumps(sc.state({}), sort_keys=True) == want
+    # the two maps do place rows differently (so that the test can fail)
+    rows = [{n: r for n, r in zip(sc.names, sc.counts.tolist()) if any(r)} for sc in cards]
+    assert rows[0] != rows[1]

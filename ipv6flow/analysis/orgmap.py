@@ -113,6 +113,9 @@ class OrgMap:
         for name in self.names:
             digest.update(name.encode("utf-8", "surrogatepass") + b"\0")
         self.digest = digest.hexdigest()
+        # what the compiled part's lookup memo is kept for (the same maps,
+        # the same answers): 64 bits of the digest, never 0 (no map)
+        self.token = int(self.digest[:16], 16) | 1
         _, lo4, ln4, org4 = fams[4]
         self.v4 = _Ranges(32, lo4, ln4, org4)
         hi6, lo6, ln6, org6 = fams[6]

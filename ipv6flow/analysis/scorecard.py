@@ -235,7 +235,8 @@ class Scorecard:
         m = self.map.compiled_tables() if self.map is not None else _NO_MAP
         ni, nd = compiled.observe(rows + list(m) + [self.gkeys, self.counts.reshape(-1),
                                                     self._nat_words] + out,
-                                  self.map is not None)
+                                  self.map is not None,
+                                  self.map.token if self.map is not None else 0)
         if ni:
             self._pending.append(out[0][:ni].copy())
             self._pending_n += ni
