@@ -10,6 +10,14 @@ subscriber space: 100.64.0.0/10 (the CGNAT subscribers of
 benchmarks/generate.py) and 2a01:cb00::/32, plus unrelated networks.
 Organisations own 5 rows each, in groups of 50 (a ministry and its
 agencies, a province and its districts).
+
+    python benchmarks/orgmap.py --around benchmarks/data/realmix-16.pcap \
+        --out benchmarks/data/orgs-realmix-10k.csv
+
+writes a map for a real capture instead: prefixes of every length around
+the addresses its first frames carry (``--frames``, read by tshark; the
+most frequent addresses first), so that most frames find an organisation,
+often through nested prefixes.
 """
 
 import argparse
@@ -44,15 +52,54 @@ def rows(n, seed=10000):
     return out
 
 
+def rows_around(pcap, n, frames, seed=10000):
+    """Rows of prefixes around the addresses of the first ``frames`` frames
+    of ``pcap`` (tshark), the most frequent first."""
+    import collections
+    import subprocess
+    out = subprocess.run(["tshark", "-r", pcap, "-c", str(frames), "-T", "fields",
+                          "-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src", "-e", "ipv6.dst"],
+                         check=True, capture_output=True, text=True).stdout
+    seen = collections.Counter()
+    for line in out.splitlines():
+        for cell in line.split("\t"):
+            for a in cell.split(","):
+                if a:
+                    seen[ipaddress.ip_address(a)] += 1
+    addrs = [a for a, _ in seen.most_common()]
+    rng = random.Random(seed)
+    nets, out = set(), []
+    i = 0
+    while len(out) < n and i < 40 * n:
+        a = addrs[i % len(addrs)] if i < 4 * len(addrs) else rng.choice(addrs)
+        i += 1
+        if a.version == 4:
+            ln = rng.randrange(8, 33)
+        else:
+            ln = rng.randrange(16, 129, 4)
+        net = ipaddress.ip_network((int(a) >> (a.max_prefixlen - ln) << (a.max_prefixlen - ln),
+                                    ln))
+        if net in nets:
+            continue
+        nets.add(net)
+        org = len(out) // 5
+        out.append(f"{net},Organisation {org:05d},Group {org // 50:03d},org{org}.example")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10000)
     ap.add_argument("--out", default=os.path.join(HERE, "data", "orgs-10k.csv"))
+    ap.add_argument("--around", metavar="PCAP", help="prefixes around this capture's addresses")
+    ap.add_argument("--frames", type=int, default=200_000,
+                    help="with --around: the frames read for addresses")
     a = ap.parse_args()
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    got = rows_around(a.around, a.rows, a.frames) if a.around else rows(a.rows)
     with open(a.out, "w") as fh:
         fh.write("prefix,organisation,group,domain\n")
-        fh.write("\n".join(rows(a.rows)) + "\n")
+        fh.write("\n".join(got) + "\n")
 
 
 if __name__ == "__main__":
