@@ -91,6 +91,11 @@ static struct {
     int64_t et_pppoe, ppp_ipv4, ppp_ipv6, et_max_length;
     int64_t port_gtpu, port_vxlan, port_teredo;
     int8_t gre_token[65536];
+    /* issue 14/19: the link layers and UDP tunnels read in the pass */
+    int8_t geneve_token[65536], ppp_token[65536], udp_tunnel_kind[65536];
+    int8_t version_token[16], ayiya_token[256];
+    uint8_t is_mpls[65536];
+    int64_t max_mpls_labels, k_geneve, k_l2tp, k_ayiya;
     /* link type -> first step: (link type, kind, header length, ethertype offset) */
     int n_links;
     int64_t links[MAX_LINKS][4];
@@ -98,6 +103,49 @@ static struct {
     int64_t p_tcp, p_udp, p_icmp, p_icmpv6, udp_sport, udp_dport, icmp_type, ipv4_src,
         linktype_ethernet, eth_dst, eth_src, eth_addr_len, tcp_flags;
 } T;
+
+/* Header layouts of the registry (decode/registry.py classes, handed in by
+   name: "MPLS_LEN" is registry.MPLS.LEN) that the steps added for the
+   link layers and UDP tunnels read. */
+static struct {
+    int64_t LLC_SNAP_LEN, LLC_SNAP_DSAP, LLC_SNAP_SSAP, LLC_SNAP_CONTROL, LLC_SNAP_TYPE;
+    int64_t PPPOE_LEN, PPPOE_VER_TYPE, PPPOE_CODE, PPPOE_VERSION_TYPE, PPPOE_SESSION_DATA;
+    int64_t PPP_COMPRESSED, PPP_ADDRESS, PPP_CONTROL;
+    int64_t MPLS_LEN, MPLS_BOS, MPLS_BOS_BIT;
+    int64_t GTPU_LEN, GTPU_FLAGS, GTPU_TYPE, GTPU_T_PDU, GTPU_VERSION_SHIFT, GTPU_VERSION,
+        GTPU_PT, GTPU_OPTIONAL, GTPU_E_FLAG, GTPU_OPT_LEN, GTPU_OPT_NEXT_EXT;
+    int64_t VXLAN_LEN, VXLAN_FLAGS, VXLAN_I_FLAG;
+    int64_t GENEVE_LEN, GENEVE_VER_OPT, GENEVE_VERSION_SHIFT, GENEVE_OPT_MASK, GENEVE_OPT_UNIT,
+        GENEVE_PROTO;
+    int64_t L2TP_LEN, L2TP_FLAGS, L2TP_FLAGS_LEN, L2TP_T_BIT, L2TP_L_BIT, L2TP_S_BIT,
+        L2TP_O_BIT, L2TP_VERSION_MASK, L2TP_VERSION, L2TP_TUNNEL_SESSION, L2TP_LENGTH,
+        L2TP_OFFSET_SIZE, L2TP_NS_NR_LEN;
+    int64_t AYIYA_LEN, AYIYA_ID_LEN, AYIYA_SIG_LEN, AYIYA_NEXT, AYIYA_SIG_UNIT;
+    int64_t TEREDO_INDICATION, TEREDO_AUTH, TEREDO_ORIGIN, TEREDO_AUTH_LEN, TEREDO_ID_LEN,
+        TEREDO_AUTH_DATA_LEN, TEREDO_NONCE_CONFIRMATION, TEREDO_ORIGIN_LEN;
+} L;
+
+#define LAYOUT(name) {#name, &L.name}
+static const struct { const char *name; int64_t *dst; } layout_names[] = {
+    LAYOUT(LLC_SNAP_LEN), LAYOUT(LLC_SNAP_DSAP), LAYOUT(LLC_SNAP_SSAP), LAYOUT(LLC_SNAP_CONTROL),
+    LAYOUT(LLC_SNAP_TYPE), LAYOUT(PPPOE_LEN), LAYOUT(PPPOE_VER_TYPE), LAYOUT(PPPOE_CODE),
+    LAYOUT(PPPOE_VERSION_TYPE), LAYOUT(PPPOE_SESSION_DATA), LAYOUT(PPP_COMPRESSED),
+    LAYOUT(PPP_ADDRESS), LAYOUT(PPP_CONTROL), LAYOUT(MPLS_LEN), LAYOUT(MPLS_BOS),
+    LAYOUT(MPLS_BOS_BIT), LAYOUT(GTPU_LEN), LAYOUT(GTPU_FLAGS), LAYOUT(GTPU_TYPE),
+    LAYOUT(GTPU_T_PDU), LAYOUT(GTPU_VERSION_SHIFT), LAYOUT(GTPU_VERSION), LAYOUT(GTPU_PT),
+    LAYOUT(GTPU_OPTIONAL), LAYOUT(GTPU_E_FLAG), LAYOUT(GTPU_OPT_LEN), LAYOUT(GTPU_OPT_NEXT_EXT),
+    LAYOUT(VXLAN_LEN), LAYOUT(VXLAN_FLAGS), LAYOUT(VXLAN_I_FLAG), LAYOUT(GENEVE_LEN),
+    LAYOUT(GENEVE_VER_OPT), LAYOUT(GENEVE_VERSION_SHIFT), LAYOUT(GENEVE_OPT_MASK),
+    LAYOUT(GENEVE_OPT_UNIT), LAYOUT(GENEVE_PROTO), LAYOUT(L2TP_LEN), LAYOUT(L2TP_FLAGS),
+    LAYOUT(L2TP_FLAGS_LEN), LAYOUT(L2TP_T_BIT), LAYOUT(L2TP_L_BIT), LAYOUT(L2TP_S_BIT),
+    LAYOUT(L2TP_O_BIT), LAYOUT(L2TP_VERSION_MASK), LAYOUT(L2TP_VERSION),
+    LAYOUT(L2TP_TUNNEL_SESSION), LAYOUT(L2TP_LENGTH), LAYOUT(L2TP_OFFSET_SIZE),
+    LAYOUT(L2TP_NS_NR_LEN), LAYOUT(AYIYA_LEN), LAYOUT(AYIYA_ID_LEN), LAYOUT(AYIYA_SIG_LEN),
+    LAYOUT(AYIYA_NEXT), LAYOUT(AYIYA_SIG_UNIT), LAYOUT(TEREDO_INDICATION), LAYOUT(TEREDO_AUTH),
+    LAYOUT(TEREDO_ORIGIN), LAYOUT(TEREDO_AUTH_LEN), LAYOUT(TEREDO_ID_LEN),
+    LAYOUT(TEREDO_AUTH_DATA_LEN), LAYOUT(TEREDO_NONCE_CONFIRMATION), LAYOUT(TEREDO_ORIGIN_LEN),
+};
+#undef LAYOUT
 
 static unsigned long long guard_count;
 
@@ -202,6 +250,77 @@ static inline void next_by_proto(Row *r, int64_t proto, int64_t pos, int64_t pen
     r->l4end = pend;
 }
 
+/* ppp_protocol: the PPP protocol field at `at` (2 bytes, or 1 when its
+   first byte is odd): its token (T_FALLBACK: cut short, the reference's
+   "truncated"; T_DONE: not IP) and where the packet starts in *after */
+static int ppp_protocol(Win *w, int64_t at, int64_t end, int64_t *after)
+{
+    if (at + 1 > end) {
+        *after = at + 1;
+        return T_FALLBACK;
+    }
+    uint32_t b = rd8(w, at);
+    if (b & L.PPP_COMPRESSED) {
+        *after = at + 1;
+        return T.ppp_token[b];
+    }
+    *after = at + 2;
+    if (at + 2 > end)
+        return T_FALLBACK;
+    return T.ppp_token[rd16(w, at)];
+}
+
+/* _pppoe: the session stage; a header cut before the protocol field is the
+   reference's, another version, type or code holds no IP */
+static void pppoe(Row *r, Win *w, int64_t pos, int64_t end)
+{
+    r->pos = pos;
+    if (pos + L.PPPOE_LEN + 2 > end) {
+        r->tok = T_FALLBACK;
+        return;
+    }
+    if (rd8(w, pos + L.PPPOE_VER_TYPE) != L.PPPOE_VERSION_TYPE
+        || rd8(w, pos + L.PPPOE_CODE) != L.PPPOE_SESSION_DATA) {
+        r->tok = T_DONE;
+        return;
+    }
+    r->tok = ppp_protocol(w, pos + L.PPPOE_LEN, end, &r->pos);
+}
+
+/* _mpls: the label stack to its bottom entry (at most max_mpls_labels),
+   then the version nibble */
+static void mpls(Row *r, Win *w, int64_t pos, int64_t end)
+{
+    int64_t at = pos;
+    uint32_t bottom = 0;
+    r->tok = T_FALLBACK;
+    for (int64_t k = 0; k < T.max_mpls_labels && !bottom; k++) {
+        if (at + L.MPLS_LEN > end) {
+            r->pos = at;
+            return;
+        }
+        bottom = rd8(w, at + L.MPLS_BOS) & L.MPLS_BOS_BIT;
+        at += L.MPLS_LEN;
+    }
+    r->pos = at;
+    if (bottom && at + 1 <= end)
+        r->tok = T.version_token[rd8(w, at) >> 4];
+}
+
+/* by_ethertype: the step after an ethertype (after the VLAN tags and LLC) */
+static void by_ethertype(Row *r, Win *w, uint32_t et, int64_t pos, int64_t end)
+{
+    r->pos = pos;
+    if (et <= T.et_max_length)
+        r->tok = T_DONE;
+    else if (et == T.et_pppoe)
+        pppoe(r, w, pos, end);
+    else if (T.is_mpls[et])
+        mpls(r, w, pos, end);
+    else
+        r->tok = T.et_token[et];
+}
+
 static void step_eth(Row *r, Win *w, const Opts *o)
 {
     if (!depth_ok(r, o))
@@ -222,24 +341,17 @@ static void step_eth(Row *r, Win *w, const Opts *o)
         et = rd16(w, pos + 2);
         pos += 4;
     }
-    r->pos = pos;
-    int tok = T.et_token[et];
-    if (tok == T_LLC) {
-        /* 802.3 length: SNAP is left to the reference, other LLC holds no IP */
-        int snap = end - pos >= 8 && rd8(w, pos) == 0xAA && rd8(w, pos + 1) == 0xAA
-                   && rd8(w, pos + 2) == 0x03;
-        tok = snap ? T_FALLBACK : T_DONE;
-    } else if (et == T.et_pppoe) {
-        /* PPPoE session frames carrying plain IPv4/IPv6 */
-        if (pos + 8 <= end && rd8(w, pos) == 0x11 && rd8(w, pos + 1) == 0) {
-            uint32_t proto = rd16(w, pos + 6);
-            if (proto == T.ppp_ipv4 || proto == T.ppp_ipv6) {
-                r->pos = pos + 8;
-                tok = proto == T.ppp_ipv4 ? T_IPV4 : T_IPV6;
-            }
+    if (et <= T.et_max_length) {
+        /* 802.3 length: LLC/SNAP carries an ethertype, other LLC no IP */
+        if (end - pos >= L.LLC_SNAP_LEN && rd8(w, pos) == L.LLC_SNAP_DSAP
+            && rd8(w, pos + 1) == L.LLC_SNAP_SSAP && rd8(w, pos + 2) == L.LLC_SNAP_CONTROL) {
+            et = rd16(w, pos + L.LLC_SNAP_TYPE);
+            pos += L.LLC_SNAP_LEN;
+        } else {
+            et = 0;
         }
     }
-    r->tok = tok;
+    by_ethertype(r, w, et, pos, end);
 }
 
 static void step_ipv4(Row *r, Win *w, const Opts *o)
@@ -407,6 +519,106 @@ static void step_ipv6(Row *r, Win *w, const Opts *o)
     next_by_proto(r, follow ? nh : 256, cur, limit, 1);
 }
 
+/* The UDP tunnels' steps (kernel._gtpu ... _ayiya): each accepts the row
+   (it enters `kind` at `at`), sends it to the reference (UNSURE), or
+   declines it (the datagram is then tried as Teredo). */
+enum { ACCEPTED, UNSURE, DECLINED };
+
+static int accept(Row *r, int tok, int64_t kind, int64_t at, int64_t end)
+{
+    r->tok = tok;
+    r->pending = kind;
+    r->pos = at;
+    r->end = end;
+    return ACCEPTED;
+}
+
+static int gtpu(Row *r, Win *w, int64_t pay, int64_t end)
+{
+    if (pay + L.GTPU_LEN > end)
+        return DECLINED;
+    uint32_t fl = rd8(w, pay + L.GTPU_FLAGS);
+    if ((fl >> L.GTPU_VERSION_SHIFT) != L.GTPU_VERSION || !(fl & L.GTPU_PT)
+        || rd8(w, pay + L.GTPU_TYPE) != L.GTPU_T_PDU)
+        return DECLINED;
+    int64_t at = pay + L.GTPU_LEN;
+    if (fl & L.GTPU_OPTIONAL) {
+        if (at + L.GTPU_OPT_LEN > end)
+            return DECLINED;
+        if ((fl & L.GTPU_E_FLAG) && rd8(w, at + L.GTPU_OPT_NEXT_EXT) != 0) {
+            fall(r);                          /* extension headers: the reference */
+            return UNSURE;
+        }
+        at += L.GTPU_OPT_LEN;
+    }
+    if (at >= end)
+        return DECLINED;
+    int tok = T.version_token[rd8(w, at) >> 4];
+    return tok == T_DONE ? DECLINED : accept(r, tok, T.k_gtpu, at, end);
+}
+
+static int vxlan(Row *r, Win *w, int64_t pay, int64_t end)
+{
+    if (pay + L.VXLAN_LEN <= end && (rd8(w, pay + L.VXLAN_FLAGS) & L.VXLAN_I_FLAG))
+        return accept(r, T_ETH, T.k_vxlan, pay + L.VXLAN_LEN, end);
+    return DECLINED;
+}
+
+static int geneve(Row *r, Win *w, int64_t pay, int64_t end)
+{
+    if (pay + L.GENEVE_LEN > end)
+        return DECLINED;
+    uint32_t b0 = rd8(w, pay + L.GENEVE_VER_OPT);
+    if ((b0 >> L.GENEVE_VERSION_SHIFT) != 0)
+        return DECLINED;
+    int tok = T.geneve_token[rd16(w, pay + L.GENEVE_PROTO)];
+    if (tok == T_DONE)
+        return DECLINED;
+    if (tok == T_FALLBACK) {
+        fall(r);
+        return UNSURE;
+    }
+    return accept(r, tok, T.k_geneve,
+                  pay + L.GENEVE_LEN + (int64_t)(b0 & L.GENEVE_OPT_MASK) * L.GENEVE_OPT_UNIT, end);
+}
+
+static int l2tp(Row *r, Win *w, int64_t pay, int64_t end)
+{
+    if (pay + L.L2TP_LEN > end)
+        return DECLINED;
+    uint32_t fl = rd16(w, pay + L.L2TP_FLAGS);
+    if ((fl & L.L2TP_VERSION_MASK) != L.L2TP_VERSION || (fl & L.L2TP_T_BIT))
+        return DECLINED;
+    int64_t at = pay + L.L2TP_FLAGS_LEN + ((fl & L.L2TP_L_BIT) ? L.L2TP_LENGTH : 0)
+                 + L.L2TP_TUNNEL_SESSION + ((fl & L.L2TP_S_BIT) ? L.L2TP_NS_NR_LEN : 0);
+    if (fl & L.L2TP_O_BIT) {
+        if (at + L.L2TP_OFFSET_SIZE > end)
+            return DECLINED;
+        at += L.L2TP_OFFSET_SIZE + rd16(w, at);
+    }
+    if (end - at >= 2 && rd8(w, at) == L.PPP_ADDRESS && rd8(w, at + 1) == L.PPP_CONTROL)
+        at += 2;
+    int64_t after;
+    int tok = ppp_protocol(w, at, end, &after);
+    if (tok == T_FALLBACK) {
+        fall(r);                              /* the PPP protocol cut: "truncated" */
+        return UNSURE;
+    }
+    return tok == T_DONE ? DECLINED : accept(r, tok, T.k_l2tp, after, end);
+}
+
+static int ayiya(Row *r, Win *w, int64_t pay, int64_t end)
+{
+    if (pay + L.AYIYA_LEN > end)
+        return DECLINED;
+    int tok = T.ayiya_token[rd8(w, pay + L.AYIYA_NEXT)];
+    if (tok == T_DONE)
+        return DECLINED;
+    int64_t at = pay + L.AYIYA_LEN + ((int64_t)1 << (rd8(w, pay + L.AYIYA_ID_LEN) >> 4))
+                 + L.AYIYA_SIG_UNIT * (int64_t)(rd8(w, pay + L.AYIYA_SIG_LEN) >> 4);
+    return accept(r, tok, T.k_ayiya, at, end);
+}
+
 static void step_udp(Row *r, Win *w, const Opts *o)
 {
     (void)o;
@@ -421,51 +633,39 @@ static void step_udp(Row *r, Win *w, const Opts *o)
     r->tok = T_DONE;
     int on_s = T.is_tunnel_port[sport], on_d = T.is_tunnel_port[dport];
     if (on_s || on_d) {
-        int64_t port = on_d ? dport : sport;
-        if (on_s && on_d && sport != dport) {
+        int64_t kind = on_d ? T.udp_tunnel_kind[dport] : T.udp_tunnel_kind[sport];
+        int res;
+        if (on_s && on_d && sport != dport)
+            res = UNSURE;                      /* the reference tries both ports */
+        else if (kind == T.k_gtpu)
+            res = gtpu(r, w, pay, uend);
+        else if (kind == T.k_vxlan)
+            res = vxlan(r, w, pay, uend);
+        else if (kind == T.k_geneve)
+            res = geneve(r, w, pay, uend);
+        else if (kind == T.k_l2tp)
+            res = l2tp(r, w, pay, uend);
+        else if (kind == T.k_ayiya)
+            res = ayiya(r, w, pay, uend);
+        else
+            res = UNSURE;                      /* a port the pass has no step for */
+        if (res == UNSURE)
             fall(r);
-        } else if (port == T.port_gtpu) {
-            /* GTP-U T-PDU: version 1, PT=1, type 0xFF, no optional fields */
-            uint32_t inner;
-            if (pay + 8 < uend && rd8(w, pay) == 0x30 && rd8(w, pay + 1) == 0xFF
-                && ((inner = rd8(w, pay + 8) >> 4) == 4 || inner == 6)) {
-                r->tok = inner == 4 ? T_IPV4 : T_IPV6;
-                r->pending = T.k_gtpu;
-                r->pos = pay + 8;
-                r->end = uend;
-            } else {
-                fall(r);
-            }
-        } else if (port == T.port_vxlan) {
-            if (pay + 8 <= uend && (rd8(w, pay) & 0x08) != 0) {
-                r->tok = T_ETH;
-                r->pending = T.k_vxlan;
-                r->pos = pay + 8;
-                r->end = uend;
-            } else {
-                fall(r);
-            }
-        } else {
-            fall(r);
-        }
-        return;
+        if (res != DECLINED)
+            return;
     }
-    /* Teredo: over IPv4, no tunnel port, UDP length valid */
+    /* Teredo: over IPv4, UDP length valid */
     if (r->payload != T.fam_ipv4 || ulen < 8)
         return;
     int64_t tp = pay, te = uend, decl_end = pos + ulen;
     int on_port = sport == T.port_teredo || dport == T.port_teredo;
-    uint32_t b0 = 0, b1 = 0;
-    if (tp + 2 <= te) {
-        b0 = rd8(w, tp);
-        b1 = rd8(w, tp + 1);
-    }
-    if (tp + 4 <= te && b0 == 0 && b1 == 1) {       /* authentication indicator */
-        fall(r);
-        return;
-    }
-    if (tp + 8 <= te && b0 == 0 && b1 == 0)          /* origin indication */
-        tp += 8;
+    if (tp + L.TEREDO_AUTH_LEN <= te && rd8(w, tp) == L.TEREDO_INDICATION
+        && rd8(w, tp + 1) == L.TEREDO_AUTH)                 /* authentication indicator */
+        tp += L.TEREDO_AUTH_LEN + rd8(w, tp + L.TEREDO_ID_LEN)
+              + rd8(w, tp + L.TEREDO_AUTH_DATA_LEN) + L.TEREDO_NONCE_CONFIRMATION;
+    if (tp + L.TEREDO_ORIGIN_LEN <= te && rd8(w, tp) == L.TEREDO_INDICATION
+        && rd8(w, tp + 1) == L.TEREDO_ORIGIN)              /* origin indication */
+        tp += L.TEREDO_ORIGIN_LEN;
     if (tp + 40 > te || rd8(w, tp) >> 4 != 6)
         return;
     int64_t plen = rd16(w, tp + 4);
@@ -530,12 +730,9 @@ static void start(Row *r, Win *w, int64_t lt)
         break;
     default: {                                   /* Linux SLL, SLL2 */
         int64_t hlen = l[2], at = l[3], p = r->pos;
-        if (p + hlen <= r->end) {
-            uint32_t et = rd16(w, p + at);
-            /* by_ethertype: an 802.3 length here is just "not IP" */
-            r->tok = et <= T.et_max_length ? T_DONE : T.et_token[et];
-        }
         r->pos = p + hlen;
+        if (p + hlen <= r->end)
+            by_ethertype(r, w, rd16(w, p + at), p + hlen, r->end);
     }
     }
 }
@@ -1004,7 +1201,26 @@ static PyObject *configure(PyObject *self, PyObject *args)
             return NULL;
         }
     }
+    if (!get_table(d, "GENEVE_TOKEN", 65536, T.geneve_token, 1)
+        || !get_table(d, "PPP_TOKEN", 65536, T.ppp_token, 1)
+        || !get_table(d, "UDP_TUNNEL_KIND", 65536, T.udp_tunnel_kind, 1)
+        || !get_table(d, "VERSION_TOKEN", 16, T.version_token, 1)
+        || !get_table(d, "AYIYA_TOKEN", 256, T.ayiya_token, 1)
+        || !get_table(d, "IS_MPLS", 65536, bools, 1))
+        return NULL;
+    memcpy(T.is_mpls, bools, sizeof bools);
+    for (size_t i = 0; i < sizeof layout_names / sizeof layout_names[0]; i++) {
+        if (!get_int(d, layout_names[i].name, layout_names[i].dst))
+            return NULL;
+        if (*layout_names[i].dst < 0 || *layout_names[i].dst > 0xFFFF) {
+            PyErr_Format(PyExc_ValueError, "_core.configure: %s out of range",
+                         layout_names[i].name);
+            return NULL;
+        }
+    }
     struct { const char *name; int64_t *dst; } ints[] = {
+        {"MAX_MPLS_LABELS", &T.max_mpls_labels}, {"K_GENEVE", &T.k_geneve},
+        {"K_L2TP", &T.k_l2tp}, {"K_AYIYA", &T.k_ayiya},
         {"CLASS_OTHER", &T.class_other}, {"MAX_ROUNDS", &T.max_rounds},
         {"A_REPEATED", &T.a_repeated}, {"A_HBH_NOT_FIRST", &T.a_hbh_not_first},
         {"A_RH0", &T.a_rh0}, {"A_ATOMIC", &T.a_atomic}, {"A_UNKNOWN_NH", &T.a_unknown_nh},
@@ -1041,7 +1257,10 @@ static PyObject *configure(PyObject *self, PyObject *args)
     }
     for (int i = 0; i < 65536; i++) {
         if (T.et_token[i] < 0 || T.et_token[i] > T_LLC || T.gre_token[i] < 0
-            || T.gre_token[i] > T_GRE) {
+            || T.gre_token[i] > T_GRE || T.geneve_token[i] < 0 || T.geneve_token[i] > T_GRE
+            || T.ppp_token[i] < 0 || T.ppp_token[i] > T_GRE || T.udp_tunnel_kind[i] < 0
+            || (i < 256 && (T.ayiya_token[i] < 0 || T.ayiya_token[i] > T_GRE))
+            || (i < 16 && (T.version_token[i] < 0 || T.version_token[i] > T_GRE))) {
             PyErr_SetString(PyExc_ValueError, "_core.configure: ET_TOKEN out of range");
             return NULL;
         }

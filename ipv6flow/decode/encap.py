@@ -13,8 +13,8 @@ ordinary UDP (zeek's gtp3_false_gtp.pcap is DNS from port 2152).
 """
 
 from . import registry
-from .registry import (ETHERTYPE_ERSPAN2, ETHERTYPE_ERSPAN3, ETHERTYPE_PPP, GRE, GTPU,
-                       IPPROTO_IPIP, IPPROTO_IPV6, IPV6, UDP, UDP_PORT_TEREDO, VXLAN,
+from .registry import (AYIYA, AYIYA_NEXT, ETHERTYPE_ERSPAN2, ETHERTYPE_ERSPAN3, ETHERTYPE_PPP,
+                       GENEVE, GRE, GTPU, IPV6, L2TP, TEREDO, UDP, UDP_PORT_TEREDO, VXLAN,
                        is_teredo)
 from .link import by_version, ppp
 
@@ -97,11 +97,14 @@ def teredo(f, d, off, end, decl_end, on_port):
     """RFC 4380 5.1.1: optional authentication and origin indication
     headers, then an IPv6 header that fills the rest of the datagram."""
     pos = off
-    if pos + 4 <= end and d[pos] == 0x00 and d[pos + 1] == 0x01:
+    if pos + TEREDO.AUTH_LEN <= end and d[pos] == TEREDO.INDICATION \
+            and d[pos + 1] == TEREDO.AUTH:
         # authentication: id-len, auth-len, id, auth, 8-byte nonce, confirmation
-        pos += 4 + d[pos + 2] + d[pos + 3] + 8 + 1
-    if pos + 8 <= end and d[pos] == 0x00 and d[pos + 1] == 0x00:
-        pos += 8                         # origin indication
+        pos += TEREDO.AUTH_LEN + d[pos + TEREDO.ID_LEN] + d[pos + TEREDO.AUTH_DATA_LEN] \
+            + TEREDO.NONCE_CONFIRMATION
+    if pos + TEREDO.ORIGIN_LEN <= end and d[pos] == TEREDO.INDICATION \
+            and d[pos + 1] == TEREDO.ORIGIN:
+        pos += TEREDO.ORIGIN_LEN         # origin indication
     if pos + IPV6.LEN > end or d[pos] >> 4 != 6:
         return None
     plen = (d[pos + IPV6.PLEN] << 8) | d[pos + IPV6.PLEN + 1]
@@ -125,14 +128,15 @@ def gtpu(f, d, off, end, opts):
     if off + GTPU.LEN > end:
         return None
     fl = d[off + GTPU.FLAGS]
-    if fl >> 5 != 1 or not fl & 0x10 or d[off + GTPU.TYPE] != GTPU.T_PDU:
+    if fl >> GTPU.VERSION_SHIFT != GTPU.VERSION or not fl & GTPU.PT \
+            or d[off + GTPU.TYPE] != GTPU.T_PDU:
         return None
     pos = off + GTPU.LEN
-    if fl & 0x07:                        # E, S or PN: 4 optional bytes follow
-        if pos + 4 > end:
+    if fl & GTPU.OPTIONAL:               # E, S or PN: 4 optional bytes follow
+        if pos + GTPU.OPT_LEN > end:
             return None
-        nxt = d[pos + 3] if fl & 0x04 else 0
-        pos += 4
+        nxt = d[pos + GTPU.OPT_NEXT_EXT] if fl & GTPU.E_FLAG else 0
+        pos += GTPU.OPT_LEN
         for _ in range(MAX_GTP_EXTENSIONS):
             if not nxt:
                 break
@@ -157,40 +161,39 @@ def vxlan(f, d, off, end, opts):
 
 def geneve(f, d, off, end, opts):
     """Geneve (RFC 8926): version 0, options, then a protocol type."""
-    if off + 8 > end or d[off] >> 6 != 0:
+    if off + GENEVE.LEN > end or d[off + GENEVE.VER_OPT] >> GENEVE.VERSION_SHIFT != 0:
         return None
-    pos = off + 8 + (d[off] & 0x3F) * 4
-    token = GENEVE_PROTOCOLS.get((d[off + 2] << 8) | d[off + 3])
+    pos = off + GENEVE.LEN + (d[off + GENEVE.VER_OPT] & GENEVE.OPT_MASK) * GENEVE.OPT_UNIT
+    token = GENEVE_PROTOCOLS.get((d[off + GENEVE.PROTO] << 8) | d[off + GENEVE.PROTO + 1])
     return (token, pos, end, "geneve") if token else None
 
 
 def l2tp(f, d, off, end, opts):
     """L2TPv2 data message (RFC 2661 3.1) carrying PPP."""
-    if off + 6 > end:
+    if off + L2TP.LEN > end:
         return None
-    fl = (d[off] << 8) | d[off + 1]
-    if fl & 0x0F != 2 or fl & 0x8000:    # version 2, T=0 (data, not control)
+    fl = (d[off + L2TP.FLAGS] << 8) | d[off + L2TP.FLAGS + 1]
+    if fl & L2TP.VERSION_MASK != L2TP.VERSION or fl & L2TP.T_BIT:   # data, not control
         return None
-    pos = off + 2 + (2 if fl & 0x4000 else 0) + 4 + (4 if fl & 0x0800 else 0)
-    if fl & 0x0200:                      # offset size field and padding
-        if pos + 2 > end:
+    pos = off + L2TP.FLAGS_LEN + (L2TP.LENGTH if fl & L2TP.L_BIT else 0) + L2TP.TUNNEL_SESSION \
+        + (L2TP.NS_NR_LEN if fl & L2TP.S_BIT else 0)
+    if fl & L2TP.O_BIT:                  # offset size field and padding
+        if pos + L2TP.OFFSET_SIZE > end:
             return None
-        pos += 2 + ((d[pos] << 8) | d[pos + 1])
+        pos += L2TP.OFFSET_SIZE + ((d[pos] << 8) | d[pos + 1])
     return _tag(ppp(f, d, pos, end, opts), "l2tp")
-
-
-AYIYA_NEXT = {IPPROTO_IPV6: "ipv6", IPPROTO_IPIP: "ipv4"}
 
 
 def ayiya(f, d, off, end, opts):
     """AYIYA (draft-massar-v6ops-ayiya): identity of 2**IdLen bytes and a
     signature of 4*SigLen bytes after an 8-byte header."""
-    if off + 8 > end:
+    if off + AYIYA.LEN > end:
         return None
-    token = AYIYA_NEXT.get(d[off + 3])
+    token = AYIYA_NEXT.get(d[off + AYIYA.NEXT])
     if token is None:
         return None
-    pos = off + 8 + (1 << (d[off] >> 4)) + 4 * (d[off + 1] >> 4)
+    pos = off + AYIYA.LEN + (1 << (d[off + AYIYA.ID_LEN] >> 4)) \
+        + AYIYA.SIG_UNIT * (d[off + AYIYA.SIG_LEN] >> 4)
     return (token, pos, end, "ayiya")
 
 

@@ -10,8 +10,8 @@ A header cut short by the snap length sets ``frame.fail('truncated')``.
 """
 
 from . import registry
-from .registry import (ETH, ETHERTYPE_MAX_LENGTH, IP_VERSIONS, LLC_SNAP, PPP_PROTOCOLS, PPPOE,
-                       SLL, SLL2, VLAN)
+from .registry import (ETH, ETHERTYPE_MAX_LENGTH, IP_VERSIONS, LLC_SNAP, MPLS,
+                       PPP_ADDRESS, PPP_COMPRESSED, PPP_CONTROL, PPP_PROTOCOLS, PPPOE, SLL, SLL2, VLAN)
 
 # Ethertype -> next parser token (registry.ETHERTYPES).
 ETHERTYPES = {et: e.token for et, e in registry.ETHERTYPES.items()}
@@ -71,10 +71,10 @@ def vlan(f, d, off, end, opts):
 def mpls(f, d, off, end, opts):
     """Walk the label stack to the bottom (S bit), then guess by first nibble."""
     while True:
-        if not _need(f, end, off + 4):
+        if not _need(f, end, off + MPLS.LEN):
             return None
-        bottom = d[off + 2] & 0x01
-        off += 4
+        bottom = d[off + MPLS.BOS] & MPLS.BOS_BIT
+        off += MPLS.LEN
         if bottom:
             break
     if not _need(f, end, off + 1):
@@ -116,7 +116,7 @@ def ppp_protocol(f, d, off, end, opts):
     """A PPP protocol field, possibly compressed to one byte (RFC 1661 6.5)."""
     if not _need(f, end, off + 1):
         return None
-    if d[off] & 0x01:                    # odd first byte: compressed 1-byte field
+    if d[off] & PPP_COMPRESSED:          # odd first byte: compressed 1-byte field
         proto, off = d[off], off + 1
     else:
         if not _need(f, end, off + 2):
@@ -128,7 +128,7 @@ def ppp_protocol(f, d, off, end, opts):
 
 def ppp(f, d, off, end, opts):
     """PPP (DLT 9, 50): optional FF 03 address/control, then the protocol."""
-    if end - off >= 2 and d[off] == 0xFF and d[off + 1] == 0x03:
+    if end - off >= 2 and d[off] == PPP_ADDRESS and d[off + 1] == PPP_CONTROL:
         off += 2
     return ppp_protocol(f, d, off, end, opts)
 

@@ -106,10 +106,11 @@ ETHERTYPES = {
     ETHERTYPE_VLAN: Dispatch("vlan", KERNEL),
     ETHERTYPE_QINQ: Dispatch("vlan", KERNEL),
     ETHERTYPE_QINQ_OLD: Dispatch("vlan", KERNEL),
-    ETHERTYPE_MPLS: Dispatch("mpls", REFERENCE),
-    ETHERTYPE_MPLS_MC: Dispatch("mpls", REFERENCE),
-    # the kernel takes PPPoE session frames of plain IPv4/IPv6 (PPP_PROTOCOLS),
-    # the reference the rest (compressed protocol fields)
+    # the kernel walks label stacks of up to its MAX_MPLS_LABELS labels
+    ETHERTYPE_MPLS: Dispatch("mpls", KERNEL),
+    ETHERTYPE_MPLS_MC: Dispatch("mpls", KERNEL),
+    # the kernel takes PPPoE session frames whose header is whole (a cut one
+    # is the reference's "truncated"), with any PPP protocol
     ETHERTYPE_PPPOE_SESS: Dispatch("pppoe", KERNEL),
     ETHERTYPE_TEB: Dispatch("eth", REFERENCE),
 }
@@ -131,6 +132,8 @@ GENEVE_PROTOCOLS = {et: e for et, e in GRE_PROTOCOLS.items()
 PPP_IPV4 = 0x0021
 PPP_IPV6 = 0x0057
 PPP_PROTOCOLS = {PPP_IPV4: "ipv4", PPP_IPV6: "ipv6"}
+PPP_ADDRESS, PPP_CONTROL = 0xFF, 0x03   # optional before the protocol (RFC 1662 3.1)
+PPP_COMPRESSED = 0x01            # an odd first byte: a 1-byte protocol field (RFC 1661 6.5)
 
 # -- IP protocol numbers -------------------------------------------------------
 IPPROTO_HOPOPTS = 0
@@ -250,6 +253,12 @@ class PPPOE:                     # RFC 2516 session stage, then the PPP protocol
     PROTO = 6                    # the (uncompressed) PPP protocol field
 
 
+class MPLS:                      # RFC 3032 label stack entry
+    LEN = 4
+    BOS = 2                      # the byte holding the bottom-of-stack bit
+    BOS_BIT = 0x01
+
+
 class SLL:                       # Linux cooked capture v1
     LEN = 16
     TYPE = 14
@@ -307,13 +316,52 @@ class GTPU:                      # GTPv1-U (3GPP TS 29.281 5.1)
     LEN = 8
     FLAGS, TYPE = 0, 1
     T_PDU = 0xFF
-    PLAIN_FLAGS = 0x30           # version 1, PT 1, no E/S/PN: no optional fields
+    VERSION_SHIFT, VERSION = 5, 1
+    PT = 0x10                    # protocol type: GTP (not GTP')
+    OPTIONAL = 0x07              # E, S, PN: 4 optional bytes follow the header
+    E_FLAG = 0x04                # extension headers follow
+    OPT_LEN = 4
+    OPT_NEXT_EXT = 3             # next extension header type, in the optional bytes
 
 
 class VXLAN:                     # RFC 7348
     LEN = 8
     FLAGS = 0
     I_FLAG = 0x08
+
+
+class GENEVE:                    # RFC 8926
+    LEN = 8
+    VER_OPT = 0                  # version (2 bits), options length (6 bits, 4-byte units)
+    VERSION_SHIFT = 6
+    OPT_MASK = 0x3F
+    OPT_UNIT = 4
+    PROTO = 2
+
+
+class L2TP:                      # RFC 2661 3.1, version 2
+    LEN = 6                      # flags and the smallest header after them
+    FLAGS, FLAGS_LEN = 0, 2
+    T_BIT, L_BIT, S_BIT, O_BIT = 0x8000, 0x4000, 0x0800, 0x0200
+    VERSION_MASK, VERSION = 0x0F, 2
+    TUNNEL_SESSION = 4           # tunnel and session ids
+    LENGTH = NS_NR = OFFSET_SIZE = 2
+    NS_NR_LEN = 4
+
+
+class AYIYA:                     # draft-massar-v6ops-ayiya
+    LEN = 8
+    ID_LEN, SIG_LEN, NEXT = 0, 1, 3   # identity 2**(nibble) bytes, signature 4*(nibble)
+    SIG_UNIT = 4
+
+
+class TEREDO:                    # RFC 4380 5.1.1: indications before the IPv6 header
+    INDICATION = 0x00            # first byte of either indication
+    AUTH, ORIGIN = 0x01, 0x00    # second byte
+    AUTH_LEN = 4                 # indicator, id-len, auth-len ...
+    ID_LEN, AUTH_DATA_LEN = 2, 3
+    NONCE_CONFIRMATION = 9       # ... then id, auth value, 8-byte nonce, confirmation byte
+    ORIGIN_LEN = 8
 
 
 # Smallest upper-layer header that a first fragment must hold (RFC 7112).
@@ -342,12 +390,14 @@ class UdpTunnel(NamedTuple):
 
 # UDP port -> tunnel tried on it (either port of the datagram).
 UDP_TUNNELS = {
-    UDP_PORT_GTPU: UdpTunnel("gtpu", KERNEL),     # T-PDUs without optional fields
+    UDP_PORT_GTPU: UdpTunnel("gtpu", KERNEL),     # T-PDUs without extension headers
     UDP_PORT_VXLAN: UdpTunnel("vxlan", KERNEL),
-    UDP_PORT_GENEVE: UdpTunnel("geneve", REFERENCE),
-    UDP_PORT_L2TP: UdpTunnel("l2tp", REFERENCE),
-    UDP_PORT_AYIYA: UdpTunnel("ayiya", REFERENCE),
+    UDP_PORT_GENEVE: UdpTunnel("geneve", KERNEL),
+    UDP_PORT_L2TP: UdpTunnel("l2tp", KERNEL),
+    UDP_PORT_AYIYA: UdpTunnel("ayiya", KERNEL),
 }
+# AYIYA's next header -> the inner packet's parser.
+AYIYA_NEXT = {IPPROTO_IPV6: "ipv6", IPPROTO_IPIP: "ipv4"}
 DNS_PORT = 53
 
 # Address patterns that name a tunnel (REPORT.md sections 2 and 5), as

@@ -37,6 +37,8 @@ _SHIFT_ORDER = ("carrier", "payload", "tunnel", "transport", "ext", "rtype", "ch
 # Ethernet, raw IP (family by version), raw IPv4, raw IPv6, cooked (SLL,
 # SLL2: an ethertype at an offset of a fixed header, kernel.COOKED).
 LINK_KINDS = ("eth", "raw", "raw_ipv4", "raw_ipv6", "cooked")
+# The registry's header layouts whose fields _core.c reads by name.
+LAYOUTS = (R.LLC_SNAP, R.PPPOE, R.MPLS, R.GTPU, R.VXLAN, R.GENEVE, R.L2TP, R.AYIYA, R.TEREDO)
 
 
 def _links():
@@ -94,12 +96,25 @@ def _config():
         "K_6IN4": K.K_6IN4, "K_6TO4": K.K_6TO4, "K_ISATAP": K.K_ISATAP, "K_6RD": K.K_6RD,
         "K_TEREDO": K.K_TEREDO, "K_GRE": K.K_GRE, "K_GTPU": K.K_GTPU, "K_VXLAN": K.K_VXLAN,
         "GRE_TOKEN": table(K.GRE_TOKEN), "N_LINKS": len(links),
+        "GENEVE_TOKEN": table(K.GENEVE_TOKEN), "PPP_TOKEN": table(K.PPP_TOKEN),
+        "UDP_TUNNEL_KIND": table(K.UDP_TUNNEL_KIND), "VERSION_TOKEN": table(K.VERSION_TOKEN),
+        "AYIYA_TOKEN": table(K.AYIYA_TOKEN), "IS_MPLS": table(K.IS_MPLS),
+        "MAX_MPLS_LABELS": K.MAX_MPLS_LABELS, "K_GENEVE": K.K_GENEVE, "K_L2TP": K.K_L2TP,
+        "K_AYIYA": K.K_AYIYA,
         "LINKS": [v for link in links for v in link],
     }
     cfg.update({"IPPROTO_ICMP": R.ICMP_OF[R.FAM_IPV4], "IPPROTO_ICMPV6": R.ICMP_OF[R.FAM_IPV6],
                 "UDP_SPORT": R.UDP.SPORT, "UDP_DPORT": R.UDP.DPORT, "ICMP_TYPE": R.ICMP.TYPE,
                 "IPV4_SRC": R.IPV4.SRC, "ETH_DST": R.ETH.DST, "ETH_SRC": R.ETH.SRC,
                 "ETH_ADDR_LEN": R.ETH.ADDR_LEN, "TCP_FLAGS": R.TCP.FLAGS})
+    # the header layouts the link-layer and tunnel steps read, by name
+    # (registry.MPLS.LEN is "MPLS_LEN")
+    for layout in LAYOUTS:
+        for field, value in vars(layout).items():
+            if not field.startswith("_") and isinstance(value, int):
+                cfg[f"{layout.__name__}_{field}"] = value
+    for name in ("PPP_COMPRESSED", "PPP_ADDRESS", "PPP_CONTROL"):
+        cfg[name] = getattr(R, name)
     for name in ("IPPROTO_TCP", "IPPROTO_UDP", "LINKTYPE_ETHERNET", "IPPROTO_HOPOPTS", "IPPROTO_ROUTING", "IPPROTO_FRAGMENT", "IPPROTO_ESP",
                  "IPPROTO_AH", "IPPROTO_NONE", "IPPROTO_DSTOPTS", "ETHERTYPE_PPPOE_SESS",
                  "ETHERTYPE_MAX_LENGTH",

@@ -31,12 +31,13 @@ import numpy as np
 
 from ..decode import registry as reg
 from ..decode.addresses import ADDRESS_CLASSES, _CLASS_PREFIXES, parse_prefix, words_in_prefix
-from ..decode.registry import (ANOMALIES, ETH, EXT, EXT_NAMES, FAM_IPV4, FAM_IPV6, FAM_NON_IP,
-                               FAMILY_NAMES, GRE, GTPU, IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_ESP,
-                               IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_NONE, IPPROTO_ROUTING,
-                               IPV4, IPV6, KERNEL, LLC_SNAP, SLL, SLL2, VLAN, PPP_IPV4, PPP_PROTOCOLS, PPPOE,
-                               TRANSPORT, TRANSPORT_KEYS, TUNNEL_CODE, TUNNEL_KINDS, UDP,
-                               UDP_PORT_GTPU, UDP_PORT_TEREDO, UDP_PORT_VXLAN, VXLAN,
+from ..decode.registry import (ANOMALIES, AYIYA, ETH, EXT, EXT_NAMES, FAM_IPV4, FAM_IPV6,
+                               FAM_NON_IP, FAMILY_NAMES, GENEVE, GRE, GTPU, IPPROTO_AH,
+                               IPPROTO_DSTOPTS, IPPROTO_ESP, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
+                               IPPROTO_NONE, IPPROTO_ROUTING, IPV4, IPV6, KERNEL, L2TP, LLC_SNAP,
+                               MPLS, SLL, SLL2, VLAN, PPP_ADDRESS, PPP_COMPRESSED, PPP_CONTROL,
+                               PPP_PROTOCOLS, PPPOE, TEREDO, TRANSPORT, TRANSPORT_KEYS,
+                               TUNNEL_CODE, TUNNEL_KINDS, UDP, UDP_PORT_TEREDO, VXLAN,
                                ETHERTYPE_MAX_LENGTH, ETHERTYPE_PPPOE_SESS, is_6to4, is_isatap_iid,
                                is_teredo)
 from ..decode.frame import FrameKey
@@ -51,6 +52,7 @@ K_NONE, K_6IN4, K_6TO4, K_ISATAP, K_6RD, K_TEREDO = (TUNNEL_CODE[k] for k in (
     "none", "6in4", "6to4", "isatap", "6rd", "teredo"))
 K_GRE, K_GTPU, K_VXLAN, K_4IN6, K_6IN6, K_IPIP = (TUNNEL_CODE[k] for k in (
     "gre", "gtpu", "vxlan", "4in6", "6in6", "ipip"))
+K_GENEVE, K_L2TP, K_AYIYA = (TUNNEL_CODE[k] for k in ("geneve", "l2tp", "ayiya"))
 
 # Extension headers: one bit per by_type name (253 and 254 share one).
 EXT_TYPE_NAMES = tuple(sorted(set(EXT_NAMES.values())))   # sorted, as frame_key sorts
@@ -126,6 +128,7 @@ MAX_DEPTH = 8          # extension headers walked vectorially; deeper chains fal
 MAX_LAYERS_PER_TUNNEL = 7
 MAX_ROUNDS = 24        # token rounds per batch; rows still going fall back
 MAX_VLAN_TAGS = 3      # tags read in step_eth; a fourth goes to the reference
+MAX_MPLS_LABELS = 8    # label stack entries read; a deeper stack goes to the reference
 
 
 def _kernel_token(entry):
@@ -143,24 +146,51 @@ def _kernel_token(entry):
 # Lookup tables replace np.isin on the hot path (one gather instead of a
 # sort); all built from the registry.
 # Ethertype -> token: other ethertypes are not IP; VLAN tags are read in
-# step_eth (so a tag left after MAX_VLAN_TAGS falls back), PPPoE carrying
-# plain IPv4/IPv6 too (the rest falls back).
+# step_eth (so a tag left after MAX_VLAN_TAGS falls back), PPPoE and MPLS
+# in by_ethertype (T_FALLBACK here: the step reads them).
 IS_VLAN = np.zeros(65536, dtype=bool)
 IS_VLAN[list(reg.VLAN_ETHERTYPES)] = True
+IS_MPLS = np.zeros(65536, dtype=bool)
+IS_MPLS[[et for et, e in reg.ETHERTYPES.items() if e.token == "mpls"]] = True
 ET_TOKEN = np.full(65536, T_DONE, dtype=np.int8)
 ET_TOKEN[:ETHERTYPE_MAX_LENGTH + 1] = T_LLC
+_IN_STEP = {"vlan": "step_eth", "pppoe": "by_ethertype", "mpls": "by_ethertype"}
 for _et, _e in reg.ETHERTYPES.items():
-    ET_TOKEN[_et] = T_FALLBACK if _e.token in ("vlan", "pppoe") else _kernel_token(_e)
+    if _e.token in _IN_STEP and _e.kernel != KERNEL:
+        raise AssertionError(f"{_e}: {_IN_STEP[_e.token]} reads it; the registry says reference")
+    ET_TOKEN[_et] = T_FALLBACK if _e.token in _IN_STEP else _kernel_token(_e)
 # Inside GRE: a step, else the reference (T_DONE: not followed at all).
 GRE_TOKEN = np.full(65536, T_FALLBACK, dtype=np.int8)
 for _et, _e in reg.GRE_PROTOCOLS.items():
     GRE_TOKEN[_et] = _kernel_token(_e)
+# Inside Geneve: a step, else nothing the reference follows (the datagram
+# is then tried as Teredo, as any UDP whose tunnel header declines).
+GENEVE_TOKEN = np.full(65536, T_DONE, dtype=np.int8)
+for _et, _e in reg.GENEVE_PROTOCOLS.items():
+    GENEVE_TOKEN[_et] = _kernel_token(_e)
+# An IP version nibble -> its step (link.by_version); others: not IP.
+VERSION_TOKEN = np.full(16, T_DONE, dtype=np.int8)
+for _v, _token in reg.IP_VERSIONS.items():
+    VERSION_TOKEN[_v] = TOKENS[_token]
+# A PPP protocol (2 bytes, or 1 compressed) -> its step; others: not IP.
+PPP_TOKEN = np.full(65536, T_DONE, dtype=np.int8)
+for _proto, _token in PPP_PROTOCOLS.items():
+    PPP_TOKEN[_proto] = TOKENS[_token]
+# AYIYA's next header -> its step; others: declined.
+AYIYA_TOKEN = np.full(256, T_DONE, dtype=np.int8)
+for _nh, _token in reg.AYIYA_NEXT.items():
+    AYIYA_TOKEN[_nh] = TOKENS[_token]
 # UDP tunnel ports; the kernel's own tunnels are dispatched in step_udp.
 IS_TUNNEL_PORT = np.zeros(65536, dtype=bool)
 IS_TUNNEL_PORT[list(reg.UDP_TUNNELS)] = True
 UDP_KERNEL_TUNNELS = {p: t.kind for p, t in reg.UDP_TUNNELS.items() if t.kernel == KERNEL}
-assert set(UDP_KERNEL_TUNNELS.values()) <= {"gtpu", "vxlan"}, "a UDP tunnel without a step"
-PPP_TOKEN = {proto: TOKENS[token] for proto, token in PPP_PROTOCOLS.items()}
+# UDP tunnel kind -> code (the compiled pass's switch), for the kernel's kinds
+UDP_TUNNEL_STEPS = ("gtpu", "vxlan", "geneve", "l2tp", "ayiya")
+assert set(UDP_KERNEL_TUNNELS.values()) <= set(UDP_TUNNEL_STEPS), "a UDP tunnel without a step"
+# the kind of tunnel each port leads to (0: not a tunnel port, or the reference's)
+UDP_TUNNEL_KIND = np.zeros(65536, dtype=np.int8)
+for _port, _kind in UDP_KERNEL_TUNNELS.items():
+    UDP_TUNNEL_KIND[_port] = TUNNEL_CODE[_kind]
 
 # Bit layout of a row's int64 key (see ``pack`` / ``unpack``).
 _FIELDS = (("carrier", 2), ("payload", 2), ("tunnel", 4), ("transport", 3),
@@ -293,28 +323,77 @@ def step_eth(rows, idx, opts):
         t = np.flatnonzero(tagged)
         et[t] = rows.u16(pos[t] + VLAN.TYPE)
         pos[t] += VLAN.LEN
-    rows.pos[idx] = pos
-    tok = ET_TOKEN[et]
-    rows.tok[idx] = tok
-    # 802.3 length field: LLC. SNAP is left to the reference; other LLC
-    # (STP, ...) holds no IP.
-    llc = tok == T_LLC
+    # 802.3 length field: LLC. SNAP carries an ethertype (any OUI, as the
+    # reference's llc), other LLC (STP, CDP's is SNAP) holds no IP.
+    llc = et <= ETHERTYPE_MAX_LENGTH
     if llc.any():
-        li, lp, le = idx[llc], pos[llc], end[llc]
+        lp, le = pos[llc], end[llc]
         snap = (le - lp >= LLC_SNAP.LEN) & (rows.u8(lp) == LLC_SNAP.DSAP) \
             & (rows.u8(lp + 1) == LLC_SNAP.SSAP) & (rows.u8(lp + 2) == LLC_SNAP.CONTROL)
-        rows.tok[li] = np.where(snap, T_FALLBACK, T_DONE).astype(np.int8)
-    # PPPoE session frames carrying plain IPv4/IPv6 are common on ISP links.
-    pp = idx[et == ETHERTYPE_PPPOE_SESS]
+        # no SNAP: an 802.3 length (0), which by_ethertype reads as "not IP"
+        et[llc] = np.where(snap, rows.u16(lp + LLC_SNAP.TYPE), 0)
+        pos[llc] = np.where(snap, lp + LLC_SNAP.LEN, lp)
+    by_ethertype(rows, idx, et, pos, end)
+
+
+def by_ethertype(rows, idx, et, pos, end):
+    """Rows ``idx`` at ``pos`` after ethertype ``et`` (link.by_ethertype):
+    an 802.3 length is not IP, a VLAN tag left over goes to the reference,
+    PPPoE sessions and MPLS label stacks are read here."""
+    rows.tok[idx] = np.where(et <= ETHERTYPE_MAX_LENGTH, T_DONE, ET_TOKEN[et]).astype(np.int8)
+    rows.pos[idx] = pos
+    pp = np.flatnonzero(et == ETHERTYPE_PPPOE_SESS)
     if len(pp):
-        p = rows.pos[pp]
-        proto = rows.u16(p + PPPOE.PROTO)
-        good = (p + PPPOE.LEN + 2 <= rows.end[pp]) & (rows.u8(p) == PPPOE.VERSION_TYPE) \
-            & (rows.u8(p + PPPOE.CODE) == PPPOE.SESSION_DATA) & np.isin(proto, list(PPP_TOKEN))
-        g = pp[good]
-        rows.pos[g] = p[good] + PPPOE.LEN + 2
-        rows.tok[g] = np.where(proto[good] == PPP_IPV4, PPP_TOKEN[PPP_IPV4],
-                               T_IPV6).astype(np.int8)
+        _pppoe(rows, idx[pp], pos[pp], end[pp])
+    mp = np.flatnonzero(IS_MPLS[et])
+    if len(mp):
+        _mpls(rows, idx[mp], pos[mp], end[mp])
+
+
+def ppp_protocol(rows, at, end):
+    """The PPP protocol field at ``at`` (link.ppp_protocol): (token, offset
+    after it). The token is T_FALLBACK where the field is cut (the
+    reference's "truncated"), T_DONE for a protocol that is not IP."""
+    b = rows.u8(at)
+    compressed = (b & PPP_COMPRESSED) != 0
+    proto = np.where(compressed, b, rows.u16(at))
+    after = at + np.where(compressed, 1, 2)
+    return np.where(after > end, T_FALLBACK, PPP_TOKEN[proto]).astype(np.int8), after
+
+
+def _pppoe(rows, idx, pos, end):
+    """PPPoE session stage (link.pppoe): a header cut before the PPP
+    protocol's two bytes is the reference's; another version, type or
+    code holds no IP."""
+    whole = pos + PPPOE.LEN + 2 <= end
+    session = whole & (rows.u8(pos + PPPOE.VER_TYPE) == PPPOE.VERSION_TYPE) \
+        & (rows.u8(pos + PPPOE.CODE) == PPPOE.SESSION_DATA)
+    tok, after = ppp_protocol(rows, pos + PPPOE.LEN, end)
+    rows.tok[idx] = np.where(session, tok, np.where(whole, T_DONE, T_FALLBACK))
+    rows.pos[idx] = np.where(session, after, pos)
+
+
+def _mpls(rows, idx, pos, end):
+    """An MPLS label stack (link.mpls) to its bottom entry, then the IP
+    version nibble; a stack cut short (the reference's "truncated") or
+    deeper than MAX_MPLS_LABELS goes to the reference."""
+    at = pos.copy()
+    going = np.ones(len(idx), dtype=bool)
+    cut = np.zeros(len(idx), dtype=bool)
+    for _ in range(MAX_MPLS_LABELS):
+        g = np.flatnonzero(going)
+        if not len(g):
+            break
+        short = at[g] + MPLS.LEN > end[g]
+        cut[g[short]] = True
+        going[g[short]] = False
+        g = g[~short]
+        bottom = (rows.u8(at[g] + MPLS.BOS) & MPLS.BOS_BIT) != 0
+        at[g] += MPLS.LEN
+        going[g[bottom]] = False
+    tok = VERSION_TOKEN[rows.u8(at) >> 4]
+    rows.tok[idx] = np.where(cut | going | (at + 1 > end), T_FALLBACK, tok).astype(np.int8)
+    rows.pos[idx] = at
 
 
 # IP protocol -> next token and pending tunnel kind (ip.IP_PROTOCOLS);
@@ -512,56 +591,122 @@ def step_udp(rows, idx, opts):
     pay = pos + UDP.LEN
     rows.tok[idx] = T_DONE
     on_s, on_d = IS_TUNNEL_PORT[sport], IS_TUNNEL_PORT[dport]
-    both = on_s & on_d & (sport != dport)
-    port = np.where(on_d, dport, sport)
     tun = on_s | on_d
-    # GTP-U T-PDU: version 1, PT=1, type 0xFF, no optional fields (else reference)
-    g = tun & ~both & (port == UDP_PORT_GTPU)
-    if g.any():
-        gi, gp, ge = idx[g], pay[g], uend[g]
-        fl = rows.u8(gp + GTPU.FLAGS)
-        inner = rows.u8(gp + GTPU.LEN) >> 4
-        good = (gp + GTPU.LEN < ge) & (fl == GTPU.PLAIN_FLAGS) \
-            & (rows.u8(gp + GTPU.TYPE) == GTPU.T_PDU) & ((inner == 4) | (inner == 6))
-        rows.fall(gi[~good])
-        gi, inner = gi[good], inner[good]
-        rows.tok[gi] = np.where(inner == 4, T_IPV4, T_IPV6).astype(np.int8)
-        rows.pending[gi] = K_GTPU
-        rows.pos[gi] = gp[good] + GTPU.LEN
-        rows.end[gi] = ge[good]
-    x = tun & ~both & (port == UDP_PORT_VXLAN)
-    if x.any():
-        xi, xp, xe = idx[x], pay[x], uend[x]
-        good = (xp + VXLAN.LEN <= xe) & ((rows.u8(xp + VXLAN.FLAGS) & VXLAN.I_FLAG) != 0)
-        rows.fall(xi[~good])
-        xi = xi[good]
-        rows.tok[xi] = T_ETH
-        rows.pending[xi] = K_VXLAN
-        rows.pos[xi] = xp[good] + VXLAN.LEN
-        rows.end[xi] = xe[good]
-    # the registry's other UDP tunnels, and datagrams between two tunnel
-    # ports: the reference decoder
-    rows.fall(idx[tun & (both | ((port != UDP_PORT_GTPU) & (port != UDP_PORT_VXLAN)))])
-    # Teredo: over IPv4, no tunnel port, UDP length valid (decode.encap.teredo)
-    t = ~tun & (rows.payload[idx] == FAM_IPV4) & (ulen >= UDP.LEN)
+    # between two tunnel ports the reference tries both: its decision
+    both = on_s & on_d & (sport != dport)
+    kind = np.where(on_d, UDP_TUNNEL_KIND[dport], UDP_TUNNEL_KIND[sport])
+    rows.fall(idx[both | (tun & (kind == 0))])      # (0: a port the kernel has no step for)
+    # Each tunnel's step takes the rows whose header it accepts, sends the
+    # unsure ones to the reference, and declines the others, which the
+    # reference then tries as Teredo like any other datagram.
+    declined = np.zeros(len(idx), dtype=bool)
+    for code, step in UDP_STEPS.items():
+        m = np.flatnonzero(tun & ~both & (kind == code))
+        if len(m):
+            declined[m] = step(rows, idx[m], pay[m], uend[m])
+    # Teredo: over IPv4, UDP length valid (decode.encap.teredo)
+    t = (~tun | declined) & (rows.payload[idx] == FAM_IPV4) & (ulen >= UDP.LEN)
     if t.any():
         ti, tp, te = idx[t], pay[t], uend[t]
         decl_end = pos[t] + ulen[t]
         on_port = (sport[t] == UDP_PORT_TEREDO) | (dport[t] == UDP_PORT_TEREDO)
-        b0, b1 = rows.u8(tp), rows.u8(tp + 1)
-        auth = (tp + 4 <= te) & (b0 == 0) & (b1 == 1)
-        rows.fall(ti[auth])
-        origin = ~auth & (tp + 8 <= te) & (b0 == 0) & (b1 == 0)
-        tp = np.where(origin, tp + 8, tp)
+        auth = (tp + TEREDO.AUTH_LEN <= te) & (rows.u8(tp) == TEREDO.INDICATION) \
+            & (rows.u8(tp + 1) == TEREDO.AUTH)
+        tp = np.where(auth, tp + TEREDO.AUTH_LEN + rows.u8(tp + TEREDO.ID_LEN)
+                      + rows.u8(tp + TEREDO.AUTH_DATA_LEN) + TEREDO.NONCE_CONFIRMATION, tp)
+        origin = (tp + TEREDO.ORIGIN_LEN <= te) & (rows.u8(tp) == TEREDO.INDICATION) \
+            & (rows.u8(tp + 1) == TEREDO.ORIGIN)
+        tp = np.where(origin, tp + TEREDO.ORIGIN_LEN, tp)
         plen = rows.u16(tp + IPV6.PLEN)
         s_pfx, d_pfx = rows.u32(tp + IPV6.SRC), rows.u32(tp + IPV6.DST)
-        good = ~auth & (tp + IPV6.LEN <= te) & ((rows.u8(tp) >> 4) == 6) \
+        good = (tp + IPV6.LEN <= te) & ((rows.u8(tp) >> 4) == 6) \
             & (tp + IPV6.LEN + plen <= decl_end) & (on_port | is_teredo(s_pfx) | is_teredo(d_pfx))
         gi = ti[good]
         rows.tok[gi] = T_IPV6
         rows.pending[gi] = K_TEREDO
         rows.pos[gi] = tp[good]
         rows.end[gi] = te[good]
+
+
+def _tunnel(rows, idx, accept, unsure, tok, kind, at, end):
+    """Rows ``idx`` of one UDP tunnel step: the accepted enter ``kind`` at
+    ``at`` with step ``tok``, the unsure go to the reference; returns the
+    declined (left T_DONE, for the Teredo test)."""
+    a = np.flatnonzero(accept)
+    ai = idx[a]
+    rows.tok[ai] = tok[a]
+    rows.pending[ai] = kind
+    rows.pos[ai] = at[a]
+    rows.end[ai] = end[a]
+    rows.fall(idx[unsure])
+    return ~accept & ~unsure
+
+
+def _gtpu(rows, idx, pay, end):
+    """GTPv1-U T-PDU (encap.gtpu); extension headers go to the reference."""
+    fl = rows.u8(pay + GTPU.FLAGS)
+    hdr = (pay + GTPU.LEN <= end) & ((fl >> GTPU.VERSION_SHIFT) == GTPU.VERSION) \
+        & ((fl & GTPU.PT) != 0) & (rows.u8(pay + GTPU.TYPE) == GTPU.T_PDU)
+    opt = (fl & GTPU.OPTIONAL) != 0
+    hdr &= ~opt | (pay + GTPU.LEN + GTPU.OPT_LEN <= end)
+    unsure = hdr & opt & ((fl & GTPU.E_FLAG) != 0) \
+        & (rows.u8(pay + GTPU.LEN + GTPU.OPT_NEXT_EXT) != 0)
+    at = pay + GTPU.LEN + np.where(opt, GTPU.OPT_LEN, 0)
+    tok = VERSION_TOKEN[rows.u8(at) >> 4]
+    accept = hdr & ~unsure & (at < end) & (tok != T_DONE)
+    return _tunnel(rows, idx, accept, unsure, tok, K_GTPU, at, end)
+
+
+def _vxlan(rows, idx, pay, end):
+    """VXLAN (encap.vxlan): the I flag, then Ethernet."""
+    accept = (pay + VXLAN.LEN <= end) & ((rows.u8(pay + VXLAN.FLAGS) & VXLAN.I_FLAG) != 0)
+    tok = np.full(len(idx), T_ETH, dtype=np.int8)
+    return _tunnel(rows, idx, accept, np.zeros(len(idx), dtype=bool), tok, K_VXLAN,
+                   pay + VXLAN.LEN, end)
+
+
+def _geneve(rows, idx, pay, end):
+    """Geneve (encap.geneve): version 0, options, a protocol type."""
+    b0 = rows.u8(pay + GENEVE.VER_OPT)
+    hdr = (pay + GENEVE.LEN <= end) & ((b0 >> GENEVE.VERSION_SHIFT) == 0)
+    tok = GENEVE_TOKEN[rows.u16(pay + GENEVE.PROTO)]
+    at = pay + GENEVE.LEN + (b0 & GENEVE.OPT_MASK) * GENEVE.OPT_UNIT
+    return _tunnel(rows, idx, hdr & (tok != T_DONE) & (tok != T_FALLBACK),
+                   hdr & (tok == T_FALLBACK), tok, K_GENEVE, at, end)
+
+
+def _l2tp(rows, idx, pay, end):
+    """L2TPv2 data message carrying PPP (encap.l2tp); a PPP protocol field
+    cut short is the reference's ("truncated")."""
+    fl = rows.u16(pay + L2TP.FLAGS)
+    hdr = (pay + L2TP.LEN <= end) & ((fl & L2TP.VERSION_MASK) == L2TP.VERSION) \
+        & ((fl & L2TP.T_BIT) == 0)
+    at = pay + L2TP.FLAGS_LEN + np.where((fl & L2TP.L_BIT) != 0, L2TP.LENGTH, 0) + L2TP.TUNNEL_SESSION \
+        + np.where((fl & L2TP.S_BIT) != 0, L2TP.NS_NR_LEN, 0)
+    o = (fl & L2TP.O_BIT) != 0
+    hdr &= ~o | (at + L2TP.OFFSET_SIZE <= end)
+    at = np.where(o, at + L2TP.OFFSET_SIZE + rows.u16(at), at)
+    ac = (end - at >= 2) & (rows.u8(at) == PPP_ADDRESS) & (rows.u8(at + 1) == PPP_CONTROL)
+    at = np.where(ac, at + 2, at)
+    tok, after = ppp_protocol(rows, at, end)
+    return _tunnel(rows, idx, hdr & (tok != T_DONE) & (tok != T_FALLBACK),
+                   hdr & (tok == T_FALLBACK), tok, K_L2TP, after, end)
+
+
+def _ayiya(rows, idx, pay, end):
+    """AYIYA (encap.ayiya): identity and signature, then IPv6 or IPv4."""
+    tok = AYIYA_TOKEN[rows.u8(pay + AYIYA.NEXT)]
+    at = pay + AYIYA.LEN + (1 << (rows.u8(pay + AYIYA.ID_LEN) >> 4)) \
+        + AYIYA.SIG_UNIT * (rows.u8(pay + AYIYA.SIG_LEN) >> 4)
+    accept = (pay + AYIYA.LEN <= end) & (tok != T_DONE)
+    return _tunnel(rows, idx, accept, np.zeros(len(idx), dtype=bool), tok, K_AYIYA, at, end)
+
+
+# UDP tunnel kind code -> its step (all of UDP_TUNNEL_STEPS)
+UDP_STEPS = {TUNNEL_CODE[k]: f for k, f in (("gtpu", _gtpu), ("vxlan", _vxlan),
+                                            ("geneve", _geneve), ("l2tp", _l2tp),
+                                            ("ayiya", _ayiya))}
+assert set(UDP_STEPS) == {TUNNEL_CODE[k] for k in UDP_TUNNEL_STEPS}
 
 
 def step_gre(rows, idx, opts):
@@ -615,11 +760,9 @@ def start(rows, linktypes):
             p = rows.pos[si]
             ok = p + layout.LEN <= rows.end[si]
             et = rows.u16(p + layout.TYPE)
-            # by_ethertype: an 802.3 length here is just "not IP"
-            tok = np.where(et <= ETHERTYPE_MAX_LENGTH, T_DONE, ET_TOKEN[et]).astype(np.int8)
-            tok[~ok] = T_FALLBACK
-            rows.tok[si] = tok
+            rows.tok[si] = T_FALLBACK
             rows.pos[si] = p + layout.LEN
+            by_ethertype(rows, si[ok], et[ok], p[ok] + layout.LEN, rows.end[si[ok]])
 
 
 def classify(batch, opts):
