@@ -44,8 +44,9 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Row tokens, as kernel.py numbers them (checked by configure). */
-enum { T_DONE, T_FALLBACK, T_ETH, T_IPV4, T_IPV6, T_UDP, T_GRE, T_LLC };
+/* Row tokens, as kernel.py numbers them (checked by configure). T_PPP is
+   GRE_TOKEN's marker of a protocol step_gre reads itself (PPP, ERSPAN). */
+enum { T_DONE, T_FALLBACK, T_ETH, T_IPV4, T_IPV6, T_UDP, T_GRE, T_LLC, T_PPP = T_LLC };
 
 /* Output columns (fast/core.py COLUMNS names them in this order). */
 enum { C_KEY, C_CARRIER, C_PAYLOAD, C_TUNNEL, C_NTUN, C_PROTO, C_V6, C_IP, C_V4, C_L4,
@@ -95,7 +96,7 @@ static struct {
     int8_t geneve_token[65536], ppp_token[65536], udp_tunnel_kind[65536];
     int8_t version_token[16], ayiya_token[256];
     uint8_t is_mpls[65536];
-    int64_t max_mpls_labels, k_geneve, k_l2tp, k_ayiya;
+    int64_t max_mpls_labels, k_geneve, k_l2tp, k_ayiya, et_ppp, et_erspan2, et_erspan3;
     /* link type -> first step: (link type, kind, header length, ethertype offset) */
     int n_links;
     int64_t links[MAX_LINKS][4];
@@ -113,7 +114,11 @@ static struct {
     int64_t PPP_COMPRESSED, PPP_ADDRESS, PPP_CONTROL;
     int64_t MPLS_LEN, MPLS_BOS, MPLS_BOS_BIT;
     int64_t GTPU_LEN, GTPU_FLAGS, GTPU_TYPE, GTPU_T_PDU, GTPU_VERSION_SHIFT, GTPU_VERSION,
-        GTPU_PT, GTPU_OPTIONAL, GTPU_E_FLAG, GTPU_OPT_LEN, GTPU_OPT_NEXT_EXT;
+        GTPU_PT, GTPU_OPTIONAL, GTPU_E_FLAG, GTPU_OPT_LEN, GTPU_OPT_NEXT_EXT, GTPU_EXT_UNIT,
+        GTPU_MAX_EXTENSIONS;
+    int64_t GRE_LEN, GRE_FLAGS, GRE_VER, GRE_PROTO, GRE_CHECKSUM, GRE_ROUTING, GRE_KEY, GRE_SEQ,
+        GRE_VERSION_MASK, GRE_OPT_LEN, GRE_PAYLOAD_LEN, GRE_ACK;
+    int64_t ERSPAN_V2_LEN, ERSPAN_V3_LEN, ERSPAN_V3_O_BYTE, ERSPAN_V3_O_BIT, ERSPAN_V3_SUBHEADER;
     int64_t VXLAN_LEN, VXLAN_FLAGS, VXLAN_I_FLAG;
     int64_t GENEVE_LEN, GENEVE_VER_OPT, GENEVE_VERSION_SHIFT, GENEVE_OPT_MASK, GENEVE_OPT_UNIT,
         GENEVE_PROTO;
@@ -134,6 +139,11 @@ static const struct { const char *name; int64_t *dst; } layout_names[] = {
     LAYOUT(MPLS_BOS_BIT), LAYOUT(GTPU_LEN), LAYOUT(GTPU_FLAGS), LAYOUT(GTPU_TYPE),
     LAYOUT(GTPU_T_PDU), LAYOUT(GTPU_VERSION_SHIFT), LAYOUT(GTPU_VERSION), LAYOUT(GTPU_PT),
     LAYOUT(GTPU_OPTIONAL), LAYOUT(GTPU_E_FLAG), LAYOUT(GTPU_OPT_LEN), LAYOUT(GTPU_OPT_NEXT_EXT),
+    LAYOUT(GTPU_EXT_UNIT), LAYOUT(GTPU_MAX_EXTENSIONS), LAYOUT(GRE_LEN), LAYOUT(GRE_FLAGS),
+    LAYOUT(GRE_VER), LAYOUT(GRE_PROTO), LAYOUT(GRE_CHECKSUM), LAYOUT(GRE_ROUTING), LAYOUT(GRE_KEY),
+    LAYOUT(GRE_SEQ), LAYOUT(GRE_VERSION_MASK), LAYOUT(GRE_OPT_LEN), LAYOUT(GRE_PAYLOAD_LEN),
+    LAYOUT(GRE_ACK), LAYOUT(ERSPAN_V2_LEN), LAYOUT(ERSPAN_V3_LEN), LAYOUT(ERSPAN_V3_O_BYTE),
+    LAYOUT(ERSPAN_V3_O_BIT), LAYOUT(ERSPAN_V3_SUBHEADER),
     LAYOUT(VXLAN_LEN), LAYOUT(VXLAN_FLAGS), LAYOUT(VXLAN_I_FLAG), LAYOUT(GENEVE_LEN),
     LAYOUT(GENEVE_VER_OPT), LAYOUT(GENEVE_VERSION_SHIFT), LAYOUT(GENEVE_OPT_MASK),
     LAYOUT(GENEVE_OPT_UNIT), LAYOUT(GENEVE_PROTO), LAYOUT(L2TP_LEN), LAYOUT(L2TP_FLAGS),
@@ -545,11 +555,18 @@ static int gtpu(Row *r, Win *w, int64_t pay, int64_t end)
     if (fl & L.GTPU_OPTIONAL) {
         if (at + L.GTPU_OPT_LEN > end)
             return DECLINED;
-        if ((fl & L.GTPU_E_FLAG) && rd8(w, at + L.GTPU_OPT_NEXT_EXT) != 0) {
-            fall(r);                          /* extension headers: the reference */
-            return UNSURE;
-        }
+        uint32_t nxt = (fl & L.GTPU_E_FLAG) ? rd8(w, at + L.GTPU_OPT_NEXT_EXT) : 0;
         at += L.GTPU_OPT_LEN;
+        /* extension headers: at most MAX_EXTENSIONS - 1 end with next type 0 */
+        for (int64_t k = 0; nxt != 0; k++) {
+            if (k == L.GTPU_MAX_EXTENSIONS - 1 || at >= end)
+                return DECLINED;
+            int64_t ln = (int64_t)rd8(w, at) * L.GTPU_EXT_UNIT;
+            if (ln == 0 || at + ln > end)
+                return DECLINED;
+            nxt = rd8(w, at + ln - 1);
+            at += ln;
+        }
     }
     if (at >= end)
         return DECLINED;
@@ -683,20 +700,49 @@ static void step_gre(Row *r, Win *w, const Opts *o)
 {
     (void)o;
     int64_t pos = r->pos, end = r->end;
-    if (pos + 4 > end) {
+    if (pos + L.GRE_LEN > end) {
         fall(r);
         return;
     }
-    uint32_t fl = rd8(w, pos), ver = rd8(w, pos + 1) & 0x07, proto = rd16(w, pos + 2);
-    int64_t hlen = 4 + 4 * (((fl & 0x80) != 0) + ((fl & 0x20) != 0) + ((fl & 0x10) != 0));
+    uint32_t fl = rd8(w, pos + L.GRE_FLAGS), b1 = rd8(w, pos + L.GRE_VER);
+    uint32_t ver = b1 & L.GRE_VERSION_MASK, proto = rd16(w, pos + L.GRE_PROTO);
+    int seq = (fl & L.GRE_SEQ) != 0;
+    int64_t hlen;
+    r->tok = T_DONE;
+    if (ver == 0 && !(fl & L.GRE_ROUTING)) {
+        hlen = L.GRE_OPT_LEN * (((fl & L.GRE_CHECKSUM) != 0) + ((fl & L.GRE_KEY) != 0) + seq);
+    } else if (ver == 1 && pos + L.GRE_LEN + L.GRE_OPT_LEN <= end
+               && rd16(w, pos + L.GRE_PAYLOAD_LEN) != 0) {
+        hlen = L.GRE_OPT_LEN * (1 + seq + ((b1 & L.GRE_ACK) != 0));
+    } else {
+        return;                                  /* not followed */
+    }
+    int64_t at = pos + L.GRE_LEN + hlen;
     int tok = T.gre_token[proto];
-    if (ver != 0 || (fl & 0x40) != 0 || tok == T_FALLBACK) {
-        fall(r);
-        return;
-    }
-    r->tok = tok;
     r->pending = T.k_gre;
-    r->pos = pos + hlen;
+    r->pos = at;
+    if (tok != T_PPP) {
+        r->tok = tok;
+    } else if (proto == T.et_ppp) {
+        /* PPP in enhanced GRE: optional address and control, the protocol */
+        if (end - at >= 2 && rd8(w, at) == L.PPP_ADDRESS && rd8(w, at + 1) == L.PPP_CONTROL)
+            at += 2;
+        r->tok = ppp_protocol(w, at, end, &r->pos);
+    } else if (proto == T.et_erspan2) {
+        r->tok = T_ETH;
+        r->pos = at + (seq ? L.ERSPAN_V2_LEN : 0);
+    } else if (proto == T.et_erspan3) {
+        if (at + L.ERSPAN_V3_LEN <= end) {
+            r->tok = T_ETH;
+            r->pos = at + L.ERSPAN_V3_LEN
+                     + ((rd8(w, at + L.ERSPAN_V3_O_BYTE) & L.ERSPAN_V3_O_BIT)
+                        ? L.ERSPAN_V3_SUBHEADER : 0);
+        } else {
+            r->tok = T_DONE;
+        }
+    } else {
+        r->tok = T_DONE;
+    }
 }
 
 /* start: the first token from the link type (others: reference) */
@@ -1139,6 +1185,13 @@ static PyObject *configure(PyObject *self, PyObject *args)
             return NULL;
         }
     }
+    int64_t t_ppp;
+    if (!get_int(d, "T_PPP", &t_ppp))
+        return NULL;
+    if (t_ppp != T_PPP) {
+        PyErr_SetString(PyExc_ValueError, "_core.configure: kernel tokens changed");
+        return NULL;
+    }
     int64_t ncols;
     if (!get_int(d, "NCOLS", &ncols))
         return NULL;
@@ -1220,7 +1273,8 @@ static PyObject *configure(PyObject *self, PyObject *args)
     }
     struct { const char *name; int64_t *dst; } ints[] = {
         {"MAX_MPLS_LABELS", &T.max_mpls_labels}, {"K_GENEVE", &T.k_geneve},
-        {"K_L2TP", &T.k_l2tp}, {"K_AYIYA", &T.k_ayiya},
+        {"K_L2TP", &T.k_l2tp}, {"K_AYIYA", &T.k_ayiya}, {"ETHERTYPE_PPP", &T.et_ppp},
+        {"ETHERTYPE_ERSPAN2", &T.et_erspan2}, {"ETHERTYPE_ERSPAN3", &T.et_erspan3},
         {"CLASS_OTHER", &T.class_other}, {"MAX_ROUNDS", &T.max_rounds},
         {"A_REPEATED", &T.a_repeated}, {"A_HBH_NOT_FIRST", &T.a_hbh_not_first},
         {"A_RH0", &T.a_rh0}, {"A_ATOMIC", &T.a_atomic}, {"A_UNKNOWN_NH", &T.a_unknown_nh},
@@ -1257,7 +1311,7 @@ static PyObject *configure(PyObject *self, PyObject *args)
     }
     for (int i = 0; i < 65536; i++) {
         if (T.et_token[i] < 0 || T.et_token[i] > T_LLC || T.gre_token[i] < 0
-            || T.gre_token[i] > T_GRE || T.geneve_token[i] < 0 || T.geneve_token[i] > T_GRE
+            || T.gre_token[i] > T_PPP || T.geneve_token[i] < 0 || T.geneve_token[i] > T_GRE
             || T.ppp_token[i] < 0 || T.ppp_token[i] > T_GRE || T.udp_tunnel_kind[i] < 0
             || (i < 256 && (T.ayiya_token[i] < 0 || T.ayiya_token[i] > T_GRE))
             || (i < 16 && (T.version_token[i] < 0 || T.version_token[i] > T_GRE))) {

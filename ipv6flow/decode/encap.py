@@ -13,7 +13,7 @@ ordinary UDP (zeek's gtp3_false_gtp.pcap is DNS from port 2152).
 """
 
 from . import registry
-from .registry import (AYIYA, AYIYA_NEXT, ETHERTYPE_ERSPAN2, ETHERTYPE_ERSPAN3, ETHERTYPE_PPP,
+from .registry import (AYIYA, AYIYA_NEXT, ERSPAN, ETHERTYPE_ERSPAN2, ETHERTYPE_ERSPAN3, ETHERTYPE_PPP,
                        GENEVE, GRE, GTPU, IPV6, L2TP, TEREDO, UDP, UDP_PORT_TEREDO, VXLAN,
                        is_teredo)
 from .link import by_version, ppp
@@ -23,7 +23,6 @@ from .link import by_version, ppp
 GRE_PROTOCOLS = {et: e.token for et, e in registry.GRE_PROTOCOLS.items()
                  if e.token in ("ipv4", "ipv6", "eth")}
 GENEVE_PROTOCOLS = {et: e.token for et, e in registry.GENEVE_PROTOCOLS.items()}
-MAX_GTP_EXTENSIONS = 16
 
 
 def _tag(step, kind):
@@ -48,13 +47,15 @@ def gre(f, d, off, end, opts):
     if ver == 0:
         if flags & GRE.ROUTING:
             return None
-        hlen += 4 * (bool(flags & GRE.CHECKSUM) + bool(flags & GRE.KEY) + bool(flags & GRE.SEQ))
+        hlen += GRE.OPT_LEN * (bool(flags & GRE.CHECKSUM) + bool(flags & GRE.KEY)
+                               + bool(flags & GRE.SEQ))
     elif ver == 1:
         # Enhanced GRE: the key field holds the payload length; an
         # acknowledgement alone carries no payload.
-        if off + 8 > end or not (d[off + 4] | d[off + 5]):
+        if off + GRE.LEN + GRE.OPT_LEN > end \
+                or not (d[off + GRE.PAYLOAD_LEN] | d[off + GRE.PAYLOAD_LEN + 1]):
             return None
-        hlen += 4 + 4 * bool(flags & 0x10) + 4 * bool(d[off + 1] & 0x80)
+        hlen += GRE.OPT_LEN * (1 + bool(flags & GRE.SEQ) + bool(d[off + GRE.VER] & GRE.ACK))
     else:
         return None
     pos = off + hlen
@@ -65,11 +66,12 @@ def gre(f, d, off, end, opts):
         return _tag(ppp(f, d, pos, end, opts), "gre")
     if proto == ETHERTYPE_ERSPAN2:
         # Type II has an 8-byte header and a sequence number; type I neither.
-        return ("eth", pos + 8 if flags & 0x10 else pos, end, "gre")
+        return ("eth", pos + ERSPAN.V2_LEN if flags & GRE.SEQ else pos, end, "gre")
     if proto == ETHERTYPE_ERSPAN3:
-        if pos + 12 > end:
+        if pos + ERSPAN.V3_LEN > end:
             return None
-        return ("eth", pos + 12 + (8 if d[pos + 11] & 0x01 else 0), end, "gre")
+        sub = ERSPAN.V3_SUBHEADER if d[pos + ERSPAN.V3_O_BYTE] & ERSPAN.V3_O_BIT else 0
+        return ("eth", pos + ERSPAN.V3_LEN + sub, end, "gre")
     return None
 
 
@@ -137,12 +139,12 @@ def gtpu(f, d, off, end, opts):
             return None
         nxt = d[pos + GTPU.OPT_NEXT_EXT] if fl & GTPU.E_FLAG else 0
         pos += GTPU.OPT_LEN
-        for _ in range(MAX_GTP_EXTENSIONS):
+        for _ in range(GTPU.MAX_EXTENSIONS):
             if not nxt:
                 break
             if pos >= end or d[pos] == 0:
                 return None
-            ln = d[pos] * 4
+            ln = d[pos] * GTPU.EXT_UNIT
             if pos + ln > end:
                 return None
             nxt = d[pos + ln - 1]

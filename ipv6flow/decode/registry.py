@@ -121,9 +121,9 @@ GRE_PROTOCOLS = {
     ETHERTYPE_IPV6: Dispatch("ipv6", KERNEL),
     ETHERTYPE_IPV4: Dispatch("ipv4", KERNEL),
     ETHERTYPE_TEB: Dispatch("eth", KERNEL),
-    ETHERTYPE_PPP: Dispatch("ppp", REFERENCE),
-    ETHERTYPE_ERSPAN2: Dispatch("erspan2", REFERENCE),
-    ETHERTYPE_ERSPAN3: Dispatch("erspan3", REFERENCE),
+    ETHERTYPE_PPP: Dispatch("ppp", KERNEL),
+    ETHERTYPE_ERSPAN2: Dispatch("erspan2", KERNEL),
+    ETHERTYPE_ERSPAN3: Dispatch("erspan3", KERNEL),
 }
 GENEVE_PROTOCOLS = {et: e for et, e in GRE_PROTOCOLS.items()
                     if e.token in ("ipv4", "ipv6", "eth")}
@@ -310,6 +310,18 @@ class GRE:
     FLAGS, VER, PROTO = 0, 1, 2
     CHECKSUM, ROUTING, KEY, SEQ = 0x80, 0x40, 0x20, 0x10   # flag bits
     VERSION_MASK = 0x07
+    OPT_LEN = 4                  # each optional field (checksum, key, sequence, ack)
+    # enhanced GRE (version 1, PPTP, RFC 2637): the key field holds the
+    # payload length (first 2 bytes) and the call id; an ack number may follow
+    PAYLOAD_LEN = 4
+    ACK = 0x80                   # of the version byte
+
+
+class ERSPAN:                    # the header after GRE protocol 0x88BE / 0x22EB
+    V2_LEN = 8                   # type II (type I, without GRE sequence number: none)
+    V3_LEN = 12
+    V3_O_BYTE, V3_O_BIT = 11, 0x01   # type III: an 8-byte platform subheader follows
+    V3_SUBHEADER = 8
 
 
 class GTPU:                      # GTPv1-U (3GPP TS 29.281 5.1)
@@ -322,6 +334,8 @@ class GTPU:                      # GTPv1-U (3GPP TS 29.281 5.1)
     E_FLAG = 0x04                # extension headers follow
     OPT_LEN = 4
     OPT_NEXT_EXT = 3             # next extension header type, in the optional bytes
+    EXT_UNIT = 4                 # an extension header's length byte counts 4-byte units
+    MAX_EXTENSIONS = 16          # extension headers read (a work bound of the decoders)
 
 
 class VXLAN:                     # RFC 7348

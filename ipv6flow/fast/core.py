@@ -38,7 +38,8 @@ _SHIFT_ORDER = ("carrier", "payload", "tunnel", "transport", "ext", "rtype", "ch
 # SLL2: an ethertype at an offset of a fixed header, kernel.COOKED).
 LINK_KINDS = ("eth", "raw", "raw_ipv4", "raw_ipv6", "cooked")
 # The registry's header layouts whose fields _core.c reads by name.
-LAYOUTS = (R.LLC_SNAP, R.PPPOE, R.MPLS, R.GTPU, R.VXLAN, R.GENEVE, R.L2TP, R.AYIYA, R.TEREDO)
+LAYOUTS = (R.LLC_SNAP, R.PPPOE, R.MPLS, R.GRE, R.ERSPAN, R.GTPU, R.VXLAN, R.GENEVE, R.L2TP,
+           R.AYIYA, R.TEREDO)
 
 
 def _links():
@@ -100,7 +101,7 @@ def _config():
         "UDP_TUNNEL_KIND": table(K.UDP_TUNNEL_KIND), "VERSION_TOKEN": table(K.VERSION_TOKEN),
         "AYIYA_TOKEN": table(K.AYIYA_TOKEN), "IS_MPLS": table(K.IS_MPLS),
         "MAX_MPLS_LABELS": K.MAX_MPLS_LABELS, "K_GENEVE": K.K_GENEVE, "K_L2TP": K.K_L2TP,
-        "K_AYIYA": K.K_AYIYA,
+        "K_AYIYA": K.K_AYIYA, "T_PPP": K.T_PPP,
         "LINKS": [v for link in links for v in link],
     }
     cfg.update({"IPPROTO_ICMP": R.ICMP_OF[R.FAM_IPV4], "IPPROTO_ICMPV6": R.ICMP_OF[R.FAM_IPV6],
@@ -113,7 +114,8 @@ def _config():
         for field, value in vars(layout).items():
             if not field.startswith("_") and isinstance(value, int):
                 cfg[f"{layout.__name__}_{field}"] = value
-    for name in ("PPP_COMPRESSED", "PPP_ADDRESS", "PPP_CONTROL"):
+    for name in ("PPP_COMPRESSED", "PPP_ADDRESS", "PPP_CONTROL", "ETHERTYPE_PPP",
+                 "ETHERTYPE_ERSPAN2", "ETHERTYPE_ERSPAN3"):
         cfg[name] = getattr(R, name)
     for name in ("IPPROTO_TCP", "IPPROTO_UDP", "LINKTYPE_ETHERNET", "IPPROTO_HOPOPTS", "IPPROTO_ROUTING", "IPPROTO_FRAGMENT", "IPPROTO_ESP",
                  "IPPROTO_AH", "IPPROTO_NONE", "IPPROTO_DSTOPTS", "ETHERTYPE_PPPOE_SESS",

@@ -31,7 +31,8 @@ import numpy as np
 
 from ..decode import registry as reg
 from ..decode.addresses import ADDRESS_CLASSES, _CLASS_PREFIXES, parse_prefix, words_in_prefix
-from ..decode.registry import (ANOMALIES, AYIYA, ETH, EXT, EXT_NAMES, FAM_IPV4, FAM_IPV6,
+from ..decode.registry import (ANOMALIES, AYIYA, ERSPAN, ETH, ETHERTYPE_ERSPAN2,
+                               ETHERTYPE_ERSPAN3, ETHERTYPE_PPP, EXT, EXT_NAMES, FAM_IPV4, FAM_IPV6,
                                FAM_NON_IP, FAMILY_NAMES, GENEVE, GRE, GTPU, IPPROTO_AH,
                                IPPROTO_DSTOPTS, IPPROTO_ESP, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS,
                                IPPROTO_NONE, IPPROTO_ROUTING, IPV4, IPV6, KERNEL, L2TP, LLC_SNAP,
@@ -159,10 +160,15 @@ for _et, _e in reg.ETHERTYPES.items():
     if _e.token in _IN_STEP and _e.kernel != KERNEL:
         raise AssertionError(f"{_e}: {_IN_STEP[_e.token]} reads it; the registry says reference")
     ET_TOKEN[_et] = T_FALLBACK if _e.token in _IN_STEP else _kernel_token(_e)
-# Inside GRE: a step, else the reference (T_DONE: not followed at all).
-GRE_TOKEN = np.full(65536, T_FALLBACK, dtype=np.int8)
+# Inside GRE: a step; T_DONE: not followed at all (encap.gre returns None);
+# T_PPP: read in step_gre (PPP, ERSPAN).
+T_PPP = T_LLC          # (a marker in GRE_TOKEN only, never a row's token)
+GRE_TOKEN = np.full(65536, T_DONE, dtype=np.int8)
+_GRE_IN_STEP = ("ppp", "erspan2", "erspan3")
 for _et, _e in reg.GRE_PROTOCOLS.items():
-    GRE_TOKEN[_et] = _kernel_token(_e)
+    if _e.token in _GRE_IN_STEP and _e.kernel != KERNEL:
+        raise AssertionError(f"{_e}: step_gre reads it; the registry says reference")
+    GRE_TOKEN[_et] = T_PPP if _e.token in _GRE_IN_STEP else _kernel_token(_e)
 # Inside Geneve: a step, else nothing the reference follows (the datagram
 # is then tried as Teredo, as any UDP whose tunnel header declines).
 GENEVE_TOKEN = np.full(65536, T_DONE, dtype=np.int8)
@@ -643,18 +649,35 @@ def _tunnel(rows, idx, accept, unsure, tok, kind, at, end):
 
 
 def _gtpu(rows, idx, pay, end):
-    """GTPv1-U T-PDU (encap.gtpu); extension headers go to the reference."""
+    """GTPv1-U T-PDU (encap.gtpu), with its optional fields and extension
+    headers."""
     fl = rows.u8(pay + GTPU.FLAGS)
     hdr = (pay + GTPU.LEN <= end) & ((fl >> GTPU.VERSION_SHIFT) == GTPU.VERSION) \
         & ((fl & GTPU.PT) != 0) & (rows.u8(pay + GTPU.TYPE) == GTPU.T_PDU)
     opt = (fl & GTPU.OPTIONAL) != 0
     hdr &= ~opt | (pay + GTPU.LEN + GTPU.OPT_LEN <= end)
-    unsure = hdr & opt & ((fl & GTPU.E_FLAG) != 0) \
-        & (rows.u8(pay + GTPU.LEN + GTPU.OPT_NEXT_EXT) != 0)
     at = pay + GTPU.LEN + np.where(opt, GTPU.OPT_LEN, 0)
+    # extension headers: a length byte (4-byte units, 0 refused), the next
+    # type last; the reference reads at most MAX_EXTENSIONS and declines a
+    # chain whose next type is not 0 after MAX_EXTENSIONS - 1 of them
+    going = hdr & opt & ((fl & GTPU.E_FLAG) != 0) \
+        & (rows.u8(pay + GTPU.LEN + GTPU.OPT_NEXT_EXT) != 0)
+    for _ in range(GTPU.MAX_EXTENSIONS - 1):
+        g = np.flatnonzero(going)
+        if not len(g):
+            break
+        a, e = at[g], end[g]
+        ln = rows.u8(a) * GTPU.EXT_UNIT
+        bad = (a >= e) | (ln == 0) | (a + ln > e)
+        hdr[g[bad]] = False
+        going[g[bad]] = False
+        g, a, ln = g[~bad], a[~bad], ln[~bad]
+        at[g] = a + ln
+        going[g[rows.u8(a + ln - 1) == 0]] = False
+    hdr &= ~going
     tok = VERSION_TOKEN[rows.u8(at) >> 4]
-    accept = hdr & ~unsure & (at < end) & (tok != T_DONE)
-    return _tunnel(rows, idx, accept, unsure, tok, K_GTPU, at, end)
+    accept = hdr & (at < end) & (tok != T_DONE)
+    return _tunnel(rows, idx, accept, np.zeros(len(idx), dtype=bool), tok, K_GTPU, at, end)
 
 
 def _vxlan(rows, idx, pay, end):
@@ -710,19 +733,44 @@ assert set(UDP_STEPS) == {TUNNEL_CODE[k] for k in UDP_TUNNEL_STEPS}
 
 
 def step_gre(rows, idx, opts):
+    """GRE versions 0 and 1 (encap.gre): IP, Ethernet, PPP (PPTP) and
+    ERSPAN II/III inside; a header cut before its 4 bytes is the
+    reference's ("truncated"); what the reference does not follow is done."""
     pos, end = rows.pos[idx], rows.end[idx]
-    fl = rows.u8(pos + GRE.FLAGS)
-    ver = rows.u8(pos + GRE.VER) & GRE.VERSION_MASK
+    cut = pos + GRE.LEN > end
+    rows.fall(idx[cut])
+    idx, pos, end = idx[~cut], pos[~cut], end[~cut]
+    fl, b1 = rows.u8(pos + GRE.FLAGS), rows.u8(pos + GRE.VER)
+    ver = b1 & GRE.VERSION_MASK
+    seq = (fl & GRE.SEQ) != 0
+    v0 = (ver == 0) & ((fl & GRE.ROUTING) == 0)
+    hlen0 = GRE.OPT_LEN * (((fl & GRE.CHECKSUM) != 0).astype(np.int64) + ((fl & GRE.KEY) != 0)
+                           + seq)
+    v1 = (ver == 1) & (pos + GRE.LEN + GRE.OPT_LEN <= end) & (rows.u16(pos + GRE.PAYLOAD_LEN) != 0)
+    hlen1 = GRE.OPT_LEN * (1 + seq.astype(np.int64) + ((b1 & GRE.ACK) != 0))
+    at = pos + GRE.LEN + np.where(v0, hlen0, hlen1)
     proto = rows.u16(pos + GRE.PROTO)
-    hlen = GRE.LEN + 4 * (((fl & GRE.CHECKSUM) != 0).astype(np.int64) + ((fl & GRE.KEY) != 0)
-                          + ((fl & GRE.SEQ) != 0))
-    tok = GRE_TOKEN[proto]
-    good = (pos + GRE.LEN <= end) & (ver == 0) & ((fl & GRE.ROUTING) == 0) & (tok != T_FALLBACK)
-    rows.fall(idx[~good])
-    gi = idx[good]
-    rows.tok[gi] = tok[good]
-    rows.pending[gi] = K_GRE
-    rows.pos[gi] = pos[good] + hlen[good]
+    tok = np.where(v0 | v1, GRE_TOKEN[proto], T_DONE).astype(np.int8)
+    rows.tok[idx] = tok
+    rows.pending[idx] = K_GRE
+    rows.pos[idx] = at
+    # PPP in enhanced GRE: optional address and control, then the protocol
+    p = np.flatnonzero((tok == T_PPP) & (proto == ETHERTYPE_PPP))
+    if len(p):
+        a, e = at[p], end[p]
+        ac = (e - a >= 2) & (rows.u8(a) == PPP_ADDRESS) & (rows.u8(a + 1) == PPP_CONTROL)
+        rows.tok[idx[p]], rows.pos[idx[p]] = ppp_protocol(rows, np.where(ac, a + 2, a), e)
+    # ERSPAN: type II's header where GRE has a sequence number (type I:
+    # none), type III's 12 bytes and its optional subheader
+    e2 = np.flatnonzero((tok == T_PPP) & (proto == ETHERTYPE_ERSPAN2))
+    rows.tok[idx[e2]] = T_ETH
+    rows.pos[idx[e2]] = at[e2] + np.where(seq[e2], ERSPAN.V2_LEN, 0)
+    e3 = np.flatnonzero((tok == T_PPP) & (proto == ETHERTYPE_ERSPAN3))
+    if len(e3):
+        a = at[e3]
+        sub = (rows.u8(a + ERSPAN.V3_O_BYTE) & ERSPAN.V3_O_BIT) != 0
+        rows.tok[idx[e3]] = np.where(a + ERSPAN.V3_LEN <= end[e3], T_ETH, T_DONE)
+        rows.pos[idx[e3]] = a + ERSPAN.V3_LEN + np.where(sub, ERSPAN.V3_SUBHEADER, 0)
 
 
 STEPS = ((T_ETH, step_eth), (T_IPV4, step_ipv4), (T_IPV6, step_ipv6), (T_UDP, step_udp),
