@@ -19,7 +19,9 @@
 #   reference reports identical (tests/test_hostile.py);
 # * every real capture and sample, frame for frame, compiled against numpy
 #   and reference, and the same with rows cut at every snap length
-#   (tests/test_core.py), with the compiled clients' rules, the columns
+#   (tests/test_core.py), the link layers and tunnels of issues 14/19 on
+#   generated frames cut at every byte and on the real captures holding them
+#   (tests/test_fast_rules.py), with the compiled clients' rules, the columns
 #   the pass reads and the HyperLogLog register update against their numpy
 #   forms on real and hypothesis-made rows;
 # * the grouping of DNS messages against Python's, on hypothesis-made spans
@@ -103,7 +105,8 @@ if [ "$mode" != check ]; then
   exit 0
 fi
 "$PYTHON" -m pytest -q -p no:cacheprovider -x \
-  tests/test_core.py tests/test_fast_hypothesis.py tests/test_orgmap_compiled.py \
+  tests/test_core.py tests/test_fast_rules.py tests/test_fast_hypothesis.py \
+  tests/test_orgmap_compiled.py \
   "tests/test_nat64.py::test_dns_groups_match_by_bytes_not_by_id" \
   "tests/test_nat64.py::test_dns_groups_equal_python_grouping" \
   "tests/test_nat64.py::test_grouped_dns_evidence_equals_message_by_message" \

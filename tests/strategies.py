@@ -594,7 +594,7 @@ def teredo(c, depth):
         inner = Pkt(inner.data[:8] + b"\x20\x01\x00\x00" + inner.data[12:], inner.fields)
     pre = b""
     if _pick(c, (0, 0, 1)):
-        idl, al = _pick(c, (0, 4, 13)), _pick(c, (0, 8))
+        idl, al = _pick(c, (0, 4, 13, 255)), _pick(c, (0, 8, 255))
         pre += b"\x00\x01" + bytes([idl, al]) + bytes(idl + al) + bytes(8) + b"\x00"
     if _pick(c, (0, 1, 1)):
         pre += b"\x00\x00\x12\x34\xc0\x00\x02\x01"
@@ -623,7 +623,7 @@ def l2tp(c, inner, family):
 
 def ayiya(c, inner, family):
     idlen = _pick(c, (4, 0, 1, 15))
-    siglen = _pick(c, (5, 0, 1))
+    siglen = _pick(c, (5, 0, 1, 15))
     nh = _opt(c, ("auto",), (59, 17))
     if nh == "auto":
         nh = 41 if family == 6 else 4
@@ -636,13 +636,16 @@ def ayiya(c, inner, family):
 
 def ppp_frame(c, inner, family):
     """PPP: optional FF 03, protocol (2 bytes or compressed), packet."""
-    proto = _opt(c, ("auto", "compressed"), (0xC021, "other_family"))
+    proto = _opt(c, ("auto", "compressed"), (0xC021, "other_family", 0x8021, 0x8057, 0xC023,
+                                               0x80FD, "compressed_other"))
     if proto == "auto":
         p = u16(0x0057 if family == 6 else 0x0021)
     elif proto == "compressed":
         p = bytes([0x57 if family == 6 else 0x21])
     elif proto == "other_family":
         p = u16(0x0021 if family == 6 else 0x0057)
+    elif proto == "compressed_other":
+        p = bytes([_pick(c, (0xFD, 0x01, 0x23))])      # odd, not IP
     else:
         p = u16(proto)
     ac = b"\xff\x03" if _pick(c, (1, 0)) else b""
@@ -669,8 +672,9 @@ def l2_payload(c, inner, family):
         pkt = body.under(bytes([vt, code]) + b"\x12\x34" + u16(len(body)), [(4, 2)])
         et = 0x8864
     elif mode == "mpls":
-        labels = _pick(c, (1, 2, 3, 5))
-        hdr = b"".join(u32((1000 + i) << 12 | (i == labels - 1) << 8 | 64) for i in range(labels))
+        labels = _pick(c, (1, 2, 3, 5, 8, 9))
+        bottom = labels - 1 if not _rare(c, 8) else _pick(c, (0, -1))   # -1: no bottom bit
+        hdr = b"".join(u32((1000 + i) << 12 | (i == bottom) << 8 | 64) for i in range(labels))
         if _rare(c, 6):
             hdr += b"\x00\x00\x00\x00"               # pseudowire control word
         pkt, et = pkt.under(hdr), _pick(c, (0x8847, 0x8848))
@@ -679,7 +683,7 @@ def l2_payload(c, inner, family):
         pkt = Pkt(_bytes(c, 0, 28))
     elif mode == "teb":
         pkt, et = ethernet(c, pkt, family), 0x6558
-    llc = _opt(c, ("none",) * 8 + ("inner", "outer"), ("stp",), k=12)
+    llc = _opt(c, ("none",) * 8 + ("inner", "outer"), ("stp", "cdp"), k=12)
     if llc == "inner":
         pkt, et = pkt.under(b"\xaa\xaa\x03\x00\x00\x00" + u16(et)), min(len(pkt) + 8, 1500)
     tags = _pick(c, (0, 0, 0, 1, 2, 3, 4, 1, 2, 3, 5))
@@ -689,6 +693,8 @@ def l2_payload(c, inner, family):
         pkt, et = pkt.under(b"\xaa\xaa\x03\x00\x00\x00" + u16(et)), min(len(pkt) + 8, 1500)
     elif llc == "stp":
         pkt, et = Pkt(b"\x42\x42\x03" + _bytes(c, 0, 35)), 38
+    elif llc == "cdp":                               # SNAP, Cisco OUI, a PID that is no IP
+        pkt, et = Pkt(b"\xaa\xaa\x03\x00\x00\x0c\x20\x00" + _bytes(c, 0, 40)), 48
     return et, pkt
 
 
