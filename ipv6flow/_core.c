@@ -13,13 +13,20 @@
  * that is not sure goes to the reference decoder, as there.
  *
  * Tables are not typed here: `configure(dict)` receives the kernel's own
- * lookup tables (ET_TOKEN, GRE_TOKEN, the link types' first steps, IS_VLAN,
- * IS_TUNNEL_PORT, EXT_BIT, SEEN_BIT, UNKNOWN_NH, UL_MIN, TRANSPORT_CODE,
- * PROTO_TOKEN, PROTO_KIND, CLASS16 and
+ * lookup tables (ET_TOKEN, GRE_TOKEN, GENEVE_TOKEN, PPP_TOKEN, VERSION_TOKEN,
+ * AYIYA_TOKEN, IS_MPLS, UDP_TUNNEL_KIND, the link types' first steps,
+ * IS_VLAN, IS_TUNNEL_PORT, EXT_BIT, SEEN_BIT, UNKNOWN_NH, UL_MIN,
+ * TRANSPORT_CODE, PROTO_TOKEN, PROTO_KIND, CLASS16 and
  * the address-class prefixes, the key's bit shifts, the anomaly bits,
- * tunnel codes and protocol numbers) once, at import (fast/core.py), and
- * checks their sizes; the token values the switch below is written
- * against are checked against the kernel's.
+ * tunnel codes and protocol numbers) and the registry's header layouts
+ * that the link-layer and tunnel steps read (struct L, by name) once, at
+ * import (fast/core.py), and checks their sizes; the token values the
+ * switch below is written against are checked against the kernel's.
+ *
+ * The link layers and UDP tunnels of issues 14/19 (by_ethertype with PPPoE,
+ * LLC/SNAP and MPLS; GRE versions 0 and 1 with PPP and ERSPAN; GTP-U with
+ * its optional fields and extension headers, VXLAN, Geneve, L2TP, AYIYA;
+ * Teredo's indications) are kernel.py's functions of the same names.
  *
  * Safety: every byte is read through rd8/rd16/rd32/rd64, which check the
  * read against the row's captured bytes [offset, offset + caplen); a read

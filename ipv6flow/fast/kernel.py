@@ -21,7 +21,9 @@ check says it lies inside the frame.
 
 Every protocol number, port and header offset comes from
 ``decode/registry.py``; the lookup tables below (``ET_TOKEN``,
-``GRE_TOKEN``, ``PROTO_TOKEN``/``PROTO_KIND``, ``IS_TUNNEL_PORT``,
+``GRE_TOKEN``, ``GENEVE_TOKEN``, ``PPP_TOKEN``, ``VERSION_TOKEN``,
+``AYIYA_TOKEN``, ``IS_MPLS``, ``UDP_TUNNEL_KIND``,
+``PROTO_TOKEN``/``PROTO_KIND``, ``IS_TUNNEL_PORT``,
 ``EXT_BIT``, ``UL_MIN``, ``TRANSPORT_CODE``, ``LINKTYPE_START``) are built
 from its tables at import, and a registry entry marked ``KERNEL`` without
 a step here fails at import.
@@ -190,7 +192,7 @@ for _nh, _token in reg.AYIYA_NEXT.items():
 IS_TUNNEL_PORT = np.zeros(65536, dtype=bool)
 IS_TUNNEL_PORT[list(reg.UDP_TUNNELS)] = True
 UDP_KERNEL_TUNNELS = {p: t.kind for p, t in reg.UDP_TUNNELS.items() if t.kernel == KERNEL}
-# UDP tunnel kind -> code (the compiled pass's switch), for the kernel's kinds
+# the UDP tunnel kinds with a step here (UDP_STEPS)
 UDP_TUNNEL_STEPS = ("gtpu", "vxlan", "geneve", "l2tp", "ayiya")
 assert set(UDP_KERNEL_TUNNELS.values()) <= set(UDP_TUNNEL_STEPS), "a UDP tunnel without a step"
 # the kind of tunnel each port leads to (0: not a tunnel port, or the reference's)
@@ -330,7 +332,7 @@ def step_eth(rows, idx, opts):
         et[t] = rows.u16(pos[t] + VLAN.TYPE)
         pos[t] += VLAN.LEN
     # 802.3 length field: LLC. SNAP carries an ethertype (any OUI, as the
-    # reference's llc), other LLC (STP, CDP's is SNAP) holds no IP.
+    # reference's llc reads it); other LLC (STP) holds no IP.
     llc = et <= ETHERTYPE_MAX_LENGTH
     if llc.any():
         lp, le = pos[llc], end[llc]
