@@ -68,6 +68,8 @@ enum { F_CARRIER, F_PAYLOAD, F_TUNNEL, F_TRANSPORT, F_EXT, F_RTYPE, F_CHAIN, F_A
 #define MAX_LINKS 64
 /* first steps of a link type (fast/core.py LINK_KINDS) */
 enum { L_ETH, L_RAW, L_RAW_IPV4, L_RAW_IPV6, L_COOKED, NLINKKINDS };
+/* the steps of rare link layers and tunnels: out of the hot loop's code */
+#define RARE __attribute__((noinline))
 #define PREFETCH 6             /* rows ahead whose first bytes are prefetched */
 
 typedef struct {
@@ -270,7 +272,7 @@ static inline void next_by_proto(Row *r, int64_t proto, int64_t pos, int64_t pen
 /* ppp_protocol: the PPP protocol field at `at` (2 bytes, or 1 when its
    first byte is odd): its token (T_FALLBACK: cut short, the reference's
    "truncated"; T_DONE: not IP) and where the packet starts in *after */
-static int ppp_protocol(Win *w, int64_t at, int64_t end, int64_t *after)
+static RARE int ppp_protocol(Win *w, int64_t at, int64_t end, int64_t *after)
 {
     if (at + 1 > end) {
         *after = at + 1;
@@ -289,7 +291,7 @@ static int ppp_protocol(Win *w, int64_t at, int64_t end, int64_t *after)
 
 /* _pppoe: the session stage; a header cut before the protocol field is the
    reference's, another version, type or code holds no IP */
-static void pppoe(Row *r, Win *w, int64_t pos, int64_t end)
+static RARE void pppoe(Row *r, Win *w, int64_t pos, int64_t end)
 {
     r->pos = pos;
     if (pos + L.PPPOE_LEN + 2 > end) {
@@ -306,7 +308,7 @@ static void pppoe(Row *r, Win *w, int64_t pos, int64_t end)
 
 /* _mpls: the label stack to its bottom entry (at most max_mpls_labels),
    then the version nibble */
-static void mpls(Row *r, Win *w, int64_t pos, int64_t end)
+static RARE void mpls(Row *r, Win *w, int64_t pos, int64_t end)
 {
     int64_t at = pos;
     uint32_t bottom = 0;
@@ -324,18 +326,22 @@ static void mpls(Row *r, Win *w, int64_t pos, int64_t end)
         r->tok = T.version_token[rd8(w, at) >> 4];
 }
 
-/* by_ethertype: the step after an ethertype (after the VLAN tags and LLC) */
-static void by_ethertype(Row *r, Win *w, uint32_t et, int64_t pos, int64_t end)
+/* by_ethertype: the step after an ethertype (after the VLAN tags and LLC);
+   IP and the ethertypes that hold none take the first branch */
+static inline void by_ethertype(Row *r, Win *w, uint32_t et, int64_t pos, int64_t end)
 {
+    int tok = T.et_token[et];
     r->pos = pos;
-    if (et <= T.et_max_length)
+    if (tok != T_FALLBACK && tok != T_LLC)
+        r->tok = tok;
+    else if (et <= T.et_max_length)
         r->tok = T_DONE;
     else if (et == T.et_pppoe)
         pppoe(r, w, pos, end);
     else if (T.is_mpls[et])
         mpls(r, w, pos, end);
     else
-        r->tok = T.et_token[et];
+        r->tok = tok;
 }
 
 static void step_eth(Row *r, Win *w, const Opts *o)
@@ -588,7 +594,7 @@ static int vxlan(Row *r, Win *w, int64_t pay, int64_t end)
     return DECLINED;
 }
 
-static int geneve(Row *r, Win *w, int64_t pay, int64_t end)
+static RARE int geneve(Row *r, Win *w, int64_t pay, int64_t end)
 {
     if (pay + L.GENEVE_LEN > end)
         return DECLINED;
@@ -606,7 +612,7 @@ static int geneve(Row *r, Win *w, int64_t pay, int64_t end)
                   pay + L.GENEVE_LEN + (int64_t)(b0 & L.GENEVE_OPT_MASK) * L.GENEVE_OPT_UNIT, end);
 }
 
-static int l2tp(Row *r, Win *w, int64_t pay, int64_t end)
+static RARE int l2tp(Row *r, Win *w, int64_t pay, int64_t end)
 {
     if (pay + L.L2TP_LEN > end)
         return DECLINED;
@@ -631,7 +637,7 @@ static int l2tp(Row *r, Win *w, int64_t pay, int64_t end)
     return tok == T_DONE ? DECLINED : accept(r, tok, T.k_l2tp, after, end);
 }
 
-static int ayiya(Row *r, Win *w, int64_t pay, int64_t end)
+static RARE int ayiya(Row *r, Win *w, int64_t pay, int64_t end)
 {
     if (pay + L.AYIYA_LEN > end)
         return DECLINED;
