@@ -13,8 +13,8 @@ ordinary UDP (zeek's gtp3_false_gtp.pcap is DNS from port 2152).
 """
 
 from . import registry
-from .registry import (AYIYA, AYIYA_NEXT, ERSPAN, ETHERTYPE_ERSPAN2, ETHERTYPE_ERSPAN3, ETHERTYPE_PPP,
-                       GENEVE, GRE, GTPU, IPV6, L2TP, TEREDO, UDP, UDP_PORT_TEREDO, VXLAN,
+from .registry import (AYIYA, AYIYA_NEXT, ERSPAN, ETHERTYPE_ERSPAN2, ETHERTYPE_ERSPAN3,
+                       ETHERTYPE_PPP, GENEVE, GRE, GTPU, IPV6, L2TP, TEREDO, UDP, UDP_PORT_TEREDO, VXLAN,
                        is_teredo)
 from .link import by_version, ppp
 

@@ -10,8 +10,8 @@ A header cut short by the snap length sets ``frame.fail('truncated')``.
 """
 
 from . import registry
-from .registry import (ETH, ETHERTYPE_MAX_LENGTH, IP_VERSIONS, LLC_SNAP, MPLS,
-                       PPP_ADDRESS, PPP_COMPRESSED, PPP_CONTROL, PPP_PROTOCOLS, PPPOE, SLL, SLL2, VLAN)
+from .registry import (ETH, ETHERTYPE_MAX_LENGTH, IP_VERSIONS, LLC_SNAP, MPLS, PPP_ADDRESS,
+                       PPP_COMPRESSED, PPP_CONTROL, PPP_PROTOCOLS, PPPOE, SLL, SLL2, VLAN)
 
 # Ethertype -> next parser token (registry.ETHERTYPES).
 ETHERTYPES = {et: e.token for et, e in registry.ETHERTYPES.items()}

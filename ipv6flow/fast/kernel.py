@@ -706,8 +706,8 @@ def _l2tp(rows, idx, pay, end):
     fl = rows.u16(pay + L2TP.FLAGS)
     hdr = (pay + L2TP.LEN <= end) & ((fl & L2TP.VERSION_MASK) == L2TP.VERSION) \
         & ((fl & L2TP.T_BIT) == 0)
-    at = pay + L2TP.FLAGS_LEN + np.where((fl & L2TP.L_BIT) != 0, L2TP.LENGTH, 0) + L2TP.TUNNEL_SESSION \
-        + np.where((fl & L2TP.S_BIT) != 0, L2TP.NS_NR_LEN, 0)
+    at = pay + L2TP.FLAGS_LEN + np.where((fl & L2TP.L_BIT) != 0, L2TP.LENGTH, 0) \
+        + L2TP.TUNNEL_SESSION + np.where((fl & L2TP.S_BIT) != 0, L2TP.NS_NR_LEN, 0)
     o = (fl & L2TP.O_BIT) != 0
     hdr &= ~o | (at + L2TP.OFFSET_SIZE <= end)
     at = np.where(o, at + L2TP.OFFSET_SIZE + rows.u16(at), at)
