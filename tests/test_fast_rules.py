@@ -15,7 +15,8 @@ for row.
   extension chains up to and past the reference's bound; GRE versions,
   flags and payload lengths; Teredo identity and authentication lengths),
   and each frame is also cut at every byte, every row over the whole
-  frame's bytes (a read past a row's captured length would show).
+  frame's bytes (a read past a row's captured length would show, and the
+  compiled pass's bounds checks must refuse none: ``guard_hits``).
 * An uncut generated frame goes to the reference decoder only when the
   reference reports a problem with it (cut, malformed) or it is one of the
   few shapes the fast path leaves to it on purpose (``left_to_reference``).
@@ -294,6 +295,7 @@ def _cut_rows(frames):
 def test_rule_frames_cut_at_every_byte_equal_the_reference(rule):
     frames = list(RULES[rule]())
     assert len(frames) >= 10
+    guards = _guard_hits()
     batch, meta = _cut_rows(frames)
     want, want_cols = [], []
     for name, k, data, whole in meta:
@@ -320,6 +322,16 @@ def test_rule_frames_cut_at_every_byte_equal_the_reference(rule):
         assert decided >= len(frames) // 3, f"{path}: {decided} of {len(frames)} decided"
     bad = core_disagreements(batch, OPTS)
     assert not bad, bad[:5]
+    # no read of the compiled pass fell outside a row's captured bytes
+    assert _guard_hits() == guards
+
+
+def _guard_hits():
+    """The compiled pass's refused reads so far (0 without it)."""
+    if core.BUILT is None:
+        return 0
+    from ipv6flow import _core
+    return _core.guard_hits()
 
 
 # -- real captures with these stacks ------------------------------------------------
