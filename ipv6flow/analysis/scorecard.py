@@ -43,6 +43,7 @@ import numpy as np
 
 from ..compiled import switched_off
 from ..arrays import distinct, unique_any, unique_inverse
+from ..decode.addresses import prefix_mask, words_in_prefixes
 from ..decode.registry import FAM_IPV6, IPPROTO_TCP
 from . import rfc6052
 from .orgmap import org_key
@@ -130,16 +131,6 @@ def _unb64(text: str, dtype) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype=dtype).copy()
 
 
-def _in_prefixes(hi, lo, prefixes):
-    out = np.zeros(len(hi), dtype=bool)
-    for value, length in prefixes:
-        vh, vl = value >> 64, value & 0xFFFFFFFFFFFFFFFF
-        mh = ((1 << min(length, 64)) - 1) << (64 - min(length, 64))
-        ml = ((1 << max(length - 64, 0)) - 1) << (64 - max(length - 64, 0)) if length > 64 else 0
-        out |= ((hi & _U(mh)) == _U(vh & mh)) & ((lo & _U(ml)) == _U(vl & ml))
-    return out
-
-
 class Scorecard:
     """The mergeable state behind ``organisations``, ``adoption`` and
     ``blocking``. Group 0 is "no organisation"; group i + 1 is the map's
@@ -205,7 +196,7 @@ class Scorecard:
         s4 = np.where(dst, r["v4s"], r["v4d"])
         shi = np.where(dst, r["v6s_hi"], r["v6d_hi"])
         slo = np.where(dst, r["v6s_lo"], r["v6d_lo"])
-        nat = fam6 & has6 & _in_prefixes(shi, slo, self.nat64) if self.nat64 else \
+        nat = fam6 & has6 & words_in_prefixes(shi, slo, self.nat64) if self.nat64 else \
             np.zeros(len(rep), dtype=bool)
         syn = (c["proto"] == IPPROTO_TCP) & ((c["flags"] & 0x12) == 0x02)
         self._counters(c, g[inv], fam6_rows, nat[inv], syn)
@@ -495,12 +486,12 @@ _DEST_FIELDS = (("key", _U), ("group", np.int64), ("route", np.int64), ("hi", _U
 
 def _nat64_words(prefixes):
     """(value hi, value lo, mask hi, mask lo) per NAT64 prefix, as
-    ``_in_prefixes`` compares them."""
+    ``words_in_prefixes`` compares them."""
     out = []
     for value, length in prefixes:
-        mh = ((1 << min(length, 64)) - 1) << (64 - min(length, 64))
-        ml = ((1 << max(length - 64, 0)) - 1) << (64 - max(length - 64, 0)) if length > 64 else 0
-        out += [(value >> 64) & mh, value & 0xFFFFFFFFFFFFFFFF & ml, mh, ml]
+        mask = prefix_mask(length)
+        mh, ml = mask >> 64, mask & 0xFFFFFFFFFFFFFFFF
+        out += [(value >> 64) & mh, value & ml, mh, ml]
     return np.array(out, dtype=_U)
 
 

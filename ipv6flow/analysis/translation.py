@@ -53,10 +53,10 @@ import itertools
 import numpy as np
 
 from ..arrays import distinct, unique_inverse
-from ..decode.addresses import address_bytes, words_in_prefix
+from ..decode.addresses import address_bytes, words_in_prefix, words_in_prefixes
 from ..decode.registry import FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP, TEREDO_HI32, TUNNEL_CODE
 from . import rfc6052
-from .population import flow_hashes
+from .population import ODD_BIN, flow_hashes
 from .sketch import HashSketch, hash_words, relative_error
 
 MECHANISMS = ("nat64", "ds-lite", "lw4o6", "map-e", "map-t")
@@ -80,7 +80,6 @@ MAX_EXPLAINED = 8192             # AAAA answers inside NAT64 prefixes (for merge
 MAX_NAMES = 4                    # DNS names shown per destination
 MAX_NAME_ADDRS = 1024            # IPv4 addresses whose names a report carries for merges
 DEFAULT_PSID_OFFSET = 6          # RFC 7597 section 5.1
-ODD_BIN = 2.0 ** 58              # as the Summary: a clock past int64 once scaled
 
 _U = np.uint64
 _M32 = 0xFFFFFFFF
@@ -389,10 +388,9 @@ class TranslationState:
             # a side in a NAT64 prefix, tested in full: a prefix found in
             # the capture may sit in a /32 that carries most of it (the
             # documentation prefix of the corpus's captures)
-            sh, sl, dh, dl = c["v6s_hi"], c["v6s_lo"], c["v6d_hi"], c["v6d_lo"]
-            for value, length in self._nat64_all():
-                hit |= words_in_prefix(sh, sl, value, length)
-                hit |= words_in_prefix(dh, dl, value, length)
+            nat64 = self._nat64_all()
+            hit |= words_in_prefixes(c["v6s_hi"], c["v6s_lo"], nat64)
+            hit |= words_in_prefixes(c["v6d_hi"], c["v6d_lo"], nat64)
             out |= six & hit
         plain4 = (fam == FAM_IPV4) & ~has6 & (c["tunnel"] == _NONE)
         out |= plain4 & ((((c["v4s"] >> 3) == (0xC0000000 >> 3))
@@ -1031,7 +1029,6 @@ class Late(TranslationState):
         super().__init__(prefixes, aftr, map_rules)
         self.jobs = dict(jobs)
         self._late = sorted(self.jobs)
-        self._heads = sorted({value >> 96 for value, _ in self._late})
         ends = self.jobs.values()
         self.last = None if None in ends else max(ends, default=0)
 
@@ -1042,19 +1039,8 @@ class Late(TranslationState):
         six = (fam == FAM_IPV6) & has6
         if not six.any():
             return six
-        s32, d32 = c["v6s_hi"] >> _U(32), c["v6d_hi"] >> _U(32)
-        hit = np.zeros(len(fam), dtype=bool)
-        for head in self._heads:
-            hit |= (s32 == _U(head)) | (d32 == _U(head))
-        six &= hit
-        if not six.any():
-            return six
-        sh, sl, dh, dl = c["v6s_hi"], c["v6s_lo"], c["v6d_hi"], c["v6d_lo"]
-        inside = np.zeros(len(fam), dtype=bool)
-        for value, length in self._late:
-            inside |= words_in_prefix(sh, sl, value, length) | words_in_prefix(dh, dl, value,
-                                                                                 length)
-        return six & inside
+        return six & (words_in_prefixes(c["v6s_hi"], c["v6s_lo"], self._late)
+                      | words_in_prefixes(c["v6d_hi"], c["v6d_lo"], self._late))
 
     def observe_at(self, c, wire, index, interval):
         """As ``observe``, for rows at frame indices ``index`` (of the file

@@ -78,6 +78,15 @@ def words_in_prefix(hi, lo, value: int, length: int):
     return inside
 
 
+def words_in_prefixes(hi, lo, prefixes):
+    """Per row, whether the address (``words_in_prefix``'s words) lies in
+    any of ``prefixes`` ((value, length) pairs)."""
+    inside = np.zeros(len(hi), dtype=bool)
+    for value, length in prefixes:
+        inside |= words_in_prefix(hi, lo, value, length)
+    return inside
+
+
 def ints_in_prefix(a, value: int, length: int, bits: int = 32):
     """Per row, whether the address ``a`` (an integer array of ``bits``-bit
     addresses, IPv4 by default) lies in the prefix ``value``/``length``."""
