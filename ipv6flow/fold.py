@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .analysis import nat64 as nat64_mod
+from .analysis.population import ODD_BIN
 from .arrays import group_sums, unique_inverse
 from .decode import decode_frame
 from .decode.columns import columns_of, frame_columns
@@ -36,9 +37,10 @@ def _add_figures(summary, d):
         k, w, ts = d.keys, batch.wirelens, batch.ts
     if not len(k):
         return
+    by_family = None            # payload * 4 + carrier -> [packets, bytes] of IP frames
     if summary.sampling is None:
         uniq, packets, nbytes = group_sums(k, w)
-        by_family = {}          # payload * 4 + carrier -> [packets, bytes] of IP frames
+        by_family = {}
         for key, p, b in zip(uniq.tolist(), packets.tolist(), nbytes.tolist()):
             summary.add_key(unpack_key(key), p, b)
             fam = (key >> _PAYLOAD_SHIFT) & _PAYLOAD_MASK
@@ -47,19 +49,6 @@ def _add_figures(summary, d):
                                          [0, 0])
                 e[0] += p
                 e[1] += b
-        lo, hi = float(ts.min()), float(ts.max())
-        summary.add_span(lo, hi)
-        first = math.floor(lo / summary.interval) \
-            if math.isfinite(lo) and math.isfinite(hi) else None
-        if first is not None and abs(first) < 2 ** 58 \
-                and first == math.floor(hi / summary.interval):
-            # The usual batch: every frame in one time bin (division by the
-            # interval and floor are monotonic), so its sums by family are
-            # the keys' sums, added in the order of the per-row path below.
-            for c in sorted(by_family):
-                p, b = by_family[c]
-                summary.add_bin(first, FAMILY_NAMES[c >> 2], FAMILY_NAMES[c & 3], p, b)
-            return
     else:
         uniq, inv = unique_inverse(k)
         packets = np.bincount(inv, minlength=len(uniq))
@@ -72,13 +61,24 @@ def _add_figures(summary, d):
         for key, p, b, sq in zip(uniq.tolist(), packets.tolist(), nbytes.tolist(),
                                  squares.tolist()):
             summary.add_key(unpack_key(key), p, int(b), sq)
-        summary.add_span(float(ts.min()), float(ts.max()))
+    lo, hi = float(ts.min()), float(ts.max())
+    summary.add_span(lo, hi)
+    if by_family is not None and math.isfinite(lo) and math.isfinite(hi):
+        first = math.floor(lo / summary.interval)
+        if abs(first) < ODD_BIN and first == math.floor(hi / summary.interval):
+            # The usual batch: every frame in one time bin (division by the
+            # interval and floor are monotonic), so its sums by family are
+            # the keys' sums, added in the order of the per-row path below.
+            for c in sorted(by_family):
+                p, b = by_family[c]
+                summary.add_bin(first, FAMILY_NAMES[c >> 2], FAMILY_NAMES[c & 3], p, b)
+            return
     fam = (k >> _PAYLOAD_SHIFT) & _PAYLOAD_MASK
     ip = fam != FAM_NON_IP
     if ip.any():
         carrier = (k[ip] >> _CARRIER_SHIFT) & _CARRIER_MASK
         fb = np.floor(ts[ip] / summary.interval)
-        odd = ~(np.abs(fb) < 2.0 ** 58)          # past int64 once scaled (or NaN)
+        odd = ~(np.abs(fb) < ODD_BIN)            # past int64 once scaled (or NaN)
         if odd.any():
             # a clock far from now: Python integers, as the reference does
             for t, f, c, wb in zip(ts[ip][odd].tolist(), fam[ip][odd].tolist(),

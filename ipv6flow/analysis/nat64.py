@@ -268,7 +268,7 @@ class Nat64State:
                     self.names_dropped += count
             if response:
                 refs = applied.get((body, resolver))
-                if refs is not None and len(self.a) < MAX_NAMES and len(self.aaaa) < MAX_NAMES:
+                if refs is not None and not self._names_full():
                     for d, k in refs:
                         d[k] += count
                     continue
@@ -285,7 +285,7 @@ class Nat64State:
         then only adds to them (new keys, correlations and RFC 7050
         prefixes come only from a first application)."""
         refs = []
-        if len(self.a) >= MAX_NAMES or len(self.aaaa) >= MAX_NAMES:
+        if self._names_full():
             # bounded memory on a capture of random names: the names already
             # known still gather answers, new ones are only counted
             plan = [r for r in plan if r[0] in self.a or r[0] in self.aaaa]
@@ -326,6 +326,9 @@ class Nat64State:
                         if length is not None and len(self.rfc7050) < MAX_PREFIXES:
                             self.rfc7050.add((rfc6052.prefix_of(rdata, length), length))
         return refs
+
+    def _names_full(self) -> bool:
+        return len(self.a) >= MAX_NAMES or len(self.aaaa) >= MAX_NAMES
 
     def _correlate(self, name, a4s, a6s):
         """DNS64 evidence: a AAAA of ``name`` that embeds an A of ``name``
