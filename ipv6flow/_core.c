@@ -1734,6 +1734,24 @@ done:
  * np.unique (a sort), which orders them; the callers (population.py) want
  * the set only.
  */
+/* An open-addressing table for n keys: 2**bits >= 2n slots (bits >= 4), each
+   -1 (empty), sized from n, never from a value; NULL with MemoryError set. */
+static int64_t *empty_table(Py_ssize_t n, int *bits)
+{
+    int b = 4;
+    while (((Py_ssize_t)1 << b) < 2 * n)
+        b++;
+    Py_ssize_t size = (Py_ssize_t)1 << b;
+    int64_t *table = PyMem_Malloc((size_t)size * sizeof(int64_t));
+    if (!table) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memset(table, 0xFF, (size_t)size * sizeof(int64_t));
+    *bits = b;
+    return table;
+}
+
 static PyObject *unique_u64(PyObject *self, PyObject *args)
 {
     PyObject *vo, *oo, *io = Py_None;
@@ -1756,24 +1774,20 @@ static PyObject *unique_u64(PyObject *self, PyObject *args)
         }
         inverse = iv.buf;
     }
-    int bits = 4;
-    while (((Py_ssize_t)1 << bits) < 2 * n)
-        bits++;
-    Py_ssize_t size = (Py_ssize_t)1 << bits;
-    int64_t *table = PyMem_Malloc((size_t)size * sizeof(int64_t));
+    int bits;
+    int64_t *table = empty_table(n, &bits);
     if (!table) {
         if (inverse)
             PyBuffer_Release(&iv);
         PyBuffer_Release(&ov);
         PyBuffer_Release(&vv);
-        return PyErr_NoMemory();
+        return NULL;
     }
+    Py_ssize_t size = (Py_ssize_t)1 << bits;
     const uint64_t *v = vv.buf;
     uint64_t *out = ov.buf;
     Py_ssize_t k = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t s = 0; s < size; s++)
-        table[s] = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         uint64_t x = v[i];
         Py_ssize_t slot = (Py_ssize_t)((x * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
@@ -1827,21 +1841,15 @@ static PyObject *group_sum(PyObject *self, PyObject *args)
             goto done;
         n = v[got].shape[0];
     }
-    int bits = 4;
-    while (((Py_ssize_t)1 << bits) < 2 * n)
-        bits++;
-    Py_ssize_t size = (Py_ssize_t)1 << bits;
-    table = PyMem_Malloc((size_t)size * sizeof(int64_t));
-    if (!table) {
-        PyErr_NoMemory();
+    int bits;
+    table = empty_table(n, &bits);
+    if (!table)
         goto done;
-    }
+    Py_ssize_t size = (Py_ssize_t)1 << bits;
     const int64_t *keys = v[0].buf, *w = v[1].buf;
     int64_t *uk = v[2].buf, *cnt = v[3].buf, *sum = v[4].buf;
     Py_ssize_t k = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t s = 0; s < size; s++)
-        table[s] = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         uint64_t x = (uint64_t)keys[i];
         Py_ssize_t slot = (Py_ssize_t)((x * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
@@ -1869,6 +1877,116 @@ done:
     PyMem_Free(table);
     while (got > 0)
         PyBuffer_Release(&v[--got]);
+    return result;
+}
+
+/* -- distinct values grouped by their low bits (arrays.py code_groups) -------
+ *
+ * code_groups(values, select, order, out, offsets) -> k: the distinct values
+ * of uint64[n] `values` (only rows whose uint8 `select` is non-zero, when
+ * `select` is not None), each with its low `bits` bits (its code) cleared,
+ * written to out[:k] grouped by order[code]: group g is
+ * out[offsets[g]:offsets[g + 1]], its values in order of first appearance.
+ * `order` is int64[2**bits] (1 <= bits <= 8), each entry a group number
+ * below 2**bits; offsets is int64[2**bits + 1]. Values are told apart by all
+ * 64 bits, so one with two codes is in both groups. The tables are sized
+ * from n, never from a value.
+ */
+static PyObject *code_groups(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    Py_buffer v[5];
+    const char *what[5] = {"values", "select", "order", "out", "offsets"};
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4]))
+        return NULL;
+    int held[5] = {0, 0, 0, 0, 0};
+    PyObject *result = NULL;
+    int64_t *table = NULL;
+    uint64_t *seen = NULL;
+    if (!get_array(o[0], &v[0], 8, -1, 0, what[0]))
+        goto done;
+    held[0] = 1;
+    Py_ssize_t n = v[0].shape[0];
+    if (o[1] != Py_None) {
+        if (!get_array(o[1], &v[1], 1, n, 0, what[1]))
+            goto done;
+        held[1] = 1;
+    }
+    if (!get_array(o[2], &v[2], 8, -1, 0, what[2]))
+        goto done;
+    held[2] = 1;
+    Py_ssize_t ncodes = v[2].shape[0];
+    int bits = 0;
+    while (bits <= 8 && ((Py_ssize_t)1 << bits) < ncodes)
+        bits++;
+    if (bits < 1 || bits > 8 || ((Py_ssize_t)1 << bits) != ncodes) {
+        PyErr_SetString(PyExc_ValueError, "code_groups: order must hold 2**bits groups, 1 <= bits <= 8");
+        goto done;
+    }
+    const int64_t *order = v[2].buf;
+    for (Py_ssize_t c = 0; c < ncodes; c++)
+        if (order[c] < 0 || order[c] >= ncodes) {
+            PyErr_SetString(PyExc_ValueError, "code_groups: a group number out of range");
+            goto done;
+        }
+    if (!get_array(o[3], &v[3], 8, n, 1, what[3]))
+        goto done;
+    held[3] = 1;
+    if (!get_array(o[4], &v[4], 8, ncodes + 1, 1, what[4]))
+        goto done;
+    held[4] = 1;
+    int tbits;
+    if (!(table = empty_table(n, &tbits)))
+        goto done;
+    Py_ssize_t size = (Py_ssize_t)1 << tbits;
+    seen = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(uint64_t));
+    if (!seen) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint64_t *x = v[0].buf;
+    const uint8_t *sel = held[1] ? v[1].buf : NULL;
+    uint64_t *out = v[3].buf;
+    int64_t *off = v[4].buf;
+    const uint64_t low = ((uint64_t)1 << bits) - 1;
+    Py_ssize_t k = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t c = 0; c <= ncodes; c++)
+        off[c] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (sel && !sel[i])
+            continue;
+        uint64_t y = x[i];
+        Py_ssize_t slot = (Py_ssize_t)((y * 0x9E3779B97F4A7C15ULL) >> (64 - tbits));
+        for (;;) {
+            int64_t j = table[slot];
+            if (j < 0) {
+                table[slot] = (int64_t)k;
+                seen[k++] = y;
+                off[order[y & low] + 1]++;
+                break;
+            }
+            if (seen[j] == y)
+                break;
+            slot = (slot + 1) & (size - 1);
+        }
+    }
+    for (Py_ssize_t c = 0; c < ncodes; c++)
+        off[c + 1] += off[c];
+    /* each value to its group's cursor */
+    int64_t cursor[256];
+    for (Py_ssize_t c = 0; c < ncodes; c++)
+        cursor[c] = off[c];
+    for (Py_ssize_t j = 0; j < k; j++)
+        out[cursor[order[seen[j] & low]]++] = seen[j] & ~low;
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(k);
+done:
+    PyMem_Free(seen);
+    PyMem_Free(table);
+    for (int i = 4; i >= 0; i--)
+        if (held[i])
+            PyBuffer_Release(&v[i]);
     return result;
 }
 
@@ -1933,6 +2051,8 @@ static PyMethodDef methods[] = {
      "The distinct values of a uint64 array, in order of first appearance."},
     {"group_sum", group_sum, METH_VARARGS,
      "Distinct int64 keys with their row counts and weight sums (see _core.c)."},
+    {"code_groups", code_groups, METH_VARARGS,
+     "Distinct uint64 values grouped by their low bits (see _core.c)."},
     {"hll_update", hll_update, METH_VARARGS,
      "Raise HyperLogLog registers to the ranks of 64-bit hashes (see _core.c)."},
     {"guard_hits", guard_hits, METH_NOARGS,

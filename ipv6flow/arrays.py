@@ -12,6 +12,8 @@ import numpy as np
 
 from .compiled import core_function
 
+_U64 = np.uint64
+
 
 def _firsts(*sorted_cols):
     """True where a row of the sorted columns differs from the one before."""
@@ -81,6 +83,37 @@ def distinct_set(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.uint64)
     out = np.empty(len(x), dtype=np.uint64)
     return out[:_unique_u64(x, out)]
+
+
+_code_groups = core_function("code_groups")   # tests set None: a sort
+
+
+def code_groups(values: np.ndarray, order: np.ndarray, select=None):
+    """(the distinct uint64 ``values``, of the rows ``select`` picks when
+    given, each with its low bits cleared; the bounds of their groups, a
+    list): ``order`` (int64, 2**bits entries, 1 <= bits <= 8) gives the
+    group of each low-bits code, and group ``g`` is ``out[b[g]:b[g + 1]]``.
+    Values are distinct by all their bits, so a value seen with two codes is
+    in two groups. Order within a group is not promised (first appearance
+    by the compiled hash table, sorted without it): for the sets of
+    population.py, where a few low bits of each hash say what it is
+    counted under."""
+    ncodes = len(order)
+    low = _U64(ncodes - 1)
+    if _code_groups is not None and len(values) >= 64:
+        x = np.ascontiguousarray(values, dtype=np.uint64)
+        out = np.empty(len(x), dtype=np.uint64)
+        bounds = np.empty(ncodes + 1, dtype=np.int64)
+        sel = None if select is None else np.ascontiguousarray(select, dtype=bool).view(np.uint8)
+        k = _code_groups(x, sel, order, out, bounds)
+        return out[:k], bounds.tolist()
+    x = values if select is None else values[select]
+    u = distinct(np.asarray(x, dtype=np.uint64))
+    g = order[(u & low).astype(np.intp)]
+    out = (u & ~low)[np.argsort(g, kind="stable")]
+    bounds = np.zeros(ncodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(g, minlength=ncodes), out=bounds[1:])
+    return out, bounds.tolist()
 
 
 # unique_inverse: values spanning at most _SPAN_PER_ROW times the row count

@@ -121,7 +121,7 @@ def fast_path(name):
     from ipv6flow.analysis import nat64, population, sketch
     from ipv6flow.fast import core
     saved = (core.compiled, population.compiled, sketch.compiled, nat64._dns_groups,
-             arrays._unique_u64, arrays._group_sum)
+             arrays._unique_u64, arrays._group_sum, arrays._code_groups)
     numpy = name == "numpy"
     core.compiled = None if numpy else core.BUILT or need_core()
     population.compiled = None if numpy else population.BUILT
@@ -129,11 +129,12 @@ def fast_path(name):
     nat64._dns_groups = None if numpy else nat64.BUILT_DNS_GROUPS
     arrays._unique_u64 = None if numpy else compiled.core_function("unique_u64")
     arrays._group_sum = None if numpy else compiled.core_function("group_sum")
+    arrays._code_groups = None if numpy else compiled.core_function("code_groups")
     try:
         yield
     finally:
         (core.compiled, population.compiled, sketch.compiled, nat64._dns_groups,
-         arrays._unique_u64, arrays._group_sum) = saved
+         arrays._unique_u64, arrays._group_sum, arrays._code_groups) = saved
 
 
 ROW_ATTRS = ("carrier", "payload", "tunnel", "ntun", "proto", "v6", "ip", "v4", "l4", "l4end")

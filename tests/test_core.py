@@ -423,6 +423,45 @@ def test_unique_u64_gives_each_value_once_in_order_of_first_appearance(values):
 
 @settings(max_examples=int(os.environ.get("IPV6FLOW_HYPOTHESIS_EXAMPLES", 200)),
           deadline=None)
+@given(values=st.lists(st.one_of(st.integers(0, 40), _U64), max_size=300),
+       picks=st.lists(st.booleans(), min_size=300, max_size=300),
+       bits=st.integers(1, 5), perm_seed=st.integers(0, 1000), select=st.booleans())
+def test_code_groups_are_the_distinct_values_of_each_code(values, picks, bits, perm_seed,
+                                                          select):
+    """The compiled grouping and the sort give each group exactly the
+    distinct picked values whose low bits map to it, the bits cleared."""
+    from ipv6flow import arrays
+    if arrays.core_function("code_groups") is None:
+        need_core()
+        pytest.skip("the compiled grouping is not built")
+    ncodes = 1 << bits
+    order = np.random.default_rng(perm_seed).integers(0, ncodes, ncodes).astype(np.int64)
+    x = np.array(values, dtype=np.uint64)
+    sel = np.array(picks[:len(values)], dtype=bool) if select else None
+    picked = [v for i, v in enumerate(values) if sel is None or sel[i]]
+    low = ncodes - 1
+    truth = [sorted({v & ~low for v in set(picked) if order[v & low] == g})
+             for g in range(ncodes)]
+    # every distinct picked value counts once, though two may clear alike
+    sizes = [sum(1 for v in set(picked) if order[v & low] == g) for g in range(ncodes)]
+    for compiled in (True, False):
+        saved = arrays._code_groups
+        arrays._code_groups = saved if compiled else None
+        try:
+            out, bounds = arrays.code_groups(np.concatenate([x] * (1 + 64 // max(len(x), 1))),
+                                             order, None if sel is None else
+                                             np.concatenate([sel] * (1 + 64 // max(len(x), 1))))
+        finally:
+            arrays._code_groups = saved
+        assert bounds[0] == 0 and bounds[-1] == len(out)
+        for g in range(ncodes):
+            got = out[bounds[g]:bounds[g + 1]].tolist()
+            assert len(got) == sizes[g]
+            assert sorted(set(got)) == truth[g]
+
+
+@settings(max_examples=int(os.environ.get("IPV6FLOW_HYPOTHESIS_EXAMPLES", 200)),
+          deadline=None)
 @given(rows=st.lists(st.tuples(st.one_of(st.integers(-5, 40), st.integers(-2**63, 2**63 - 1)),
                                st.integers(0, 1 << 18)), max_size=300))
 def test_group_sums_compiled_equal_numpy(rows):

@@ -60,7 +60,7 @@ from ..decode.columns import columns_of
 from ..decode.registry import (FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP,
                                ISATAP_IID_HI32, ISATAP_IID_MASK, TEREDO_HI32, TUNNEL_KINDS,
                                is_isatap_iid)
-from ..arrays import distinct, distinct_set, unique_first
+from ..arrays import code_groups, distinct_set, unique_first
 from .sketch import HashSketch, hash_words, relative_error
 
 # what identifies a client; OFF (--no-clients): no clients, flows or interface
@@ -76,6 +76,19 @@ MAX_FLOW_BINS = 4096             # time bins with a flow count (2.8 days of minu
 ODD_BIN = 2.0 ** 58              # as the Summary's bins: a clock past int64 once scaled
 
 _TAG_MAC, _TAG_V4, _TAG_V6 = 1, 2, 3
+
+# The groups ``code_groups`` sorts each stream's distinct hashes into, by
+# the low bits ``stream_hashes`` gives them (see there). Clients (bit 0
+# IPv4, bit 1 global IPv6): codes 0, 1, 3, 2 in that order, so that the
+# IPv4 clients (1, 3) and the global IPv6 ones (3, 2) are each one slice.
+# Flows (tunnel * 2 + family): the IPv4 flows of every tunnel, then the
+# IPv6 ones. Interface identifiers: by class.
+CLIENT_GROUPS = np.array([0, 1, 3, 2], dtype=np.int64)
+_FLOW_V6 = 16                    # tunnel codes fit in four bits
+assert len(TUNNEL_KINDS) <= _FLOW_V6
+FLOW_GROUPS = np.array([(code & 1) * _FLOW_V6 + (code >> 1) for code in range(32)],
+                       dtype=np.int64)
+IID_GROUPS = np.arange(8, dtype=np.int64)
 _SIDE_SRC, _SIDE_DST = 1, 2
 _U = np.uint64
 _SERVER_PORTS = (21, 22, 23, 25, 49, 53, 80, 110, 123, 179, 220, 389, 443, 547, 993, 995,
@@ -335,10 +348,12 @@ class ClientSet:
     def exact(self) -> bool:
         return self.all.exact and self.v4.exact and self.v6.exact
 
-    def add(self, h, fam4, global6):
+    def add(self, h, bounds):
+        """``code_groups(client_h, CLIENT_GROUPS)``: every client, those
+        seen with IPv4, those seen with global IPv6."""
         self.all.add(h)
-        self.v4.add(h[fam4])
-        self.v6.add(h[global6])
+        self.v4.add(h[bounds[1]:bounds[3]])
+        self.v6.add(h[bounds[2]:bounds[4]])
 
     def merge(self, other: "ClientSet"):
         self.all.merge(other.all)
@@ -456,44 +471,42 @@ class Population:
         k = int(np.count_nonzero(keyed))
         self.attributed += k
         self.unattributed += len(tag) - k
-        if not k:
-            return
-        u = distinct_set(d["client_h"][keyed])
-        self.clients.add(u & ~_U(3), (u & _U(1)) != 0, (u & _U(2)) != 0)
+        if k:
+            self.clients.add(*code_groups(d["client_h"], CLIENT_GROUPS, keyed))
 
     def _flows(self, c, interval, d):
         keyed = d["flow_keyed"]
         self.unkeyed += int(np.count_nonzero(~keyed))
-        h = d["flow_coded"][keyed]
-        u, hinv = unique_first(h)
-        ucode = u & _U(31)
-        bare = u & ~_U(31)
-        tun = ucode >> _U(1)
-        kinds = distinct(tun).tolist()
-        for t in kinds:
-            s = self.by_tunnel.get(t)
-            if s is None:
-                s = self.by_tunnel[t] = _sketch()
-            s.add(bare if len(kinds) == 1 else bare[tun == t])
-        six = (ucode & _U(1)) != 0
-        self.flows[FAM_IPV4].add(bare[~six])
-        self.flows[FAM_IPV6].add(bare[six])
-        self._bin_flows(h, u, hinv, c["ts"][keyed], interval)
+        flows, b = code_groups(d["flow_coded"], FLOW_GROUPS, keyed)
+        for t in range(len(TUNNEL_KINDS)):
+            if b[t] < b[t + 1] or b[_FLOW_V6 + t] < b[_FLOW_V6 + t + 1]:
+                s = self.by_tunnel.get(t)
+                if s is None:
+                    s = self.by_tunnel[t] = _sketch()
+                s.add(flows[b[t]:b[t + 1]])
+                s.add(flows[b[_FLOW_V6 + t]:b[_FLOW_V6 + t + 1]])
+        v4, v6 = flows[:b[_FLOW_V6]], flows[b[_FLOW_V6]:b[-1]]
+        self.flows[FAM_IPV4].add(v4)
+        self.flows[FAM_IPV6].add(v6)
+        if len(flows):
+            self._bin_flows(c["ts"], keyed, d["flow_coded"], interval, v4, v6)
 
-    def _bin_flows(self, h, u, hinv, ts, interval):
-        """Flows per time bin; ``u, hinv`` are ``unique_first(h)``."""
+    def _bin_flows(self, ts, keyed, coded, interval, v4, v6):
+        """Flows per time bin of the rows ``keyed`` picks; ``v4, v6`` are
+        their distinct IPv4 and IPv6 flows, for a batch in one bin."""
         fb = np.floor(ts / interval)
+        if fb[0] == fb[-1] and (fb == fb[0]).all() and abs(fb[0]) < ODD_BIN:
+            self._bin_group(int(fb[0]), v4, v6, int(np.count_nonzero(keyed)))
+            return
+        h, fb = coded[keyed], fb[keyed]
         ok = np.abs(fb) < ODD_BIN
         if not ok.all():
             self.untracked += int(np.count_nonzero(~ok))
             fb, h = fb[ok], h[ok]
-            u, hinv = unique_first(h)
         if not len(fb):
             return
+        u, hinv = unique_first(h)
         b = fb.astype(np.int64)
-        if b[0] == b[-1] and (b == b[0]).all():           # the usual batch: one bin
-            self._bin_group(int(b[0]), u, len(b))
-            return
         ub, inv = unique_first(b)
         ubl = ub.tolist()
         if len(self.bins) < MAX_FLOW_BINS:
@@ -522,29 +535,29 @@ class Population:
             g = int(group[s])
             self.bins[ubl[g >> 1]][g & 1].add(flows[s:e])
 
-    def _bin_group(self, idx, u, frames):
-        """Distinct flows ``u`` (low bits: tunnel, family) of one bin."""
+    def _bin_group(self, idx, v4, v6, frames):
+        """The distinct IPv4 and IPv6 flows of a batch in bin ``idx``."""
         pair = self.bins.get(idx)
         if pair is None:
             if len(self.bins) >= MAX_FLOW_BINS:
                 self.untracked += frames
                 return
             pair = self.bins[idx] = _bin_sketches()
-        six = (u & _U(1)) != 0
-        pair[0].add(u[~six] & ~_U(31))
-        pair[1].add(u[six] & ~_U(31))
+        pair[0].add(v4)
+        pair[1].add(v6)
 
     def _iids(self, c, d):
         sel = d["iid_sel"]
         if not sel.any():
             return
-        ah, ph = distinct_set(d["iid_addr"][sel]), distinct_set(d["iid_prefix"][sel])
-        self.iid_total[0].add(ah & ~_U(7))
-        self.iid_total[1].add(ph & ~_U(7))
-        acls, pcls = ah & _U(7), ph & _U(7)
-        for k in distinct(acls).tolist():
-            self.iid[k][0].add(ah[acls == k] & ~_U(7))
-            self.iid[k][1].add(ph[pcls == k] & ~_U(7))
+        ah, ba = code_groups(d["iid_addr"], IID_GROUPS, sel)
+        ph, bp = code_groups(d["iid_prefix"], IID_GROUPS, sel)
+        self.iid_total[0].add(ah)
+        self.iid_total[1].add(ph)
+        for k in range(len(IID_CLASSES)):
+            if ba[k] < ba[k + 1] or bp[k] < bp[k + 1]:
+                self.iid[k][0].add(ah[ba[k]:ba[k + 1]])
+                self.iid[k][1].add(ph[bp[k]:bp[k + 1]])
 
     # -- merging ----------------------------------------------------------
     def merge(self, other: "Population", interval) -> "Population":

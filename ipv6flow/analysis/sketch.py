@@ -211,7 +211,9 @@ class HashSketch:
         if not len(h):
             return
         if self.registers is None:
-            self._pending.append(h)
+            # a slice of a batch's array is copied: it would keep the whole
+            # batch's array alive while it waits
+            self._pending.append(h if h.base is None else h.copy())
             self._npending += len(h)
             if self._npending >= self.threshold:
                 self._fold()
