@@ -9,7 +9,6 @@ over the target. On any failure the temporary file is removed.
 """
 
 import os
-import tempfile
 from contextlib import contextmanager
 
 
@@ -22,6 +21,7 @@ def _umask() -> int:
 @contextmanager
 def atomic_file(path, binary: bool = False, suffix: str = ""):
     """``with atomic_file(path) as fh: fh.write(...)``; OSError propagates."""
+    import tempfile             # here, not at start-up: issue 14
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".ipv6flow-", suffix=suffix, dir=folder)
     try:

@@ -19,8 +19,6 @@ from . import __version__
 from .analysis.nat64 import Nat64State
 from .analysis.population import Population
 from .analysis.sampling import SamplingState
-from .analysis.scorecard import Scorecard, dns_names
-from .analysis.scorecard import report as scorecard_report
 from .analysis.services import merge_reports as merge_services
 from .analysis.translation import TranslationState
 from .decode.addresses import ADDRESS_CLASSES
@@ -32,6 +30,14 @@ from .options import DEFAULT_INTERVAL, MIN_INTERVAL
 SCHEMA_ID = "ipv6flow/report/1"
 DECODE_KEYS = ("malformed", "truncated", "unsupported_linktype", "depth_exceeded")
 MAX_BINS = 50_000           # time bins held (a month of one-minute bins)
+
+
+def _scorecard():
+    """analysis.scorecard, imported when --org-map (or a report holding a
+    scorecard) asks for it: with the org map reader it is about 16 ms of
+    start-up (socket, csv, hashlib, secrets) that other runs need not pay."""
+    from .analysis import scorecard
+    return scorecard
 
 
 def pb(packets=0, nbytes=0):
@@ -145,7 +151,7 @@ class Summary:
                            if opts is not None else Population())
         # the scorecard of --org-map (organisations, adoption, blocking)
         org_map = getattr(opts, "org_map", None)
-        self.scorecard = (Scorecard(org_map, self.nat64.static_prefixes())
+        self.scorecard = (_scorecard().Scorecard(org_map, self.nat64.static_prefixes())
                           if org_map is not None else None)
         self.nat64.want_answerless = self.wants_names
         self._rows = []          # reference frames' columns, observed in blocks
@@ -314,7 +320,7 @@ class Summary:
         else:
             out.scorecard = self.scorecard.merge(other.scorecard)
         if out.scorecard is not None and out.scorecard is (self.scorecard or other.scorecard):
-            out.scorecard = out.scorecard.merge(Scorecard())
+            out.scorecard = out.scorecard.merge(_scorecard().Scorecard())
         for s in (self, other):
             s._flush()
             _add_counts(out._counts, s._counts)
@@ -391,7 +397,7 @@ class Summary:
             report["services"] = self.services
         sc = self.scorecard
         if sc is not None:
-            dns = dns_names(self.nat64.name_answers((), responses=True))
+            dns = _scorecard().dns_names(self.nat64.name_answers((), responses=True))
             for name, v in sc.dns.items():
                 e = dns.setdefault(name, [set(), set(), set()])
                 for a, b in zip(e, v):
@@ -399,7 +405,7 @@ class Summary:
             # an address both native and synthesized (merged parts) is synthesized
             for v in dns.values():
                 v[1] -= v[2]
-            report.update(scorecard_report(sc, dns))
+            report.update(_scorecard().report(sc, dns))
         if partial:
             report["partial"] = True
         if pop.enabled:
@@ -427,7 +433,7 @@ class Summary:
         if report.get("sampling") is not None:
             s.sampling = SamplingState.from_report(report["sampling"])
         if "scorecard_state" in report:
-            s.scorecard = Scorecard.from_state(report["scorecard_state"])
+            s.scorecard = _scorecard().Scorecard.from_state(report["scorecard_state"])
         over = report["timeseries"].get("overflow") or pb()
         s.bin_overflow = [over["packets"], over["bytes"]]
         for b in report["timeseries"]["bins"]:
