@@ -486,3 +486,44 @@ def test_group_sums_compiled_equal_numpy(rows):
     assert got[0].tolist() == sorted(truth)
     assert [(c, s) for c, s in zip(got[1].tolist(), got[2].tolist())] == \
         [truth[k] for k in sorted(truth)]
+
+
+def test_compiled_address_classes_in_split_slash16s_equal_the_reference():
+    """The compiled pass keeps the classes of split /16s by their first 32
+    bits for a batch; addresses sharing those bits with a prefix longer than
+    /32 (::ffff:0:0/96 and ::1 under ::/32, 64:ff9b::/96 and 64:ff9b:1::/48)
+    must still be told apart, in any order, in one batch."""
+    import ipaddress
+    from ipv6flow.decode.addresses import address_class
+    from ipv6flow.decode import registry as R
+    need_core()
+    rng = np.random.default_rng(11)
+    texts = ["::", "::1", "::2", "::ffff:1.2.3.4", "::fffe:1.2.3.4", "::1:0:0:0",
+             "64:ff9b::1.2.3.4", "64:ff9b::1:0:0", "64:ff9b:1::", "64:ff9b:1:ffff::1",
+             "64:ff9b:2::", "2001::", "2001:0:ffff::", "2001:1::", "2001:2::", "2001:2:0:1::",
+             "2001:3::", "2001:10::", "2001:20::", "2001:db8::", "2001:db8:ffff::1",
+             "2001:db9::", "2002::", "3fff::", "3fff:fff:ffff::", "3fff:1000::", "fe80::"]
+    words = [ipaddress.IPv6Address(t).packed for t in texts]
+    # each prefix's first 32 bits with random low bits: the cache's keys
+    words += [w[:4] + rng.bytes(12) for w in words for _ in range(3)]
+    words += [w[:6] + rng.bytes(10) for w in words[:len(texts)] for _ in range(2)]
+    order = rng.permutation(len(words))
+    frames = []
+    for i in range(0, len(order) - 1):
+        src, dst = words[order[i]], words[order[(i + 7) % len(order)]]
+        ip6 = (b"\x60\x00\x00\x00\x00\x00\x3b\x40" + src + dst)
+        frames.append(b"\x02" * 6 + b"\x04" * 6 + b"\x86\xdd" + ip6)
+    frames = frames * 2                     # seen again once cached
+    buf, offs = b"", []
+    for f in frames:
+        offs.append(len(buf))
+        buf += f
+    caps = np.array([len(f) for f in frames], dtype=np.int64)
+    batch = Batch(buf, np.array(offs, dtype=np.int64), caps, caps, np.full(len(frames), 1.7e9),
+                  np.full(len(frames), R.LINKTYPE_ETHERNET, dtype=np.int32))
+    with fast_path("compiled"):
+        keys, _ = frame_keys(batch, OPTS)
+    want = [frame_key(decode_frame(R.LINKTYPE_ETHERNET, f, 0, OPTS)) for f in frames]
+    assert keys == want
+    classes = {(address_class(f[22:38]), address_class(f[38:54])) for f in frames}
+    assert len({c for pair in classes for c in pair}) >= 6   # the batch holds many classes
