@@ -442,13 +442,15 @@ def test_echo_pairs_count_the_requester_only(tmp_path, decoder, mode):
 
 @pytest.mark.parametrize("path", ["compiled", "numpy"])
 @pytest.mark.parametrize("block", [7, 64, 1000])
-def test_flow_bins_admitted_in_order_of_first_appearance(path, block, monkeypatch):
+@pytest.mark.parametrize("pending", [5, 1 << 19])
+def test_flow_bins_admitted_in_order_of_first_appearance(path, block, pending, monkeypatch):
     """Past MAX_FLOW_BINS, the bins that get a flow count are the first
     ones to appear, and the frames of the others are counted untracked,
     however the rows come in batches (and with or without the compiled
-    hash tables)."""
+    hash tables, and however often waiting flows are added to the bins)."""
     from conftest import fast_path
     monkeypatch.setattr(population, "MAX_FLOW_BINS", 3)
+    monkeypatch.setattr(population, "BIN_PENDING", pending)
     rng = np.random.default_rng(5)
     n = 1000
     bins = rng.choice([9, 4, 7, 1, 8, 2], n)          # first appearances decide
@@ -474,3 +476,36 @@ def test_flow_bins_admitted_in_order_of_first_appearance(path, block, monkeypatc
         rows = bins == b
         flows = {(int(s), int(lo)) for s, lo in zip(c["sport"][rows], c["v6s_lo"][rows])}
         assert p.bin_flows(b) == {"ipv4": 0, "ipv6": len(flows)}
+
+
+def test_bin_flows_waiting_or_not_give_the_same_sketches(monkeypatch):
+    """Flows of batches spread over many bins wait to be added to their
+    bins' sketches; how many wait before they are added (every batch,
+    or once at the end) changes no sketch, exact or past BIN_THRESHOLD."""
+    rng = np.random.default_rng(8)
+    n = 80_000
+    bins = rng.choice(np.arange(40), n) * 60.0 + 3.0
+    fam6 = rng.random(n) < 0.8
+    c = {"fam": np.where(fam6, 2, 1), "tunnel": rng.choice([0, 0, 0, 5, 7], n),
+         "ts": bins, "proto": np.full(n, 6),
+         "sport": rng.integers(1024, 1024 + 3000, n), "dport": np.full(n, 443),
+         "icmp": np.full(n, -1),
+         "v4s": np.where(fam6, -1, rng.integers(1, 40, n)),
+         "v4d": np.where(fam6, -1, 0x0A000001), "has6": fam6,
+         "v6s_hi": np.where(fam6, 0x20010DB8 << 32, 0).astype(np.uint64),
+         "v6s_lo": np.where(fam6, rng.integers(1, 40, n), 0).astype(np.uint64),
+         "v6d_hi": np.where(fam6, 0x20010DB9 << 32, 0).astype(np.uint64),
+         "v6d_lo": np.where(fam6, 1, 0).astype(np.uint64),
+         "mac_s": np.full(n, -1), "mac_d": np.full(n, -1)}
+    got = {}
+    for pending in (3, 1 << 19):
+        monkeypatch.setattr(population, "BIN_PENDING", pending)
+        p = population.Population("auto")
+        for k in range(0, n, 4096):
+            p.observe({name: col[k:k + 4096] for name, col in c.items()}, 60.0)
+        p.flush(60.0)
+        got[pending] = p.sketches(60.0)["bins"]
+    assert got[3] == got[1 << 19]
+    assert len(got[3]) == 40
+    # some bins past the exact stage, some exact (the IPv4 side is smaller)
+    assert any("hll" in b["ipv6"] for b in got[3]) and any("exact" in b["ipv4"] for b in got[3])
