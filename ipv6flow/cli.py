@@ -338,6 +338,7 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
                        workers=workers, engine=engine, scheduler=scheduler)
     from .engine.progress import Progress
     _fewer_collections()
+    _QUICK_EXIT.append(True)
     started = time.perf_counter()
     progress = Progress(sum(_size_of(p) for p in paths),
                         sys.stderr.isatty() and not no_progress)
@@ -432,6 +433,7 @@ def merge(reports, fmt, output, by, org_map):
     import json
     from .analysis.scorecard import Scorecard
     from .summary import Summary
+    _QUICK_EXIT.append(True)
     omap = load_org_map(org_map)
     total = None
     partial = False
@@ -725,5 +727,31 @@ def watch(directory, pattern, state_file, out_dir, merged_file, prom, interval, 
     click.echo(f"{len(res.processed)} file(s) analysed", err=True)
 
 
+# Set by the commands (analyze, merge) that end with nothing to tear down.
+_QUICK_EXIT = []
+
+
+def run():
+    """The console script (and ``python -m ipv6flow.cli``): ``main()``; after
+    analyze and merge, once stdout and stderr are flushed, out by
+    ``os._exit`` without the interpreter's teardown, which frees every
+    object and module one by one (15 ms of a 0.7 s run). By then output
+    files are closed (atomic.py), worker pools shut down (engine/parallel.py,
+    engine/daskengine.py), and ipv6flow registers no atexit handler. Any
+    other way out, and a failed flush, takes the ordinary exit."""
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code
+        if not _QUICK_EXIT or not (code is None or isinstance(code, int)):
+            raise
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            raise e from None
+        os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    main()
+    run()
