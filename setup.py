@@ -12,11 +12,13 @@ from setuptools import Extension, setup
 extensions = [
     Extension("ipv6flow._speedups", ["ipv6flow/_speedups.c"], optional=True),
     # the single pass over each batch's headers (docs/DECISIONS.md)
-    Extension("ipv6flow._core", ["ipv6flow/_core.c"], optional=True),
+    Extension("ipv6flow._core", ["ipv6flow/_core.c"], depends=["ipv6flow/_buffers.h"],
+              optional=True),
     # live capture: no libpcap header or library needed to build (see the source)
     Extension("ipv6flow._livecap", ["ipv6flow/_livecap.c"], optional=True),
     # the scorecard's per-batch part (--org-map; ipv6flow/analysis/scorecard.py)
-    Extension("ipv6flow._orgmap", ["ipv6flow/_orgmap.c"], optional=True),
+    Extension("ipv6flow._orgmap", ["ipv6flow/_orgmap.c"], depends=["ipv6flow/_buffers.h"],
+              optional=True),
 ]
 if os.environ.get("IPV6FLOW_NO_EXTENSIONS", "").strip() not in ("", "0"):
     extensions = []

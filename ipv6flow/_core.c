@@ -50,6 +50,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include "_buffers.h"
 
 /* Row tokens, as kernel.py numbers them (checked by configure). T_PPP is
    GRE_TOKEN's marker of a protocol step_gre reads itself (PPP, ERSPAN). */
@@ -1004,25 +1005,6 @@ static void row_columns(const uint8_t *b, int64_t len, int64_t off, int64_t cap,
 }
 
 /* -- the Python interface ---------------------------------------------------- */
-
-/* A contiguous 1-d buffer of `count` items of `itemsize` bytes (count < 0:
-   any), writable if asked. 0 with an exception set otherwise. */
-static int get_array(PyObject *obj, Py_buffer *v, Py_ssize_t itemsize, Py_ssize_t count,
-                     int writable, const char *what)
-{
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, v, flags) < 0)
-        return 0;
-    size_t flen = v->format ? strlen(v->format) : 0;
-    if (v->itemsize != itemsize || v->ndim != 1 || (count >= 0 && v->shape[0] != count)
-        || flen == 0 || !strchr("bBhHiIlLqQ", v->format[flen - 1])) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %zd integers of %zd bytes", what,
-                     count, itemsize);
-        PyBuffer_Release(v);
-        return 0;
-    }
-    return 1;
-}
 
 static PyObject *classify(PyObject *self, PyObject *args)
 {

@@ -44,6 +44,8 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#define BUFFER_ERROR_PREFIX "_orgmap: "
+#include "_buffers.h"
 
 /* -- configuration (scorecard.py) ---------------------------------------- */
 
@@ -263,25 +265,6 @@ static void *scratch(size_t size)
 }
 
 /* -- buffers --------------------------------------------------------------- */
-
-/* A contiguous 1-d buffer of `count` items of `itemsize` bytes (count < 0:
-   any), writable if asked. 0 with an exception set otherwise. */
-static int get_array(PyObject *obj, Py_buffer *v, Py_ssize_t itemsize, Py_ssize_t count,
-                     int writable, const char *what)
-{
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, v, flags) < 0)
-        return 0;
-    size_t flen = v->format ? strlen(v->format) : 0;
-    if (v->itemsize != itemsize || v->ndim != 1 || (count >= 0 && v->shape[0] != count)
-        || flen == 0 || !strchr("bBhHiIlLqQ", v->format[flen - 1])) {
-        PyErr_Format(PyExc_ValueError, "_orgmap: %s: expected %zd integers of %zd bytes", what,
-                     count, itemsize);
-        PyBuffer_Release(v);
-        return 0;
-    }
-    return 1;
-}
 
 /* -- the longest-prefix match (orgmap.py) -------------------------------- */
 
