@@ -20,6 +20,7 @@ from .analysis.population import ODD_BIN
 from .arrays import group_sums, unique_inverse
 from .decode import decode_frame
 from .decode.columns import columns_of, frame_columns
+from .decode.addresses import MAX_PREFIX_BITS, prefix_rows
 from .decode.registry import FAM_NON_IP, FAMILY_NAMES
 from .fast import (KEY_FIELDS, address_columns, batch_columns, decode_batch, dns_segments,
                    icmpv6_spans, record, unpack_key)
@@ -95,15 +96,6 @@ def _add_figures(summary, d):
         uc, packets, nbytes = group_sums(combo, w_ip)
         for c, p, b in zip(uc.tolist(), packets.tolist(), nbytes.tolist()):
             summary.add_bin(c >> 4, FAMILY_NAMES[(c >> 2) & 3], FAMILY_NAMES[c & 3], p, b)
-
-
-def _nat64_traffic(state, d, sel, prefixes):
-    """NAT64 traffic of the kernel's IPv6 rows ``sel`` through ``prefixes``."""
-    rows = d.rows
-    cols = {"v6s_hi": rows.addr(0)[sel], "v6s_lo": rows.addr(1)[sel],
-            "v6d_hi": rows.addr(2)[sel], "v6d_lo": rows.addr(3)[sel],
-            "wire": d.batch.wirelens[sel]}
-    state.add_traffic(prefixes, cols)
 
 
 def _observe_columns(summary, d, extra):
@@ -208,17 +200,21 @@ def _nat64_rows(state, d, prefixes, base=0, limits=None) -> None:
     (each capped by ``limits``, as in ``nat64_batch``)."""
     if not prefixes:
         return
-    sel = d.v6_rows()
-    if not len(sel):
-        return
-    if not limits:
-        _nat64_traffic(state, d, sel, prefixes)
-        return
-    for p in prefixes:
-        lim = limits.get(p)
-        part = sel if lim is None else sel[sel + base < lim]
-        if len(part):
-            _nat64_traffic(state, d, part, [p])
+    rows = d.rows
+    v6 = d.v6_mask()
+    prefixes = list(prefixes)
+    for at in range(0, len(prefixes), MAX_PREFIX_BITS):
+        part = prefixes[at:at + MAX_PREFIX_BITS]
+        # one pass over the batch's address words finds the rows in a
+        # prefix (no gather first); only those are gathered
+        cut = [None if not limits or limits.get(p) is None else limits[p] - base for p in part]
+        sel, s_bits, d_bits = prefix_rows(rows.addr(0), rows.addr(1), rows.addr(2),
+                                          rows.addr(3), v6, part, cut)
+        if len(sel):
+            cols = {"v6s_hi": rows.addr(0)[sel], "v6s_lo": rows.addr(1)[sel],
+                    "v6d_hi": rows.addr(2)[sel], "v6d_lo": rows.addr(3)[sel],
+                    "wire": d.batch.wirelens[sel]}
+            state.add_traffic(part, cols, (s_bits, d_bits))
 
 
 def services_batch(index, batch, opts):

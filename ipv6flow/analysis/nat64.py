@@ -27,10 +27,10 @@ import ipaddress
 import numpy as np
 
 from ..compiled import core_function
-from ..decode.addresses import Prefix, address_bytes, in_prefix, words_in_prefix
+from ..decode.addresses import MAX_PREFIX_BITS, Prefix, in_prefix, prefix_rows
 from ..decode.registry import DNS_PORT, IPPROTO_ICMPV6, IPPROTO_TCP, PORTED, TCP, UDP
 from . import dnsmsg, rfc6052
-from .sketch import HashSketch, hash_rows, relative_error
+from .sketch import HashSketch, hash_rows, hash_words, relative_error
 from .dnsmsg import TYPE_A, TYPE_AAAA, TYPE_CNAME
 from .services import verdict
 
@@ -76,8 +76,12 @@ class Traffic:
     def add(self, clients, v4) -> None:
         """Rows of (n, 16) and (n, 4) uint8 arrays: client and embedded
         IPv4 addresses."""
-        self.clients.add(hash_rows(clients))
-        self.v4.add(hash_rows(v4))
+        self.add_hashes(hash_rows(clients), hash_rows(v4))
+
+    def add_hashes(self, clients, v4) -> None:
+        """``add`` of the addresses' ``hash_rows`` hashes."""
+        self.clients.add(clients)
+        self.v4.add(v4)
 
     def add_frame(self, client, v4s) -> None:
         """One frame's client address (bytes, or None) and embedded IPv4
@@ -424,32 +428,45 @@ class Nat64State:
                         [rfc6052.extract(addr, length)
                          for addr, inside in ((src6, s_in), (dst6, d_in)) if inside])
 
-    def add_traffic(self, prefixes, c) -> None:
+    def add_traffic(self, prefixes, c, bits=None) -> None:
         """``add_frame`` over the rows of columns ``c`` (IPv6 payloads with
         addresses: ``v6s_hi`` .. ``v6d_lo`` and ``wire``), whichever decoder
-        made them."""
+        made them. ``bits``: the rows' source and destination bits over
+        ``prefixes`` (addresses.prefix_rows; at most MAX_PREFIX_BITS
+        prefixes), when the caller has them."""
         # each prefix tested in full: one found in the capture may sit in a
         # /32 that carries most of it (2001:db8::/32 in the corpus)
+        prefixes = list(prefixes)
+        if bits is None:
+            for at in range(0, len(prefixes), MAX_PREFIX_BITS):
+                part = prefixes[at:at + MAX_PREFIX_BITS]
+                rows, s_bits, d_bits = prefix_rows(
+                    c["v6s_hi"], c["v6s_lo"], c["v6d_hi"], c["v6d_lo"],
+                    np.ones(len(c["wire"]), dtype=bool), part)
+                self.add_traffic(part, {k: c[k][rows] for k in _TRAFFIC}, (s_bits, d_bits))
+            return
         s_hi, s_lo, d_hi, d_lo = c["v6s_hi"], c["v6s_lo"], c["v6d_hi"], c["v6d_lo"]
-        for value, length in prefixes:
-            s_in = words_in_prefix(s_hi, s_lo, value, length)
-            d_in = words_in_prefix(d_hi, d_lo, value, length)
+        s_bits, d_bits = bits
+        for p, (value, length) in enumerate(prefixes):
+            bit = np.uint64(1 << p)
+            s_in, d_in = (s_bits & bit) != 0, (d_bits & bit) != 0
             hit = np.flatnonzero(s_in | d_in)
             if not len(hit):
                 continue
             s_in, d_in = s_in[hit], d_in[hit]
-            src = address_bytes(s_hi[hit], s_lo[hit])
-            dst = address_bytes(d_hi[hit], d_lo[hit])
+            sh, sl, dh, dl = s_hi[hit], s_lo[hit], d_hi[hit], d_lo[hit]
             t = self.traffic.get((value, length))
             if t is None:
                 t = self.traffic[(value, length)] = Traffic()
             t.packets += len(hit) * self.weight
             t.bytes += int(c["wire"][hit].sum()) * self.weight
+            # hashed from the words, as hash_rows hashes the addresses' bytes
             one = s_in != d_in
-            clients = np.where(s_in[one, None], dst[one], src[one])
-            pos = _V4_INDEX[length]
-            inside = np.concatenate((src[s_in][:, pos], dst[d_in][:, pos]))
-            t.add(clients, inside)
+            out = s_in[one]
+            clients = hash_words(np.where(out, dh[one], sh[one]), np.where(out, dl[one], sl[one]))
+            inside = np.concatenate((rfc6052.embedded_words(sh[s_in], sl[s_in], length),
+                                     rfc6052.embedded_words(dh[d_in], dl[d_in], length)))
+            t.add_hashes(clients, hash_words(inside))
 
     def observe_dns_segments(self, buf, start, stop, tcp, src, src_end) -> None:
         """``observe_dns`` over the DNS segments of a batch: arrays of byte
@@ -638,7 +655,7 @@ class Nat64State:
         return out
 
 
-_V4_INDEX = {length: np.array(pos, dtype=np.int64) for length, pos in rfc6052.POSITIONS.items()}
+_TRAFFIC = ("v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo", "wire")     # the columns add_traffic reads
 
 
 def _sort_ip(raw: bytes):

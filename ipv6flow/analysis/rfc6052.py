@@ -7,6 +7,8 @@ positions of the four IPv4 octets for each prefix length:
 
 import ipaddress
 
+import numpy as np
+
 from ..decode.addresses import Prefix
 from ..decode.addresses import in_prefix as _in_prefix
 
@@ -28,6 +30,19 @@ PLC_LENGTHS = {0: 96, 1: 64, 2: 56, 3: 48, 4: 40, 5: 32}
 def extract(addr: bytes, length: int) -> bytes:
     """The IPv4 address embedded in a 16-byte IPv6 address at ``length``."""
     return bytes(addr[i] for i in POSITIONS[length])
+
+
+def embedded_words(hi, lo, length: int):
+    """``extract`` over arrays: the IPv4 addresses (int64) embedded at
+    ``length`` in the IPv6 addresses with 64-bit words ``hi``, ``lo``
+    (uint64 arrays), read from the words, not from bytes."""
+    if length == 96:                    # the usual prefix: the last 32 bits
+        return (lo & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    v = np.zeros(len(hi), dtype=np.uint64)
+    for i in POSITIONS[length]:
+        word, shift = (hi, 8 * (7 - i)) if i < 8 else (lo, 8 * (15 - i))
+        v = (v << np.uint64(8)) | ((word >> np.uint64(shift)) & np.uint64(0xFF))
+    return v.astype(np.int64)
 
 
 def prefix_of(addr: bytes, length: int) -> int:

@@ -53,7 +53,7 @@ import itertools
 import numpy as np
 
 from ..arrays import distinct, unique_inverse
-from ..decode.addresses import address_bytes, words_in_prefix, words_in_prefixes
+from ..decode.addresses import words_in_prefix, words_in_prefixes
 from ..decode.registry import FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP, TEREDO_HI32, TUNNEL_CODE
 from . import rfc6052
 from .population import ODD_BIN, flow_hashes
@@ -153,14 +153,6 @@ def _ports_fit_any(port, psid):
     for k in range(1, 16 - DEFAULT_PSID_OFFSET + 1):
         ok |= _ports_fit(port, psid, DEFAULT_PSID_OFFSET, k) & (psid < (1 << k))
     return ok
-
-
-def _embedded(hi, lo, length):
-    """The IPv4 address RFC 6052 embeds at ``length`` (int64)."""
-    if length == 96:
-        return (lo & _U(_M32)).astype(np.int64)
-    b = address_bytes(hi, lo)[:, list(rfc6052.POSITIONS[length])].astype(np.int64)
-    return (b[:, 0] << 24) | (b[:, 1] << 16) | (b[:, 2] << 8) | b[:, 3]
 
 
 def _mapt_peer(hi, lo):
@@ -554,7 +546,7 @@ class TranslationState:
             if not len(rows):
                 continue
             src_client = out
-            v4 = _embedded(np.where(out, dh, sh)[rows], np.where(out, dl, sl)[rows], length)
+            v4 = rfc6052.embedded_words(np.where(out, dh, sh)[rows], np.where(out, dl, sl)[rows], length)
             remote = np.full(b.n, -1, dtype=np.int64)
             remote[rows] = v4
             b.assign(rows, _NAT64, src_client, _U(value >> 64),

@@ -10,12 +10,18 @@ their family beside them). Membership is tested here, in one scalar form
 (``in_prefix``, an address as an integer) and two array forms
 (``words_in_prefix``: IPv6 addresses as the high and low 64-bit words the
 decoders' columns hold; ``ints_in_prefix``: IPv4 addresses as integers).
+Several prefixes at once (``words_in_prefixes``, ``prefix_rows``) take one
+pass of the compiled core (_core.c ``prefix_any``, ``prefix_rows``) where
+it is built, and ``words_in_prefix`` once per prefix, their specification,
+where it is not.
 """
 
 import ipaddress
 from typing import NamedTuple
 
 import numpy as np
+
+from ..compiled import core_function
 
 _WORD = (1 << 64) - 1
 
@@ -78,13 +84,80 @@ def words_in_prefix(hi, lo, value: int, length: int):
     return inside
 
 
+# _core.c's forms of words_in_prefixes and prefix_rows, or None (tests set
+# them None: words_in_prefix, prefix by prefix, their specification)
+BUILT_PREFIX_ANY = core_function("prefix_any")
+BUILT_PREFIX_ROWS = core_function("prefix_rows")
+_prefix_any, _prefix_rows = BUILT_PREFIX_ANY, BUILT_PREFIX_ROWS
+MAX_PREFIX_BITS = 64                 # prefixes one compiled call (or prefix_rows) takes
+
+
+def _prefix_table(prefixes) -> np.ndarray:
+    """(value high, mask high, value low, mask low) of each prefix, as
+    _core.c reads a prefix table."""
+    t = []
+    for value, length in prefixes:
+        mask = prefix_mask(length)
+        value &= mask
+        t += [value >> 64, mask >> 64, value & _WORD, mask & _WORD]
+    return np.array(t, dtype=np.uint64)
+
+
+def _u64(a):
+    return np.ascontiguousarray(a, dtype=np.uint64)
+
+
 def words_in_prefixes(hi, lo, prefixes):
     """Per row, whether the address (``words_in_prefix``'s words) lies in
     any of ``prefixes`` ((value, length) pairs)."""
+    prefixes = list(prefixes)
     inside = np.zeros(len(hi), dtype=bool)
+    if _prefix_any is not None:
+        hi, lo = _u64(hi), _u64(lo)
+        part = np.empty(len(hi), dtype=bool)
+        for at in range(0, len(prefixes), MAX_PREFIX_BITS):
+            chunk = prefixes[at:at + MAX_PREFIX_BITS]
+            if at == 0 and len(chunk) == len(prefixes):
+                _prefix_any(hi, lo, _prefix_table(chunk), inside.view(np.uint8))
+                return inside
+            _prefix_any(hi, lo, _prefix_table(chunk), part.view(np.uint8))
+            inside |= part
+        return inside
     for value, length in prefixes:
         inside |= words_in_prefix(hi, lo, value, length)
     return inside
+
+
+def prefix_rows(s_hi, s_lo, d_hi, d_lo, keep, prefixes, limits=None):
+    """The rows (ascending indices) where ``keep`` (bool) is set and whose
+    source or destination address (``words_in_prefix``'s words) lies in
+    one of ``prefixes`` (at most MAX_PREFIX_BITS), with per row the bits
+    (uint64, bit p for ``prefixes[p]``) of the prefixes holding its source
+    and its destination: (rows, source bits, destination bits).
+    ``limits``: per prefix, the row from which it no longer counts (None:
+    it counts on every row)."""
+    prefixes = list(prefixes)
+    if len(prefixes) > MAX_PREFIX_BITS:
+        raise ValueError(f"prefix_rows: {len(prefixes)} prefixes, at most {MAX_PREFIX_BITS}")
+    n = len(keep)
+    lim = np.array([n if x is None else min(max(int(x), 0), n)
+                    for x in (limits or [None] * len(prefixes))], dtype=np.int64)
+    if _prefix_rows is not None:
+        rows = np.empty(n, dtype=np.int64)
+        s_bits, d_bits = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
+        k = _prefix_rows(_u64(s_hi), _u64(s_lo), _u64(d_hi), _u64(d_lo),
+                         np.ascontiguousarray(keep, dtype=bool).view(np.uint8),
+                         _prefix_table(prefixes), lim, rows, s_bits, d_bits)
+        return rows[:k], s_bits[:k], d_bits[:k]
+    s_bits, d_bits = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
+    for p, (value, length) in enumerate(prefixes):
+        bit = np.uint64(1 << p)
+        for bits, hi, lo in ((s_bits, s_hi, s_lo), (d_bits, d_hi, d_lo)):
+            inside = words_in_prefix(hi, lo, value, length)
+            inside[lim[p]:] = False
+            bits |= inside.astype(np.uint64) * bit
+    rows = np.flatnonzero(keep & ((s_bits | d_bits) != 0))
+    return rows, s_bits[rows], d_bits[rows]
 
 
 def ints_in_prefix(a, value: int, length: int, bits: int = 32):

@@ -50,9 +50,9 @@ class Decoded:
         """Indices of the kernel's rows with an IP payload."""
         return np.flatnonzero(self.fast & (self.rows.payload != FAM_NON_IP))
 
-    def v6_rows(self):
-        """Indices of the kernel's rows with an IPv6 payload header."""
-        return np.flatnonzero(self.fast & (self.rows.payload == FAM_IPV6) & (self.rows.v6 >= 0))
+    def v6_mask(self):
+        """True for the kernel's rows with an IPv6 payload header."""
+        return self.fast & (self.rows.payload == FAM_IPV6) & (self.rows.v6 >= 0)
 
 
 def decode_batch(batch, opts) -> Decoded:
