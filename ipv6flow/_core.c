@@ -2220,6 +2220,60 @@ done:
     return PyLong_FromSsize_t(k);
 }
 
+/* -- the analyses' columns, in place (fast/core.py compiled_columns) ---------
+ *
+ * compact(out, n, which, idx): for each row r of which (int64), the first
+ * k items of row r of out (int64[R n], R rows of n) become its items idx
+ * (int64[k]), in place: row r's values at idx moved to its front. idx must
+ * rise strictly from 0 .. n - 1 (checked: then idx[j] >= j, so an item is
+ * read before any write reaches it). One read and one write of the same
+ * memory, where a gather (np.take) reads it and fills a new array.
+ */
+static PyObject *compact(PyObject *self, PyObject *args)
+{
+    PyObject *o[3];
+    Py_ssize_t n;
+    Py_buffer v[3];
+    const char *what[3] = {"out", "which", "idx"};
+    if (!PyArg_ParseTuple(args, "OnOO", &o[0], &n, &o[1], &o[2]))
+        return NULL;
+    int got = 0;
+    for (; got < 3; got++)
+        if (!get_array(o[got], &v[got], 8, -1, got == 0, what[got]))
+            goto done;
+    int64_t *out = v[0].buf;
+    const int64_t *which = v[1].buf, *idx = v[2].buf;
+    Py_ssize_t total = v[0].shape[0], nw = v[1].shape[0], k = v[2].shape[0];
+    if (n < 0 || (n && total % n) || (!n && total) || k > n) {
+        PyErr_SetString(PyExc_ValueError, "compact: out is not rows of n items, or idx longer");
+        goto done;
+    }
+    Py_ssize_t nrows = n ? total / n : 0;
+    for (Py_ssize_t w = 0; w < nw; w++)
+        if (which[w] < 0 || which[w] >= nrows) {
+            PyErr_SetString(PyExc_ValueError, "compact: a row outside out");
+            goto done;
+        }
+    for (Py_ssize_t j = 0; j < k; j++)
+        if (idx[j] >= n || (j ? idx[j] <= idx[j - 1] : idx[j] < 0)) {
+            PyErr_SetString(PyExc_ValueError, "compact: idx does not rise strictly inside n");
+            goto done;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t w = 0; w < nw; w++) {
+        int64_t *row = out + which[w] * n;
+        for (Py_ssize_t j = 0; j < k; j++)
+            row[j] = row[idx[j]];
+    }
+    Py_END_ALLOW_THREADS
+done:
+    while (got > 0)
+        PyBuffer_Release(&v[--got]);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *guard_hits(PyObject *self, PyObject *args)
 {
     return PyLong_FromUnsignedLongLong(guard_count);
@@ -2242,6 +2296,8 @@ static PyMethodDef methods[] = {
      "Distinct uint64 values grouped by their low bits (see _core.c)."},
     {"hll_update", hll_update, METH_VARARGS,
      "Raise HyperLogLog registers to the ranks of 64-bit hashes (see _core.c)."},
+    {"compact", compact, METH_VARARGS,
+     "Move the items idx of rows of a 2-d array to their fronts, in place (see _core.c)."},
     {"prefix_any", prefix_any, METH_VARARGS,
      "Whether any of up to 64 IPv6 prefixes holds each address (see _core.c)."},
     {"prefix_rows", prefix_rows, METH_VARARGS,

@@ -110,25 +110,32 @@ def _observe_columns(summary, d, extra):
 def _columns(d, extra, pick=None):
     """(columns, batch row of each) of the kernel's IP rows (those
     ``pick(address columns)`` selects, when given) and the fallback rows'
-    columns ``extra``, in frame order."""
-    idx = d.ip_rows()
+    columns ``extra``, in frame order. The last use of ``d``: its rows are
+    gathered in place (``batch_columns``)."""
     if pick is not None:
+        idx = d.ip_rows()
         idx = idx[pick(address_columns(d, idx))]
+        if extra:
+            mask = np.zeros(len(d.batch), dtype=bool)
+            mask[idx] = True
+    else:
+        mask = d.ip_mask()
+        if not extra:
+            idx = np.flatnonzero(mask)
     if not extra:
-        return batch_columns(d, idx), idx
-    # The fallback rows take their places among the kernel's rows: both
-    # index lists are ascending and disjoint, so where each lands is a
-    # searchsorted away. The columns are gathered for all the rows at once
-    # (what the kernel left in a fallback row's state is read, harmlessly:
+        return batch_columns(d, idx, last=True), idx
+    # The fallback rows take their places among the kernel's rows (one
+    # mask of both, never both at once: a fallback row is not the
+    # kernel's). The columns are gathered for all the rows at once (what
+    # the kernel left in a fallback row's state is read, harmlessly:
     # gathers clip into the buffer) and the fallback rows' own columns
     # written over theirs: a few values per column, not the batch moved.
     more = columns_of([c for _, c in extra])
     at = np.array([i for i, _ in extra], dtype=np.int64)
-    theirs = np.arange(len(at)) + np.searchsorted(idx, at)
-    rows = np.empty(len(idx) + len(at), dtype=np.int64)
-    rows[np.arange(len(idx)) + np.searchsorted(at, idx)] = idx
-    rows[theirs] = at
-    cols = batch_columns(d, rows)
+    mask[at] = True
+    rows = np.flatnonzero(mask)
+    theirs = np.searchsorted(rows, at)
+    cols = batch_columns(d, rows, last=True)
     for k, col in cols.items():
         kind = np.result_type(col, more[k])
         if col.dtype != kind:

@@ -46,9 +46,13 @@ class Decoded:
         self.fast = np.ones(len(batch), dtype=bool)
         self.fast[fallback] = False
 
+    def ip_mask(self):
+        """True for the kernel's rows with an IP payload."""
+        return self.fast & (self.rows.payload != FAM_NON_IP)
+
     def ip_rows(self):
         """Indices of the kernel's rows with an IP payload."""
-        return np.flatnonzero(self.fast & (self.rows.payload != FAM_NON_IP))
+        return np.flatnonzero(self.ip_mask())
 
     def v6_mask(self):
         """True for the kernel's rows with an IPv6 payload header."""
@@ -94,12 +98,18 @@ def address_columns(d: Decoded, idx) -> dict:
             "v6d_lo": a6[3]}
 
 
-def batch_columns(d: Decoded, idx) -> dict:
+def batch_columns(d: Decoded, idx, last=False) -> dict:
     """The decode/columns.py columns of the kernel's IP rows ``idx``: by
     the compiled pass's ``columns`` where its rows are, else by
-    ``gather_columns``."""
-    c = compiled_columns(d.rows, d.batch, idx)
-    return c if c is not None else gather_columns(d, idx)
+    ``gather_columns``. ``last``: nothing reads ``d`` afterwards, so the
+    compiled rows are gathered in place (``compiled_columns``) and ``d``
+    is left without them."""
+    c = compiled_columns(d.rows, d.batch, idx, in_place=last)
+    if c is None:
+        return gather_columns(d, idx)
+    if last:
+        d.rows = None
+    return c
 
 
 def gather_columns(d: Decoded, idx) -> dict:
