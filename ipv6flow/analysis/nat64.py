@@ -59,11 +59,13 @@ class Traffic:
     addresses) and embedded IPv4 destinations, mergeable sketches of
     address hashes (sketch.HashSketch, exact up to ``THRESHOLD``).
 
-    The fast path adds a batch's addresses as arrays (``add``); the
-    reference path one frame's (``add_frame``), held as bytes and hashed in
-    blocks of ``BLOCK``: the same hashes either way."""
+    The fast path adds a batch's rows as address words (``add_words``);
+    the reference path one frame's addresses (``add_frame``), as bytes.
+    Both are held and hashed in blocks of about ``BLOCK`` (a batch holds a
+    few hundred such rows, and hashing costs mostly per call): the same
+    hashes either way, and a set does not depend on the order they came."""
 
-    __slots__ = ("packets", "bytes", "clients", "v4", "_held")
+    __slots__ = ("packets", "bytes", "clients", "v4", "_held", "_rows", "_nrows")
     BLOCK = 4096
 
     def __init__(self):
@@ -72,16 +74,37 @@ class Traffic:
         self.clients = HashSketch(THRESHOLD, P)
         self.v4 = HashSketch(THRESHOLD, P)
         self._held = ([], [])         # IPv6 clients, IPv4 destinations (bytes)
+        self._rows = []               # add_words' arguments
+        self._nrows = 0
 
     def add(self, clients, v4) -> None:
         """Rows of (n, 16) and (n, 4) uint8 arrays: client and embedded
         IPv4 addresses."""
-        self.add_hashes(hash_rows(clients), hash_rows(v4))
+        self.clients.add(hash_rows(clients))
+        self.v4.add(hash_rows(v4))
 
-    def add_hashes(self, clients, v4) -> None:
-        """``add`` of the addresses' ``hash_rows`` hashes."""
-        self.clients.add(clients)
-        self.v4.add(v4)
+    def add_words(self, length, s_hi, s_lo, d_hi, d_lo, s_in, d_in) -> None:
+        """Rows of source and destination addresses as 64-bit words, and
+        whether each side is in the prefix (of ``length``): each inside
+        side's embedded IPv4 address, and the client, the other side,
+        where only one is inside."""
+        self._rows.append((length, s_hi, s_lo, d_hi, d_lo, s_in, d_in))
+        self._nrows += len(s_hi)
+        if self._nrows >= self.BLOCK:
+            self._settle_rows()
+
+    def _settle_rows(self) -> None:
+        rows, self._rows, self._nrows = self._rows, [], 0
+        length = rows[0][0]
+        sh, sl, dh, dl, s_in, d_in = (np.concatenate([r[k] for r in rows]) for k in range(1, 7))
+        # hashed from the words, as hash_rows hashes the addresses' bytes
+        inside = np.concatenate((rfc6052.embedded_words(sh[s_in], sl[s_in], length),
+                                 rfc6052.embedded_words(dh[d_in], dl[d_in], length)))
+        one = s_in != d_in
+        if not one.all():
+            s_in, sh, sl, dh, dl = s_in[one], sh[one], sl[one], dh[one], dl[one]
+        self.clients.add(hash_words(np.where(s_in, dh, sh), np.where(s_in, dl, sl)))
+        self.v4.add(hash_words(inside))
 
     def add_frame(self, client, v4s) -> None:
         """One frame's client address (bytes, or None) and embedded IPv4
@@ -94,7 +117,9 @@ class Traffic:
             self.settle()
 
     def settle(self) -> "Traffic":
-        """Hash what ``add_frame`` holds into the sketches."""
+        """Hash what ``add_words`` and ``add_frame`` hold into the sketches."""
+        if self._rows:
+            self._settle_rows()
         held6, held4 = self._held
         if held6 or held4:
             self._held = ([], [])
@@ -447,26 +472,26 @@ class Nat64State:
             return
         s_hi, s_lo, d_hi, d_lo = c["v6s_hi"], c["v6s_lo"], c["v6d_hi"], c["v6d_lo"]
         s_bits, d_bits = bits
+        # the prefixes some row is in (most batches: one, holding them all)
+        present = int(np.bitwise_or.reduce(s_bits | d_bits)) if len(s_bits) else 0
         for p, (value, length) in enumerate(prefixes):
-            bit = np.uint64(1 << p)
-            s_in, d_in = (s_bits & bit) != 0, (d_bits & bit) != 0
-            hit = np.flatnonzero(s_in | d_in)
-            if not len(hit):
+            bit = 1 << p
+            if not present & bit:
                 continue
-            s_in, d_in = s_in[hit], d_in[hit]
-            sh, sl, dh, dl = s_hi[hit], s_lo[hit], d_hi[hit], d_lo[hit]
+            if present == bit:          # every row is this prefix's
+                s_in, d_in = s_bits != 0, d_bits != 0
+                sh, sl, dh, dl, wire = s_hi, s_lo, d_hi, d_lo, c["wire"]
+            else:
+                s_in, d_in = (s_bits & np.uint64(bit)) != 0, (d_bits & np.uint64(bit)) != 0
+                hit = np.flatnonzero(s_in | d_in)
+                s_in, d_in = s_in[hit], d_in[hit]
+                sh, sl, dh, dl, wire = s_hi[hit], s_lo[hit], d_hi[hit], d_lo[hit], c["wire"][hit]
             t = self.traffic.get((value, length))
             if t is None:
                 t = self.traffic[(value, length)] = Traffic()
-            t.packets += len(hit) * self.weight
-            t.bytes += int(c["wire"][hit].sum()) * self.weight
-            # hashed from the words, as hash_rows hashes the addresses' bytes
-            one = s_in != d_in
-            out = s_in[one]
-            clients = hash_words(np.where(out, dh[one], sh[one]), np.where(out, dl[one], sl[one]))
-            inside = np.concatenate((rfc6052.embedded_words(sh[s_in], sl[s_in], length),
-                                     rfc6052.embedded_words(dh[d_in], dl[d_in], length)))
-            t.add_hashes(clients, hash_words(inside))
+            t.packets += len(wire) * self.weight
+            t.bytes += int(wire.sum()) * self.weight
+            t.add_words(length, sh, sl, dh, dl, s_in, d_in)
 
     def observe_dns_segments(self, buf, start, stop, tcp, src, src_end) -> None:
         """``observe_dns`` over the DNS segments of a batch: arrays of byte
