@@ -94,6 +94,10 @@ EVIDENCE = ((EV_PRIVATE, "private-inner"), (EV_SHARED, "shared-inner"),
             (EV_PORTS, "psid-ports"), (EV_RULE, "map-rule"), (EV_PEER, "rfc6052-peer"),
             (EV_PUBLIC, "public-inner"))
 _EV_NAMES = {name for _, name in EVIDENCE}
+# the columns the rules and the sizing read (population.flow_hashes' among
+# them): the only ones a block of candidate rows keeps
+READS = ("fam", "has6", "tunnel", "ntun", "ts", "proto", "sport", "dport", "v4s", "v4d",
+         "v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo")
 # how a NAT64 gateway's prefix may be known for its confidence to be high
 _STATED = {"well-known", "local-use", "configured", "rfc7050", "pref64"}
 
@@ -404,7 +408,7 @@ class TranslationState:
         sel = np.flatnonzero(self.candidates(c))
         if not len(sel):
             return
-        self._blocks.append(({k: v[sel] for k, v in c.items()}, wire[sel], None))
+        self._blocks.append(({k: c[k][sel] for k in READS}, wire[sel], None))
         self._nblocked += len(sel)
         if self._nblocked >= self.BLOCK_ROWS:
             self.flush(interval)
@@ -588,9 +592,9 @@ class TranslationState:
             open_rows = np.isin(inv, np.fromiter(entries, dtype=np.int64, count=len(entries)))
             sent = out[rows] & open_rows
             dests, flows = {}, {}
-            for i, v in _pairs_in_order(inv[sent], v4[sent]):
+            for i, v in _pairs_in_order(inv[sent], v4[sent], MAX_CLIENT_DESTS):
                 dests.setdefault(i, []).append(v)
-            for i, k in _pairs_in_order(inv[open_rows], keys[open_rows]):
+            for i, k in _pairs_in_order(inv[open_rows], keys[open_rows], MAX_CLIENT_FLOWS):
                 flows.setdefault(i, []).append(k)
             for i, e in entries.items():
                 e.add_dests(dests.get(i, ()))
@@ -628,8 +632,11 @@ class TranslationState:
         return g
 
     def _size(self, b, rows, interval):
-        c = {k: v[rows] for k, v in b.c.items()}
-        mech, ev, wire = b.mech[rows], b.ev[rows], b.wire[rows]
+        if len(rows) == b.n:            # every row found its mechanism: no copy
+            c, mech, ev, wire = b.c, b.mech, b.ev, b.wire
+        else:
+            c = {k: v[rows] for k, v in b.c.items()}
+            mech, ev, wire = b.mech[rows], b.ev[rows], b.wire[rows]
         gh, gl, glen = b.gw_hi[rows], b.gw_lo[rows], b.gw_len[rows]
         gkey = hash_words(mech, gh, gl, glen)
         fh, keyed = flow_hashes(c)
@@ -1045,7 +1052,7 @@ class Late(TranslationState):
         sel = np.flatnonzero(sel)
         if not len(sel):
             return
-        self._blocks.append(({k: v[sel] for k, v in c.items()}, wire[sel], index[sel]))
+        self._blocks.append(({k: c[k][sel] for k in READS}, wire[sel], index[sel]))
         self._nblocked += len(sel)
         if self._nblocked >= self.BLOCK_ROWS:
             self.flush(interval)
@@ -1149,12 +1156,29 @@ def _in_order(values, wire):
         yield int(u[i]), int(p[i]), int(nb[i])
 
 
-def _pairs_in_order(group, values):
-    """Distinct (group, value) pairs, in the order of their first row."""
+def _pairs_in_order(group, values, cap=None):
+    """Distinct (group, value) pairs, in the order of their first row; with
+    ``cap``, only each group's first ``cap`` of them: a Client64 table,
+    which takes distinct values in order while it holds fewer than
+    ``cap``, is full after the first ``cap`` whatever it held before (each
+    of them it held already is a place it had filled), so the rest change
+    nothing."""
     key = hash_words(group, values)
     _, _, first = _uniq_first(key)
     first = np.sort(first)
-    return zip(group[first].tolist(), values[first].tolist())
+    g = group[first]
+    if cap is not None and len(g) > cap:
+        # each pair's rank in its group: its place among the group's pairs
+        # once they are sorted (stably) by group
+        order = np.argsort(g, kind="stable")
+        gs = g[order]
+        start = np.flatnonzero(np.concatenate(([True], gs[1:] != gs[:-1])))
+        size = np.diff(np.append(start, len(gs)))
+        rank = np.empty(len(g), dtype=np.int64)
+        rank[order] = np.arange(len(g)) - np.repeat(start, size)
+        keep = rank < cap
+        first, g = first[keep], g[keep]
+    return zip(g.tolist(), values[first].tolist())
 
 
 def _flow_keys(proto, cport, rport, v4):
