@@ -2274,6 +2274,73 @@ done:
     Py_RETURN_NONE;
 }
 
+/* -- translation's candidate rows (analysis/translation.py candidates) -------
+ *
+ * xlat_candidates(fam, has6, tunnel, ntun, v4s, v4d, s_hi, s_lo, d_hi, d_lo,
+ * table, codes, out): out[i] (uint8[n]) = 1 for a row that may belong to a
+ * mechanism, as TranslationState.candidates (the specification) decides:
+ * 4in6 (IPv4 payload, IPv6 header, outermost tunnel 4in6, one tunnel);
+ * IPv6 with a side whose interface identifier has the MAP form (16 zero
+ * bits, then an IPv4 address whose first octet is not 0) or in a NAT64
+ * prefix of the table (at most 64); plain IPv4 (no IPv6 header, no tunnel)
+ * from or to a /29 (codes[4]: its address >> 3). codes: FAM_IPV4, FAM_IPV6,
+ * the 4in6 and no-tunnel codes, the /29. has6: uint8[n]; fam, tunnel,
+ * ntun, v4s, v4d: int64[n] (v4s, v4d -1 for none); addresses uint64[n].
+ */
+static PyObject *xlat_candidates(PyObject *self, PyObject *args)
+{
+    PyObject *o[13];
+    Py_buffer v[12];
+    const char *what[12] = {"fam", "has6", "tunnel", "ntun", "v4s", "v4d", "s_hi", "s_lo",
+                            "d_hi", "d_lo", "codes", "out"};
+    prefix_table pt;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
+                          &o[6], &o[7], &o[8], &o[9], &o[10], &o[11], &o[12]))
+        return NULL;
+    if (!get_prefixes(o[10], &pt))
+        return NULL;
+    PyObject *arrays[12] = {o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], o[8], o[9],
+                            o[11], o[12]};
+    int got = 0;
+    Py_ssize_t n = -1;
+    for (; got < 12; got++) {
+        int one_byte = got == 1 || got == 11;
+        if (!get_array(arrays[got], &v[got], one_byte ? 1 : 8, got == 10 ? 5 : n, got == 11,
+                       what[got]))
+            goto done;
+        if (got == 0)
+            n = v[0].shape[0];
+    }
+    const int64_t *fam = v[0].buf, *tunnel = v[2].buf, *ntun = v[3].buf, *v4s = v[4].buf,
+                  *v4d = v[5].buf, *codes = v[10].buf;
+    const uint8_t *has6 = v[1].buf;
+    const uint64_t *sh = v[6].buf, *sl = v[7].buf, *dh = v[8].buf, *dl = v[9].buf;
+    uint8_t *out = v[11].buf;
+    const int64_t fam4 = codes[0], fam6 = codes[1], t4in6 = codes[2], tnone = codes[3],
+                  b4 = codes[4];
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int yes = 0;
+        if (has6[i]) {
+            if (fam[i] == fam4)
+                yes = tunnel[i] == t4in6 && ntun[i] == 1;
+            else if (fam[i] == fam6)
+                yes = (sl[i] >> 40) - 1 < 255 || (dl[i] >> 40) - 1 < 255
+                      || in_prefixes(&pt, sh[i], sl[i]) || in_prefixes(&pt, dh[i], dl[i]);
+        } else if (fam[i] == fam4 && tunnel[i] == tnone) {
+            yes = (v4s[i] >= 0 && (v4s[i] >> 3) == b4) || (v4d[i] >= 0 && (v4d[i] >> 3) == b4);
+        }
+        out[i] = (uint8_t)yes;
+    }
+    Py_END_ALLOW_THREADS
+done:
+    while (got > 0)
+        PyBuffer_Release(&v[--got]);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *guard_hits(PyObject *self, PyObject *args)
 {
     return PyLong_FromUnsignedLongLong(guard_count);
@@ -2296,6 +2363,8 @@ static PyMethodDef methods[] = {
      "Distinct uint64 values grouped by their low bits (see _core.c)."},
     {"hll_update", hll_update, METH_VARARGS,
      "Raise HyperLogLog registers to the ranks of 64-bit hashes (see _core.c)."},
+    {"xlat_candidates", xlat_candidates, METH_VARARGS,
+     "translation.py's candidate rows in one pass (see _core.c)."},
     {"compact", compact, METH_VARARGS,
      "Move the items idx of rows of a 2-d array to their fronts, in place (see _core.c)."},
     {"prefix_any", prefix_any, METH_VARARGS,

@@ -53,7 +53,8 @@ import itertools
 import numpy as np
 
 from ..arrays import distinct, unique_inverse
-from ..decode.addresses import words_in_prefix, words_in_prefixes
+from ..compiled import core_function
+from ..decode.addresses import MAX_PREFIX_BITS, prefix_table, words_in_prefix, words_in_prefixes
 from ..decode.registry import FAM_IPV4, FAM_IPV6, IPPROTO_TCP, IPPROTO_UDP, TEREDO_HI32, TUNNEL_CODE
 from . import rfc6052
 from .population import ODD_BIN, flow_hashes
@@ -85,6 +86,11 @@ _U = np.uint64
 _M32 = 0xFFFFFFFF
 _4IN6 = TUNNEL_CODE["4in6"]
 _NONE = TUNNEL_CODE["none"]
+# candidates' rule in one compiled pass (None: the numpy rule; tests set it),
+# and the codes it takes (families, tunnel kinds, 192.0.0.0/29 >> 3)
+BUILT_CANDIDATES = core_function("xlat_candidates")
+_xlat_candidates = BUILT_CANDIDATES
+_CODES = np.array([FAM_IPV4, FAM_IPV6, _4IN6, _NONE, 0xC0000000 >> 3], dtype=np.int64)
 
 # evidence bits per frame, and their names in the report
 EV_PRIVATE, EV_SHARED, EV_B4, EV_CONFIGURED, EV_MAPIID, EV_PORTS, EV_RULE, EV_PEER, \
@@ -372,7 +378,18 @@ class TranslationState:
         """Rows that may belong to a mechanism: 4in6, IPv6 with a side in a
         NAT64 prefix or with a MAP interface identifier, plain IPv4 from or
         to 192.0.0.0/29. Cheap, so the fast path can pick rows before it
-        reads their ports."""
+        reads their ports. In one pass of _core.c ``xlat_candidates`` where
+        it is built; the numpy below is its specification."""
+        nat64 = self._nat64_all()
+        if _xlat_candidates is not None and len(nat64) <= MAX_PREFIX_BITS:
+            out = np.empty(len(c["fam"]), dtype=bool)
+            i64 = [np.ascontiguousarray(c[k], dtype=np.int64)
+                   for k in ("fam", "tunnel", "ntun", "v4s", "v4d")]
+            u64 = [np.ascontiguousarray(c[k], dtype=np.uint64)
+                   for k in ("v6s_hi", "v6s_lo", "v6d_hi", "v6d_lo")]
+            _xlat_candidates(i64[0], np.ascontiguousarray(c["has6"], dtype=bool).view(np.uint8),
+                             *i64[1:], *u64, prefix_table(nat64), _CODES, out.view(np.uint8))
+            return out
         fam, has6 = c["fam"], c["has6"]
         out = (fam == FAM_IPV4) & has6 & (c["tunnel"] == _4IN6) & (c["ntun"] == 1)
         six = (fam == FAM_IPV6) & has6
@@ -384,7 +401,6 @@ class TranslationState:
             # a side in a NAT64 prefix, tested in full: a prefix found in
             # the capture may sit in a /32 that carries most of it (the
             # documentation prefix of the corpus's captures)
-            nat64 = self._nat64_all()
             hit |= words_in_prefixes(c["v6s_hi"], c["v6s_lo"], nat64)
             hit |= words_in_prefixes(c["v6d_hi"], c["v6d_lo"], nat64)
             out |= six & hit

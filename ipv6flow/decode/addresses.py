@@ -92,7 +92,7 @@ _prefix_any, _prefix_rows = BUILT_PREFIX_ANY, BUILT_PREFIX_ROWS
 MAX_PREFIX_BITS = 64                 # prefixes one compiled call (or prefix_rows) takes
 
 
-def _prefix_table(prefixes) -> np.ndarray:
+def prefix_table(prefixes) -> np.ndarray:
     """(value high, mask high, value low, mask low) of each prefix, as
     _core.c reads a prefix table."""
     t = []
@@ -118,9 +118,9 @@ def words_in_prefixes(hi, lo, prefixes):
         for at in range(0, len(prefixes), MAX_PREFIX_BITS):
             chunk = prefixes[at:at + MAX_PREFIX_BITS]
             if at == 0 and len(chunk) == len(prefixes):
-                _prefix_any(hi, lo, _prefix_table(chunk), inside.view(np.uint8))
+                _prefix_any(hi, lo, prefix_table(chunk), inside.view(np.uint8))
                 return inside
-            _prefix_any(hi, lo, _prefix_table(chunk), part.view(np.uint8))
+            _prefix_any(hi, lo, prefix_table(chunk), part.view(np.uint8))
             inside |= part
         return inside
     for value, length in prefixes:
@@ -147,7 +147,7 @@ def prefix_rows(s_hi, s_lo, d_hi, d_lo, keep, prefixes, limits=None):
         s_bits, d_bits = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
         k = _prefix_rows(_u64(s_hi), _u64(s_lo), _u64(d_hi), _u64(d_lo),
                          np.ascontiguousarray(keep, dtype=bool).view(np.uint8),
-                         _prefix_table(prefixes), lim, rows, s_bits, d_bits)
+                         prefix_table(prefixes), lim, rows, s_bits, d_bits)
         return rows[:k], s_bits[:k], d_bits[:k]
     s_bits, d_bits = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
     for p, (value, length) in enumerate(prefixes):
