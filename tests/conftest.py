@@ -116,13 +116,21 @@ def fast_path(name):
     """Run the fast decoder with classifier ``name`` ("compiled" or
     "numpy") inside the block (``ipv6flow.fast.core.compiled`` is the switch,
     and those of the compiled helpers of the analyses: the clients' rules,
-    the HyperLogLog registers, the grouping of DNS messages)."""
+    the HyperLogLog registers, the grouping of DNS messages, the prefix
+    tests, the in-place columns, translation's candidates)."""
     from ipv6flow import arrays, compiled
-    from ipv6flow.analysis import nat64, population, sketch
+    from ipv6flow.analysis import nat64, population, sketch, translation
+    from ipv6flow.decode import addresses
     from ipv6flow.fast import core
     saved = (core.compiled, population.compiled, sketch.compiled, nat64._dns_groups,
              arrays._unique_u64, arrays._group_sum, arrays._code_groups)
+    saved_xlat = (addresses._prefix_any, addresses._prefix_rows, core.compact,
+                  translation._xlat_candidates)
     numpy = name == "numpy"
+    addresses._prefix_any = None if numpy else addresses.BUILT_PREFIX_ANY
+    addresses._prefix_rows = None if numpy else addresses.BUILT_PREFIX_ROWS
+    core.compact = None if numpy else core.BUILT_COMPACT
+    translation._xlat_candidates = None if numpy else translation.BUILT_CANDIDATES
     core.compiled = None if numpy else core.BUILT or need_core()
     population.compiled = None if numpy else population.BUILT
     sketch.compiled = None if numpy else sketch.BUILT
@@ -135,6 +143,8 @@ def fast_path(name):
     finally:
         (core.compiled, population.compiled, sketch.compiled, nat64._dns_groups,
          arrays._unique_u64, arrays._group_sum, arrays._code_groups) = saved
+        (addresses._prefix_any, addresses._prefix_rows, core.compact,
+         translation._xlat_candidates) = saved_xlat
 
 
 ROW_ATTRS = ("carrier", "payload", "tunnel", "ntun", "proto", "v6", "ip", "v4", "l4", "l4end")

@@ -30,6 +30,10 @@
 # * the scorecard, compiled against numpy, on the programme sample, every
 #   real capture and random columns, with random maps
 #   (tests/test_orgmap_compiled.py);
+# * the prefix tests, translation's candidates and the in-place columns
+#   (_core.c prefix_any, prefix_rows, xlat_candidates, compact) against their
+#   numpy forms and Python integers, on hypothesis-made rows and every real
+#   capture (tests/test_xlat_compiled.py);
 # * the compiled sFlow walk (_speedups.walk_sflow) against the Python walk on
 #   the real sFlow captures of ../shared/sampled/akvorado, the hostile
 #   corpus's sFlow cases, every cut of a carrier frame and hypothesis-made
@@ -106,7 +110,7 @@ if [ "$mode" != check ]; then
 fi
 "$PYTHON" -m pytest -q -p no:cacheprovider -x \
   tests/test_core.py tests/test_fast_rules.py tests/test_fast_hypothesis.py \
-  tests/test_orgmap_compiled.py \
+  tests/test_orgmap_compiled.py tests/test_xlat_compiled.py \
   "tests/test_nat64.py::test_dns_groups_match_by_bytes_not_by_id" \
   "tests/test_nat64.py::test_dns_groups_equal_python_grouping" \
   "tests/test_nat64.py::test_grouped_dns_evidence_equals_message_by_message" \
