@@ -107,12 +107,18 @@ def _observe_columns(summary, d, extra):
     summary.observe_columns(_columns(d, extra, pick)[0])
 
 
-def _columns(d, extra, pick=None):
+def _columns(d, extra, pick=None, only=None):
     """(columns, batch row of each) of the kernel's IP rows (those
-    ``pick(address columns)`` selects, when given) and the fallback rows'
-    columns ``extra``, in frame order. The last use of ``d``: its rows are
+    ``pick(address columns)`` selects, when given, or those of the mask
+    ``only`` over the batch's rows) and the fallback rows' columns
+    ``extra``, in frame order. The last use of ``d``: its rows are
     gathered in place (``batch_columns``)."""
-    if pick is not None:
+    if only is not None:
+        idx = np.flatnonzero(only & d.ip_mask())
+        if extra:
+            mask = np.zeros(len(d.batch), dtype=bool)
+            mask[idx] = True
+    elif pick is not None:
         idx = d.ip_rows()
         idx = idx[pick(address_columns(d, idx))]
         if extra:
@@ -198,7 +204,11 @@ def nat64_batch(state, batch, opts, prefixes, base=0, limits=None, late=None,
             if row is not None:
                 extra.append((i, row))
     if late is not None:
-        cols, rows = _columns(d, extra, late.wants)
+        # the rows it wants (Late.wants) found over the batch's address
+        # words, before any column is gathered
+        r = d.rows
+        only = d.v6_mask() & late.in_jobs(r.addr(0), r.addr(1), r.addr(2), r.addr(3))
+        cols, rows = _columns(d, extra, only=only)
         late.observe_at(cols, cols["wire"], rows + base, interval)
 
 

@@ -1054,8 +1054,12 @@ class Late(TranslationState):
         six = (fam == FAM_IPV6) & has6
         if not six.any():
             return six
-        return six & (words_in_prefixes(c["v6s_hi"], c["v6s_lo"], self._late)
-                      | words_in_prefixes(c["v6d_hi"], c["v6d_lo"], self._late))
+        return six & self.in_jobs(c["v6s_hi"], c["v6s_lo"], c["v6d_hi"], c["v6d_lo"])
+
+    def in_jobs(self, s_hi, s_lo, d_hi, d_lo) -> np.ndarray:
+        """Rows whose source or destination (address words) lies in a
+        job's prefix."""
+        return words_in_prefixes(s_hi, s_lo, self._late) | words_in_prefixes(d_hi, d_lo, self._late)
 
     def observe_at(self, c, wire, index, interval):
         """As ``observe``, for rows at frame indices ``index`` (of the file
