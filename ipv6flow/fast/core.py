@@ -229,13 +229,15 @@ def compiled_columns(rows, batch, idx, in_place=False):
         sel = np.take(out, idx, axis=1)
     at = _AT
     payload, carrier = sel[at["payload"]], sel[at["carrier"]]
+    # the carrier's family, IPv4 unless IPv6: in place (``sel`` is ours)
+    np.copyto(carrier, R.FAM_IPV4, where=carrier != R.FAM_IPV6)
     c = {"fam": payload, "tunnel": sel[at["tunnel"]],
          "ts": np.take(batch.ts, idx).astype(np.float64, copy=False),
          "proto": sel[at["proto"]], "has6": sel[at["v6"]] >= 0,
          "v6s_hi": sel[at["addr0"]].view(np.uint64), "v6s_lo": sel[at["addr1"]].view(np.uint64),
          "v6d_hi": sel[at["addr2"]].view(np.uint64), "v6d_lo": sel[at["addr3"]].view(np.uint64),
          "wire": np.take(batch.wirelens, idx).astype(np.int64, copy=False),
-         "carrier": np.where(carrier == R.FAM_IPV6, R.FAM_IPV6, R.FAM_IPV4),
+         "carrier": carrier,
          "ntun": sel[at["ntun"]]}
     for name in _READ:
         c[name] = sel[at[name]]
