@@ -113,22 +113,14 @@ def _columns(d, extra, pick=None, only=None):
     ``only`` over the batch's rows) and the fallback rows' columns
     ``extra``, in frame order. The last use of ``d``: its rows are
     gathered in place (``batch_columns``)."""
+    mask = d.ip_mask()
     if only is not None:
-        idx = np.flatnonzero(only & d.ip_mask())
-        if extra:
-            mask = np.zeros(len(d.batch), dtype=bool)
-            mask[idx] = True
+        mask &= only
     elif pick is not None:
-        idx = d.ip_rows()
-        idx = idx[pick(address_columns(d, idx))]
-        if extra:
-            mask = np.zeros(len(d.batch), dtype=bool)
-            mask[idx] = True
-    else:
-        mask = d.ip_mask()
-        if not extra:
-            idx = np.flatnonzero(mask)
+        idx = np.flatnonzero(mask)
+        mask[idx[~pick(address_columns(d, idx))]] = False
     if not extra:
+        idx = np.flatnonzero(mask)
         return batch_columns(d, idx, last=True), idx
     # The fallback rows take their places among the kernel's rows (one
     # mask of both, never both at once: a fallback row is not the

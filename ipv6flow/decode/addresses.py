@@ -112,16 +112,13 @@ def words_in_prefixes(hi, lo, prefixes):
     any of ``prefixes`` ((value, length) pairs)."""
     prefixes = list(prefixes)
     inside = np.zeros(len(hi), dtype=bool)
-    if _prefix_any is not None:
+    if _prefix_any is not None and prefixes:
         hi, lo = _u64(hi), _u64(lo)
-        part = np.empty(len(hi), dtype=bool)
         for at in range(0, len(prefixes), MAX_PREFIX_BITS):
-            chunk = prefixes[at:at + MAX_PREFIX_BITS]
-            if at == 0 and len(chunk) == len(prefixes):
-                _prefix_any(hi, lo, prefix_table(chunk), inside.view(np.uint8))
-                return inside
-            _prefix_any(hi, lo, prefix_table(chunk), part.view(np.uint8))
-            inside |= part
+            part = np.empty(len(hi), dtype=bool)
+            _prefix_any(hi, lo, prefix_table(prefixes[at:at + MAX_PREFIX_BITS]),
+                        part.view(np.uint8))
+            inside = part if at == 0 else inside | part
         return inside
     for value, length in prefixes:
         inside |= words_in_prefix(hi, lo, value, length)
