@@ -33,7 +33,7 @@ STAGES = (
     ("frame keys and time bins", ("ipv6flow.fold:_add_figures",)),
     ("NAT64 traffic to known prefixes", ("ipv6flow.fold:_nat64_rows",)),
     ("DNS and RA: finding the messages",
-     ("ipv6flow.fold:dns_segments", "ipv6flow.fold:icmpv6_spans",
+     ("ipv6flow.fold:message_spans",
       "ipv6flow.analysis.nat64:Nat64State.observe_dns_segments",
       "ipv6flow.analysis.nat64:Nat64State.observe_icmpv6")),
     ("DNS: parsing and applying the answers (per batch)",

@@ -113,6 +113,10 @@ static struct {
     /* what columns() reads (registry protocol numbers and header offsets) */
     int64_t p_tcp, p_udp, p_icmp, p_icmpv6, udp_sport, udp_dport, icmp_type, ipv4_src,
         linktype_ethernet, eth_dst, eth_src, eth_addr_len, tcp_flags;
+    /* what spans() reads (registry: the DNS port, UDP and TCP header
+       fields, the source address of each IP header) */
+    int64_t dns_port, udp_len, udp_ulen, tcp_len, tcp_doff, ipv6_src, ipv6_addr_len,
+        ipv4_addr_len;
 } T;
 
 /* Header layouts of the registry (decode/registry.py classes, handed in by
@@ -1346,6 +1350,9 @@ static PyObject *configure(PyObject *self, PyObject *args)
         {"LINKTYPE_ETHERNET", &T.linktype_ethernet}, {"ETH_DST", &T.eth_dst},
         {"ETH_SRC", &T.eth_src}, {"ETH_ADDR_LEN", &T.eth_addr_len},
         {"TCP_FLAGS", &T.tcp_flags},
+        {"DNS_PORT", &T.dns_port}, {"UDP_LEN", &T.udp_len}, {"UDP_ULEN", &T.udp_ulen},
+        {"TCP_LEN", &T.tcp_len}, {"TCP_DOFF", &T.tcp_doff}, {"IPV6_SRC", &T.ipv6_src},
+        {"IPV6_ADDR_LEN", &T.ipv6_addr_len}, {"IPV4_ADDR_LEN", &T.ipv4_addr_len},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (!get_int(d, ints[i].name, ints[i].dst))
@@ -1657,18 +1664,145 @@ static PyObject *configure_population(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* -- DNS segments and ICMPv6 messages of a batch (fast/__init__.py) ---------
+ *
+ * spans(buf, out, idx, dns, icmp, icmp_type) -> (k, j): fast.dns_segments
+ * and fast.icmpv6_spans of the classified rows idx (int64[m], each in
+ * [0, n)) in one walk. out is classify's output (int64[NCOLS * n]): the
+ * rows' state and ports, read, never written. dns (int64[5 * m]) receives
+ * the k DNS segments as five columns of m (payload start, stop, 1 for TCP,
+ * sender address start, stop), icmp (int64[2 * m]) the j ICMPv6 messages
+ * as two (start, stop), of type icmp_type only when it is >= 0 (the pass's
+ * ICMP type column, which holds the byte at l4 of such rows). The header
+ * bytes read (UDP length, TCP data offset) are read as the numpy forms'
+ * gathers read them: each index clipped into the buffer. The numpy forms
+ * are the specification (tests/test_core.py holds them equal).
+ */
+static PyObject *spans(PyObject *self, PyObject *args)
+{
+    Py_buffer buf, outv, idxv, dnsv, icmpv;
+    PyObject *outo, *idxo, *dnso, *icmpo;
+    long long icmp_type;
+    if (!T.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_core.configure() was not called");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "y*OOOOL", &buf, &outo, &idxo, &dnso, &icmpo, &icmp_type))
+        return NULL;
+    PyObject *result = NULL;
+    int got = 0;
+    if (!get_array(outo, &outv, 8, -1, 0, "out"))
+        goto done;
+    got = 1;
+    if (!get_array(idxo, &idxv, 8, -1, 0, "idx"))
+        goto done;
+    got = 2;
+    Py_ssize_t m = idxv.shape[0];
+    if (!get_array(dnso, &dnsv, 8, 5 * m, 1, "dns"))
+        goto done;
+    got = 3;
+    if (!get_array(icmpo, &icmpv, 8, 2 * m, 1, "icmp"))
+        goto done;
+    got = 4;
+    if (outv.shape[0] % NCOLS) {
+        PyErr_SetString(PyExc_ValueError, "out: not classify's output");
+        goto done;
+    }
+    Py_ssize_t n = outv.shape[0] / NCOLS;
+    const int64_t *out = outv.buf, *idx = idxv.buf;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (idx[i] < 0 || idx[i] >= n) {
+            PyErr_SetString(PyExc_ValueError, "idx: a row outside the batch");
+            goto done;
+        }
+    }
+    const uint8_t *b = buf.buf;
+    int64_t len = buf.len;
+    int64_t *dns = dnsv.buf, *icmp = icmpv.buf;
+    Py_ssize_t k = 0, j = 0;
+    Py_BEGIN_ALLOW_THREADS
+    /* First the rows, from the pass's columns alone (the ICMP type is one:
+       the ICMPv6 rows' message type, read where l4 < l4end): the ICMPv6
+       messages, and the candidate DNS rows with their header's bytes
+       prefetched (the batch is far larger than a cache); then the UDP
+       length or TCP data offset of each candidate. */
+    Py_ssize_t c = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        Py_ssize_t r = idx[i];
+#define ROW(col) out[(Py_ssize_t)(col) * n + r]
+        int64_t proto = ROW(C_PROTO), l4 = ROW(C_L4), l4end = ROW(C_L4END);
+        if (l4 < 0)
+            continue;
+        if (proto == T.p_udp || proto == T.p_tcp) {
+            if ((ROW(C_SPORT) == T.dns_port || ROW(C_DPORT) == T.dns_port)
+                && l4 + T.udp_len <= l4end) {
+                dns[c++] = r;               /* overwritten below, in order */
+                if (l4 < len)
+                    __builtin_prefetch(b + l4);     /* a hint, never a read */
+            }
+        } else if (ROW(C_PAYLOAD) == T.fam_ipv6 && proto == T.p_icmpv6 && l4 < l4end
+                   && (icmp_type < 0 || ROW(C_ICMP) == icmp_type)) {
+            icmp[j] = l4;
+            icmp[m + j] = l4end;
+            j++;
+        }
+    }
+    for (Py_ssize_t i = 0; i < c; i++) {
+        Py_ssize_t r = dns[i];
+        int64_t l4 = ROW(C_L4), l4end = ROW(C_L4END);
+        int tcp = ROW(C_PROTO) == T.p_tcp;
+        int64_t ulen = clipped_u8(b, len, l4 + T.udp_ulen) << 8
+                       | clipped_u8(b, len, l4 + T.udp_ulen + 1);
+        int64_t doff = (clipped_u8(b, len, l4 + T.tcp_doff) >> 4) * 4;
+        int ok = tcp ? l4 + T.tcp_len <= l4end && doff >= T.tcp_len && l4 + doff <= l4end
+                     : ulen >= T.udp_len && l4 + ulen <= l4end;
+        if (!ok)
+            continue;
+        int v6 = ROW(C_PAYLOAD) == T.fam_ipv6;
+        int64_t src = ROW(C_IP) + (v6 ? T.ipv6_src : T.ipv4_src);
+        dns[k] = tcp ? l4 + doff : l4 + T.udp_len;  /* k <= i: candidate i is read */
+        dns[m + k] = tcp ? l4end : l4 + ulen;
+        dns[2 * m + k] = tcp;
+        dns[3 * m + k] = src;
+        dns[4 * m + k] = src + (v6 ? T.ipv6_addr_len : T.ipv4_addr_len);
+        k++;
+#undef ROW
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("nn", k, j);
+done:
+    if (got >= 4)
+        PyBuffer_Release(&icmpv);
+    if (got >= 3)
+        PyBuffer_Release(&dnsv);
+    if (got >= 2)
+        PyBuffer_Release(&idxv);
+    if (got >= 1)
+        PyBuffer_Release(&outv);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
 /* -- DNS messages of a batch, grouped (analysis/nat64.py observe_dns_segments)
  *
- * dns_groups(buf, start, stop, src, src_end, first) -> number of groups, or
- * -1 when a span does not lie in the buffer (the caller then takes its
- * per-message path). Row i is the message buf[start[i]:stop[i]] sent by
- * buf[src[i]:src_end[i]]; two rows are alike when their messages without
- * the 2-byte ID and their senders are equal, byte for byte. first[i]
- * receives the index of the first row alike to row i (itself if none came
- * before), so the caller handles each distinct message once, in order of
- * first appearance, with its count. Rows are compared by a 64-bit hash in
- * an open-addressing table sized from the row count (never from a packet)
- * and then by memcmp, so a hash collision never merges two messages.
+ * dns_groups(buf, start, stop, tcp, src, src_end, keep_all, answerless,
+ * max_tcp, mstart, mstop, msrc, msrc_end, first) -> m, or -1 when a span
+ * does not lie in the buffer or the messages do not fit in the m* arrays
+ * (the caller then takes its per-message path). Segment i is the payload
+ * buf[start[i]:stop[i]] (tcp: uint8[n], 1 for a TCP segment) sent by
+ * buf[src[i]:src_end[i]]. Its DNS messages, as Nat64State.observe_dns_many
+ * takes them (a UDP payload is one; a TCP segment holds the whole
+ * length-prefixed messages at its start, at most max_tcp, as
+ * dnsmsg.tcp_messages), and of those only the ones that carry evidence
+ * (keep_all: every one; else responses of 12 bytes or more with answers,
+ * or without with answerless), are written in order to mstart .. msrc_end
+ * [0:m]. first[k] receives the index of the first message alike to
+ * message k (itself if none came before): two are alike when their bytes
+ * without the 2-byte ID and their senders are equal, so the caller handles
+ * each distinct message once, in order of first appearance, with its
+ * count. Messages are compared by a 64-bit hash in an open-addressing
+ * table sized from the output arrays (never from a packet) and then by
+ * memcmp, so a hash collision never merges two messages.
  */
 static inline uint64_t hash_bytes(const uint8_t *p, int64_t len, uint64_t h)
 {
@@ -1684,26 +1818,43 @@ static inline uint64_t hash_bytes(const uint8_t *p, int64_t len, uint64_t h)
     return mix64(h ^ w ^ ((uint64_t)len << 56));
 }
 
+/* does buf[a:b] carry evidence (observe_dns_many's test)? */
+static inline int dns_evidence(const uint8_t *b, int64_t a, int64_t e, int keep_all,
+                               int answerless)
+{
+    return keep_all || (e - a >= 12 && (b[a + 2] & 0x80)
+                        && (b[a + 6] || b[a + 7] || answerless));
+}
+
 static PyObject *dns_groups(PyObject *self, PyObject *args)
 {
-    Py_buffer buf, v[5], fv;
-    PyObject *o[5], *fo;
-    const char *what[5] = {"start", "stop", "src", "src_end", "first"};
-    if (!PyArg_ParseTuple(args, "y*OOOOO", &buf, &o[0], &o[1], &o[2], &o[3], &fo))
+    Py_buffer buf, v[5], w[5];
+    PyObject *o[5], *wo[5];
+    int keep_all, answerless;
+    long long max_tcp;
+    const char *what[5] = {"start", "stop", "tcp", "src", "src_end"};
+    const char *wwhat[5] = {"mstart", "mstop", "msrc", "msrc_end", "first"};
+    if (!PyArg_ParseTuple(args, "y*OOOOOppLOOOOO", &buf, &o[0], &o[1], &o[2], &o[3], &o[4],
+                          &keep_all, &answerless, &max_tcp, &wo[0], &wo[1], &wo[2], &wo[3],
+                          &wo[4]))
         return NULL;
-    int got = 0, got_f = 0;
+    int got = 0, got_w = 0;
     PyObject *result = NULL;
     int64_t *table = NULL;
-    Py_ssize_t n = -1;
-    for (; got < 4; got++) {
-        if (!get_array(o[got], &v[got], 8, n, 0, what[got]))
+    Py_ssize_t n = -1, cap = -1;
+    for (; got < 5; got++) {
+        if (!get_array(o[got], &v[got], got == 2 ? 1 : 8, n, 0, what[got]))
             goto done;
         n = v[got].shape[0];
     }
-    if (!(got_f = get_array(fo, &fv, 8, n, 1, what[4])))
-        goto done;
-    const int64_t *start = v[0].buf, *stop = v[1].buf, *src = v[2].buf, *src_end = v[3].buf;
-    int64_t *first = fv.buf;
+    for (; got_w < 5; got_w++) {
+        if (!get_array(wo[got_w], &w[got_w], 8, cap, 1, wwhat[got_w]))
+            goto done;
+        cap = w[got_w].shape[0];
+    }
+    const int64_t *start = v[0].buf, *stop = v[1].buf, *src = v[3].buf, *src_end = v[4].buf;
+    const uint8_t *tcp = v[2].buf;
+    int64_t *ms = w[0].buf, *me = w[1].buf, *rs = w[2].buf, *re = w[3].buf, *first = w[4].buf;
     int64_t len = buf.len;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (start[i] < 0 || stop[i] < start[i] || stop[i] > len || src[i] < 0
@@ -1713,7 +1864,7 @@ static PyObject *dns_groups(PyObject *self, PyObject *args)
         }
     }
     Py_ssize_t size = 16;
-    while (size < 2 * n)
+    while (size < 2 * cap)
         size <<= 1;
     table = PyMem_Malloc((size_t)size * sizeof(int64_t));
     if (!table) {
@@ -1721,27 +1872,57 @@ static PyObject *dns_groups(PyObject *self, PyObject *args)
         goto done;
     }
     const uint8_t *b = buf.buf;
-    Py_ssize_t groups = 0;
+    Py_ssize_t m = 0;
+    int full = 0;
     Py_BEGIN_ALLOW_THREADS
+    /* the messages, in order */
+    for (Py_ssize_t i = 0; i < n && !full; i++) {
+        if (!tcp[i]) {
+            if (dns_evidence(b, start[i], stop[i], keep_all, answerless)) {
+                if (m == cap) {
+                    full = 1;
+                    break;
+                }
+                ms[m] = start[i], me[m] = stop[i], rs[m] = src[i], re[m] = src_end[i];
+                m++;
+            }
+            continue;
+        }
+        int64_t off = start[i], end = stop[i];
+        for (long long count = 0; off + 2 <= end && count < max_tcp; count++) {
+            int64_t ln = (int64_t)b[off] << 8 | b[off + 1];
+            if (ln == 0 || off + 2 + ln > end)
+                break;
+            if (dns_evidence(b, off + 2, off + 2 + ln, keep_all, answerless)) {
+                if (m == cap) {
+                    full = 1;
+                    break;
+                }
+                ms[m] = off + 2, me[m] = off + 2 + ln, rs[m] = src[i], re[m] = src_end[i];
+                m++;
+            }
+            off += 2 + ln;
+        }
+    }
+    /* each one's first alike */
     for (Py_ssize_t k = 0; k < size; k++)
         table[k] = -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t s = start[i] + 2 < stop[i] ? start[i] + 2 : stop[i];
-        int64_t blen = stop[i] - s, rlen = src_end[i] - src[i];
-        uint64_t h = hash_bytes(b + src[i], rlen, hash_bytes(b + s, blen, 0));
+    for (Py_ssize_t i = 0; i < m && !full; i++) {
+        int64_t s = ms[i] + 2 < me[i] ? ms[i] + 2 : me[i];
+        int64_t blen = me[i] - s, rlen = re[i] - rs[i];
+        uint64_t h = hash_bytes(b + rs[i], rlen, hash_bytes(b + s, blen, 0));
         Py_ssize_t slot = (Py_ssize_t)(h & (uint64_t)(size - 1));
         for (;;) {
             int64_t j = table[slot];
             if (j < 0) {
                 table[slot] = i;
                 first[i] = i;
-                groups++;
                 break;
             }
-            int64_t sj = start[j] + 2 < stop[j] ? start[j] + 2 : stop[j];
-            if (stop[j] - sj == blen && src_end[j] - src[j] == rlen
+            int64_t sj = ms[j] + 2 < me[j] ? ms[j] + 2 : me[j];
+            if (me[j] - sj == blen && re[j] - rs[j] == rlen
                 && memcmp(b + sj, b + s, (size_t)blen) == 0
-                && memcmp(b + src[j], b + src[i], (size_t)rlen) == 0) {
+                && memcmp(b + rs[j], b + rs[i], (size_t)rlen) == 0) {
                 first[i] = j;
                 break;
             }
@@ -1749,11 +1930,11 @@ static PyObject *dns_groups(PyObject *self, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    result = PyLong_FromSsize_t(groups);
+    result = PyLong_FromSsize_t(full ? -1 : m);
 done:
     PyMem_Free(table);
-    if (got_f)
-        PyBuffer_Release(&fv);
+    while (got_w > 0)
+        PyBuffer_Release(&w[--got_w]);
     while (got > 0)
         PyBuffer_Release(&v[--got]);
     PyBuffer_Release(&buf);
@@ -2353,6 +2534,8 @@ static PyMethodDef methods[] = {
      "Take population.py's tables (a dict)."},
     {"population", population, METH_VARARGS,
      "Client side, client key, flow hash and the distinct-count streams of column arrays."},
+    {"spans", spans, METH_VARARGS,
+     "The DNS segments and ICMPv6 messages of classified rows (see _core.c)."},
     {"dns_groups", dns_groups, METH_VARARGS,
      "Group a batch's DNS messages that are alike but for their ID (see _core.c)."},
     {"unique_u64", unique_u64, METH_VARARGS,

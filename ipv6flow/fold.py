@@ -22,8 +22,8 @@ from .decode import decode_frame
 from .decode.columns import columns_of, frame_columns
 from .decode.addresses import MAX_PREFIX_BITS, prefix_rows
 from .decode.registry import FAM_NON_IP, FAMILY_NAMES
-from .fast import (KEY_FIELDS, address_columns, batch_columns, decode_batch, dns_segments,
-                   icmpv6_spans, record, unpack_key)
+from .fast import (KEY_FIELDS, address_columns, batch_columns, decode_batch, message_spans,
+                   record, unpack_key)
 
 _PAYLOAD_SHIFT, _PAYLOAD_MASK = KEY_FIELDS["payload"]
 _CARRIER_SHIFT, _CARRIER_MASK = KEY_FIELDS["carrier"]
@@ -154,8 +154,9 @@ def summarize_batch(summary, batch, opts, on_frame=None, prefixes=()) -> int:
     state = summary.nat64
     _nat64_rows(state, d, prefixes)
     ip = d.ip_rows()
-    state.observe_dns_segments(batch.buffer, *dns_segments(d, ip))
-    state.observe_icmpv6(batch.buffer, *icmpv6_spans(d, ip))
+    dns, ras = message_spans(d, ip, nat64_mod.ICMPV6_RA)
+    state.observe_dns_segments(batch.buffer, *dns)
+    state.observe_icmpv6(batch.buffer, *ras)
     extra = []
     want_clients = summary.wants_columns
     for i in d.fallback.tolist():

@@ -113,6 +113,7 @@ fi
   tests/test_orgmap_compiled.py tests/test_xlat_compiled.py \
   "tests/test_nat64.py::test_dns_groups_match_by_bytes_not_by_id" \
   "tests/test_nat64.py::test_dns_groups_equal_python_grouping" \
+  "tests/test_nat64.py::test_dns_groups_split_and_filter_as_message_by_message" \
   "tests/test_nat64.py::test_grouped_dns_evidence_equals_message_by_message" \
   "tests/test_hostile.py::test_hostile_file" \
   "tests/test_hostile.py::test_real_capture_cut_at_50_points" \

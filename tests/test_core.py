@@ -28,7 +28,8 @@ from ipv6flow.capture import open_capture
 from ipv6flow.capture.batch import Batch
 from ipv6flow.decode import DecodeOptions, decode_frame, parse_prefix
 from ipv6flow.errors import CaptureError
-from ipv6flow.fast import Decoded, core, frame_columns, frame_keys, gather_columns, kernel
+from ipv6flow.fast import Decoded, core, decode_batch, frame_columns, frame_keys, gather_columns, kernel
+from ipv6flow.fast import message_spans as fast_message_spans
 from ipv6flow.decode.frame import frame_key
 
 from conftest import CAPTURES, SAMPLES, core_disagreements, fast_path, need_core
@@ -70,6 +71,7 @@ def test_compiled_equals_numpy_on_real_captures(path):
         _, fn, _ = kernel.classify(batch, OPTS)
         assert len(fc) == len(fn), "the compiled pass sends more rows to the reference"
         _assert_columns_as_gathered(batch, crows)
+        _assert_spans_as_gathered(batch, crows)
         rows += len(batch)
     assert _core.guard_hits() == guards
     assert rows > 0 or "fuzz" in path or os.path.getsize(path) < 2048 or _unreadable(path)
@@ -86,6 +88,41 @@ def _assert_columns_as_gathered(batch, crows):
         assert got[k].dtype == want[k].dtype, k
         bad = np.flatnonzero(got[k] != want[k])
         assert not len(bad), (k, bad[:5], got[k][bad[:5]], want[k][bad[:5]])
+
+
+def _spans_both(d, idx, icmp_type):
+    """fast.message_spans of compiled rows by _core.c ``spans`` and by the
+    numpy forms, as lists."""
+    import ipv6flow.fast as fast
+    assert fast.BUILT_SPANS is not None
+    got = fast.message_spans(d, idx, icmp_type)
+    saved, fast._spans = fast._spans, None
+    try:
+        want = fast.message_spans(d, idx, icmp_type)
+    finally:
+        fast._spans = saved
+    return ([[a.tolist() for a in part] for part in got],
+            [[a.tolist() for a in part] for part in want])
+
+
+def _assert_spans_as_gathered(batch, crows):
+    """_core.c ``spans`` equals fast.dns_segments and fast.icmpv6_spans on
+    every row of the batch (fallback rows too, as the columns), of every
+    ICMPv6 type and of Router Advertisements only; and on the IP rows, the
+    compiled pass's spans equal the numpy kernel's."""
+    d = Decoded(batch, np.zeros(len(batch), dtype=np.int64), np.zeros(0, dtype=np.int64), crows)
+    for icmp_type in (None, 134):
+        got, want = _spans_both(d, np.arange(len(batch)), icmp_type)
+        assert got == want, icmp_type
+    with fast_path("compiled"):
+        dc = decode_batch(batch, OPTS)
+        got = fast_message_spans(dc, dc.ip_rows(), 134)
+    with fast_path("numpy"):
+        dn = decode_batch(batch, OPTS)
+        want = fast_message_spans(dn, dn.ip_rows(), 134)
+    if len(dc.fallback) == len(dn.fallback):
+        assert [[a.tolist() for a in part] for part in got] \
+            == [[a.tolist() for a in part] for part in want]
 
 
 def _unreadable(path):
@@ -527,3 +564,104 @@ def test_compiled_address_classes_in_split_slash16s_equal_the_reference():
     assert keys == want
     classes = {(address_class(f[22:38]), address_class(f[38:54])) for f in frames}
     assert len({c for pair in classes for c in pair}) >= 6   # the batch holds many classes
+
+
+def _spans_rows(states, buf):
+    """A Decoded over made-up compiled row states (dicts of COLUMNS names;
+    ``span``: l4end - l4) and ``buf``."""
+    n = len(states)
+    out = np.zeros((len(core.COLUMNS), n), dtype=np.int64)
+    for i, r in enumerate(states):
+        for name, v in r.items():
+            if name != "span":
+                out[core._AT[name], i] = v
+        out[core._AT["l4end"], i] = r["l4"] + r["span"]
+        # the ICMP type column as the compiled pass fills it (_core.c row_columns)
+        l4, proto = r["l4"], r["proto"]
+        icmp = proto == (58 if r["payload"] == 2 else 1) and 0 <= l4 < l4 + r["span"]
+        out[core._AT["icmp"], i] = buf[min(max(l4, 0), len(buf) - 1)] if icmp and buf else -1
+    crows = core.CompiledRows(np.frombuffer(buf, dtype=np.uint8), out)
+    batch = Batch(buf, np.zeros(n, dtype=np.int64), np.full(n, len(buf), dtype=np.int64),
+                  np.full(n, len(buf), dtype=np.int64), np.zeros(n), np.ones(n, dtype=np.int32))
+    return Decoded(batch, out[0], np.zeros(0, dtype=np.int64), crows), out
+
+
+def test_spans_compiled_equal_numpy_at_every_header_boundary():
+    """Every transport end from before the header to past the longest one,
+    for UDP lengths and TCP data offsets around each bound, every family,
+    both ports, ICMPv6 of two types and ICMP: the same spans by _core.c and
+    by numpy (each row's header in its own 64 bytes of the buffer), and as
+    many as the rules give."""
+    need_core()
+    heads, states, fields = [], [], []
+    for fam in (0, 1, 2):                      # non-IP rows too: any row state
+        for proto, ports in ((17, ((53, 80), (80, 53), (80, 80))), (6, ((53, 80), (80, 443))),
+                             (58, ((-1, -1),)), (1, ((-1, -1),))):
+            for field in (0, 7, 8, 9, 20, 0x40, 0x50, 0x60, 0xF0):
+                for span in range(-1, 66):
+                    for sport, dport in ports:
+                        head = bytearray(64)
+                        head[0] = 134 if field == 8 else 135    # ICMPv6 type
+                        head[4:6] = field.to_bytes(2, "big")    # UDP length
+                        head[12] = field                        # TCP data offset << 4
+                        at = 64 * len(heads)
+                        heads.append(bytes(head))
+                        fields.append(field)
+                        states.append({"payload": fam, "proto": proto, "ip": at, "l4": at,
+                                       "span": span, "sport": sport, "dport": dport})
+    d, _ = _spans_rows(states, b"".join(heads))
+    idx = np.arange(len(states))
+    for icmp_type in (None, 134):
+        got, want = _spans_both(d, idx, icmp_type)
+        assert got == want
+    (_, _, tcp, _, _), (icmp_start, _) = got          # Router Advertisements only
+    rows = list(zip(states, fields))
+    # by the rules: UDP to or from 53 with 8 <= length <= l4end - l4; TCP
+    # with its header whole and 20 <= data offset <= l4end - l4
+    dns = [(st, f) for st, f in rows if 53 in (st["sport"], st["dport"])]
+    udp = sum(1 for st, f in dns if st["proto"] == 17 and 8 <= f <= st["span"])
+    tcp_ = sum(1 for st, f in dns if st["proto"] == 6 and st["span"] >= 20
+               and 20 <= (f >> 4) * 4 <= st["span"])
+    ras = sum(1 for st, f in rows if st["proto"] == 58 and st["payload"] == 2
+              and st["span"] > 0 and f == 8)
+    assert tcp.count(True) == tcp_ > 0 and tcp.count(False) == udp > 0
+    assert len(icmp_start) == ras > 0
+
+
+# Row states as the compiled pass could leave them, the odd ones too (a
+# transport header past the buffer, ends before starts, negative offsets):
+# _core.c spans must read them as the numpy forms' clipped gathers do.
+_OFFSET = st.integers(-2, 50).map(lambda x: 2 * x)   # even: the buffer is drawn as words
+
+
+@settings(max_examples=int(os.environ.get("IPV6FLOW_HYPOTHESIS_EXAMPLES", 200)),
+          deadline=None)
+@given(buf=st.lists(st.sampled_from([0x0008, 0x0000, 0x0009, 0x0014, 0x5000, 0x6000, 0x8600,
+                                     0xFFFF]), min_size=1, max_size=50).map(
+    lambda words: b"".join(w.to_bytes(2, "big") for w in words)),
+    # UDP lengths at l4 + 4 (8, 9, 20), TCP data offsets at l4 + 12 (20, 24), ICMPv6 type 134
+       rows=st.lists(st.fixed_dictionaries({
+           "payload": st.sampled_from([0, 1, 2]), "proto": st.sampled_from([1, 6, 17, 17, 58, 0]),
+           "ip": _OFFSET, "l4": _OFFSET, "span": st.sampled_from([-1, 0, 7, 8, 9, 19, 20, 21, 24, 40]),
+           "sport": st.sampled_from([-1, 53, 80]), "dport": st.sampled_from([-1, 53, 443])}),
+           max_size=30),
+       icmp_type=st.sampled_from([None, 134, 0]), data=st.data())
+def test_spans_compiled_equal_numpy_on_any_row_state(buf, rows, icmp_type, data):
+    """fast.message_spans by _core.c and by numpy over made-up row states:
+    the same spans, whatever the offsets (the bytes read clip into the
+    buffer alike)."""
+    import ipv6flow.fast as fast
+    need_core()
+    n = len(rows)
+    d, out = _spans_rows(rows, buf)
+    # every row, then some again in any order (the callers pass ascending
+    # indices; the C takes any)
+    idx = np.array(list(range(n)) + data.draw(st.lists(st.integers(0, max(n - 1, 0)),
+                                                        max_size=n)), dtype=np.int64)
+    got, want = _spans_both(d, idx, icmp_type)
+    assert got == want
+    if n:
+        # a row index outside the batch: an error, nothing read
+        with pytest.raises(ValueError):
+            fast._spans(buf, out.reshape(-1), np.array([n], dtype=np.int64),
+                        np.empty(5, dtype=np.int64), np.empty(2, dtype=np.int64), -1)

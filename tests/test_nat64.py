@@ -4,6 +4,7 @@ construction (samples/nat64/generate.py), and against the real captures."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ipv6flow.options import Options
@@ -307,12 +308,23 @@ def _python_groups(buf, spans):
 
 
 def _spans_arrays(spans):
-    import numpy as np
     return [np.array([s[k] for s in spans], dtype=np.int64) for k in range(4)]
 
 
+def _group(groups, buf, spans, tcp=None, keep_all=True, answerless=False, room=None):
+    """_core.dns_groups over segments ``spans`` ((start, stop, src,
+    src_end), UDP unless ``tcp``): (first, messages) or -1."""
+    start, stop, src, src_end = _spans_arrays(spans) if spans else [np.zeros(0, np.int64)] * 4
+    tcp = np.zeros(len(spans), np.uint8) if tcp is None else np.array(tcp, np.uint8)
+    out = np.empty((5, 2 * len(spans) + 64 if room is None else room), dtype=np.int64)
+    m = groups(buf, start, stop, tcp, src, src_end, keep_all, answerless, dnsmsg.MAX_RECORDS,
+               *out)
+    if m < 0:
+        return m
+    return out[4, :m].tolist(), [tuple(r) for r in out[:4, :m].T.tolist()]
+
+
 def test_dns_groups_match_by_bytes_not_by_id():
-    import numpy as np
     groups = _need_dns_groups()
     msg = bytes.fromhex("1234818000010001000000000377777706676f6f676c6503636f6d0000010001")
     other_id = b"\xab\xcd" + msg[2:]
@@ -323,15 +335,32 @@ def test_dns_groups_match_by_bytes_not_by_id():
     spans = [(0, n, r1, r1 + 4), (n, 2 * n, r1, r1 + 4), (2 * n, 3 * n, r1, r1 + 4),
              (3 * n, 4 * n, r2, r2 + 4), (0, n, r1, r1 + 4), (0, 1, r1, r1 + 4),
              (n, n + 1, r1, r1 + 4), (5, 5, r1, r1)]
-    first = np.empty(len(spans), dtype=np.int64)
-    count = groups(buf, *_spans_arrays(spans), first)
+    first, msgs = _group(groups, buf, spans)
     want, want_count = _python_groups(buf, spans)
-    assert first.tolist() == want == [0, 0, 2, 3, 0, 5, 5, 7]
-    assert count == want_count == 5
-    # a span outside the buffer: -1, the caller's per-message path
+    assert first == want == [0, 0, 2, 3, 0, 5, 5, 7]
+    assert len(set(first)) == want_count == 5 and msgs == spans
+    # only the responses with answers (the QR bit, ANCOUNT): the first
+    # four and the fifth; answerless ones too with ``answerless``
+    noans = msg[:6] + b"\0\0" + msg[8:]
+    query = msg[:2] + b"\x01" + msg[3:]
+    buf2 = buf + noans + query
+    extra = [(len(buf), len(buf) + n, r1, r1 + 4), (len(buf) + n, len(buf) + 2 * n, r1, r1 + 4)]
+    assert _group(groups, buf2, spans + extra, keep_all=False) == (
+        [0, 0, 2, 3, 0], spans[:5])
+    assert _group(groups, buf2, spans + extra, keep_all=False, answerless=True) == (
+        [0, 0, 2, 3, 0, 5], spans[:5] + extra[:1])
+    # a TCP segment: its length-prefixed messages, each a message of its own
+    tcp_buf = buf + len(msg).to_bytes(2, "big") + other_id + len(msg).to_bytes(2, "big") + msg
+    seg = (len(buf), len(tcp_buf), r1, r1 + 4)
+    assert _group(groups, tcp_buf, [spans[0], seg], tcp=[0, 1]) == (
+        [0, 0, 0], [spans[0], (len(buf) + 2, len(buf) + 2 + n, r1, r1 + 4),
+                    (len(buf) + 4 + n, len(tcp_buf), r1, r1 + 4)])
+    # more messages than room: -1, the caller's per-message path
+    assert _group(groups, tcp_buf, [spans[0], seg], tcp=[0, 1], room=2) == -1
+    # a span outside the buffer: -1
     for bad in [(0, len(buf) + 1, r1, r1 + 4), (-1, 4, r1, r1 + 4), (4, 3, r1, r1 + 4),
                 (0, n, r1, len(buf) + 2)]:
-        assert groups(buf, *_spans_arrays([bad]), np.empty(1, dtype=np.int64)) == -1
+        assert _group(groups, buf, [bad]) == -1
 
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
@@ -340,17 +369,76 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_dns_groups_equal_python_grouping(data):
-    import numpy as np
     groups = _need_dns_groups()
     # a small alphabet: many spans are equal, many differ in one byte
     buf = data.draw(st.binary(min_size=1, max_size=200).map(lambda b: bytes(x & 3 for x in b)))
     span = st.tuples(st.integers(0, len(buf)), st.integers(0, 40)).map(
         lambda t: (t[0], min(len(buf), t[0] + t[1])))
     spans = [a + b for a, b in data.draw(st.lists(st.tuples(span, span), max_size=60))]
-    first = np.empty(len(spans), dtype=np.int64)
-    count = groups(buf, *_spans_arrays(spans), first)
+    first, msgs = _group(groups, buf, spans)
     want, want_count = _python_groups(buf, spans)
-    assert first.tolist() == want and count == want_count
+    assert first == want and len(set(first)) == want_count and msgs == spans
+
+
+# DNS-like messages: few IDs and bodies (many alike), responses with and
+# without answers, queries, and shorter than a header
+_MESSAGE = st.one_of(
+    st.tuples(st.sampled_from([b"\x00\x01", b"\x99\x98"]), st.sampled_from([0x81, 0x01]),
+              st.sampled_from([b"\0\0", b"\0\1", b"\1\0"]),
+              st.binary(max_size=6).map(lambda b: bytes(x & 1 for x in b))).map(
+        lambda t: t[0] + bytes([t[1], 0x80, 0, 1]) + t[2] + b"\0\0\0\0" + t[3]),
+    st.binary(max_size=11))
+
+
+@st.composite
+def _dns_segments(draw):
+    """A buffer of UDP payloads and TCP segments (length-prefixed messages,
+    a wrong or zero length now and then) and their senders: what
+    ``observe_dns_segments`` takes."""
+    buf, segs = bytearray(), []
+    senders = [bytes([10, 0, 0, 1]), bytes(15) + b"\x01", bytes([10, 0, 0, 2])]
+    for _ in range(draw(st.integers(0, 12))):
+        src = len(buf)
+        sender = draw(st.sampled_from(senders))
+        buf += sender
+        tcp = draw(st.booleans())
+        start = len(buf)
+        if tcp:
+            for msg in draw(st.lists(_MESSAGE, max_size=4)):
+                ln = draw(st.sampled_from([len(msg)] * 4 + [0, len(msg) + 1]))
+                buf += ln.to_bytes(2, "big") + msg
+            buf += draw(st.binary(max_size=2))
+        else:
+            buf += draw(_MESSAGE)
+        segs.append((start, len(buf), tcp, src, src + len(sender)))
+    return bytes(buf), segs
+
+
+@settings(max_examples=300, deadline=None)
+@given(seg=_dns_segments(), want_queries=st.booleans(), want_answerless=st.booleans(),
+       repeat=st.integers(1, 3))
+def test_dns_groups_split_and_filter_as_message_by_message(seg, want_queries, want_answerless,
+                                                           repeat):
+    """The grouped path (TCP segments split and every message filtered in
+    C) leaves ``_pending`` as the per-message path: the same messages, in
+    the same order, with the same counts."""
+    from ipv6flow.analysis import nat64
+    _need_dns_groups()
+    buf, segs = seg
+    segs = segs * repeat
+    arrays = [np.array([s[k] for s in segs], dtype=bool if k == 2 else np.int64)
+              for k in range(5)]
+    pendings = []
+    for grouped in (nat64.BUILT_DNS_GROUPS, None):
+        saved, nat64._dns_groups = nat64._dns_groups, grouped
+        try:
+            st_ = nat64.Nat64State()
+            st_.want_queries, st_.want_answerless = want_queries, want_answerless
+            st_.observe_dns_segments(buf, *arrays)
+            pendings.append((list(st_._pending.items()), st_._pending_bytes))
+        finally:
+            nat64._dns_groups = saved
+    assert pendings[0] == pendings[1]
 
 
 @pytest.mark.parametrize("max_pending", [3, 50000])

@@ -503,6 +503,10 @@ class Nat64State:
         they are all kept and filtered message by message.)"""
         if not len(start):
             return
+        view = memoryview(buf)
+        if _dns_groups is not None and self._observe_grouped(buf, view, start, stop, tcp, src,
+                                                             src_end):
+            return
         if not self.want_queries:
             b = np.frombuffer(buf, dtype=np.uint8)
             qr = np.take(b, start + 2, mode="clip") & 0x80
@@ -510,32 +514,35 @@ class Nat64State:
                 | np.take(b, start + 7, mode="clip")
             resp = tcp | ((start + 12 <= stop) & (qr != 0) & ((answers > 0) | self.want_answerless))
             start, stop, tcp, src, src_end = (a[resp] for a in (start, stop, tcp, src, src_end))
-        view = memoryview(buf)
-        if _dns_groups is not None and len(start) and not tcp.any() \
-                and self._observe_grouped(buf, view, start, stop, src, src_end):
-            return
         self.observe_dns_many((view[a:b], view[c:d], t) for a, b, t, c, d in zip(
             start.tolist(), stop.tolist(), tcp.tolist(), src.tolist(), src_end.tolist()))
 
-    def _observe_grouped(self, buf, view, start, stop, src, src_end) -> bool:
-        """``observe_dns_many`` over UDP messages, each distinct one (the ID
-        aside, with its sender) handled once with its count, when that
-        changes nothing: the messages go into ``_pending`` in the order of
-        first appearance with the same counts, and no flush would have come
+    def _observe_grouped(self, buf, view, start, stop, tcp, src, src_end) -> bool:
+        """``observe_dns_many`` over the segments, each distinct message
+        (the ID aside, with its sender) handled once with its count, when
+        that changes nothing: _core.c ``dns_groups`` finds the messages that
+        carry evidence (TCP segments split as ``dnsmsg.tcp_messages`` does)
+        and groups them; they go into ``_pending`` in the order of first
+        appearance with the same counts, and no flush would have come
         within the batch (else False, with nothing done). A batch holds the
         same few messages many times over (2 M generated frames: 83,909 DNS
         responses, 1,740 distinct a batch summed)."""
-        arrays = [np.ascontiguousarray(a, dtype=np.int64) for a in (start, stop, src, src_end)]
-        first = np.empty(len(start), dtype=np.int64)
-        if _dns_groups(buf, *arrays, first) < 0:
+        # room for every segment's message and a few TCP segments with more
+        # (past it: the per-message path)
+        msgs = np.empty((5, 2 * len(start) + 64), dtype=np.int64)
+        m = _dns_groups(buf, *(np.ascontiguousarray(a, dtype=np.int64) for a in (start, stop)),
+                        np.ascontiguousarray(tcp, dtype=np.uint8),
+                        *(np.ascontiguousarray(a, dtype=np.int64) for a in (src, src_end)),
+                        self.want_queries, self.want_answerless, dnsmsg.MAX_RECORDS, *msgs)
+        if m < 0:
             return False
-        reps = np.flatnonzero(first == np.arange(len(first)))
-        counts = np.bincount(first, minlength=len(first))[reps].tolist()
+        first = msgs[4, :m]
+        reps = np.flatnonzero(first == np.arange(m))
+        counts = np.bincount(first, minlength=m)[reps].tolist()
         pending = self._pending
         items, new, new_bytes = [], 0, 0
-        for i, count in zip(reps.tolist(), counts):
-            a, b = int(start[i]), int(stop[i])
-            key = (bytes(view[a + 2:b]), bytes(view[int(src[i]):int(src_end[i])]))
+        for a, b, c, d, count in zip(*(msgs[k, reps].tolist() for k in range(4)), counts):
+            key = (bytes(view[a + 2:b]), bytes(view[c:d]))
             if key not in pending:
                 new += 1
                 new_bytes += b - a

@@ -5,7 +5,7 @@ what the analyses read, as arrays: the packed frame key of every row the
 kernel decoded, the rows it left to the reference decoder, and on demand
 the decoded columns of its rows (``batch_columns``: decode/columns.py's
 columns), the transport payloads of DNS segments (``dns_segments``) and
-the ICMPv6 messages (``icmpv6_spans``). Nothing here counts or judges:
+the ICMPv6 messages (``icmpv6_spans``; both at once: ``message_spans``). Nothing here counts or judges:
 ``ipv6flow.fold`` hands these arrays to the analyses and the Summary, and
 decodes the fallback rows with the reference decoder.
 """
@@ -21,11 +21,18 @@ from ..decode.frame import frame_key
 from ..decode.registry import (DNS_PORT, FAM_IPV4, FAM_IPV6, FAM_NON_IP, ETH, ICMP, ICMP_OF,
                                IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4, IPV6,
                                LINKTYPE_ETHERNET, TCP, UDP)
+from ..compiled import core_function
+from . import core
 from .core import classify, compiled_columns
 from .kernel import _SHIFT, unpack
 
 __all__ = ["Decoded", "decode_batch", "batch_columns", "gather_columns", "address_columns", "dns_segments",
-           "icmpv6_spans", "record", "unpack_key", "frame_keys", "frame_columns"]
+           "icmpv6_spans", "message_spans", "record", "unpack_key", "frame_keys", "frame_columns"]
+
+# _core.c spans, for the compiled pass's rows (configured with it); tests
+# set None: the numpy forms
+BUILT_SPANS = core_function("spans") if core.BUILT is not None else None
+_spans = BUILT_SPANS
 
 # One FrameKey per distinct packed key (a batch has few distinct keys).
 unpack_key = lru_cache(maxsize=4096)(unpack)
@@ -193,12 +200,32 @@ def dns_segments(d: Decoded, idx):
     return start, stop, tcp, src, src_end
 
 
-def icmpv6_spans(d: Decoded, idx):
-    """(start, stop) of the ICMPv6 messages among the kernel's rows ``idx``."""
+def icmpv6_spans(d: Decoded, idx, icmp_type=None):
+    """(start, stop) of the ICMPv6 messages among the kernel's rows ``idx``
+    (of type ``icmp_type`` only, when given)."""
     rows = d.rows
     fam, proto, l4, l4end = rows.payload[idx], rows.proto[idx], rows.l4[idx], rows.l4end[idx]
     sel = idx[(fam == FAM_IPV6) & (proto == IPPROTO_ICMPV6) & (l4 >= 0) & (l4 < l4end)]
+    if icmp_type is not None:
+        sel = sel[rows.u8(rows.l4[sel]) == icmp_type]
     return rows.l4[sel], rows.l4end[sel]
+
+
+def message_spans(d: Decoded, idx, icmp_type=None):
+    """``(dns_segments(d, idx), icmpv6_spans(d, idx, icmp_type))``: by one
+    walk of the rows in _core.c ``spans`` where the compiled pass made
+    them, else by the numpy forms (its specification)."""
+    out = getattr(d.rows, "out", None)
+    if _spans is None or out is None:
+        return dns_segments(d, idx), icmpv6_spans(d, idx, icmp_type)
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    m = len(idx)
+    dns = np.empty((5, m), dtype=np.int64)
+    icmp = np.empty((2, m), dtype=np.int64)
+    k, j = _spans(d.batch.buffer, out.reshape(-1), idx, dns.reshape(-1), icmp.reshape(-1),
+                  -1 if icmp_type is None else icmp_type)
+    return ((dns[0, :k], dns[1, :k], dns[2, :k] != 0, dns[3, :k], dns[4, :k]),
+            (icmp[0, :j], icmp[1, :j]))
 
 
 # -- per-row forms, for the differential tests ------------------------------------

@@ -108,6 +108,10 @@ def _config():
                 "UDP_SPORT": R.UDP.SPORT, "UDP_DPORT": R.UDP.DPORT, "ICMP_TYPE": R.ICMP.TYPE,
                 "IPV4_SRC": R.IPV4.SRC, "ETH_DST": R.ETH.DST, "ETH_SRC": R.ETH.SRC,
                 "ETH_ADDR_LEN": R.ETH.ADDR_LEN, "TCP_FLAGS": R.TCP.FLAGS})
+    # what _core.c spans reads (fast.dns_segments, fast.icmpv6_spans)
+    cfg.update({"DNS_PORT": R.DNS_PORT, "UDP_LEN": R.UDP.LEN, "UDP_ULEN": R.UDP.ULEN,
+                "TCP_LEN": R.TCP.LEN, "TCP_DOFF": R.TCP.DOFF, "IPV6_SRC": R.IPV6.SRC,
+                "IPV6_ADDR_LEN": R.IPV6.ADDR_LEN, "IPV4_ADDR_LEN": R.IPV4.ADDR_LEN})
     # the header layouts the link-layer and tunnel steps read, by name
     # (registry.MPLS.LEN is "MPLS_LEN")
     for layout in LAYOUTS:
