@@ -1786,27 +1786,39 @@ done:
 /* -- DNS messages of a batch, grouped (analysis/nat64.py observe_dns_segments)
  *
  * dns_groups(buf, start, stop, tcp, src, src_end, keep_all, answerless,
- * max_tcp, mstart, mstop, msrc, msrc_end, first) -> m, or -1 when a span
- * does not lie in the buffer or the messages do not fit in the m* arrays
- * (the caller then takes its per-message path). Segment i is the payload
- * buf[start[i]:stop[i]] (tcp: uint8[n], 1 for a TCP segment) sent by
- * buf[src[i]:src_end[i]]. Its DNS messages, as Nat64State.observe_dns_many
- * takes them (a UDP payload is one; a TCP segment holds the whole
- * length-prefixed messages at its start, at most max_tcp, as
- * dnsmsg.tcp_messages), and of those only the ones that carry evidence
- * (keep_all: every one; else responses of 12 bytes or more with answers,
- * or without with answerless), are written in order to mstart .. msrc_end
- * [0:m]. first[k] receives the index of the first message alike to
- * message k (itself if none came before): two are alike when their bytes
- * without the 2-byte ID and their senders are equal, so the caller handles
- * each distinct message once, in order of first appearance, with its
- * count. Messages are compared by a 64-bit hash in an open-addressing
- * table sized from the output arrays (never from a packet) and then by
+ * max_tcp, out) -> g, or -1 when a span does not lie in the buffer or the
+ * messages do not fit in out (the caller then takes its per-message path).
+ * Segment i is the payload buf[start[i]:stop[i]] (tcp: uint8[n], 1 for a
+ * TCP segment) sent by buf[src[i]:src_end[i]]. Its DNS messages, as
+ * Nat64State.observe_dns_many takes them (a UDP payload is one; a TCP
+ * segment holds the whole length-prefixed messages at its start, at most
+ * max_tcp, as dnsmsg.tcp_messages), and of those only the ones that carry
+ * evidence (keep_all: every one; else responses of 12 bytes or more with
+ * answers, or without them with answerless), are grouped: two are alike
+ * when their bytes without the 2-byte ID and their senders are equal. out
+ * (int64[5 * room], five columns of room) receives the g groups in order
+ * of first appearance: the first message's start, stop, sender start,
+ * sender end, and how many messages are alike to it, so the caller
+ * handles each distinct message once with its count. room bounds the
+ * messages too. Messages are compared by a 64-bit hash in an
+ * open-addressing table sized from room (never from a packet) and then by
  * memcmp, so a hash collision never merges two messages.
  */
 static inline uint64_t hash_bytes(const uint8_t *p, int64_t len, uint64_t h)
 {
+    /* four lanes of 8 bytes: four independent multiply chains, not one */
+    uint64_t l0 = h, l1 = h ^ 0x9E3779B97F4A7C15ULL, l2 = h ^ 0xBF58476D1CE4E5B9ULL,
+             l3 = h ^ 0x94D049BB133111EBULL;
     int64_t k = 0;
+    for (; k + 32 <= len; k += 32) {
+        uint64_t w[4];
+        memcpy(w, p + k, 32);
+        l0 = mix64(l0 ^ w[0]);
+        l1 = mix64(l1 ^ w[1]);
+        l2 = mix64(l2 ^ w[2]);
+        l3 = mix64(l3 ^ w[3]);
+    }
+    h = mix64(l0 ^ mix64(l1 ^ mix64(l2 ^ mix64(l3))));
     for (; k + 8 <= len; k += 8) {
         uint64_t w;
         memcpy(&w, p + k, 8);
@@ -1818,7 +1830,7 @@ static inline uint64_t hash_bytes(const uint8_t *p, int64_t len, uint64_t h)
     return mix64(h ^ w ^ ((uint64_t)len << 56));
 }
 
-/* does buf[a:b] carry evidence (observe_dns_many's test)? */
+/* does buf[a:e] carry evidence (observe_dns_many's test)? */
 static inline int dns_evidence(const uint8_t *b, int64_t a, int64_t e, int keep_all,
                                int answerless)
 {
@@ -1828,33 +1840,32 @@ static inline int dns_evidence(const uint8_t *b, int64_t a, int64_t e, int keep_
 
 static PyObject *dns_groups(PyObject *self, PyObject *args)
 {
-    Py_buffer buf, v[5], w[5];
-    PyObject *o[5], *wo[5];
+    Py_buffer buf, v[5], ov;
+    PyObject *o[5], *oo;
     int keep_all, answerless;
     long long max_tcp;
     const char *what[5] = {"start", "stop", "tcp", "src", "src_end"};
-    const char *wwhat[5] = {"mstart", "mstop", "msrc", "msrc_end", "first"};
-    if (!PyArg_ParseTuple(args, "y*OOOOOppLOOOOO", &buf, &o[0], &o[1], &o[2], &o[3], &o[4],
-                          &keep_all, &answerless, &max_tcp, &wo[0], &wo[1], &wo[2], &wo[3],
-                          &wo[4]))
+    if (!PyArg_ParseTuple(args, "y*OOOOOppLO", &buf, &o[0], &o[1], &o[2], &o[3], &o[4],
+                          &keep_all, &answerless, &max_tcp, &oo))
         return NULL;
-    int got = 0, got_w = 0;
+    int got = 0, got_o = 0;
     PyObject *result = NULL;
-    int64_t *table = NULL;
-    Py_ssize_t n = -1, cap = -1;
+    int64_t *table = NULL, *msg = NULL;
+    Py_ssize_t n = -1;
     for (; got < 5; got++) {
         if (!get_array(o[got], &v[got], got == 2 ? 1 : 8, n, 0, what[got]))
             goto done;
         n = v[got].shape[0];
     }
-    for (; got_w < 5; got_w++) {
-        if (!get_array(wo[got_w], &w[got_w], 8, cap, 1, wwhat[got_w]))
-            goto done;
-        cap = w[got_w].shape[0];
+    if (!(got_o = get_array(oo, &ov, 8, -1, 1, "out")))
+        goto done;
+    if (ov.shape[0] % 5) {
+        PyErr_SetString(PyExc_ValueError, "out: expected five columns");
+        goto done;
     }
+    Py_ssize_t room = ov.shape[0] / 5;
     const int64_t *start = v[0].buf, *stop = v[1].buf, *src = v[3].buf, *src_end = v[4].buf;
     const uint8_t *tcp = v[2].buf;
-    int64_t *ms = w[0].buf, *me = w[1].buf, *rs = w[2].buf, *re = w[3].buf, *first = w[4].buf;
     int64_t len = buf.len;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (start[i] < 0 || stop[i] < start[i] || stop[i] > len || src[i] < 0
@@ -1864,22 +1875,27 @@ static PyObject *dns_groups(PyObject *self, PyObject *args)
         }
     }
     Py_ssize_t size = 16;
-    while (size < 2 * cap)
+    while (size < 2 * room)
         size <<= 1;
     table = PyMem_Malloc((size_t)size * sizeof(int64_t));
-    if (!table) {
+    msg = PyMem_Malloc((size_t)(room > 0 ? room : 1) * 4 * sizeof(int64_t));
+    if (!table || !msg) {
         PyErr_NoMemory();
         goto done;
     }
     const uint8_t *b = buf.buf;
-    Py_ssize_t m = 0;
+    int64_t *ms = msg, *me = msg + room, *rs = msg + 2 * room, *re = msg + 3 * room;
+    int64_t *out = ov.buf;
+    Py_ssize_t m = 0, g = 0;
     int full = 0;
     Py_BEGIN_ALLOW_THREADS
     /* the messages, in order */
     for (Py_ssize_t i = 0; i < n && !full; i++) {
+        if (i + 8 < n)
+            __builtin_prefetch(b + start[i + 8]);   /* a hint, never a read */
         if (!tcp[i]) {
             if (dns_evidence(b, start[i], stop[i], keep_all, answerless)) {
-                if (m == cap) {
+                if (m == room) {
                     full = 1;
                     break;
                 }
@@ -1894,7 +1910,7 @@ static PyObject *dns_groups(PyObject *self, PyObject *args)
             if (ln == 0 || off + 2 + ln > end)
                 break;
             if (dns_evidence(b, off + 2, off + 2 + ln, keep_all, answerless)) {
-                if (m == cap) {
+                if (m == room) {
                     full = 1;
                     break;
                 }
@@ -1904,7 +1920,7 @@ static PyObject *dns_groups(PyObject *self, PyObject *args)
             off += 2 + ln;
         }
     }
-    /* each one's first alike */
+    /* their groups: table slots hold group numbers, out the groups */
     for (Py_ssize_t k = 0; k < size; k++)
         table[k] = -1;
     for (Py_ssize_t i = 0; i < m && !full; i++) {
@@ -1915,26 +1931,29 @@ static PyObject *dns_groups(PyObject *self, PyObject *args)
         for (;;) {
             int64_t j = table[slot];
             if (j < 0) {
-                table[slot] = i;
-                first[i] = i;
+                table[slot] = g;
+                out[g] = ms[i], out[room + g] = me[i], out[2 * room + g] = rs[i];
+                out[3 * room + g] = re[i], out[4 * room + g] = 1;
+                g++;
                 break;
             }
-            int64_t sj = ms[j] + 2 < me[j] ? ms[j] + 2 : me[j];
-            if (me[j] - sj == blen && re[j] - rs[j] == rlen
+            int64_t sj = out[j] + 2 < out[room + j] ? out[j] + 2 : out[room + j];
+            if (out[room + j] - sj == blen && out[3 * room + j] - out[2 * room + j] == rlen
                 && memcmp(b + sj, b + s, (size_t)blen) == 0
-                && memcmp(b + rs[j], b + rs[i], (size_t)rlen) == 0) {
-                first[i] = j;
+                && memcmp(b + out[2 * room + j], b + rs[i], (size_t)rlen) == 0) {
+                out[4 * room + j]++;
                 break;
             }
             slot = (slot + 1) & (size - 1);
         }
     }
     Py_END_ALLOW_THREADS
-    result = PyLong_FromSsize_t(full ? -1 : m);
+    result = PyLong_FromSsize_t(full ? -1 : g);
 done:
     PyMem_Free(table);
-    while (got_w > 0)
-        PyBuffer_Release(&w[--got_w]);
+    PyMem_Free(msg);
+    if (got_o)
+        PyBuffer_Release(&ov);
     while (got > 0)
         PyBuffer_Release(&v[--got]);
     PyBuffer_Release(&buf);

@@ -300,11 +300,17 @@ def _need_dns_groups():
 
 
 def _python_groups(buf, spans):
-    seen, first = {}, []
-    for i, (a, b, c, d) in enumerate(spans):
+    """The groups of messages ``spans`` ((start, stop, src, src_end)) alike
+    but for their ID, as dns_groups gives them: the first of each, in
+    order, with its count."""
+    seen = {}
+    for a, b, c, d in spans:
         key = (bytes(buf[min(a + 2, b):b]), bytes(buf[c:d]))
-        first.append(seen.setdefault(key, i))
-    return first, len(seen)
+        if key in seen:
+            seen[key][4] += 1
+        else:
+            seen[key] = [a, b, c, d, 1]
+    return [tuple(g) for g in seen.values()]
 
 
 def _spans_arrays(spans):
@@ -313,15 +319,13 @@ def _spans_arrays(spans):
 
 def _group(groups, buf, spans, tcp=None, keep_all=True, answerless=False, room=None):
     """_core.dns_groups over segments ``spans`` ((start, stop, src,
-    src_end), UDP unless ``tcp``): (first, messages) or -1."""
+    src_end), UDP unless ``tcp``): its groups as _python_groups, or -1."""
     start, stop, src, src_end = _spans_arrays(spans) if spans else [np.zeros(0, np.int64)] * 4
     tcp = np.zeros(len(spans), np.uint8) if tcp is None else np.array(tcp, np.uint8)
     out = np.empty((5, 2 * len(spans) + 64 if room is None else room), dtype=np.int64)
-    m = groups(buf, start, stop, tcp, src, src_end, keep_all, answerless, dnsmsg.MAX_RECORDS,
-               *out)
-    if m < 0:
-        return m
-    return out[4, :m].tolist(), [tuple(r) for r in out[:4, :m].T.tolist()]
+    g = groups(buf, start, stop, tcp, src, src_end, keep_all, answerless, dnsmsg.MAX_RECORDS,
+               out.reshape(-1))
+    return g if g < 0 else [tuple(r) for r in out[:, :g].T.tolist()]
 
 
 def test_dns_groups_match_by_bytes_not_by_id():
@@ -335,26 +339,25 @@ def test_dns_groups_match_by_bytes_not_by_id():
     spans = [(0, n, r1, r1 + 4), (n, 2 * n, r1, r1 + 4), (2 * n, 3 * n, r1, r1 + 4),
              (3 * n, 4 * n, r2, r2 + 4), (0, n, r1, r1 + 4), (0, 1, r1, r1 + 4),
              (n, n + 1, r1, r1 + 4), (5, 5, r1, r1)]
-    first, msgs = _group(groups, buf, spans)
-    want, want_count = _python_groups(buf, spans)
-    assert first == want == [0, 0, 2, 3, 0, 5, 5, 7]
-    assert len(set(first)) == want_count == 5 and msgs == spans
-    # only the responses with answers (the QR bit, ANCOUNT): the first
-    # four and the fifth; answerless ones too with ``answerless``
+    got = _group(groups, buf, spans)
+    assert got == _python_groups(buf, spans) == [
+        spans[0] + (3,), spans[2] + (1,), spans[3] + (1,), spans[5] + (2,), spans[7] + (1,)]
+    # only the responses with answers (the QR bit, ANCOUNT): the first five
+    # spans; answerless ones too with ``answerless``
     noans = msg[:6] + b"\0\0" + msg[8:]
     query = msg[:2] + b"\x01" + msg[3:]
     buf2 = buf + noans + query
     extra = [(len(buf), len(buf) + n, r1, r1 + 4), (len(buf) + n, len(buf) + 2 * n, r1, r1 + 4)]
-    assert _group(groups, buf2, spans + extra, keep_all=False) == (
-        [0, 0, 2, 3, 0], spans[:5])
-    assert _group(groups, buf2, spans + extra, keep_all=False, answerless=True) == (
-        [0, 0, 2, 3, 0, 5], spans[:5] + extra[:1])
+    assert _group(groups, buf2, spans + extra, keep_all=False) == [
+        spans[0] + (3,), spans[2] + (1,), spans[3] + (1,)]
+    assert _group(groups, buf2, spans + extra, keep_all=False, answerless=True) == [
+        spans[0] + (3,), spans[2] + (1,), spans[3] + (1,), extra[0] + (1,)]
     # a TCP segment: its length-prefixed messages, each a message of its own
     tcp_buf = buf + len(msg).to_bytes(2, "big") + other_id + len(msg).to_bytes(2, "big") + msg
     seg = (len(buf), len(tcp_buf), r1, r1 + 4)
-    assert _group(groups, tcp_buf, [spans[0], seg], tcp=[0, 1]) == (
-        [0, 0, 0], [spans[0], (len(buf) + 2, len(buf) + 2 + n, r1, r1 + 4),
-                    (len(buf) + 4 + n, len(tcp_buf), r1, r1 + 4)])
+    assert _group(groups, tcp_buf, [spans[0], seg], tcp=[0, 1]) == [spans[0] + (3,)]
+    assert _group(groups, tcp_buf, [seg, spans[0]], tcp=[1, 0]) == [
+        (len(buf) + 2, len(buf) + 2 + n, r1, r1 + 4, 3)]
     # more messages than room: -1, the caller's per-message path
     assert _group(groups, tcp_buf, [spans[0], seg], tcp=[0, 1], room=2) == -1
     # a span outside the buffer: -1
@@ -375,9 +378,7 @@ def test_dns_groups_equal_python_grouping(data):
     span = st.tuples(st.integers(0, len(buf)), st.integers(0, 40)).map(
         lambda t: (t[0], min(len(buf), t[0] + t[1])))
     spans = [a + b for a, b in data.draw(st.lists(st.tuples(span, span), max_size=60))]
-    first, msgs = _group(groups, buf, spans)
-    want, want_count = _python_groups(buf, spans)
-    assert first == want and len(set(first)) == want_count and msgs == spans
+    assert _group(groups, buf, spans) == _python_groups(buf, spans)
 
 
 # DNS-like messages: few IDs and bodies (many alike), responses with and
