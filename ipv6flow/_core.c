@@ -1960,6 +1960,183 @@ done:
     return result;
 }
 
+/* -- one DNS message parsed (analysis/dnsmsg.py parse) --------------------
+ *
+ * dns_parse(msg) -> (response, qname, qtype, rcode, records), or None where
+ * dnsmsg.parse raises DnsError: dnsmsg.parse step by step (it is the
+ * specification and the no-compiler path; tests/test_nat64.py holds the
+ * two equal on any bytes). Every read is checked against the message's
+ * length; names are built in a fixed buffer (255 octets at most, each
+ * escaped to two bytes at most, dots between), never sized from a packet.
+ * configure_dns(max_pointers, max_name, max_records, type_a, type_cname,
+ * type_aaaa, class_in) hands in dnsmsg's constants once.
+ */
+static struct {
+    int ready;
+    long long max_pointers, max_name, max_records, type_a, type_cname, type_aaaa, class_in;
+} D;
+
+#define DNS_NAME_BUF 1024
+
+/* the name at off: its end in the message (or -1: malformed), and into
+   out (when not NULL) its text as latin-1 bytes, lowered as str.lower
+   lowers them, a dot or backslash inside a label escaped */
+static int64_t dns_name(const uint8_t *b, int64_t n, int64_t off, char *out, Py_ssize_t *olen)
+{
+    int64_t end = -1, size = 0;
+    long long jumps = 0;
+    Py_ssize_t k = 0;
+    for (;;) {
+        if (off >= n)
+            return -1;
+        int64_t ln = b[off];
+        if (ln == 0) {
+            off += 1;
+            break;
+        }
+        int64_t kind = ln & 0xC0;
+        if (kind == 0xC0) {
+            if (off + 1 >= n)
+                return -1;
+            int64_t target = ((ln & 0x3F) << 8) | b[off + 1];
+            if (end < 0)
+                end = off + 2;
+            jumps++;
+            if (jumps > D.max_pointers || target >= off)
+                return -1;
+            off = target;
+            continue;
+        }
+        if (kind)
+            return -1;
+        if (off + 1 + ln > n)
+            return -1;
+        size += ln + 1;
+        if (size > D.max_name)
+            return -1;
+        if (out) {
+            if (k + 1 + 2 * ln > DNS_NAME_BUF)   /* max_name beyond 255: never */
+                return -1;
+            if (k)
+                out[k++] = '.';
+            for (int64_t j = off + 1; j <= off + ln; j++) {
+                uint8_t c = b[j];
+                if (c == '\\' || c == '.')
+                    out[k++] = '\\';
+                else if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7))
+                    c += 0x20;
+                out[k++] = (char)c;
+            }
+        }
+        off += 1 + ln;
+    }
+    if (olen)
+        *olen = k;
+    return end >= 0 ? end : off;
+}
+
+static PyObject *dns_text(const char *s, Py_ssize_t len)
+{
+    return PyUnicode_DecodeLatin1(s, len, NULL);
+}
+
+static PyObject *dns_parse(PyObject *self, PyObject *args)
+{
+    Py_buffer mv;
+    if (!D.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_core.configure_dns() was not called");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "y*", &mv))
+        return NULL;
+    const uint8_t *b = mv.buf;
+    int64_t n = mv.len;
+    PyObject *result = NULL, *qname = NULL, *qtype = NULL, *records = NULL, *rec = NULL;
+    char name[DNS_NAME_BUF];
+    Py_ssize_t nlen = 0;
+    if (n < 12)
+        goto malformed;
+    int64_t flags = b[2] << 8 | b[3], qd = b[4] << 8 | b[5], an = b[6] << 8 | b[7];
+    int response = (flags & 0x8000) != 0;
+    if (!response)
+        an = 0;
+    int64_t off = 12;
+    for (int64_t i = 0; i < qd && i < D.max_records; i++) {
+        off = dns_name(b, n, off, i == 0 ? name : NULL, &nlen);
+        if (off < 0 || off + 4 > n)
+            goto malformed;
+        if (i == 0) {
+            if (!(qname = dns_text(name, nlen)) || !(qtype = PyLong_FromLong(b[off] << 8 | b[off + 1])))
+                goto done;
+        }
+        off += 4;
+    }
+    if (!(records = PyList_New(0)))
+        goto done;
+    for (int64_t i = 0; i < an && i < D.max_records; i++) {
+        int64_t owner_end = dns_name(b, n, off, name, &nlen);
+        if (owner_end < 0 || owner_end + 10 > n)
+            goto malformed;
+        off = owner_end;
+        int64_t rtype = b[off] << 8 | b[off + 1], rclass = b[off + 2] << 8 | b[off + 3];
+        int64_t rdlen = b[off + 8] << 8 | b[off + 9];
+        off += 10;
+        if (off + rdlen > n)
+            goto malformed;
+        if (rclass == D.class_in) {
+            PyObject *rdata = NULL;
+            if ((rtype == D.type_a && rdlen == 4) || (rtype == D.type_aaaa && rdlen == 16)) {
+                rdata = PyBytes_FromStringAndSize((const char *)b + off, rdlen);
+            } else if (rtype == D.type_cname) {
+                char target[DNS_NAME_BUF];
+                Py_ssize_t tlen = 0;
+                if (dns_name(b, n, off, target, &tlen) < 0)
+                    goto malformed;
+                rdata = dns_text(target, tlen);
+            }
+            if (rdata || PyErr_Occurred()) {
+                if (!rdata)
+                    goto done;
+                PyObject *owner = dns_text(name, nlen);
+                rec = owner ? Py_BuildValue("(NLN)", owner, (long long)rtype, rdata) : NULL;
+                if (!owner)
+                    Py_DECREF(rdata);
+                if (!rec || PyList_Append(records, rec) < 0)
+                    goto done;
+                Py_CLEAR(rec);
+            }
+        }
+        off += rdlen;
+    }
+    result = Py_BuildValue("(OOOLO)", response ? Py_True : Py_False, qname ? qname : Py_None,
+                           qtype ? qtype : Py_None, (long long)(flags & 0x0F), records);
+    goto done;
+malformed:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(qname);
+    Py_XDECREF(qtype);
+    Py_XDECREF(records);
+    Py_XDECREF(rec);
+    PyBuffer_Release(&mv);
+    return result;
+}
+
+static PyObject *configure_dns(PyObject *self, PyObject *args)
+{
+    D.ready = 0;
+    if (!PyArg_ParseTuple(args, "LLLLLLL", &D.max_pointers, &D.max_name, &D.max_records,
+                          &D.type_a, &D.type_cname, &D.type_aaaa, &D.class_in))
+        return NULL;
+    if (D.max_name < 0 || 2 * D.max_name + 1 > DNS_NAME_BUF) {
+        PyErr_SetString(PyExc_ValueError, "configure_dns: max_name out of range");
+        return NULL;
+    }
+    D.ready = 1;
+    Py_RETURN_NONE;
+}
+
 /* -- distinct 64-bit values (arrays.py distinct_unordered) ------------------
  *
  * unique_u64(values, out[, inverse]) -> k: out[:k] holds the distinct values
@@ -2555,6 +2732,8 @@ static PyMethodDef methods[] = {
      "Client side, client key, flow hash and the distinct-count streams of column arrays."},
     {"spans", spans, METH_VARARGS,
      "The DNS segments and ICMPv6 messages of classified rows (see _core.c)."},
+    {"configure_dns", configure_dns, METH_VARARGS, "Take dnsmsg's constants."},
+    {"dns_parse", dns_parse, METH_VARARGS, "Parse one DNS message as dnsmsg.parse (see _core.c)."},
     {"dns_groups", dns_groups, METH_VARARGS,
      "Group a batch's DNS messages that are alike but for their ID (see _core.c)."},
     {"unique_u64", unique_u64, METH_VARARGS,

@@ -116,14 +116,17 @@ def fast_path(name):
     """Run the fast decoder with classifier ``name`` ("compiled" or
     "numpy") inside the block (``ipv6flow.fast.core.compiled`` is the switch,
     and those of the compiled helpers of the analyses: the clients' rules,
-    the HyperLogLog registers, the grouping of DNS messages, the prefix
-    tests, the in-place columns, translation's candidates)."""
+    the HyperLogLog registers, the DNS and ICMPv6 spans, the grouping and
+    parsing of DNS messages, the prefix tests, the in-place columns,
+    translation's candidates)."""
     from ipv6flow import arrays, compiled
-    from ipv6flow.analysis import nat64, population, sketch, translation
+    from ipv6flow.analysis import dnsmsg, nat64, population, sketch, translation
     from ipv6flow.decode import addresses
+    from ipv6flow import fast
     from ipv6flow.fast import core
     saved = (core.compiled, population.compiled, sketch.compiled, nat64._dns_groups,
-             arrays._unique_u64, arrays._group_sum, arrays._code_groups)
+             arrays._unique_u64, arrays._group_sum, arrays._code_groups, fast._spans,
+             dnsmsg._compiled)
     saved_xlat = (addresses._prefix_any, addresses._prefix_rows, core.compact,
                   translation._xlat_candidates)
     numpy = name == "numpy"
@@ -138,11 +141,14 @@ def fast_path(name):
     arrays._unique_u64 = None if numpy else compiled.core_function("unique_u64")
     arrays._group_sum = None if numpy else compiled.core_function("group_sum")
     arrays._code_groups = None if numpy else compiled.core_function("code_groups")
+    fast._spans = None if numpy else fast.BUILT_SPANS
+    dnsmsg._compiled = None if numpy else dnsmsg.BUILT_PARSE
     try:
         yield
     finally:
         (core.compiled, population.compiled, sketch.compiled, nat64._dns_groups,
-         arrays._unique_u64, arrays._group_sum, arrays._code_groups) = saved
+         arrays._unique_u64, arrays._group_sum, arrays._code_groups, fast._spans,
+         dnsmsg._compiled) = saved
         (addresses._prefix_any, addresses._prefix_rows, core.compact,
          translation._xlat_candidates) = saved_xlat
 

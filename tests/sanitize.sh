@@ -114,6 +114,8 @@ fi
   "tests/test_nat64.py::test_dns_groups_match_by_bytes_not_by_id" \
   "tests/test_nat64.py::test_dns_groups_equal_python_grouping" \
   "tests/test_nat64.py::test_dns_groups_split_and_filter_as_message_by_message" \
+  "tests/test_nat64.py::test_dns_parse_lowers_and_escapes_every_byte_as_python" \
+  "tests/test_nat64.py::test_dns_parse_compiled_equals_python_on_any_bytes" \
   "tests/test_nat64.py::test_grouped_dns_evidence_equals_message_by_message" \
   "tests/test_hostile.py::test_hostile_file" \
   "tests/test_hostile.py::test_real_capture_cut_at_50_points" \

@@ -10,12 +10,28 @@ record counts of the header are trusted only as far as the bytes go.
 
 import struct
 
+from ..compiled import core_function
+
 MAX_POINTERS = 32
 MAX_NAME = 255
 MAX_RECORDS = 512
 
 TYPE_A, TYPE_CNAME, TYPE_AAAA = 1, 5, 28
 CLASS_IN = 1
+
+
+def _load():
+    """_core.c dns_parse, given these constants; None where it is not built
+    or switched off (compiled.py)."""
+    configure, fn = core_function("configure_dns"), core_function("dns_parse")
+    if configure is None or fn is None:
+        return None
+    configure(MAX_POINTERS, MAX_NAME, MAX_RECORDS, TYPE_A, TYPE_CNAME, TYPE_AAAA, CLASS_IN)
+    return fn
+
+
+BUILT_PARSE = _load()
+_compiled = BUILT_PARSE      # tests set None: parse in Python
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 
@@ -58,12 +74,17 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
         size += ln + 1
         if size > MAX_NAME:
             raise DnsError("name longer than 255 octets")
-        # a dot inside a label is escaped (RFC 4343 presentation format), so
-        # the label "evil.gov" + "vn" is not taken for a name under gov.vn
-        labels.append(msg[off + 1:off + 1 + ln].decode("latin-1").lower()
-                      .replace("\\", "\\\\").replace(".", "\\."))
+        label = msg[off + 1:off + 1 + ln]
+        if 46 in label or 92 in label:
+            # a dot inside a label is escaped (RFC 4343 presentation
+            # format), so the label "evil.gov" + "vn" is not taken for a
+            # name under gov.vn
+            label = label.replace(b"\\", b"\\\\").replace(b".", b"\\.")
+        labels.append(label)
         off += 1 + ln
-    return ".".join(labels), (end if end is not None else off)
+    # decoded and lowered once for the whole name: latin-1 maps each byte to
+    # one character, and lowering one never changes a dot or a backslash
+    return b".".join(labels).decode("latin-1").lower(), (end if end is not None else off)
 
 
 def parse(msg: bytes):
@@ -106,6 +127,17 @@ def parse(msg: bytes):
                 records.append((owner, TYPE_CNAME, target))
         off += rdlen
     return response, qname, qtype, rcode, records
+
+
+def parsed(msg: bytes):
+    """``parse(msg)``, by the compiled parser where it is built, or None
+    where ``parse`` raises DnsError."""
+    if _compiled is not None:
+        return _compiled(msg)
+    try:
+        return parse(msg)
+    except DnsError:
+        return None
 
 
 def tcp_messages(payload: bytes):

@@ -217,9 +217,11 @@ class Nat64State:
         self._pending = {}     # (DNS message without its ID, resolver) -> times seen
         self._pending_bytes = 0
         self._parsed = {}      # message body -> parse result (a bounded cache)
-        # (body, resolver) -> the counters a response applied in full last
-        # time: applied again, while no cap is reached, it only adds to them
+        # (body, resolver) -> (the counters a response applied in full last
+        # time, plain): applied again, while no cap is reached, it only adds
+        # to them; plain when its question is known too (_flush)
         self._applied = {}
+        self._deferred = {}    # (body, resolver) -> [counters, count] not yet added
         self.dns64_prefixes = set()
         self.names_dropped = 0
         # Queries and answerless responses only matter to the service
@@ -265,21 +267,39 @@ class Nat64State:
                     n = 0
                 pending[key] = n + 1
             if len(pending) > MAX_PENDING or self._pending_bytes > MAX_PENDING_BYTES:
-                self._flush()
+                self._flush(settle=False)
                 pending = self._pending
 
-    def _flush(self):
+    def _flush(self, settle=True):
+        """Parse and apply what is pending. A response applied in full
+        before whose question is known (``_applied``, marked plain) only
+        adds to the counters it added to then: those additions wait in
+        ``_deferred`` (one entry per message, its counts summed) until
+        ``_settle``, which ``settle`` calls at the end; only the answers'
+        counts wait, never a name, address, correlation or prefix (what
+        ``discovered`` and the caps read), so the engine's flush after
+        every batch (``discovered``) leaves them waiting."""
         pending, self._pending = self._pending, {}
         self._pending_bytes = 0
-        cache, applied = self._parsed, self._applied
-        for (body, resolver), count in pending.items():
+        cache, applied, deferred = self._parsed, self._applied, self._deferred
+        full = self._names_full()
+        for key, count in pending.items():
+            done = applied.get(key)
+            if done is not None and done[1] and not full:
+                wait = deferred.get(key)
+                if wait is not None:
+                    wait[1] += count
+                    continue
+                if len(deferred) >= MAX_PENDING:
+                    self._settle()
+                deferred[key] = [done[0], count]
+                continue
+            body, resolver = key
             parsed = cache.get(body)
             if parsed is None:
-                try:
-                    parsed = dnsmsg.parse(b"\0\0" + body)
-                    parsed = parsed + (response_plan(parsed[4]) if parsed[0] else (),)
-                except dnsmsg.DnsError:
-                    parsed = False
+                parsed = dnsmsg.parsed(b"\0\0" + body)
+                parsed = False if parsed is None else \
+                    parsed + (response_plan(parsed[4]) if parsed[0] else (),)
                 if len(body) <= CACHE_BODY_MAX:     # bounded in bytes too
                     if len(cache) >= MAX_PENDING:
                         cache.clear()
@@ -288,7 +308,8 @@ class Nat64State:
                 self.malformed += count
                 continue
             response, qname, qtype, rcode, records, plan = parsed
-            if qname is not None and qtype in (TYPE_A, TYPE_AAAA):
+            asked = qname is not None and qtype in (TYPE_A, TYPE_AAAA)
+            if asked:
                 if qname in self.queried or len(self.queried) < MAX_NAMES:
                     self.queried.add(qname)
                     if response:
@@ -296,16 +317,26 @@ class Nat64State:
                 else:
                     self.names_dropped += count
             if response:
-                refs = applied.get((body, resolver))
-                if refs is not None and not self._names_full():
-                    for d, k in refs:
+                if done is not None and not full:
+                    for d, k in done[0]:
                         d[k] += count
                     continue
                 refs = self._response(plan, resolver, count)
+                full = self._names_full()
                 if refs is not None and len(body) <= CACHE_BODY_MAX:
                     if len(applied) >= MAX_PENDING:
                         applied.clear()
-                    applied[(body, resolver)] = refs
+                    # plain: seen again, its question changes nothing
+                    applied[key] = (refs, not asked or qname in self.responded)
+        if settle:
+            self._settle()
+
+    def _settle(self):
+        """Add the counts ``_flush`` left waiting."""
+        deferred, self._deferred = self._deferred, {}
+        for refs, count in deferred.values():
+            for d, k in refs:
+                d[k] += count
 
     def _response(self, plan, resolver, count):
         """Apply a response's ``response_plan`` ``count`` times. Returns the
@@ -419,7 +450,7 @@ class Nat64State:
 
     def discovered(self):
         """Prefixes named by evidence, with the evidence kinds."""
-        self._flush()
+        self._flush(settle=False)         # (what it reads takes no count)
         out = {}
         for p in self.rfc7050:
             out.setdefault(p, set()).add("rfc7050")
@@ -572,6 +603,7 @@ class Nat64State:
         state = dict(self.__dict__)
         state["_parsed"] = {}
         state["_applied"] = {}
+        state["_deferred"] = {}           # settled by the flush above
         return state
 
     # -- merging and reporting -------------------------------------------------
