@@ -577,7 +577,8 @@ def _dns_answer(name: str, answers) -> bytes:
 @given(data=st.data())
 def test_repeated_responses_equal_applying_each_in_full(data):
     """A response applied in full once is applied again by adding to the
-    counters it touched (``Nat64State._applied``): the state equals
+    counters it touched (``Nat64State._applied``), and those additions may
+    wait (``_deferred``) until a count is read: the state equals
     applying every response from scratch, across flushes, at every cap
     (names, addresses per name, resolvers per address) and with DNS64
     and RFC 7050 evidence."""
@@ -591,8 +592,11 @@ def test_repeated_responses_equal_applying_each_in_full(data):
     pool = [_dns_answer(data.draw(st.sampled_from(names)), data.draw(st.lists(record, max_size=4)))
             for _ in range(data.draw(st.integers(1, 6)))]
     steps = data.draw(st.lists(st.tuples(st.integers(0, len(pool) - 1), st.integers(0, 2),
-                                         st.booleans()), min_size=1, max_size=40))
-    caps = {"MAX_NAMES": data.draw(st.integers(1, 5)), "MAX_PER_NAME": data.draw(st.integers(1, 4))}
+                                         st.sampled_from([None, "flush", "discovered"])),
+                               min_size=1, max_size=40))
+    # (MAX_PENDING also caps the counts waiting in _deferred)
+    caps = {"MAX_NAMES": data.draw(st.integers(1, 5)), "MAX_PER_NAME": data.draw(st.integers(1, 4)),
+            "MAX_PENDING": data.draw(st.sampled_from([1, 2, 3, 50000]))}
 
     class Forget(dict):
         def __setitem__(self, key, value):
@@ -608,12 +612,35 @@ def test_repeated_responses_equal_applying_each_in_full(data):
                 s._applied = Forget()
             for i, resolver, flush in steps:
                 s.observe_dns(pool[i], bytes([10, 0, 0, resolver]))
-                if flush:
+                if flush == "flush":
                     s._flush()
-            s._flush()
+                elif flush == "discovered":       # the engine's, after every batch
+                    s.discovered()
+            found = s.discovered()
+            dns64 = s.dns64()             # a reader of counts: what waits is added first
             states.append((s.a, s.aaaa, s.names_dropped, s.queried, s.responded,
-                           s.dns64_prefixes, s.rfc7050, s.discovered(), s.dns64()))
+                           s.dns64_prefixes, s.rfc7050, found, dns64))
     assert states[0] == states[1]
+
+
+def test_waiting_counts_past_their_cap_are_added(monkeypatch):
+    """Counts of repeated responses wait (``_deferred``) up to MAX_PENDING
+    messages; one more adds those and waits itself: every response seen is
+    counted, by construction."""
+    from ipv6flow.analysis import nat64
+    monkeypatch.setattr(nat64, "MAX_PENDING", 2)
+    s = nat64.Nat64State()
+    seen = {}
+    for rounds in ([1, 2], [1, 2], [3], [3], [1, 2, 3], [3]):
+        for i in rounds:
+            s.observe_dns(_dns_answer(f"n{i}.example", [(1, bytes([192, 0, 2, i]))]),
+                          bytes([10, 0, 0, 1]))
+            seen[i] = seen.get(i, 0) + 1
+        s.discovered()                    # the engine's flush after a batch
+    assert s._deferred                    # some wait
+    s.dns64()
+    assert not s._deferred
+    assert s.a == {f"n{i}.example": {bytes([192, 0, 2, i]): n} for i, n in seen.items()}
 
 
 def test_a_repeated_response_is_applied_from_its_counters():

@@ -292,6 +292,7 @@ class Nat64State:
                     continue
                 if len(deferred) >= MAX_PENDING:
                     self._settle()
+                    deferred = self._deferred
                 deferred[key] = [done[0], count]
                 continue
             body, resolver = key
@@ -555,9 +556,9 @@ class Nat64State:
         carry evidence (TCP segments split as ``dnsmsg.tcp_messages`` does)
         and groups them, with their counts; they go into ``_pending`` in
         the order of first appearance with the same counts, and no flush
-        would have come within the batch (else False, with nothing done). A batch holds the
-        same few messages many times over (2 M generated frames: 83,909 DNS
-        responses, 1,740 distinct a batch summed)."""
+        would have come within the batch (else False, with nothing done).
+        A batch holds the same few messages many times over (2 M generated
+        frames: 83,909 DNS responses, 1,740 distinct a batch summed)."""
         # room for every segment's message and a few TCP segments with more
         # (past it: the per-message path)
         groups = np.empty((5, 2 * len(start) + 64), dtype=np.int64)

@@ -5,9 +5,10 @@ what the analyses read, as arrays: the packed frame key of every row the
 kernel decoded, the rows it left to the reference decoder, and on demand
 the decoded columns of its rows (``batch_columns``: decode/columns.py's
 columns), the transport payloads of DNS segments (``dns_segments``) and
-the ICMPv6 messages (``icmpv6_spans``; both at once: ``message_spans``). Nothing here counts or judges:
-``ipv6flow.fold`` hands these arrays to the analyses and the Summary, and
-decodes the fallback rows with the reference decoder.
+the ICMPv6 messages (``icmpv6_spans``; both at once: ``message_spans``).
+Nothing here counts or judges: ``ipv6flow.fold`` hands these arrays to the
+analyses and the Summary, and decodes the fallback rows with the reference
+decoder.
 """
 
 from functools import lru_cache
