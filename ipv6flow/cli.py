@@ -738,13 +738,16 @@ def run():
     object and module one by one (15 ms of a 0.7 s run). By then output
     files are closed (atomic.py), worker pools shut down (engine/parallel.py,
     engine/daskengine.py), and ipv6flow registers no atexit handler. Any
-    other way out, and a failed flush, takes the ordinary exit."""
+    other way out, a failed flush, and a run under a profiler or tracer
+    (``python -m cProfile``, coverage: they write their results at exit)
+    take the ordinary exit."""
     try:
         main()
     except SystemExit as e:
         code = e.code
-        if not _QUICK_EXIT or not (code is None or isinstance(code, int)):
-            raise
+        if not _QUICK_EXIT or not (code is None or isinstance(code, int)) \
+                or sys.getprofile() is not None or sys.gettrace() is not None:
+            raise               # a profiler or tracer writes its results at exit
         try:
             sys.stdout.flush()
             sys.stderr.flush()

@@ -237,3 +237,25 @@ def test_options_are_checked_in_one_place():
     # frozen: what a worker is handed cannot change under it
     with pytest.raises(AttributeError):
         Options().interval = 1.0
+
+
+def test_quick_exit_keeps_output_and_leaves_profilers_their_exit(tmp_path):
+    """analyze leaves by os._exit once its output is flushed (cli.run): the
+    report file and stdout are whole, the exit code is the run's, and under
+    `python -m cProfile` the ordinary exit runs, so the profile is written."""
+    import pstats
+    sample = SAMPLES / "mixed.pcap"
+    out = tmp_path / "r.json"
+    r = run("analyze", sample, "--format", "json", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["totals"]["packets"] == 2948
+    r = run("analyze", sample, "--format", "json")
+    assert r.returncode == 0 and json.loads(r.stdout)["totals"]["packets"] == 2948
+    r = run("analyze", tmp_path / "missing.pcap")
+    assert r.returncode == 1 and b"missing.pcap" in r.stderr
+    prof = tmp_path / "p.out"
+    r = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "ipv6flow.cli",
+                        "analyze", str(sample), "--format", "json", "-o", str(tmp_path / "p.json")],
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert pstats.Stats(str(prof)).total_calls > 1000
