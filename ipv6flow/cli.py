@@ -232,6 +232,17 @@ def _options(**fields) -> Options:
         raise click.UsageError(str(e)) from None
 
 
+# Without --workers, one input file under SERIAL_BYTES / workers is read by
+# one process: the parts' fixed costs (forking, each part's DNS state and
+# sketches, the merges, the NAT64 second pass per part) ate the second
+# core below it. Measured on the 2-core VM (2026-12-07 21:30, best of 5,
+# one worker against two): 132 MB 0.25 s against 0.28 s, the real corpus
+# mix (262 MB) 0.53 against 0.54 s, the generated mix (1.32 GB) 0.96
+# against 0.76 s. Divided by the workers on the presumption (not measured
+# here) that more cores repay the fixed costs on smaller files.
+SERIAL_BYTES = 1 << 30
+
+
 def _fewer_collections():
     """A file run's objects are few and long-lived (tables, caches, sketches)
     and its per-batch ones are freed by reference counting: the cyclic
@@ -388,9 +399,12 @@ def run_engine(paths, options: Options, progress=None):
             return analyze_dask(paths, options)
         except Ipv6flowError as e:
             raise click.ClickException(str(e))
-    if (options.workers or default_workers()) == 1 or (
-            len(paths) == 1 and paths[0] != "-" and _size_of(paths[0]) < MIN_PART_BYTES):
-        # one part only (a file is cut from MIN_PART_BYTES on): no worker
+    workers = options.workers or default_workers()
+    one = len(paths) == 1 and paths[0] != "-"
+    if workers == 1 or (one and _size_of(paths[0]) < MIN_PART_BYTES) or (
+            one and options.workers is None and _size_of(paths[0]) < SERIAL_BYTES // workers):
+        # one part only (a file is cut from MIN_PART_BYTES on), or, without
+        # --workers, one file too small to repay the parts: no worker
         # processes to start, the same report (tests/test_engines.py)
         from .engine.local import analyze_paths
         return analyze_paths(paths, options, progress)
