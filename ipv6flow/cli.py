@@ -312,8 +312,9 @@ INTERVAL = Interval()
 @click.option("--sflow-port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
               help="UDP port the sFlow datagrams were sent to (default 6343); implies --sflow.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes (default: the machine's cores). Files, and parts of "
-                   "large pcap files, are spread over them; the report is the same.")
+              help="Worker processes (default: the machine's cores; one for a single file "
+                   "under 1 GiB / cores). Files, and parts of large pcap files, are spread "
+                   "over them; the report is the same.")
 @click.option("--engine", type=click.Choice(ENGINES), default="local",
               show_default=True,
               help="local: processes on this machine; dask: a Dask cluster "
