@@ -401,9 +401,9 @@ def run_engine(paths, options: Options, progress=None):
         except Ipv6flowError as e:
             raise click.ClickException(str(e))
     workers = options.workers or default_workers()
-    one = len(paths) == 1 and paths[0] != "-"
-    if workers == 1 or (one and _size_of(paths[0]) < MIN_PART_BYTES) or (
-            one and options.workers is None and _size_of(paths[0]) < SERIAL_BYTES // workers):
+    size = _size_of(paths[0]) if len(paths) == 1 and paths[0] != "-" else None
+    if workers == 1 or (size is not None and (
+            size < MIN_PART_BYTES or (options.workers is None and size < SERIAL_BYTES // workers))):
         # one part only (a file is cut from MIN_PART_BYTES on), or, without
         # --workers, one file too small to repay the parts: no worker
         # processes to start, the same report (tests/test_engines.py)
