@@ -19,6 +19,9 @@ extensions = [
     # the scorecard's per-batch part (--org-map; ipv6flow/analysis/scorecard.py)
     Extension("ipv6flow._orgmap", ["ipv6flow/_orgmap.c"], depends=["ipv6flow/_buffers.h"],
               optional=True),
+    # plain pcap files mapped instead of copied, guarded against truncation
+    # (ipv6flow/capture/source.py)
+    Extension("ipv6flow._filemap", ["ipv6flow/_filemap.c"], optional=True),
 ]
 if os.environ.get("IPV6FLOW_NO_EXTENSIONS", "").strip() not in ("", "0"):
     extensions = []

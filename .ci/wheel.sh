@@ -68,7 +68,7 @@ check_helpers() {   # VENV WANT(1: all loaded, 0: none)
 import importlib, os, sys
 want, names = sys.argv[1] == "1", sys.argv[2:]
 import ipv6flow
-from ipv6flow.capture import pcap, pcapng
+from ipv6flow.capture import pcap, pcapng, source
 from ipv6flow.engine import live
 from ipv6flow.analysis import scorecard
 venv = os.path.realpath(sys.prefix)
@@ -85,7 +85,8 @@ for name in names:
         sys.exit(f"{name} comes from {mod.__file__}, not from the venv")
 used = {"ipv6flow._speedups": pcap._walk_pcap is not None and pcapng._walk_pcapng is not None,
         "ipv6flow._livecap": live._livecap is not None,
-        "ipv6flow._orgmap": scorecard.compiled is not None}
+        "ipv6flow._orgmap": scorecard.compiled is not None,
+        "ipv6flow._filemap": source._FileMap is not None}
 for name, on in used.items():
     if on != want:
         sys.exit(f"{name}: in use {on}, expected {want}")

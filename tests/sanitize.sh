@@ -40,7 +40,12 @@
 #   datagrams, and `analyze --sflow` of all those files in-process with both
 #   decoders, compiled walk against Python walk (tests/test_sflow_walk.py;
 #   not tests/test_sflow.py: its --workers 2 runs fork worker processes,
-#   which can hang on a lock of the sanitizer runtime).
+#   which can hang on a lock of the sanitizer runtime);
+# * the file map (ipv6flow/_filemap.c): mapped batches against read ones on
+#   every real pcap cut at a dozen points and on windows, a file that grows,
+#   a file cut while its map is read (the SIGBUS guard), and the map's
+#   arguments and slots (tests/test_filemap.py). Every test above reads its
+#   plain pcap files through the map too.
 #
 # A sanitizer report aborts the process, so any finding fails the run. CI
 # calls this script (.ci/run); it takes a few minutes.
@@ -76,7 +81,7 @@ rm -rf build ipv6flow/*.so
 CFLAGS="$flags" LDFLAGS="-fsanitize=address,undefined" \
   "$PYTHON" setup.py -q build_ext --inplace >build.log 2>&1 || { cat build.log; exit 1; }
 # setup.py's extensions are optional: make sure both really were built, sanitized
-for ext in _core _speedups _orgmap; do
+for ext in _core _speedups _orgmap _filemap; do
   so=$(ls ipv6flow/$ext.*.so 2>/dev/null || true)
   if [ -z "$so" ] || ! nm -D "$so" | grep -q __asan_report; then
     cat build.log
@@ -92,14 +97,14 @@ export IPV6FLOW_SHARED="${IPV6FLOW_SHARED:-$ROOT/../shared}"
 # the numpy kernel runs no compiled code: leave it to the normal suite
 export IPV6FLOW_FAST_PATHS=compiled
 "$PYTHON" - <<'EOF'
-import ipv6flow._core, ipv6flow._speedups, ipv6flow._orgmap, os
+import ipv6flow._core, ipv6flow._speedups, ipv6flow._orgmap, ipv6flow._filemap, os
 from ipv6flow.fast import core
 from ipv6flow.analysis import scorecard
 from ipv6flow.capture import sflow
 assert core.compiled is not None, "the compiled classifier is not in use"
 assert scorecard.compiled is not None, "the compiled scorecard part is not in use"
 assert sflow._walk_sflow is not None, "the compiled sFlow walk is not in use"
-for mod in (ipv6flow._core, ipv6flow._orgmap):
+for mod in (ipv6flow._core, ipv6flow._orgmap, ipv6flow._filemap):
     assert mod.__file__.startswith(os.getcwd()), mod.__file__
 print("sanitized:", ipv6flow._core.__file__, ipv6flow._speedups.__file__,
       ipv6flow._orgmap.__file__)
@@ -110,7 +115,7 @@ if [ "$mode" != check ]; then
 fi
 "$PYTHON" -m pytest -q -p no:cacheprovider -x \
   tests/test_core.py tests/test_fast_rules.py tests/test_fast_hypothesis.py \
-  tests/test_orgmap_compiled.py tests/test_xlat_compiled.py \
+  tests/test_orgmap_compiled.py tests/test_xlat_compiled.py tests/test_filemap.py \
   "tests/test_nat64.py::test_dns_groups_match_by_bytes_not_by_id" \
   "tests/test_nat64.py::test_dns_groups_equal_python_grouping" \
   "tests/test_nat64.py::test_dns_groups_split_and_filter_as_message_by_message" \

@@ -27,6 +27,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "ipv6flow"
 LAYERS = {
     "__init__": 0, "errors": 0, "atomic": 0, "arrays": 0, "_speedups": 0, "_core": 0,
+    "_filemap": 0,
     "compiled": 0,
     "capture": 1, "decode": 1, "fast": 1, "options": 1,
     "analysis": 2,

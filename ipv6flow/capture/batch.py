@@ -48,7 +48,7 @@ class Batch(NamedTuple):
         for off, cap, wire, ts, lt in zip(self.offsets.tolist(), self.caplens.tolist(),
                                           self.wirelens.tolist(), self.ts.tolist(),
                                           self.linktypes.tolist()):
-            yield make_record(Record, (ts, lt, wire, buf[off:off + cap]))
+            yield make_record(Record, (ts, lt, wire, bytes(buf[off:off + cap])))
 
 
 class _CountAtYield:

@@ -129,8 +129,13 @@ class PcapReader:
 
     format = "pcap"
 
-    def __init__(self, name: str, head: bytes, read: Read, readinto=None, readahead=None):
+    def __init__(self, name: str, head: bytes, read: Read, readinto=None, readahead=None,
+                 mapped=None):
         self.name = name
+        # a Source whose batches are maps of the file (Source.map_view: the
+        # stream's bytes as a view of the file's pages, no copy), checked
+        # after each walk for a file that shrank under its map
+        self._mapped = mapped
         self._read = read
         self._readinto = readinto or _readinto_from(read)
         self._readahead = readahead or self._readinto   # see refill_into
@@ -235,7 +240,7 @@ class PcapReader:
         With ``reuse`` two buffers take turns: a batch's buffer is
         overwritten once the batch after next is asked for."""
         fill = BufferTurns(self._readinto, self._readahead, reuse)
-        read = self._read
+        mapped = self._mapped
         buf, pos = self._buf, self._pos
         self._buf = b""
         base = 0
@@ -253,6 +258,8 @@ class PcapReader:
                 # The compiled walk: same checks, and the header fields too.
                 blob, pos, too_long, caplen = _walk_pcap(buf, pos, self._order == ">",
                                                          swapped, limit)
+                if mapped is not None:
+                    mapped.check_torn(mapped.CUT_WALK)
                 rows = np.frombuffer(blob, dtype=np.int64).reshape(-1, 5)
                 if stop_at is not None and len(rows) and base + rows[-1, 0] >= stop_at:
                     keep = int(np.searchsorted(rows[:, 0], stop_at - base))
@@ -295,6 +302,8 @@ class PcapReader:
                         break
                     append(pos)
                     pos = stop
+                if mapped is not None:
+                    mapped.check_torn(mapped.CUT_WALK)
                 if offsets:
                     count += len(offsets)
                     tally.packets = count - self.record_base
@@ -312,7 +321,10 @@ class PcapReader:
             base += pos
             # Batches are worth their numpy overhead only when large: read
             # ahead BATCH_BYTES at a time (bounded, whatever caplen says).
-            buf = fill(buf, pos, need, max(need, BATCH_BYTES))
+            if mapped is None:
+                buf = fill(buf, pos, need, max(need, BATCH_BYTES))
+            else:
+                buf = mapped.map_view(base, max(need, BATCH_BYTES))
             pos = 0
             got = len(buf)
             if got < need:

@@ -92,7 +92,8 @@ class Capture:
         if reader_class is not None:
             try:
                 return (PcapReader(name, head, source.read, source.readinto,
-                                   source.readinto_ahead)
+                                   source.readinto_ahead,
+                                   source if source.mappable else None)
                         if reader_class is PcapReader
                         else reader_class(name, head, source.read, source.readinto,
                                           source.readinto_ahead))
@@ -207,4 +208,6 @@ def _window_source(path: PathArg, name: str, start: int) -> Source:
             return first
         return raw.read(size)
 
-    return Source(name, read, raw.close)
+    source = Source(name, read, raw.close)
+    source.allow_map(raw.fileno(), start - FILE_HEADER_LEN)
+    return source

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import os
+import stat
 import sys
 from typing import Callable, Optional
 
@@ -35,6 +37,15 @@ import zstandard
 from ..errors import CaptureError
 from . import gzipstream
 from .base import CHUNK
+
+try:  # the guarded file map (ipv6flow/_filemap.c); without it, files are read
+    from .._filemap import FileMap as _FileMap, torn as _torn
+except ImportError:  # pragma: no cover - built by setup.py where a compiler is at hand
+    _FileMap = _torn = None
+
+# Plain (uncompressed, regular) files are mapped rather than read when the
+# helper is built (``Source.map_view``); tests switch this off to compare.
+MAP_FILES = True
 
 # Bounds on what a compressed input may cost (docs/DECISIONS.md, "Bounds on
 # hostile input"). xz: decoder memory, which is mostly the LZMA2
@@ -384,9 +395,71 @@ class Source:
         self._done = False     # the decompressor reached the end of the data
         self._end: Optional[tuple[bool, str]] = None  # (over a bound?, message)
         self.read = self._raw.read
+        self._map: Optional[tuple[int, int]] = None   # (fd, file offset - stream offset)
+        self._torn = 0
+        self._mapped_end = 0     # the file's bytes handed out in maps end here
         compression = detect_compression(self._raw.sniff(SNIFF_LEN))
         if compression is not None:
             self._wrap(compression)
+
+    def allow_map(self, fd: int, delta: int = 0) -> None:
+        """Let readers map this stream (``map_view``): it is the file ``fd``
+        from ``delta`` on (byte ``n`` of the stream is byte ``n + delta`` of
+        the file, for ``n`` past what was read already). Only a plain
+        regular file, and only where the guarded map is built."""
+        if (MAP_FILES and _FileMap is not None and self.compression is None
+                and stat.S_ISREG(os.fstat(fd).st_mode)):
+            self._map = (fd, delta)
+            self._torn = _torn()
+
+    # what a file that shrank under its maps cost (``check_torn``)
+    CUT_WALK = "the records before the batch it cut are counted"
+    CUT_READ = "the last batch read zeros where its bytes were"
+    CUT_SIZE = "every record read before is counted"
+
+    def check_torn(self, detail: str) -> None:
+        """CaptureError if a page of a map was lost since the file was
+        opened (a SIGBUS turned into zeros, ``_filemap.c``): asked after
+        each walk, before its batch is handed out (``CUT_WALK``), and at
+        the next map, for what the batch's readers met (``CUT_READ``)."""
+        if self._map is not None and _torn() != self._torn:
+            self._map = None
+            raise CaptureError(self.name, "the file shrank while it was read (truncated or "
+                                          f"overwritten by another program); {detail}")
+
+    @property
+    def mappable(self) -> bool:
+        return self._map is not None
+
+    def map_view(self, offset: int, length: int):
+        """Bytes ``[offset, offset + length)`` of the stream (fewer at the end
+        of the file, ``b""`` past it) as a read-only view of the file's own
+        pages: no copy. The file's size is read again at every call: a
+        file that grows is read on; one now shorter than the bytes already
+        handed out was cut or overwritten by another program, a
+        CaptureError (``CUT_SIZE``). If it shrinks while a view is being
+        read, the guard (``_filemap.c``) turns the lost pages into zeros
+        and the reader's next step raises CaptureError. Either way the
+        records before are kept, as for a read error."""
+        fd, delta = self._map
+        self.check_torn(self.CUT_READ)
+        start = offset + delta
+        try:
+            size = os.fstat(fd).st_size
+        except OSError as exc:
+            raise CaptureError(self.name, f"read error: {exc.strerror or exc}") from exc
+        if size < self._mapped_end:
+            # shorter than bytes already handed out: cut or overwritten
+            self._torn = -1
+            self.check_torn(self.CUT_SIZE)
+        length = min(length, size - start)
+        try:
+            view = memoryview(_FileMap(fd, start, length)) if length > 0 else b""
+        except OSError as exc:
+            raise CaptureError(self.name, f"read error: {exc.strerror or exc}") from exc
+        self._mapped_end = max(self._mapped_end, start + len(view))
+        self._raw.count = max(self._raw.count, offset + len(view))
+        return view
 
     @property
     def bytes_read(self) -> int:
@@ -543,7 +616,9 @@ def open_source(path, name: str) -> Source:
     except OSError as exc:
         raise CaptureError(name, f"cannot open ({exc.strerror or exc})") from None
     try:
-        return Source(name, raw.read, raw.close, raw.readinto)
+        source = Source(name, raw.read, raw.close, raw.readinto)
+        source.allow_map(raw.fileno())
+        return source
     except BaseException:
         raw.close()
         raise

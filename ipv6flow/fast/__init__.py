@@ -76,7 +76,7 @@ def record(batch, i):
     """(ts, linktype, wirelen, bytes) of row ``i``, for the reference decoder."""
     off, cap = int(batch.offsets[i]), int(batch.caplens[i])
     return (float(batch.ts[i]), int(batch.linktypes[i]), int(batch.wirelens[i]),
-            batch.buffer[off:off + cap])
+            bytes(batch.buffer[off:off + cap]))
 
 
 def _ipv4_addresses(rows, idx):
