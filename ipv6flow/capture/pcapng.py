@@ -163,9 +163,11 @@ class PcapngReader:
 
     format = "pcapng"
 
-    def __init__(self, name: str, head: bytes, read: Read, readinto=None, readahead=None):
+    def __init__(self, name: str, head: bytes, read: Read, readinto=None, readahead=None,
+                 mapped=None):
         self.name = name
         self._read = read
+        self._mapped = mapped            # batches over maps of the file (pcap.py says how)
         self._readinto = readinto        # for batches: reads straight into the buffer,
         self._readahead = readahead      # and quietly ahead (see refill_into)
         self._tables = None              # per-interface arrays of the current section (_run)
@@ -262,10 +264,13 @@ class PcapngReader:
         name, read = self.name, self._read
         walk = _walk_pcapng if runs and self._readinto is not None else None
         turns = BufferTurns(self._readinto, self._readahead, reuse)
+        mapped = self._mapped if walk is not None else None
 
         def fill(buf, pos: int, need: int):
             if walk is None:
                 return refill(buf, pos, need, read)
+            if mapped is not None:      # the new buffer starts at stream offset ``base``
+                return mapped.map_view(base, max(need, _pcap.BATCH_BYTES))
             return turns(buf, pos, need, max(need, _pcap.BATCH_BYTES))
         buf, pos = self._buf, self._pos
         self._buf = b""
@@ -288,7 +293,11 @@ class PcapngReader:
                                       f"the block header ({size} of {BLOCK_OVERHEAD} bytes)")
                     return
             if walk is not None and interfaces:
+                if mapped is not None:      # the last run's readers, then this walk
+                    mapped.check_torn(mapped.CUT_READ)
                 blob, end = walk(buf, pos, lay is _BIG, len(interfaces), MAX_BLOCK_LEN)
+                if mapped is not None:
+                    mapped.check_torn(mapped.CUT_WALK)
                 if end != pos:
                     rows = np.frombuffer(blob, dtype=np.int64).reshape(-1, 6)
                     count += len(rows)
@@ -306,7 +315,12 @@ class PcapngReader:
                 if blen > CHUNK and btype not in (BT_EPB, BT_PB, BT_SPB, BT_IDB, BT_SHB):
                     # A big block we would only skip: stream past it.
                     offset = base + pos
-                    consumed, last = skip(buf, pos, blen, read)
+                    if mapped is None:
+                        consumed, last = skip(buf, pos, blen, read)
+                    else:               # past it in the map: only its last 4 bytes read
+                        consumed = min(blen, mapped.map_size() - offset)
+                        last = (bytes(mapped.map_view(offset + blen - 4, 4))
+                                if consumed == blen else b"")
                     if consumed < blen:
                         tally.cut_off(f"{_block_name(btype)} at byte offset {offset}: "
                                       f"file ends inside the block ({consumed} of {blen} bytes)")
@@ -420,7 +434,17 @@ class PcapngReader:
         the compiled walk is built (their buffers reused as pcap's with
         ``reuse``), other records copied into batches of their own."""
         self._tables = None
-        return batches_from_records(self, tally, runs=_walk_pcapng is not None, reuse=reuse)
+        out = batches_from_records(self, tally, runs=_walk_pcapng is not None, reuse=reuse)
+        return out if self._mapped is None else self._torn_first(out)
+
+    def _torn_first(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        """A file that shrank under its maps can make the block loop fail
+        on the guard's zeros: say that, not what the zeros look like."""
+        try:
+            yield from batches
+        except CaptureError:
+            self._mapped.check_torn(self._mapped.CUT_WALK)
+            raise
 
     def _packet_error(self, btype: int, iface: int, ninterfaces: int, caplen: int,
                       blen: int, number: int, offset: int) -> NoReturn:

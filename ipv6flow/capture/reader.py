@@ -96,7 +96,8 @@ class Capture:
                                    source if source.mappable else None)
                         if reader_class is PcapReader
                         else reader_class(name, head, source.read, source.readinto,
-                                          source.readinto_ahead))
+                                          source.readinto_ahead,
+                                          source if source.mappable else None))
             except CaptureError as exc:
                 if source.failure is None:
                     raise

@@ -431,6 +431,14 @@ class Source:
     def mappable(self) -> bool:
         return self._map is not None
 
+    def map_size(self) -> int:
+        """The stream's length now (the file's size, read again)."""
+        fd, delta = self._map
+        try:
+            return os.fstat(fd).st_size - delta
+        except OSError as exc:
+            raise CaptureError(self.name, f"read error: {exc.strerror or exc}") from exc
+
     def map_view(self, offset: int, length: int):
         """Bytes ``[offset, offset + length)`` of the stream (fewer at the end
         of the file, ``b""`` past it) as a read-only view of the file's own
