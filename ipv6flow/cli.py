@@ -233,14 +233,17 @@ def _options(**fields) -> Options:
 
 
 # Without --workers, one input file under SERIAL_BYTES / workers is read by
-# one process: the parts' fixed costs (forking, each part's DNS state and
-# sketches, the merges, the NAT64 second pass per part) ate the second
-# core below it. Measured on the 2-core VM (2026-12-07 21:30, best of 5,
-# one worker against two): 132 MB 0.25 s against 0.28 s, the real corpus
-# mix (262 MB) 0.53 against 0.54 s, the generated mix (1.32 GB) 0.96
-# against 0.76 s. Divided by the workers on the presumption (not measured
-# here) that more cores repay the fixed costs on smaller files.
-SERIAL_BYTES = 1 << 30
+# one process: the parts' fixed costs (forking, each part's end and
+# pickle, the merges, the NAT64 second pass per part) eat the second core
+# below it. Measured on the 2-core VM (2026-12-08 00:10, one part per
+# worker below BALANCED_PARTS, engine/parallel.py; one worker against two,
+# best of 3): 132 MB 0.18 s against 0.18 s, the real corpus mix (262 MB)
+# 0.39 against 0.33 s, the generated mix (1.32 GB) 0.73 against 0.50 s.
+# Divided by the workers on the presumption (not measured here) that more
+# cores repay the fixed costs on smaller files. A file that cannot be cut
+# (compressed, pcapng) is read by one process too unless it is streamed
+# (3 workers or more): with fewer, a worker would read it whole anyway.
+SERIAL_BYTES = 256 << 20
 
 
 def _fewer_collections():
@@ -313,7 +316,7 @@ INTERVAL = Interval()
               help="UDP port the sFlow datagrams were sent to (default 6343); implies --sflow.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the machine's cores; one for a single file "
-                   "under 1 GiB / cores). Files, and parts of large pcap files, are spread "
+                   "under 256 MiB / cores, or that cannot be cut). Files, and parts of large pcap files, are spread "
                    "over them; the report is the same.")
 @click.option("--engine", type=click.Choice(ENGINES), default="local",
               show_default=True,
@@ -391,6 +394,13 @@ def _size_of(path):
         return 0
 
 
+def _read_whole(path, workers) -> bool:
+    """A file that the workers would not share: one that cannot be cut
+    (compressed, pcapng), too few workers to stream it."""
+    from .engine.parallel import STREAM_MIN_WORKERS, uncuttable
+    return workers < STREAM_MIN_WORKERS and uncuttable(path)
+
+
 def run_engine(paths, options: Options, progress=None):
     """Pick the engine (one process, local worker processes, or Dask) and
     run it; returns its RunResult."""
@@ -403,7 +413,8 @@ def run_engine(paths, options: Options, progress=None):
     workers = options.workers or default_workers()
     size = _size_of(paths[0]) if len(paths) == 1 and paths[0] != "-" else None
     if workers == 1 or (size is not None and (
-            size < MIN_PART_BYTES or (options.workers is None and size < SERIAL_BYTES // workers))):
+            size < MIN_PART_BYTES or (options.workers is None and (
+                size < SERIAL_BYTES // workers or _read_whole(paths[0], workers))))):
         # one part only (a file is cut from MIN_PART_BYTES on), or, without
         # --workers, one file too small to repay the parts: no worker
         # processes to start, the same report (tests/test_engines.py)

@@ -201,3 +201,36 @@ def test_workers_on_every_real_capture():
     ser = analyze_paths(paths, Options(OPTS, 1.0))
     assert dumps(par.report()) == dumps(ser.report())
     assert len(par.report()["inputs"]) == len(paths)
+
+
+def test_the_default_engine_for_one_file(tmp_path, monkeypatch):
+    # without --workers: one process below SERIAL_BYTES / workers and for a
+    # file that cannot be cut when too few workers stream it; the workers
+    # otherwise, and always with an explicit --workers
+    from ipv6flow import cli
+    from ipv6flow.engine import local
+    ran = []
+    monkeypatch.setattr(local, "analyze_paths", lambda *a, **k: ran.append("one") or "one")
+    monkeypatch.setattr(parallel, "analyze_parallel", lambda *a, **k: ran.append("pool") or "pool")
+    monkeypatch.setattr(cli, "MIN_PART_BYTES", 1000)
+    pcap = str(SAMPLES / "mixed.pcap")
+    pcapng = str(SAMPLES / "mixed.pcapng")
+    gz = str(SAMPLES / "mixed.pcap.gz")
+    size = os.path.getsize(pcap)
+    cases = [
+        # (file, --workers, default workers, SERIAL_BYTES, expected)
+        (pcap, None, 2, 2 * size + 2, "one"),      # under SERIAL_BYTES / 2
+        (pcap, None, 2, 2 * size, "pool"),
+        (pcap, 2, 2, 1 << 40, "pool"),             # an explicit --workers
+        (pcap, None, 1, 1, "one"),                 # one core
+        (pcapng, None, 2, 1, "one"),               # cannot be cut, 2 workers
+        (gz, None, 2, 1, "one"),
+        (pcapng, None, 4, 1, "pool"),              # 4 workers stream it
+        (pcapng, 2, 2, 1, "pool"),
+    ]
+    for path, workers, cores, serial, want in cases:
+        monkeypatch.setattr(cli, "SERIAL_BYTES", serial)
+        monkeypatch.setattr(cli, "default_workers", lambda: cores)
+        ran.clear()
+        assert cli.run_engine([path], Options(workers=workers)) == want, (path, workers, cores)
+        assert ran == [want]

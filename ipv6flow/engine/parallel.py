@@ -57,7 +57,9 @@ from .local import (LivePrefixes, Read, analyze_path, catch_up, count_nat64, cou
                     first_pass, late_state, readable_twice, recounted, services_frames,
                     translating, translation_jobs)
 
-PARTS_PER_WORKER = 2       # more parts than workers evens out uneven parts
+PARTS_PER_WORKER = 2       # more parts than workers evens out uneven parts,
+BALANCED_PARTS = 8         # once each would be this many times min_part: below,
+                           # each part's fixed costs (its end, the merge) weigh more
 STOP_WAIT = 30             # seconds a stopped worker gets to hand back its part
 # A streamed file's chunks: large enough that a chunk's hand-over (pickled
 # through a pipe, about 1 ms per MiB) and its Summary's merge are small next
@@ -137,7 +139,10 @@ def _services_pass(part, options, services):
 def plan(paths, real, workers, min_part):
     parts = []
     for i, (shown, path) in enumerate(zip(paths, real)):
-        cuts = split_points(path, workers * PARTS_PER_WORKER, min_part) if workers > 1 else None
+        n = workers * PARTS_PER_WORKER
+        if _file_size(path) < n * BALANCED_PARTS * min_part:
+            n = workers
+        cuts = split_points(path, n, min_part) if workers > 1 else None
         if cuts is None:
             parts.append(Part(i, path, shown))
         else:
@@ -153,13 +158,14 @@ def mark_streams(parts, workers, min_part):
     if workers < STREAM_MIN_WORKERS:
         return
     big = [p for p in parts if p.window is None and _file_size(p.path) >= min_part
-           and _uncuttable(p.path)]
+           and uncuttable(p.path)]
     if len(big) < workers:
         for p in big:
             p.stream = True
 
 
-def _uncuttable(path):
+def uncuttable(path):
+    """Compressed or pcapng: no part of it can be read alone."""
     try:
         with open_capture(path) as cap:
             return cap.compression is not None or cap.format != "pcap"
