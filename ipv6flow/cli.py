@@ -374,6 +374,8 @@ def analyze(paths, fmt, output, interval, sixrd, nat64, dns_report, suffixes, de
                    f"({n / took if took else 0:,.0f} frames/s); {fb:,} "
                    f"({100.0 * fb / n if n else 0:.2f}%) decoded by the reference decoder",
                    err=True)
+        from .capture.source import Source
+        click.echo(f"reading: {Source.reading()}", err=True)
     try:
         report = result.report()
         failed = _print_problems(report)

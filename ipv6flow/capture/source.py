@@ -39,6 +39,8 @@ from . import gzipstream
 from .base import CHUNK
 
 try:  # the guarded file map (ipv6flow/_filemap.c); without it, files are read
+    if os.environ.get("IPV6FLOW_PURE_PYTHON"):
+        raise ImportError("pure Python requested")
     from .._filemap import FileMap as _FileMap, torn as _torn
 except ImportError:  # pragma: no cover - built by setup.py where a compiler is at hand
     _FileMap = _torn = None
@@ -426,6 +428,13 @@ class Source:
             self._map = None
             raise CaptureError(self.name, "the file shrank while it was read (truncated or "
                                           f"overwritten by another program); {detail}")
+
+    @staticmethod
+    def reading() -> str:
+        """How plain files are read (``--stats``)."""
+        if _FileMap is None:
+            return "buffered reads (the file map helper is not built)"
+        return "file maps (plain pcap and pcapng)" if MAP_FILES else "buffered reads"
 
     @property
     def mappable(self) -> bool:
