@@ -399,7 +399,6 @@ class Source:
         self.read = self._raw.read
         self._map: Optional[tuple[int, int]] = None   # (fd, file offset - stream offset)
         self._torn = 0
-        self._mapped_end = 0     # the file's bytes handed out in maps end here
         compression = detect_compression(self._raw.sniff(SNIFF_LEN))
         if compression is not None:
             self._wrap(compression)
@@ -425,9 +424,12 @@ class Source:
         each walk, before its batch is handed out (``CUT_WALK``), and at
         the next map, for what the batch's readers met (``CUT_READ``)."""
         if self._map is not None and _torn() != self._torn:
-            self._map = None
-            raise CaptureError(self.name, "the file shrank while it was read (truncated or "
-                                          f"overwritten by another program); {detail}")
+            raise self._shrank(detail)
+
+    def _shrank(self, detail: str) -> CaptureError:
+        self._map = None
+        return CaptureError(self.name, "the file shrank while it was read (truncated or "
+                                       f"overwritten by another program); {detail}")
 
     @staticmethod
     def reading() -> str:
@@ -460,21 +462,15 @@ class Source:
         records before are kept, as for a read error."""
         fd, delta = self._map
         self.check_torn(self.CUT_READ)
-        start = offset + delta
+        end = self.map_size()
+        if end < self._raw.count:
+            # shorter than the bytes already handed out: cut or overwritten
+            raise self._shrank(self.CUT_SIZE)
+        length = min(length, end - offset)
         try:
-            size = os.fstat(fd).st_size
+            view = memoryview(_FileMap(fd, offset + delta, length)) if length > 0 else b""
         except OSError as exc:
             raise CaptureError(self.name, f"read error: {exc.strerror or exc}") from exc
-        if size < self._mapped_end:
-            # shorter than bytes already handed out: cut or overwritten
-            self._torn = -1
-            self.check_torn(self.CUT_SIZE)
-        length = min(length, size - start)
-        try:
-            view = memoryview(_FileMap(fd, start, length)) if length > 0 else b""
-        except OSError as exc:
-            raise CaptureError(self.name, f"read error: {exc.strerror or exc}") from exc
-        self._mapped_end = max(self._mapped_end, start + len(view))
         self._raw.count = max(self._raw.count, offset + len(view))
         return view
 
