@@ -352,12 +352,22 @@ def _nat64(nat, total):
         lines.append(f"    {_n(sp['packets'])} packets ({_pct(sp['packets'], total).strip()} of all), "
                      f"{_n(sp['bytes'])} bytes, {_plural(sp['ipv6_clients'], 'IPv6 client')}, "
                      f"{_plural(sp['ipv4_destinations'], 'IPv4 destination')}")
+        # found from DNS answers alone: a service that numbers its IPv6
+        # addresses after its IPv4 ones answers the same way
+        dns_only = sp["kind"] == "network-specific" and set(sp["evidence"]) == {"dns64",
+                                                                                "traffic"}
         if sp["packets"]:
-            reading = (f"clients reach IPv4-only services through NAT64 prefix {sp['prefix']}")
+            reading = (f"clients {'may ' if dns_only else ''}reach IPv4-only services "
+                       f"through NAT64 prefix {sp['prefix']}")
         else:
             found = [EVIDENCE_WORDS.get(e, e) for e in sp["evidence"] if e != "traffic"]
             reading = f"{' and '.join(found)}, but no traffic through it in this capture"
         lines.append(f"    reading: {reading}")
+        if dns_only:
+            lines.append("    caution: found from DNS answers alone, as a service numbering "
+                         "its IPv6 after its")
+            lines.append("             IPv4 (Cloudflare does) would be; an ipv4only.arpa "
+                         "answer or PREF64 confirms")
     d = nat["dns64"]
     lines.append(f"  DNS64: {_plural(d['synthesized_answers'], 'synthesized AAAA answer')}"
                  + (f" from {', '.join(safe(x) for x in d['resolvers'])}" if d["resolvers"] else ""))
