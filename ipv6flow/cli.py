@@ -316,8 +316,8 @@ INTERVAL = Interval()
               help="UDP port the sFlow datagrams were sent to (default 6343); implies --sflow.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the machine's cores; one for a single file "
-                   "under 256 MiB / cores, or that cannot be cut). Files, and parts of large pcap files, are spread "
-                   "over them; the report is the same.")
+                   "under 256 MiB / cores, or that cannot be cut). Files, and parts of "
+                   "large pcap files, are spread over them; the report is the same.")
 @click.option("--engine", type=click.Choice(ENGINES), default="local",
               show_default=True,
               help="local: processes on this machine; dask: a Dask cluster "

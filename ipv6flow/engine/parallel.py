@@ -139,10 +139,12 @@ def _services_pass(part, options, services):
 def plan(paths, real, workers, min_part):
     parts = []
     for i, (shown, path) in enumerate(zip(paths, real)):
-        n = workers * PARTS_PER_WORKER
-        if _file_size(path) < n * BALANCED_PARTS * min_part:
-            n = workers
-        cuts = split_points(path, n, min_part) if workers > 1 else None
+        cuts = None
+        if workers > 1:
+            n = workers * PARTS_PER_WORKER
+            if _file_size(path) < n * BALANCED_PARTS * min_part:
+                n = workers
+            cuts = split_points(path, n, min_part)
         if cuts is None:
             parts.append(Part(i, path, shown))
         else:
