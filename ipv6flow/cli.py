@@ -246,6 +246,9 @@ def _options(**fields) -> Options:
 SERIAL_BYTES = 256 << 20
 
 
+COLLECT_EVERY = (100_000, 20, 20)     # gc.set_threshold: see _fewer_collections
+
+
 def _fewer_collections():
     """A file run's objects are few and long-lived (tables, caches, sketches)
     and its per-batch ones are freed by reference counting: the cyclic
@@ -255,7 +258,7 @@ def _fewer_collections():
     allocations rather than 700: 3-4 ms. Cycles are still collected."""
     import gc
     gc.freeze()
-    gc.set_threshold(100_000, 20, 20)
+    gc.set_threshold(*COLLECT_EVERY)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -769,6 +772,8 @@ def run():
     other way out, a failed flush, and a run under a profiler or tracer
     (``python -m cProfile``, coverage: they write their results at exit)
     take the ordinary exit."""
+    import gc
+    gc.set_threshold(*COLLECT_EVERY)      # before the commands' imports: see _fewer_collections
     try:
         main()
     except SystemExit as e:

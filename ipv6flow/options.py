@@ -145,6 +145,12 @@ class RunResult:
         """The JSON report (``Summary.to_report``), ``partial`` when interrupted."""
         return self.summary.to_report(partial=self.interrupted)
 
+    def adopt(self, other: "RunResult") -> "RunResult":
+        """``merge`` into a run that has read nothing yet: ``other``'s
+        figures as they are, without the copy (``landed`` is not carried)."""
+        return RunResult(other.summary, self.interrupted or other.interrupted, None,
+                         self.frames + other.frames, self.fallback + other.fallback)
+
     def merge(self, other: "RunResult") -> "RunResult":
         """Both runs' figures and counts, in this order (``landed`` is a
         part's own and is not carried)."""

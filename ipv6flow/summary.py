@@ -295,6 +295,20 @@ class Summary:
         self._keys.clear()
 
     # -- merging ----------------------------------------------------------
+    def __getstate__(self):
+        """For other processes (a worker's part, a streamed chunk): what
+        is buffered is counted first, as ``merge`` would count it in the
+        parent, so that work runs in the worker beside the other parts
+        (on the real corpus mix with two workers, 17 ms of the parent's
+        merge went to classifying translation rows). Counting buffered
+        rows changes no figure: merge and the report count them first
+        anyway, with the same prefixes."""
+        self._flush_rows()
+        self.translation.flush(self.interval)
+        self.population.flush(self.interval)
+        self._flush()
+        return self.__dict__
+
     def merge(self, other: "Summary") -> "Summary":
         """A new Summary holding both; neither operand is changed."""
         if self.interval != other.interval:

@@ -355,7 +355,7 @@ def analyze_paths(paths, options: Options, progress=None) -> RunResult:
         live = LivePrefixes(total.summary.nat64.static_prefixes())
         for i, (shown, path) in enumerate(zip(paths, real)):
             part = analyze_path(path, options, shown, live, i, None, progress)
-            total = total.merge(part)
+            total = total.merge(part) if i else total.adopt(part)
             if part.interrupted:
                 return total
             # evidence from all parts so far (an A in one file, its AAAA in another)

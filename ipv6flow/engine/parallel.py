@@ -325,7 +325,7 @@ def _map_parts(parts, engine_map, options, pool=None) -> RunResult:
     for part, (res, starts) in results:
         for e in res.summary.inputs:
             e["_input"] = part.index
-        total = total.merge(res)
+        total = total.merge(res) if kept else total.adopt(res)
         kept.append((part, starts, res.summary.translation))
     summary = total.summary
     summary.inputs = _fold_inputs(summary.inputs)
