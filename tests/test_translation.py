@@ -184,7 +184,7 @@ def test_a_bad_translation_section_is_a_one_line_error(tmp_path, field, value):
 def test_text_csv_and_prometheus():
     out = run("analyze", SAMPLE).stdout.decode()
     block = out[out.index("IPv4 as a service"):out.index("IPv6 share over time")]
-    assert block.index("NAT64 (with 464XLAT) via 64:ff9b::/96") < block.index("DS-Lite (RFC 6333)")
+    assert block.index("NAT64 (incl. 464XLAT) via 64:ff9b::/96") < block.index("DS-Lite (RFC 6333)")
     assert out.index("NAT64 / DNS64") < out.index("IPv4 as a service")
     for g in TRUTH["gateways"]:
         assert f"{g['packets']:,} packets, {g['bytes']:,} bytes, {g['flows']} flow" in block

@@ -378,7 +378,7 @@ def _nat64(nat, total):
 
 
 TOP_DESTS = 10
-MECHANISM_LABELS = {"nat64": "NAT64 (with 464XLAT)", "ds-lite": "DS-Lite (RFC 6333)",
+MECHANISM_LABELS = {"nat64": "NAT64 (incl. 464XLAT)", "ds-lite": "DS-Lite (RFC 6333)",
                     "lw4o6": "lightweight 4over6 (RFC 7596)", "map-e": "MAP-E (RFC 7597)",
                     "map-t": "MAP-T (RFC 7599)"}
 
@@ -400,6 +400,10 @@ def _translation(tr):
     for g in tr["gateways"]:
         lines.append(f"  {MECHANISM_LABELS[g['mechanism']]} via {g['gateway']} "
                      f"(confidence {g['confidence']}; evidence: {', '.join(g['evidence'])})")
+        if g["mechanism"] == "nat64" and g["confidence"] == "medium":
+            # the prefix is inferred from DNS64 answers alone (translation.py)
+            lines.append("    caution: its prefix is known from DNS answers alone "
+                         "(see NAT64 / DNS64 above)")
         lines.append(f"    {_figures(g)}")
         pk = g["peak"]
         if pk is not None:
