@@ -214,8 +214,16 @@ def nat64_section(r):
                      text_cell(", ".join(s["evidence"]))]
                     + [td(f"{p}.{k}", s[k]) for k in ("packets", "bytes", "ipv6_clients",
                                                        "ipv4_destinations")])
-    return table(["prefix", "kind", "evidence", "packets", "bytes", "IPv6 clients",
-                  "IPv4 destinations"], rows)
+    out = table(["prefix", "kind", "evidence", "packets", "bytes", "IPv6 clients",
+                 "IPv4 destinations"], rows, left=("prefix", "kind", "evidence"))
+    # as the text report's caution (report/text.py _nat64)
+    dns_only = [s["prefix"] for s in sus if s["kind"] == "network-specific"
+                and set(s["evidence"]) == {"dns64", "traffic"}]
+    if dns_only:
+        out += (f'<p class="note">{esc(", ".join(dns_only))}: found from DNS answers alone, '
+                "as a service numbering its IPv6 after its IPv4 (Cloudflare does) would be; "
+                "an ipv4only.arpa answer or PREF64 confirms.</p>")
+    return out
 
 
 def text_cell(text, cls="t"):
