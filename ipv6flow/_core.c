@@ -48,6 +48,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include "_buffers.h"
@@ -2293,6 +2294,102 @@ done:
     return result;
 }
 
+/* -- a batch's IP frames by time bin (fold.py _add_figures) ----------------
+ *
+ * bin_sums(keys, ts_bits, wire, interval, odd_bin, fields, out_bins, out_sums)
+ *   -> k, or -1
+ * For the rows whose payload family ((keys >> pshift) & pmask) is not
+ * non_ip: their time bin floor(ts / interval) (ts: the float64 timestamps,
+ * passed as their int64 bits) and, per bin, the eight sums of the Summary's
+ * bins in their order (payload IPv4 packets, bytes; payload IPv6 packets,
+ * bytes; carrier IPv4 packets, bytes; carrier IPv6 packets, bytes), a
+ * family other than v4fam counted as IPv6 as Summary.add_bin counts it.
+ * out_bins[:k] (int64[n]) are the distinct bins in order of first
+ * appearance, out_sums[8 j ...] (int64[8 n]) bin j's sums. -1 as soon as a
+ * row's bin is odd (|bin| >= odd_bin, or NaN): the caller's numpy form
+ * takes the batch. fields: (pshift, pmask, cshift, cmask, non_ip, v4fam).
+ * The bins' table is sized from n (never from a value), as group_sum's.
+ */
+static PyObject *bin_sums(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    Py_buffer v[5];
+    const char *what[5] = {"keys", "ts_bits", "wire", "out_bins", "out_sums"};
+    double interval, odd_bin;
+    long long ps, pm, cs, cm, non_ip, v4fam;
+    if (!PyArg_ParseTuple(args, "OOOdd(LLLLLL)OO", &o[0], &o[1], &o[2], &interval, &odd_bin,
+                          &ps, &pm, &cs, &cm, &non_ip, &v4fam, &o[3], &o[4]))
+        return NULL;
+    if (ps < 0 || ps > 63 || cs < 0 || cs > 63 || !(interval > 0)) {
+        PyErr_SetString(PyExc_ValueError, "bin_sums: shifts 0-63 and an interval > 0");
+        return NULL;
+    }
+    int got = 0;
+    Py_ssize_t n = -1;
+    PyObject *result = NULL;
+    int64_t *table = NULL;
+    for (; got < 5; got++) {
+        Py_ssize_t want = got < 4 ? n : (n >= 0 ? 8 * n : -1);
+        if (!get_array(o[got], &v[got], 8, want, got >= 3, what[got]))
+            goto done;
+        if (got == 0)
+            n = v[0].shape[0];
+    }
+    int bits;
+    table = empty_table(n, &bits);
+    if (!table)
+        goto done;
+    Py_ssize_t size = (Py_ssize_t)1 << bits;
+    const int64_t *keys = v[0].buf, *tsb = v[1].buf, *w = v[2].buf;
+    int64_t *ub = v[3].buf, *sums = v[4].buf;
+    Py_ssize_t k = 0;
+    int odd = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t fam = (keys[i] >> ps) & pm;
+        if (fam == non_ip)
+            continue;
+        double t;
+        memcpy(&t, &tsb[i], sizeof t);
+        double fb = floor(t / interval);
+        if (!(fabs(fb) < odd_bin)) {
+            odd = 1;
+            break;
+        }
+        int64_t b = (int64_t)fb;
+        int64_t carrier = (keys[i] >> cs) & cm;
+        Py_ssize_t slot = (Py_ssize_t)(((uint64_t)b * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
+        int64_t *row;
+        for (;;) {
+            int64_t j = table[slot];
+            if (j < 0) {
+                table[slot] = (int64_t)k;
+                ub[k] = b;
+                row = sums + 8 * k++;
+                memset(row, 0, 8 * sizeof *row);
+                break;
+            }
+            if (ub[j] == b) {
+                row = sums + 8 * j;
+                break;
+            }
+            slot = (slot + 1) & (size - 1);
+        }
+        int p = fam == v4fam ? 0 : 2, c = carrier == v4fam ? 4 : 6;
+        row[p]++;
+        row[p + 1] += w[i];
+        row[c]++;
+        row[c + 1] += w[i];
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(odd ? -1 : k);
+done:
+    PyMem_Free(table);
+    while (got > 0)
+        PyBuffer_Release(&v[--got]);
+    return result;
+}
+
 /* -- distinct values grouped by their low bits (arrays.py code_groups) -------
  *
  * code_groups(values, select, order, out, offsets) -> k: the distinct values
@@ -2740,6 +2837,8 @@ static PyMethodDef methods[] = {
      "The distinct values of a uint64 array, in order of first appearance."},
     {"group_sum", group_sum, METH_VARARGS,
      "Distinct int64 keys with their row counts and weight sums (see _core.c)."},
+    {"bin_sums", bin_sums, METH_VARARGS,
+     "A batch's IP frames summed by time bin (see _core.c)."},
     {"code_groups", code_groups, METH_VARARGS,
      "Distinct uint64 values grouped by their low bits (see _core.c)."},
     {"hll_update", hll_update, METH_VARARGS,

@@ -21,12 +21,18 @@ from .arrays import group_sums, unique_inverse
 from .decode import decode_frame
 from .decode.columns import columns_of, frame_columns
 from .decode.addresses import MAX_PREFIX_BITS, prefix_rows
-from .decode.registry import FAM_NON_IP, FAMILY_NAMES
+from .compiled import core_function
+from .decode.registry import FAM_IPV4, FAM_NON_IP, FAMILY_NAMES
 from .fast import (KEY_FIELDS, address_columns, batch_columns, decode_batch, message_spans,
                    record, unpack_key)
 
 _PAYLOAD_SHIFT, _PAYLOAD_MASK = KEY_FIELDS["payload"]
 _CARRIER_SHIFT, _CARRIER_MASK = KEY_FIELDS["carrier"]
+# _core.c's sums by time bin for a batch over many bins, or None (tests set
+# None: the numpy form in _add_figures, its specification)
+BUILT_BIN_SUMS = core_function("bin_sums")
+bin_sums = BUILT_BIN_SUMS
+_BIN_FIELDS = (_PAYLOAD_SHIFT, _PAYLOAD_MASK, _CARRIER_SHIFT, _CARRIER_MASK, FAM_NON_IP, FAM_IPV4)
 
 
 def _add_figures(summary, d):
@@ -74,6 +80,8 @@ def _add_figures(summary, d):
                 p, b = by_family[c]
                 summary.add_bin(first, FAMILY_NAMES[c >> 2], FAMILY_NAMES[c & 3], p, b)
             return
+    if bin_sums is not None and _bins_compiled(summary, k, ts, w):
+        return
     fam = (k >> _PAYLOAD_SHIFT) & _PAYLOAD_MASK
     ip = fam != FAM_NON_IP
     if ip.any():
@@ -96,6 +104,27 @@ def _add_figures(summary, d):
         uc, packets, nbytes = group_sums(combo, w_ip)
         for c, p, b in zip(uc.tolist(), packets.tolist(), nbytes.tolist()):
             summary.add_bin(c >> 4, FAMILY_NAMES[(c >> 2) & 3], FAMILY_NAMES[c & 3], p, b)
+
+
+def _bins_compiled(summary, k, ts, w) -> bool:
+    """A batch over many time bins: its IP frames' sums per bin by one
+    compiled pass, added bin by bin in ascending order (the order the numpy
+    form below adds them in: its (bin, family, carrier) groups sorted), or
+    False, nothing added, when a bin is odd (the numpy form takes those)."""
+    n = len(k)
+    bins = np.empty(n, dtype=np.int64)
+    sums = np.empty(8 * n, dtype=np.int64)
+    nb = bin_sums(np.ascontiguousarray(k, dtype=np.int64),
+                  np.ascontiguousarray(ts, dtype=np.float64).view(np.int64),
+                  np.ascontiguousarray(w, dtype=np.int64), float(summary.interval), ODD_BIN,
+                  _BIN_FIELDS, bins, sums)
+    if nb < 0:
+        return False
+    order = np.argsort(bins[:nb])
+    add = summary.add_bin_sums
+    for idx, row in zip(bins[:nb][order].tolist(), sums[:8 * nb].reshape(nb, 8)[order].tolist()):
+        add(idx, row)
+    return True
 
 
 def _observe_columns(summary, d, extra):

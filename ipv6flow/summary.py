@@ -271,6 +271,21 @@ class Summary:
         b[i] += packets
         b[i + 1] += nbytes
 
+    def add_bin_sums(self, idx: int, sums) -> None:
+        """``add_bin`` of every family of bin ``idx`` at once: ``sums`` are
+        its eight counters as the bin holds them (payload IPv4 packets,
+        bytes, payload IPv6 ..., carrier IPv4 ..., carrier IPv6 ...)."""
+        w = self.weight
+        b = self._bins.get(idx)
+        if b is None:
+            if len(self._bins) >= MAX_BINS:
+                self.bin_overflow[0] += (sums[0] + sums[2]) * w
+                self.bin_overflow[1] += (sums[1] + sums[3]) * w
+                return
+            b = self._bins[idx] = [0] * 8
+        for i in range(8):
+            b[i] += sums[i] * w
+
     def add_time(self, ts, payload, carrier, packets, nbytes):
         if self.first is None or ts < self.first:
             self.first = ts

@@ -45,7 +45,9 @@
 #   every real pcap cut at a dozen points and on windows, a file that grows,
 #   a file cut while its map is read (the SIGBUS guard), and the map's
 #   arguments and slots (tests/test_filemap.py). Every test above reads its
-#   plain pcap files through the map too.
+#   plain pcap files through the map too;
+# * the sums by time bin of a batch over many bins (_core.c bin_sums) against
+#   their numpy form (tests/test_summary.py).
 #
 # A sanitizer report aborts the process, so any finding fails the run. CI
 # calls this script (.ci/run); it takes a few minutes.
@@ -122,6 +124,8 @@ fi
   "tests/test_nat64.py::test_dns_parse_lowers_and_escapes_every_byte_as_python" \
   "tests/test_nat64.py::test_dns_parse_compiled_equals_python_on_any_bytes" \
   "tests/test_nat64.py::test_grouped_dns_evidence_equals_message_by_message" \
+  "tests/test_summary.py::test_bins_of_a_batch_over_many_bins_compiled_as_numpy" \
+  "tests/test_summary.py::test_bins_past_the_cap_compiled_as_numpy" \
   "tests/test_hostile.py::test_hostile_file" \
   "tests/test_hostile.py::test_real_capture_cut_at_50_points" \
   tests/test_sflow_walk.py

@@ -3,6 +3,9 @@ record boundary gives the same figures as the whole."""
 
 import json
 
+import numpy as np
+import pytest
+
 from click.testing import CliRunner
 from hypothesis import given, settings, strategies as st
 
@@ -12,7 +15,7 @@ from ipv6flow.decode import decode_frame
 from ipv6flow.options import RunResult
 from ipv6flow.summary import Summary
 
-from conftest import CAPTURES, missing_module
+from conftest import CAPTURES, missing_module, need_core
 
 if not (CAPTURES / "MANIFEST.tsv").is_file():
     missing_module(f"the capture corpus is not at {CAPTURES} (set IPV6FLOW_SHARED to ../shared)")
@@ -116,3 +119,67 @@ def test_a_partial_report_makes_every_merge_partial(tmp_path):
         rep = json.loads(r.output)
         assert rep.get("partial") is partial
         assert rep["totals"]["packets"] == (2 * 500 if order == (a, a) else len(FRAMES))
+
+
+def _bin_batch(rng, n, spread):
+    """A decoded batch's parts _add_figures reads: keys with a payload and a
+    carrier family (non-IP rows among them), timestamps over ``spread``
+    seconds, wire lengths."""
+    from types import SimpleNamespace
+    from ipv6flow.fast import KEY_FIELDS
+    ps, pm = KEY_FIELDS["payload"]
+    cs, cm = KEY_FIELDS["carrier"]
+    fam = rng.integers(0, 3, n)
+    carrier = np.where(fam == 0, 0, rng.integers(1, 3, n))
+    keys = (fam.astype(np.int64) << ps) | (carrier.astype(np.int64) << cs)
+    ts = 1.7e9 + rng.random(n) * spread
+    batch = SimpleNamespace(wirelens=rng.integers(60, 1515, n).astype(np.int64), ts=ts)
+    return SimpleNamespace(fast=np.arange(n), batch=batch, fallback=np.zeros(0, dtype=np.int64),
+                           keys=keys)
+
+
+def _figures_of(d, interval, compiled, max_bins=None, monkeypatch=None):
+    import ipv6flow.fold as fold
+    import ipv6flow.summary as summary_mod
+    s = Summary(interval)
+    saved = fold.bin_sums
+    fold.bin_sums = fold.BUILT_BIN_SUMS if compiled else None
+    try:
+        if max_bins is not None:
+            monkeypatch.setattr(summary_mod, "MAX_BINS", max_bins)
+        fold._add_figures(s, d)
+    finally:
+        fold.bin_sums = saved
+    return s._bins, list(s._bins), s.bin_overflow, s.counts(), s.first, s.last
+
+
+@pytest.mark.parametrize("spread, interval", [(3600.0, 60.0), (5.0, 1.0), (1e6, 0.001),
+                                              (30.0, 60.0)])
+def test_bins_of_a_batch_over_many_bins_compiled_as_numpy(spread, interval):
+    """_core.c bin_sums (a batch whose frames fall in several time bins)
+    gives the Summary the numpy form's bins, in the same order, the same
+    frame keys and span; with a timestamp past int64 once scaled (no capture
+    format gives a NaN) it hands the batch to the numpy form."""
+    import ipv6flow.fold as fold
+    if fold.BUILT_BIN_SUMS is None:
+        need_core()
+    rng = np.random.default_rng(int(spread * 7 + interval))
+    for n in (1, 63, 64, 2000, 20000):
+        d = _bin_batch(rng, n, spread)
+        assert _figures_of(d, interval, True) == _figures_of(d, interval, False)
+    d = _bin_batch(rng, 500, spread)
+    for odd in (1e300, -1e300, 2.0 ** 70):
+        d.batch.ts[rng.integers(0, 500)] = odd
+        assert _figures_of(d, interval, True) == _figures_of(d, interval, False)
+
+
+def test_bins_past_the_cap_compiled_as_numpy(monkeypatch):
+    """Bins past MAX_BINS overflow alike, the same bins admitted (in
+    ascending order of the batch's bins)."""
+    import ipv6flow.fold as fold
+    if fold.BUILT_BIN_SUMS is None:
+        need_core()
+    d = _bin_batch(np.random.default_rng(3), 5000, 600.0)
+    got = _figures_of(d, 1.0, True, 100, monkeypatch)
+    assert len(got[0]) == 100 and got[2][0] > 0
+    assert got == _figures_of(d, 1.0, False, 100, monkeypatch)
