@@ -2166,6 +2166,26 @@ static int64_t *empty_table(Py_ssize_t n, int *bits)
     return table;
 }
 
+/* `count` arrays of 8-byte integers (get_array): the first of any length n,
+   array i of n * scale[i] (scale NULL: n), those from `writable` on
+   writable. 0, or -1 with those taken released and the error set. */
+static int get_int64_arrays(PyObject **o, Py_buffer *v, int count, const Py_ssize_t *scale,
+                            int writable, const char *const *what)
+{
+    Py_ssize_t n = -1;
+    for (int i = 0; i < count; i++) {
+        Py_ssize_t want = i == 0 ? -1 : n * (scale ? scale[i] : 1);
+        if (!get_array(o[i], &v[i], 8, want, i >= writable, what[i])) {
+            while (i > 0)
+                PyBuffer_Release(&v[--i]);
+            return -1;
+        }
+        if (i == 0)
+            n = v[0].shape[0];
+    }
+    return 0;
+}
+
 static PyObject *unique_u64(PyObject *self, PyObject *args)
 {
     PyObject *vo, *oo, *io = Py_None;
@@ -2243,20 +2263,16 @@ static PyObject *group_sum(PyObject *self, PyObject *args)
 {
     PyObject *o[5];
     Py_buffer v[5];
-    const char *what[5] = {"keys", "weights", "out_keys", "counts", "sums"};
+    static const char *const what[5] = {"keys", "weights", "out_keys", "counts", "sums"};
     if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4]))
         return NULL;
-    int got = 0;
-    Py_ssize_t n = -1;
+    if (get_int64_arrays(o, v, 5, NULL, 2, what) < 0)
+        return NULL;
+    int got = 5;
+    Py_ssize_t n = v[0].shape[0];
     PyObject *result = NULL;
-    int64_t *table = NULL;
-    for (; got < 5; got++) {
-        if (!get_array(o[got], &v[got], 8, n, got >= 2, what[got]))
-            goto done;
-        n = v[got].shape[0];
-    }
     int bits;
-    table = empty_table(n, &bits);
+    int64_t *table = empty_table(n, &bits);
     if (!table)
         goto done;
     Py_ssize_t size = (Py_ssize_t)1 << bits;
@@ -2314,7 +2330,7 @@ static PyObject *bin_sums(PyObject *self, PyObject *args)
 {
     PyObject *o[5];
     Py_buffer v[5];
-    const char *what[5] = {"keys", "ts_bits", "wire", "out_bins", "out_sums"};
+    static const char *const what[5] = {"keys", "ts_bits", "wire", "out_bins", "out_sums"};
     double interval, odd_bin;
     long long ps, pm, cs, cm, non_ip, v4fam;
     if (!PyArg_ParseTuple(args, "OOOdd(LLLLLL)OO", &o[0], &o[1], &o[2], &interval, &odd_bin,
@@ -2324,19 +2340,14 @@ static PyObject *bin_sums(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "bin_sums: shifts 0-63 and an interval > 0");
         return NULL;
     }
-    int got = 0;
-    Py_ssize_t n = -1;
+    static const Py_ssize_t scale[5] = {1, 1, 1, 1, 8};
+    if (get_int64_arrays(o, v, 5, scale, 3, what) < 0)
+        return NULL;
+    int got = 5;
+    Py_ssize_t n = v[0].shape[0];
     PyObject *result = NULL;
-    int64_t *table = NULL;
-    for (; got < 5; got++) {
-        Py_ssize_t want = got < 4 ? n : (n >= 0 ? 8 * n : -1);
-        if (!get_array(o[got], &v[got], 8, want, got >= 3, what[got]))
-            goto done;
-        if (got == 0)
-            n = v[0].shape[0];
-    }
     int bits;
-    table = empty_table(n, &bits);
+    int64_t *table = empty_table(n, &bits);
     if (!table)
         goto done;
     Py_ssize_t size = (Py_ssize_t)1 << bits;
