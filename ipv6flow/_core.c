@@ -2401,6 +2401,112 @@ done:
     return result;
 }
 
+/* -- a batch's flows by time bin (population.py _bin_flows) -----------------
+ *
+ * bin_flows(ts_bits, keyed, coded, interval, odd_bin, out_bins, out_rows,
+ *           out_pair_bins, out_pair_flows) -> (k, odd, pairs)
+ * Of the rows whose uint8 `keyed` is non-zero: the time bin of each,
+ * floor(ts / interval) (ts: float64 timestamps passed as their int64
+ * bits), the distinct bins in order of first appearance (out_bins[:k],
+ * int64[n]) with their row counts (out_rows[:k]), and the distinct (bin,
+ * flow) pairs (out_pair_bins[:pairs], the bin's rank in out_bins;
+ * out_pair_flows[:pairs], the uint64 `coded` flow) in order of first
+ * appearance. A row whose bin is odd (|bin| >= odd_bin, or NaN) is only
+ * counted (odd). Both tables are sized from n, never from a value.
+ */
+static PyObject *bin_flows(PyObject *self, PyObject *args)
+{
+    PyObject *o[7];
+    Py_buffer v[7];
+    static const char *const what[7] = {"ts_bits", "keyed", "coded", "out_bins", "out_rows",
+                                        "out_pair_bins", "out_pair_flows"};
+    double interval, odd_bin;
+    if (!PyArg_ParseTuple(args, "OOOddOOOO", &o[0], &o[1], &o[2], &interval, &odd_bin,
+                          &o[3], &o[4], &o[5], &o[6]))
+        return NULL;
+    if (!(interval > 0)) {
+        PyErr_SetString(PyExc_ValueError, "bin_flows: an interval > 0");
+        return NULL;
+    }
+    if (!get_array(o[0], &v[0], 8, -1, 0, what[0]))
+        return NULL;
+    Py_ssize_t n = v[0].shape[0];
+    int got = 1;
+    PyObject *result = NULL;
+    int64_t *btable = NULL, *ptable = NULL;
+    for (; got < 7; got++) {
+        if (!get_array(o[got], &v[got], got == 1 ? 1 : 8, n, got >= 3, what[got]))
+            goto done;
+    }
+    int bbits, pbits;
+    if (!(btable = empty_table(n, &bbits)) || !(ptable = empty_table(n, &pbits)))
+        goto done;
+    Py_ssize_t bmask = ((Py_ssize_t)1 << bbits) - 1, pmask = ((Py_ssize_t)1 << pbits) - 1;
+    const int64_t *tsb = v[0].buf;
+    const uint8_t *keyed = v[1].buf;
+    const uint64_t *coded = v[2].buf;
+    int64_t *ub = v[3].buf, *rows = v[4].buf, *pb = v[5].buf;
+    uint64_t *pf = v[6].buf;
+    Py_ssize_t k = 0, pairs = 0, odd = 0;
+    int64_t last = 0;                        /* the rank of the previous row's bin */
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!keyed[i])
+            continue;
+        double t;
+        memcpy(&t, &tsb[i], sizeof t);
+        double fb = floor(t / interval);
+        if (!(fabs(fb) < odd_bin)) {
+            odd++;
+            continue;
+        }
+        int64_t b = (int64_t)fb;
+        Py_ssize_t slot;
+        if (k == 0 || b != ub[last]) {       /* rows of one bin come in runs */
+            slot = (Py_ssize_t)(((uint64_t)b * 0x9E3779B97F4A7C15ULL) >> (64 - bbits));
+            for (;;) {
+                int64_t j = btable[slot];
+                if (j < 0) {
+                    btable[slot] = last = (int64_t)k;
+                    ub[k] = b;
+                    rows[k++] = 0;
+                    break;
+                }
+                if (ub[j] == b) {
+                    last = j;
+                    break;
+                }
+                slot = (slot + 1) & bmask;
+            }
+        }
+        int64_t r = last;
+        rows[r]++;
+        uint64_t h = coded[i];
+        uint64_t x = (h ^ ((uint64_t)r * 0xC2B2AE3D27D4EB4FULL)) * 0x9E3779B97F4A7C15ULL;
+        slot = (Py_ssize_t)(x >> (64 - pbits));
+        for (;;) {
+            int64_t j = ptable[slot];
+            if (j < 0) {
+                ptable[slot] = (int64_t)pairs;
+                pb[pairs] = r;
+                pf[pairs++] = h;
+                break;
+            }
+            if (pf[j] == h && pb[j] == r)
+                break;
+            slot = (slot + 1) & pmask;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("(nnn)", k, odd, pairs);
+done:
+    PyMem_Free(btable);
+    PyMem_Free(ptable);
+    while (got > 0)
+        PyBuffer_Release(&v[--got]);
+    return result;
+}
+
 /* -- distinct values grouped by their low bits (arrays.py code_groups) -------
  *
  * code_groups(values, select, order, out, offsets) -> k: the distinct values
@@ -2850,6 +2956,8 @@ static PyMethodDef methods[] = {
      "Distinct int64 keys with their row counts and weight sums (see _core.c)."},
     {"bin_sums", bin_sums, METH_VARARGS,
      "A batch's IP frames summed by time bin (see _core.c)."},
+    {"bin_flows", bin_flows, METH_VARARGS,
+     "A batch's distinct flows by time bin (see _core.c)."},
     {"code_groups", code_groups, METH_VARARGS,
      "Distinct uint64 values grouped by their low bits (see _core.c)."},
     {"hll_update", hll_update, METH_VARARGS,

@@ -118,7 +118,7 @@ def fast_path(name):
     and those of the compiled helpers of the analyses: the clients' rules,
     the HyperLogLog registers, the DNS and ICMPv6 spans, the grouping and
     parsing of DNS messages, the prefix tests, the in-place columns,
-    translation's candidates, the sums by time bin)."""
+    translation's candidates, the sums and flows by time bin)."""
     from ipv6flow import arrays, compiled, fold
     from ipv6flow.analysis import dnsmsg, nat64, population, sketch, translation
     from ipv6flow.decode import addresses
@@ -128,13 +128,14 @@ def fast_path(name):
              arrays._unique_u64, arrays._group_sum, arrays._code_groups, fast._spans,
              dnsmsg._compiled)
     saved_xlat = (addresses._prefix_any, addresses._prefix_rows, core.compact,
-                  translation._xlat_candidates, fold.bin_sums)
+                  translation._xlat_candidates, fold.bin_sums, population.bin_flows)
     numpy = name == "numpy"
     addresses._prefix_any = None if numpy else addresses.BUILT_PREFIX_ANY
     addresses._prefix_rows = None if numpy else addresses.BUILT_PREFIX_ROWS
     core.compact = None if numpy else core.BUILT_COMPACT
     translation._xlat_candidates = None if numpy else translation.BUILT_CANDIDATES
     fold.bin_sums = None if numpy else fold.BUILT_BIN_SUMS
+    population.bin_flows = None if numpy else population.BUILT_BIN_FLOWS
     core.compiled = None if numpy else core.BUILT or need_core()
     population.compiled = None if numpy else population.BUILT
     sketch.compiled = None if numpy else sketch.BUILT
@@ -151,7 +152,7 @@ def fast_path(name):
          arrays._unique_u64, arrays._group_sum, arrays._code_groups, fast._spans,
          dnsmsg._compiled) = saved
         (addresses._prefix_any, addresses._prefix_rows, core.compact,
-         translation._xlat_candidates, fold.bin_sums) = saved_xlat
+         translation._xlat_candidates, fold.bin_sums, population.bin_flows) = saved_xlat
 
 
 ROW_ATTRS = ("carrier", "payload", "tunnel", "ntun", "proto", "v6", "ip", "v4", "l4", "l4end")

@@ -46,8 +46,9 @@
 #   a file cut while its map is read (the SIGBUS guard), and the map's
 #   arguments and slots (tests/test_filemap.py). Every test above reads its
 #   plain pcap files through the map too;
-# * the sums by time bin of a batch over many bins (_core.c bin_sums) against
-#   their numpy form (tests/test_summary.py).
+# * the sums and the flows by time bin of a batch over many bins (_core.c
+#   bin_sums, bin_flows) against their numpy forms (tests/test_summary.py,
+#   tests/test_population.py).
 #
 # A sanitizer report aborts the process, so any finding fails the run. CI
 # calls this script (.ci/run); it takes a few minutes.
@@ -126,6 +127,7 @@ fi
   "tests/test_nat64.py::test_grouped_dns_evidence_equals_message_by_message" \
   "tests/test_summary.py::test_bins_of_a_batch_over_many_bins_compiled_as_numpy" \
   "tests/test_summary.py::test_bins_past_the_cap_compiled_as_numpy" \
+  "tests/test_population.py::test_flows_per_bin_compiled_as_numpy" \
   "tests/test_hostile.py::test_hostile_file" \
   "tests/test_hostile.py::test_real_capture_cut_at_50_points" \
   tests/test_sflow_walk.py

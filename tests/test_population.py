@@ -509,3 +509,48 @@ def test_bin_flows_waiting_or_not_give_the_same_sketches(monkeypatch):
     assert len(got[3]) == 40
     # some bins past the exact stage, some exact (the IPv4 side is smaller)
     assert any("hll" in b["ipv6"] for b in got[3]) and any("exact" in b["ipv4"] for b in got[3])
+
+
+def _flows_per_bin(rows, interval, compiled, seed_bins=()):
+    """A Population's flows per time bin after ``_bin_flows`` of the rows
+    (ts, keyed, coded), by _core.c ``bin_flows`` or by the numpy form:
+    every bin's two sketches, the order of the bins, untracked rows."""
+    p = population.Population("auto")
+    for idx in seed_bins:
+        p.bins[idx] = population._bin_sketches()
+    saved = population.bin_flows
+    population.bin_flows = population.BUILT_BIN_FLOWS if compiled else None
+    try:
+        for ts, keyed, coded in rows:
+            p._bin_flows(ts, keyed, coded, interval, None, None)
+        p._flush_bins()
+    finally:
+        population.bin_flows = saved
+    return ({idx: [sk.hashes.tolist() if sk.exact else sk.registers.tolist() for sk in pair]
+             for idx, pair in p.bins.items()}, list(p.bins), list(p._slots), p.untracked)
+
+
+@pytest.mark.parametrize("interval", [60.0, 1.0, 0.001])
+def test_flows_per_bin_compiled_as_numpy(interval, monkeypatch):
+    """_core.c bin_flows (a batch over several time bins) leaves the flows
+    per bin, the bins admitted and their order, and the rows counted
+    untracked as the numpy form does: runs of bins and scattered ones,
+    repeated flows, both families, clocks past int64 once scaled, and the
+    cap on bins reached in the middle of a batch."""
+    if population.BUILT_BIN_FLOWS is None:
+        pytest.skip("the compiled core is not built")
+    rng = np.random.default_rng(int(interval * 1000))
+    batches = []
+    for n, spread in ((64, 10.0), (3000, 600.0), (20000, 7200.0), (5000, 3.0)):
+        ts = 1.7e9 + np.sort(rng.random(n)) * spread
+        ts[rng.random(n) < 0.2] += rng.integers(-10**6, 10**6, 1)[0]   # another capture's clock
+        coded = rng.integers(0, 500, n).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        batches.append((ts, rng.random(n) < 0.9, coded))
+    odd = batches[1][0].copy()
+    odd[::97] = 1e300
+    batches.append((odd, np.ones(len(odd), dtype=bool), batches[1][2]))
+    assert _flows_per_bin(batches, interval, True) == _flows_per_bin(batches, interval, False)
+    monkeypatch.setattr(population, "MAX_FLOW_BINS", 40)
+    got = _flows_per_bin(batches, interval, True, seed_bins=(-5,))
+    assert len(got[1]) == 40 and got[3] > 0
+    assert got == _flows_per_bin(batches, interval, False, seed_bins=(-5,))

@@ -184,6 +184,10 @@ ICMP_SIDE[257 + 129 + 1] = _SIDE_DST             # ICMPv6 echo reply
 _WORD = (1 << 64) - 1
 BUILT = _load_compiled()        # _core.population, or None
 compiled = BUILT                # the one derive uses (tests set None: the numpy rules)
+# _core.c's flows by time bin of a batch over several bins, or None (tests
+# set None: the numpy form in _bin_flows, its specification)
+BUILT_BIN_FLOWS = core_function("bin_flows")
+bin_flows = BUILT_BIN_FLOWS
 
 
 def client_side(c, prefixes=()) -> np.ndarray:
@@ -504,6 +508,9 @@ class Population:
         if fb[0] == fb[-1] and (fb == fb[0]).all() and abs(fb[0]) < ODD_BIN:
             self._bin_group(int(fb[0]), v4, v6, int(np.count_nonzero(keyed)))
             return
+        if bin_flows is not None:
+            self._bin_flows_compiled(ts, keyed, coded, interval)
+            return
         h, fb = coded[keyed], fb[keyed]
         ok = np.abs(fb) < ODD_BIN
         if not ok.all():
@@ -544,6 +551,47 @@ class Population:
         self._bin_pending.append((rank_slot[group >> 1] * np.uint16(2)
                                   + (group & 1).astype(np.uint16), u[key % m] & ~_U(31)))
         self._npending_bins += len(key)
+        if self._npending_bins >= BIN_PENDING:
+            self._flush_bins()
+
+    def _bin_flows_compiled(self, ts, keyed, coded, interval):
+        """``_bin_flows`` of a batch over several bins by _core.c
+        ``bin_flows``: the batch's bins in order of first appearance with
+        their rows, and its distinct (bin, flow) pairs, which are the
+        distinct triples below (a flow's family bit is its low bit); the
+        bins admitted, the rows counted untracked and the pairs waiting for
+        _flush_bins are the numpy form's."""
+        n = len(ts)
+        bins, rows, pair_bins = (np.empty(n, dtype=np.int64) for _ in range(3))
+        pair_flows = np.empty(n, dtype=np.uint64)
+        k, odd, npairs = bin_flows(np.ascontiguousarray(ts, dtype=np.float64).view(np.int64),
+                                   np.ascontiguousarray(keyed, dtype=bool).view(np.uint8),
+                                   np.ascontiguousarray(coded, dtype=np.uint64),
+                                   float(interval), ODD_BIN, bins, rows, pair_bins, pair_flows)
+        self.untracked += odd
+        if not k:
+            return
+        ubl = bins[:k].tolist()
+        if len(self.bins) < MAX_FLOW_BINS:
+            for idx in ubl:
+                if idx not in self.bins:
+                    if len(self.bins) >= MAX_FLOW_BINS:
+                        break
+                    self.bins[idx] = _bin_sketches()
+        tracked = np.fromiter((x in self.bins for x in ubl), dtype=bool, count=k)
+        pb, pf = pair_bins[:npairs], pair_flows[:npairs]
+        if not tracked.all():
+            self.untracked += int(rows[:k][~tracked].sum())
+            keep = tracked[pb]
+            pb, pf = pb[keep], pf[keep]
+            if not len(pb):
+                return
+        slots, bins_ = self._slots, self.bins
+        rank_slot = np.fromiter((slots.setdefault(idx, len(slots)) if idx in bins_ else 0
+                                 for idx in ubl), dtype=np.uint16, count=k)
+        self._bin_pending.append((rank_slot[pb] * np.uint16(2)
+                                  + (pf & _U(1)).astype(np.uint16), pf & ~_U(31)))
+        self._npending_bins += len(pb)
         if self._npending_bins >= BIN_PENDING:
             self._flush_bins()
 
