@@ -522,15 +522,7 @@ class Population:
         b = fb.astype(np.int64)
         ub, inv = unique_first(b)
         ubl = ub.tolist()
-        if len(self.bins) < MAX_FLOW_BINS:
-            # Bins are admitted in order of first appearance, so which bins
-            # get a flow count does not depend on how frames were batched.
-            for idx in ubl:
-                if idx not in self.bins:
-                    if len(self.bins) >= MAX_FLOW_BINS:
-                        break
-                    self.bins[idx] = _bin_sketches()
-        tracked = np.fromiter((x in self.bins for x in ubl), dtype=bool, count=len(ub))
+        tracked = self._admit(ubl)
         if not tracked.all():
             keep = tracked[inv]
             self.untracked += len(b) - int(np.count_nonzero(keep))
@@ -545,14 +537,7 @@ class Population:
         m = len(u)
         key = distinct_set((inv * 2 + (h & _U(1)).astype(np.int64)) * m + hinv)
         group = key // m
-        slots, bins = self._slots, self.bins
-        rank_slot = np.fromiter((slots.setdefault(idx, len(slots)) if idx in bins else 0
-                                 for idx in ubl), dtype=np.uint16, count=len(ubl))
-        self._bin_pending.append((rank_slot[group >> 1] * np.uint16(2)
-                                  + (group & 1).astype(np.uint16), u[key % m] & ~_U(31)))
-        self._npending_bins += len(key)
-        if self._npending_bins >= BIN_PENDING:
-            self._flush_bins()
+        self._pend(ubl, group >> 1, group & 1, u[key % m])
 
     def _bin_flows_compiled(self, ts, keyed, coded, interval):
         """``_bin_flows`` of a batch over several bins by _core.c
@@ -572,13 +557,7 @@ class Population:
         if not k:
             return
         ubl = bins[:k].tolist()
-        if len(self.bins) < MAX_FLOW_BINS:
-            for idx in ubl:
-                if idx not in self.bins:
-                    if len(self.bins) >= MAX_FLOW_BINS:
-                        break
-                    self.bins[idx] = _bin_sketches()
-        tracked = np.fromiter((x in self.bins for x in ubl), dtype=bool, count=k)
+        tracked = self._admit(ubl)
         pb, pf = pair_bins[:npairs], pair_flows[:npairs]
         if not tracked.all():
             self.untracked += int(rows[:k][~tracked].sum())
@@ -586,12 +565,30 @@ class Population:
             pb, pf = pb[keep], pf[keep]
             if not len(pb):
                 return
-        slots, bins_ = self._slots, self.bins
-        rank_slot = np.fromiter((slots.setdefault(idx, len(slots)) if idx in bins_ else 0
-                                 for idx in ubl), dtype=np.uint16, count=k)
-        self._bin_pending.append((rank_slot[pb] * np.uint16(2)
-                                  + (pf & _U(1)).astype(np.uint16), pf & ~_U(31)))
-        self._npending_bins += len(pb)
+        self._pend(ubl, pb, pf & _U(1), pf)
+
+    def _admit(self, ubl):
+        """Admit the bins ``ubl`` (a batch's, in order of first appearance)
+        while there is room, so which bins get a flow count does not depend
+        on how frames were batched; whether each is tracked."""
+        if len(self.bins) < MAX_FLOW_BINS:
+            for idx in ubl:
+                if idx not in self.bins:
+                    if len(self.bins) >= MAX_FLOW_BINS:
+                        break
+                    self.bins[idx] = _bin_sketches()
+        return np.fromiter((x in self.bins for x in ubl), dtype=bool, count=len(ubl))
+
+    def _pend(self, ubl, rank, family, flows):
+        """The distinct (bin, family, flow) triples of a batch (each bin's
+        rank in ``ubl``, its family bit, the flow's hash) wait, with their
+        bin's slot, for _flush_bins."""
+        slots, bins = self._slots, self.bins
+        rank_slot = np.fromiter((slots.setdefault(idx, len(slots)) if idx in bins else 0
+                                 for idx in ubl), dtype=np.uint16, count=len(ubl))
+        self._bin_pending.append((rank_slot[rank] * np.uint16(2) + family.astype(np.uint16),
+                                  flows & ~_U(31)))
+        self._npending_bins += len(flows)
         if self._npending_bins >= BIN_PENDING:
             self._flush_bins()
 
