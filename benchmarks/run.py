@@ -470,7 +470,8 @@ def main(argv=None):
     ap.add_argument("--reference-frames", type=int, default=None, metavar="N",
                     help="run the slow rows (ipv6flow reference, tshark, nfstream, dpkt loop) "
                          "on a copy of the first N frames and scale their wall time to the "
-                         "whole file")
+                         "whole file: a quick check, not for RESULTS.md (their start-up and "
+                         "warm-up are scaled too, which flatters ipv6flow; README.md)")
     ap.add_argument("--skip", action="append", default=[], choices=ROW_KEYS,
                     help="leave a row out (repeatable)")
     ap.add_argument("--nfstream-python", default=None, metavar="PYTHON",
