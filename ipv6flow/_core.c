@@ -2310,6 +2310,55 @@ done:
     return result;
 }
 
+/* -- time bins of a batch (bin_sums, bin_flows) ------------------------------
+ *
+ * A batch's distinct time bins in order of first appearance: `ub[:k]`, and
+ * an open-addressing table of their ranks sized from the batch (never from
+ * a value). Rows of one bin come in runs, so the previous row's bin is
+ * tried first. */
+typedef struct {
+    int64_t *table;
+    int bits;
+    int64_t *ub;                /* the bins, in order of first appearance */
+    Py_ssize_t k;
+    int64_t last;               /* the rank of the previous row's bin */
+} Bins;
+
+/* The bin of a float64 timestamp given as its int64 bits, floor(ts /
+   interval), in *bin; 0 when it is odd (|bin| >= odd_bin, or NaN). */
+static inline int time_bin(int64_t bits, double interval, double odd_bin, int64_t *bin)
+{
+    double t;
+    memcpy(&t, &bits, sizeof t);
+    double fb = floor(t / interval);
+    if (!(fabs(fb) < odd_bin))
+        return 0;
+    *bin = (int64_t)fb;
+    return 1;
+}
+
+/* The rank of bin `b` in `bs`, added (and *added set) when it is new. */
+static inline int64_t bin_rank(Bins *bs, int64_t b, int *added)
+{
+    *added = 0;
+    if (bs->k && bs->ub[bs->last] == b)
+        return bs->last;
+    Py_ssize_t mask = ((Py_ssize_t)1 << bs->bits) - 1;
+    Py_ssize_t slot = (Py_ssize_t)(((uint64_t)b * 0x9E3779B97F4A7C15ULL) >> (64 - bs->bits));
+    for (;;) {
+        int64_t j = bs->table[slot];
+        if (j < 0) {
+            bs->table[slot] = bs->last = (int64_t)bs->k;
+            bs->ub[bs->k++] = b;
+            *added = 1;
+            return bs->last;
+        }
+        if (bs->ub[j] == b)
+            return bs->last = j;
+        slot = (slot + 1) & mask;
+    }
+}
+
 /* -- a batch's IP frames by time bin (fold.py _add_figures) ----------------
  *
  * bin_sums(keys, ts_bits, wire, interval, odd_bin, fields, out_bins, out_sums)
@@ -2346,46 +2395,26 @@ static PyObject *bin_sums(PyObject *self, PyObject *args)
     int got = 5;
     Py_ssize_t n = v[0].shape[0];
     PyObject *result = NULL;
-    int bits;
-    int64_t *table = empty_table(n, &bits);
-    if (!table)
+    Bins bs = {.ub = v[3].buf};
+    if (!(bs.table = empty_table(n, &bs.bits)))
         goto done;
-    Py_ssize_t size = (Py_ssize_t)1 << bits;
     const int64_t *keys = v[0].buf, *tsb = v[1].buf, *w = v[2].buf;
-    int64_t *ub = v[3].buf, *sums = v[4].buf;
-    Py_ssize_t k = 0;
+    int64_t *sums = v[4].buf;
     int odd = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t fam = (keys[i] >> ps) & pm;
+        int64_t fam = (keys[i] >> ps) & pm, b;
         if (fam == non_ip)
             continue;
-        double t;
-        memcpy(&t, &tsb[i], sizeof t);
-        double fb = floor(t / interval);
-        if (!(fabs(fb) < odd_bin)) {
+        if (!time_bin(tsb[i], interval, odd_bin, &b)) {
             odd = 1;
             break;
         }
-        int64_t b = (int64_t)fb;
+        int added;
+        int64_t *row = sums + 8 * bin_rank(&bs, b, &added);
+        if (added)
+            memset(row, 0, 8 * sizeof *row);
         int64_t carrier = (keys[i] >> cs) & cm;
-        Py_ssize_t slot = (Py_ssize_t)(((uint64_t)b * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
-        int64_t *row;
-        for (;;) {
-            int64_t j = table[slot];
-            if (j < 0) {
-                table[slot] = (int64_t)k;
-                ub[k] = b;
-                row = sums + 8 * k++;
-                memset(row, 0, 8 * sizeof *row);
-                break;
-            }
-            if (ub[j] == b) {
-                row = sums + 8 * j;
-                break;
-            }
-            slot = (slot + 1) & (size - 1);
-        }
         int p = fam == v4fam ? 0 : 2, c = carrier == v4fam ? 4 : 6;
         row[p]++;
         row[p + 1] += w[i];
@@ -2393,9 +2422,9 @@ static PyObject *bin_sums(PyObject *self, PyObject *args)
         row[c + 1] += w[i];
     }
     Py_END_ALLOW_THREADS
-    result = PyLong_FromSsize_t(odd ? -1 : k);
+    result = PyLong_FromSsize_t(odd ? -1 : bs.k);
 done:
-    PyMem_Free(table);
+    PyMem_Free(bs.table);
     while (got > 0)
         PyBuffer_Release(&v[--got]);
     return result;
@@ -2433,57 +2462,40 @@ static PyObject *bin_flows(PyObject *self, PyObject *args)
     Py_ssize_t n = v[0].shape[0];
     int got = 1;
     PyObject *result = NULL;
-    int64_t *btable = NULL, *ptable = NULL;
+    Bins bs = {NULL};
+    int64_t *ptable = NULL;
     for (; got < 7; got++) {
         if (!get_array(o[got], &v[got], got == 1 ? 1 : 8, n, got >= 3, what[got]))
             goto done;
     }
-    int bbits, pbits;
-    if (!(btable = empty_table(n, &bbits)) || !(ptable = empty_table(n, &pbits)))
+    int pbits;
+    if (!(bs.table = empty_table(n, &bs.bits)) || !(ptable = empty_table(n, &pbits)))
         goto done;
-    Py_ssize_t bmask = ((Py_ssize_t)1 << bbits) - 1, pmask = ((Py_ssize_t)1 << pbits) - 1;
+    bs.ub = v[3].buf;
+    Py_ssize_t pmask = ((Py_ssize_t)1 << pbits) - 1;
     const int64_t *tsb = v[0].buf;
     const uint8_t *keyed = v[1].buf;
     const uint64_t *coded = v[2].buf;
-    int64_t *ub = v[3].buf, *rows = v[4].buf, *pb = v[5].buf;
+    int64_t *rows = v[4].buf, *pb = v[5].buf;
     uint64_t *pf = v[6].buf;
-    Py_ssize_t k = 0, pairs = 0, odd = 0;
-    int64_t last = 0;                        /* the rank of the previous row's bin */
+    Py_ssize_t pairs = 0, odd = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t b;
         if (!keyed[i])
             continue;
-        double t;
-        memcpy(&t, &tsb[i], sizeof t);
-        double fb = floor(t / interval);
-        if (!(fabs(fb) < odd_bin)) {
+        if (!time_bin(tsb[i], interval, odd_bin, &b)) {
             odd++;
             continue;
         }
-        int64_t b = (int64_t)fb;
-        Py_ssize_t slot;
-        if (k == 0 || b != ub[last]) {       /* rows of one bin come in runs */
-            slot = (Py_ssize_t)(((uint64_t)b * 0x9E3779B97F4A7C15ULL) >> (64 - bbits));
-            for (;;) {
-                int64_t j = btable[slot];
-                if (j < 0) {
-                    btable[slot] = last = (int64_t)k;
-                    ub[k] = b;
-                    rows[k++] = 0;
-                    break;
-                }
-                if (ub[j] == b) {
-                    last = j;
-                    break;
-                }
-                slot = (slot + 1) & bmask;
-            }
-        }
-        int64_t r = last;
+        int added;
+        int64_t r = bin_rank(&bs, b, &added);
+        if (added)
+            rows[r] = 0;
         rows[r]++;
         uint64_t h = coded[i];
         uint64_t x = (h ^ ((uint64_t)r * 0xC2B2AE3D27D4EB4FULL)) * 0x9E3779B97F4A7C15ULL;
-        slot = (Py_ssize_t)(x >> (64 - pbits));
+        Py_ssize_t slot = (Py_ssize_t)(x >> (64 - pbits));
         for (;;) {
             int64_t j = ptable[slot];
             if (j < 0) {
@@ -2498,9 +2510,9 @@ static PyObject *bin_flows(PyObject *self, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    result = Py_BuildValue("(nnn)", k, odd, pairs);
+    result = Py_BuildValue("(nnn)", bs.k, odd, pairs);
 done:
-    PyMem_Free(btable);
+    PyMem_Free(bs.table);
     PyMem_Free(ptable);
     while (got > 0)
         PyBuffer_Release(&v[--got]);
