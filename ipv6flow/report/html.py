@@ -17,6 +17,7 @@ import datetime as _dt
 import html
 
 from ..decode.constants import EXT_TYPES, TUNNEL_KINDS
+from . import found_by_dns_alone
 
 STYLE = """
 :root{--v6:#1b7f5f;--v4:#b8860b;--ink:#1d2733;--mute:#5b6675;--line:#d5dae1;--bg:#f6f8fa}
@@ -217,8 +218,7 @@ def nat64_section(r):
     out = table(["prefix", "kind", "evidence", "packets", "bytes", "IPv6 clients",
                  "IPv4 destinations"], rows, left=("prefix", "kind", "evidence"))
     # as the text report's caution (report/text.py _nat64)
-    dns_only = [s["prefix"] for s in sus if s["kind"] == "network-specific"
-                and set(s["evidence"]) == {"dns64", "traffic"}]
+    dns_only = [s["prefix"] for s in sus if found_by_dns_alone(s)]
     if dns_only:
         out += (f'<p class="note">{esc(", ".join(dns_only))}: found from DNS answers alone, '
                 "as a service numbering its IPv6 after its IPv4 (Cloudflare does) would be; "

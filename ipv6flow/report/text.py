@@ -11,6 +11,7 @@ are right-aligned in fixed columns. Anything that may come from outside
 import datetime as _dt
 
 from ..summary import TRANSPORT_KEYS
+from . import found_by_dns_alone
 
 FAMILY_LABELS = {"ipv4": "IPv4", "ipv6": "IPv6", "non_ip": "non-IP"}
 
@@ -352,10 +353,7 @@ def _nat64(nat, total):
         lines.append(f"    {_n(sp['packets'])} packets ({_pct(sp['packets'], total).strip()} of all), "
                      f"{_n(sp['bytes'])} bytes, {_plural(sp['ipv6_clients'], 'IPv6 client')}, "
                      f"{_plural(sp['ipv4_destinations'], 'IPv4 destination')}")
-        # found from DNS answers alone: a service that numbers its IPv6
-        # addresses after its IPv4 ones answers the same way
-        dns_only = sp["kind"] == "network-specific" and set(sp["evidence"]) == {"dns64",
-                                                                                "traffic"}
+        dns_only = found_by_dns_alone(sp)
         if sp["packets"]:
             reading = (f"clients {'may ' if dns_only else ''}reach IPv4-only services "
                        f"through NAT64 prefix {sp['prefix']}")
