@@ -479,9 +479,10 @@ def main(argv=None):
                          "benchmarks/data/nfstream-venv/bin/python; the row is left out "
                          "without one)")
     ap.add_argument("--profile", type=int, default=None, metavar="N",
-                    help="also cProfile ipv6flow (fast decoder, or the default one) on the "
-                         "first N frames of each capture and list the top 10 functions by "
-                         "own time")
+                    help="also time each stage of a complete run on the whole capture "
+                         "(benchmarks/stages.py, fastest of 3) and cProfile ipv6flow (fast "
+                         "decoder, or the default one) on the first N frames of each capture: "
+                         "the top 10 functions by own time")
     ap.add_argument("--profile-decoder", choices=["fast", "reference"], default="fast",
                     help="decoder for --profile (default fast)")
     ap.add_argument("--no-results", action="store_true",
@@ -573,7 +574,7 @@ def main(argv=None):
         cap["prof"] = None
         if a.profile:
             cap["prof"] = profile(cap["path"], cap["frames"], min(a.profile, cap["frames"]),
-                                  has_decoder and a.profile_decoder)
+                                  has_decoder and a.profile_decoder, taskset)
         cap["table"] = render_table(cap["rows"], fast)
 
     info = machine_info()
@@ -665,15 +666,40 @@ def dpkt_vs_ipv6flow(dpkt_out, report_path, fname, label) -> str:
             f"Teredo (port 3544) {d['teredo']:,} vs {t['teredo']['packets']:,}")
 
 
-def profile(path, frames, n, decoder) -> str:
-    """cProfile of one ipv6flow run on the first n frames: top 10 by own time.
+def stages_total(table: str):
+    """The run's seconds in a benchmarks/stages.py table (None if absent)."""
+    m = re.search(r"\| \*\*the run\*\* .*\| \*\*([0-9.]+)\*\* \|", table)
+    return float(m.group(1)) if m else None
+
+
+def profile(path, frames, n, decoder, taskset) -> str:
+    """Where one complete run's time goes: benchmarks/stages.py on the whole
+    capture (a timer around each stage's functions; the fastest of three
+    runs), then cProfile's top 10 functions on the first n frames.
 
     ``decoder`` is "fast", "reference", or False (ipv6flow has no --decoder).
     """
     import pstats
+    dec = ["--decoder", decoder] if decoder else []
+    shown = " ".join(["ipv6flow analyze", *dec])
+    lines = []
+    runs = []
+    for _ in range(3):
+        r = subprocess.run([*taskset, sys.executable, os.path.join(HERE, "stages.py"), path,
+                            *dec], cwd=IPV6FLOW_CWD, capture_output=True, text=True)
+        total = stages_total(r.stdout)
+        if r.returncode == 0 and total is not None:
+            runs.append((total, r.stdout.strip()))
+    if runs:
+        best = min(runs)
+        lines += [f"Where the time of `{shown}` goes on the whole capture, by stage "
+                  f"(`benchmarks/stages.py`: a wall-clock timer around each stage's functions, "
+                  f"one core; the fastest of {len(runs)} runs, {best[0]:.3f} s; start-up here "
+                  f"leaves out the interpreter's own start, about 20 ms):", "", best[1], ""]
+    else:
+        lines += ["(benchmarks/stages.py failed: no stage table)", ""]
     src = prefix_copy(path, n) if n < frames else path
     pout = os.path.join(DATA, "profile.out")
-    dec = ["--decoder", decoder] if decoder else []
     _, helptext = ipv6flow_has_decoder()
     stats = ["--stats"] if "--stats" in helptext else []
     cmd = [sys.executable, "-m", "cProfile", "-o", pout, "-m", "ipv6flow.cli", "analyze", src,
@@ -683,10 +709,9 @@ def profile(path, frames, n, decoder) -> str:
                        text=True)
     st = pstats.Stats(pout)
     total = st.total_tt
-    shown = " ".join(["ipv6flow analyze", *dec])
-    lines = [f"cProfile of `{shown}` on the first {n:,} frames ({total:.2f} s under the "
-             f"profiler, imports included), top 10 functions by own time:", "",
-             "| own s | % | cumulative s | calls | function |", "| ---: | ---: | ---: | ---: | --- |"]
+    lines += [f"cProfile of `{shown}` on the first {n:,} frames ({total:.2f} s under the "
+              f"profiler, imports included), top 10 functions by own time:", "",
+              "| own s | % | cumulative s | calls | function |", "| ---: | ---: | ---: | ---: | --- |"]
     items = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:10]
     for (fn, line, name), (cc, nc, tt, ct, _) in items:
         where = os.path.relpath(fn, REPO) if fn.startswith(REPO) else os.path.basename(fn)
@@ -695,58 +720,7 @@ def profile(path, frames, n, decoder) -> str:
     said = [ln for ln in r.stderr.splitlines() if ln.startswith("decoder")]
     if said:
         lines += ["", f"`--stats` of that run: {said[-1].strip()}"]
-    lines += ["", "The same run by stage (cumulative time of each stage's entry functions; "
-              "the second pass reads and classifies again, so its time is also inside the "
-              "reading and kernel rows):", ""] + stage_profile(pout)
     return "\n".join(lines)
-
-
-# Where the time of one complete report goes, by stage: (stage, [(file in
-# ipv6flow/, function)]); a stage's time is the cumulative time of its
-# entry functions under cProfile (which slows Python code more than numpy's,
-# so the shares are a guide, not a measurement).
-STAGES = (
-    ("reading the capture (batches)", [("capture/pcap.py", "batches"),
-                                       ("capture/pcapng.py", "batches")]),
-    ("classifier (compiled pass, or numpy kernel without it; --stats says which)",
-     [("fast/core.py", "classify")]),
-    ("reference route (decode_frame on the rows the kernel leaves)",
-     [("decode/__init__.py", "decode_frame")]),
-    ("frame-key figures and time bins", [("fast/__init__.py", "_add_figures")]),
-    ("NAT64 traffic", [("fast/__init__.py", "_nat64_traffic")]),
-    ("DNS and NAT64 evidence", [("fast/__init__.py", "_observe"),
-                                ("engine/local.py", "update")]),
-    ("columns for clients, flows, scorecard, translation", [("fast/__init__.py",
-                                                              "population_columns")]),
-    ("clients and flows", [("analysis/population.py", "observe")]),
-    ("scorecard (--org-map)", [("analysis/scorecard.py", "observe")]),
-    ("IPv4 as a service (translation)", [("analysis/translation.py", "observe"),
-                                         ("analysis/translation.py", "flush")]),
-    ("second pass (NAT64 prefixes found late)", [("engine/local.py", "count_nat64")]),
-    ("report (to_report, JSON)", [("summary.py", "to_report"), ("report/jsonout.py", "dumps")]),
-)
-
-
-def stage_profile(pout: str) -> list[str]:
-    import pstats
-    st = pstats.Stats(pout)
-    total = st.total_tt
-    cum = {}
-    for (fn, _line, name), (_cc, _nc, _tt, ct, _callers) in st.stats.items():
-        fn = fn.replace(os.sep, "/")
-        if "/ipv6flow/" in fn:
-            key = (fn.split("/ipv6flow/", 1)[1], name)
-            cum[key] = cum.get(key, 0.0) + ct
-    analyze = next((ct for (fn, _l, name), (_a, _b, _c, ct, _d) in st.stats.items()
-                    if fn.endswith("engine/local.py") and name == "analyze_paths"), 0.0)
-    lines = ["| stage | cumulative s | % of the run |", "| --- | ---: | ---: |",
-             f"| start-up (interpreter, imports, CLI) | {total - analyze:.2f} | "
-             f"{100 * (total - analyze) / total:.0f}% |"]
-    for title, funcs in STAGES:
-        t = sum(cum.get(f, 0.0) for f in funcs)
-        lines.append(f"| {title} | {t:.2f} | {100 * t / total:.0f}% |")
-    lines.append(f"| the whole run under cProfile | {total:.2f} | 100% |")
-    return lines
 
 
 def fmt_ratio(x):

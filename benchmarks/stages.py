@@ -18,6 +18,7 @@ interpreter's own start (about 20 ms; see benchmarks/floor.py ``startup``).
 
 import functools
 import os
+import resource
 import sys
 import time
 
@@ -138,6 +139,10 @@ def table(total):
     for name, t, note in rows:
         out.append(f"| {name} | {t:.3f} | {100 * t / total:.1f}% | {note} |")
     out.append(f"| **the run** (this script's start to exit) | **{total:.3f}** | 100% | |")
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    out += ["", f"CPU of the run: user {ru.ru_utime:.3f} s, system {ru.ru_stime:.3f} s (the "
+                f"operating system's share: mostly the page faults of the file's maps, "
+                f"{ru.ru_minflt:,} minor faults); peak RSS {ru.ru_maxrss / 1024:.0f} MB"]
     return "\n".join(out)
 
 
