@@ -480,7 +480,8 @@ def main(argv=None):
                          "without one)")
     ap.add_argument("--profile", type=int, default=None, metavar="N",
                     help="also time each stage of a complete run on the whole capture "
-                         "(benchmarks/stages.py, fastest of 3) and cProfile ipv6flow (fast "
+                         "(benchmarks/stages.py, fastest of 3), beside the same run with no "
+                         "compiled helper (IPV6FLOW_PURE_PYTHON=1), and cProfile ipv6flow (fast "
                          "decoder, or the default one) on the first N frames of each capture: "
                          "the top 10 functions by own time")
     ap.add_argument("--profile-decoder", choices=["fast", "reference"], default="fast",
@@ -672,10 +673,51 @@ def stages_total(table: str):
     return float(m.group(1)) if m else None
 
 
+STAGE_ROW = re.compile(r"^\| (?P<stage>[^|*]+?) \| (?P<s>[0-9.]+) \| [0-9.]+% \| (?P<note>[^|]*)\|$")
+
+
+def stage_rows(table: str) -> dict:
+    """{stage: (seconds, note)} of a benchmarks/stages.py table."""
+    return {m["stage"]: (float(m["s"]), m["note"].strip())
+            for m in map(STAGE_ROW.match, table.splitlines()) if m}
+
+
+def stages_side_by_side(compiled: str, plain: str) -> list[str]:
+    """The stage tables of a run with the compiled helpers and of one
+    without them (``IPV6FLOW_PURE_PYTHON=1``) as one table: what the
+    compiled core changes, stage by stage."""
+    a, b = stage_rows(compiled), stage_rows(plain)
+    ta, tb = stages_total(compiled), stages_total(plain)
+    out = ["| stage | compiled core: s | share | no compiled code: s | compiled saves |",
+           "| --- | ---: | ---: | ---: | ---: |"]
+    for stage in list(a) + [x for x in b if x not in a]:
+        sa, note = a.get(stage, (0.0, ""))
+        sb = b.get(stage, (0.0, ""))[0]
+        out.append(f"| {stage}{f'; {note}' if note else ''} | {sa:.3f} | "
+                   f"{100 * sa / ta:.1f}% | {sb:.3f} | {sb - sa:+.3f} |")
+    out.append(f"| **the run** | **{ta:.3f}** | 100% | **{tb:.3f}** | **{tb - ta:+.3f}** |")
+    return out
+
+
+def _fastest_stages(path, dec, taskset, runs, env=None):
+    """The table of the fastest of ``runs`` runs of benchmarks/stages.py,
+    with its CPU line, or None."""
+    got = []
+    for _ in range(runs):
+        r = subprocess.run([*taskset, sys.executable, os.path.join(HERE, "stages.py"), path,
+                            *dec], cwd=IPV6FLOW_CWD, capture_output=True, text=True,
+                           env=None if env is None else {**os.environ, **env})
+        total = stages_total(r.stdout)
+        if r.returncode == 0 and total is not None:
+            got.append((total, r.stdout.strip()))
+    return min(got)[1] if got else None
+
+
 def profile(path, frames, n, decoder, taskset) -> str:
     """Where one complete run's time goes: benchmarks/stages.py on the whole
     capture (a timer around each stage's functions; the fastest of three
-    runs), then cProfile's top 10 functions on the first n frames.
+    runs), beside the same without any compiled helper (the no-compiler
+    path), then cProfile's top 10 functions on the first n frames.
 
     ``decoder`` is "fast", "reference", or False (ipv6flow has no --decoder).
     """
@@ -683,19 +725,24 @@ def profile(path, frames, n, decoder, taskset) -> str:
     dec = ["--decoder", decoder] if decoder else []
     shown = " ".join(["ipv6flow analyze", *dec])
     lines = []
-    runs = []
-    for _ in range(3):
-        r = subprocess.run([*taskset, sys.executable, os.path.join(HERE, "stages.py"), path,
-                            *dec], cwd=IPV6FLOW_CWD, capture_output=True, text=True)
-        total = stages_total(r.stdout)
-        if r.returncode == 0 and total is not None:
-            runs.append((total, r.stdout.strip()))
-    if runs:
-        best = min(runs)
-        lines += [f"Where the time of `{shown}` goes on the whole capture, by stage "
-                  f"(`benchmarks/stages.py`: a wall-clock timer around each stage's functions, "
-                  f"one core; the fastest of {len(runs)} runs, {best[0]:.3f} s; start-up here "
-                  f"leaves out the interpreter's own start, about 20 ms):", "", best[1], ""]
+    best = _fastest_stages(path, dec, taskset, 3)
+    plain = _fastest_stages(path, dec, taskset, 3, {"IPV6FLOW_PURE_PYTHON": "1"}) \
+        if best and decoder != "reference" else None
+    if best:
+        cpu = [ln for ln in best.splitlines() if ln.startswith("CPU of the run")]
+        intro = (f"Where the time of `{shown}` goes on the whole capture, by stage "
+                 f"(`benchmarks/stages.py`: a wall-clock timer around each stage's functions, "
+                 f"one core, the fastest of 3 runs; start-up here leaves out the "
+                 f"interpreter's own start, about 20 ms)")
+        if plain:
+            lines += [intro + ", and what the compiled core changes: the same run with "
+                      "`IPV6FLOW_PURE_PYTHON=1` (no compiled helper: the numpy kernel, the "
+                      "numpy forms of the analyses and the buffered reader, what an install "
+                      "without a compiler runs; fastest of 3):", "",
+                      *stages_side_by_side(best, plain)]
+        else:
+            lines += [intro + ":", "", best.split("\n\nCPU of the run")[0]]
+        lines += ["", *(f"{c} (compiled core)" for c in cpu), ""]
     else:
         lines += ["(benchmarks/stages.py failed: no stage table)", ""]
     src = prefix_copy(path, n) if n < frames else path

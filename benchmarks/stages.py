@@ -14,6 +14,9 @@ are called per batch (or per fallback frame), so the run is barely slower
 than a plain one. Start-up is the time from this script's first line to
 the first pass (imports, options, opening the file), so it leaves out the
 interpreter's own start (about 20 ms; see benchmarks/floor.py ``startup``).
+With ``IPV6FLOW_PURE_PYTHON=1`` in the environment the same stages run
+without any compiled helper (what an install without a compiler runs);
+``run.py --profile`` shows both side by side.
 """
 
 import functools
@@ -123,7 +126,7 @@ def table(total):
         t = sum(s(x) for x in specs)
         n = sum(calls.get(x, 0) for x in specs)
         if n:
-            rows.append((stage, t, f"{n:,} calls"))
+            rows.append((stage, t, f"{n:,} call{'s' if n != 1 else ''}"))
         inner += t
     in_batch = sum(sum(s(x) for x in specs) for stage, specs in STAGES
                    if specs[0].startswith(("ipv6flow.fold:", "ipv6flow.summary:",
