@@ -51,6 +51,7 @@ zero bytes), random.
 """
 
 import ipaddress
+import math
 
 import numpy as np
 
@@ -504,13 +505,18 @@ class Population:
     def _bin_flows(self, ts, keyed, coded, interval, v4, v6):
         """Flows per time bin of the rows ``keyed`` picks; ``v4, v6`` are
         their distinct IPv4 and IPv6 flows, for a batch in one bin."""
-        fb = np.floor(ts / interval)
-        if fb[0] == fb[-1] and (fb == fb[0]).all() and abs(fb[0]) < ODD_BIN:
-            self._bin_group(int(fb[0]), v4, v6, int(np.count_nonzero(keyed)))
-            return
+        # one bin when the earliest and the latest frame share it (division
+        # by the interval and floor are monotonic; a NaN fails the test)
+        lo, hi = float(ts.min()), float(ts.max())
+        if math.isfinite(lo) and math.isfinite(hi):
+            first = math.floor(lo / interval)
+            if abs(first) < ODD_BIN and first == math.floor(hi / interval):
+                self._bin_group(first, v4, v6, int(np.count_nonzero(keyed)))
+                return
         if bin_flows is not None:
             self._bin_flows_compiled(ts, keyed, coded, interval)
             return
+        fb = np.floor(ts / interval)
         h, fb = coded[keyed], fb[keyed]
         ok = np.abs(fb) < ODD_BIN
         if not ok.all():
