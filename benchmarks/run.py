@@ -10,7 +10,8 @@ Ethernet captures of ../shared joined and repeated), every row on both:
     python benchmarks/run.py --frames 200000 --real-repeat 2 --no-results   # quick check
 
 Rows, each run pinned to one core (``taskset -c 0``, but ``--workers 2``) one after the other,
-with the file in the page cache (read once before, while hashing it):
+with the file in the page cache (dropped from it, then read once while
+hashing it: the state a read from disk leaves):
 
 - ipv6flow fast       ``ipv6flow analyze FILE --decoder fast --format json -o OUT``
 - ipv6flow fast --no-clients: the same without clients, flows and interface
@@ -128,9 +129,15 @@ def machine_info() -> dict:
 
 
 def hash_and_warm(path: str) -> str:
-    """sha256 of the file; reading it also puts it in the page cache."""
+    """sha256 of the file; reading it also puts it in the page cache, as a
+    read from disk leaves it: the file's cached pages are dropped first
+    (``POSIX_FADV_DONTNEED``; no root needed), so every run, whoever wrote
+    the file and however it was read before, starts from the same state
+    (README.md, "The page cache")."""
     h = hashlib.sha256()
     with open(path, "rb", buffering=0) as fh:
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         buf = bytearray(16 << 20)
         mv = memoryview(buf)
         while True:
@@ -909,7 +916,9 @@ def render_section(info, caps, side, targets, a, taskset, floor) -> str:
         L.append(_capture_line(cap))
     pin = ("pinned with `taskset -c 0` (but `--workers 2`, on both cores)" if taskset
            else "NOT pinned (taskset not found)")
-    L.append(f"- each tool {pin}, run one after the other, file in the page cache; "
+    L.append(f"- each tool {pin}, run one after the other, file in the page cache (dropped "
+             f"from it with posix_fadvise DONTNEED, then read once: as a read from disk leaves "
+             f"it); "
              f"best of {a.repeat} in rounds (every tool on every capture once per round); "
              f"MB = 10^6 bytes; wall time and peak RSS from os.wait4 in a "
              f"small launcher (peak RSS floor of the launcher: {floor:.0f} MB, so smaller "

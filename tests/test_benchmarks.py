@@ -59,3 +59,11 @@ def test_side_by_side_table_pairs_the_stages():
     assert table[2] == "| start-up: imports | 0.080 | 40.0% | 0.080 | +0.000 |"
     assert table[-1] == "| **the run** | **0.200** | 100% | **0.300** | **+0.100** |"
     assert len(table) == 2 + 3 + 1
+
+
+def test_hash_and_warm_drops_the_file_from_the_cache_then_hashes_it(tmp_path):
+    import hashlib
+    data = bytes(range(256)) * 5000
+    f = tmp_path / "x.pcap"
+    f.write_bytes(data)
+    assert run.hash_and_warm(str(f)) == hashlib.sha256(data).hexdigest()
