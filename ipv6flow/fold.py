@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .analysis import nat64 as nat64_mod
-from .analysis.population import ODD_BIN
+from .analysis.population import ODD_BIN, one_bin
 from .arrays import group_sums, unique_inverse
 from .decode import decode_frame
 from .decode.columns import columns_of, frame_columns
@@ -70,16 +70,15 @@ def _add_figures(summary, d):
             summary.add_key(unpack_key(key), p, int(b), sq)
     lo, hi = float(ts.min()), float(ts.max())
     summary.add_span(lo, hi)
-    if by_family is not None and math.isfinite(lo) and math.isfinite(hi):
-        first = math.floor(lo / summary.interval)
-        if abs(first) < ODD_BIN and first == math.floor(hi / summary.interval):
-            # The usual batch: every frame in one time bin (division by the
-            # interval and floor are monotonic), so its sums by family are
-            # the keys' sums, added in the order of the per-row path below.
-            for c in sorted(by_family):
-                p, b = by_family[c]
-                summary.add_bin(first, FAMILY_NAMES[c >> 2], FAMILY_NAMES[c & 3], p, b)
-            return
+    first = one_bin(lo, hi, summary.interval) if by_family is not None else None
+    if first is not None:
+        # The usual batch: every frame in one time bin, so its sums by
+        # family are the keys' sums, added in the order of the per-row path
+        # below.
+        for c in sorted(by_family):
+            p, b = by_family[c]
+            summary.add_bin(first, FAMILY_NAMES[c >> 2], FAMILY_NAMES[c & 3], p, b)
+        return
     if bin_sums is not None and _bins_compiled(summary, k, ts, w):
         return
     fam = (k >> _PAYLOAD_SHIFT) & _PAYLOAD_MASK

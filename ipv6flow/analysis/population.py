@@ -78,6 +78,17 @@ BIN_PENDING = 1 << 19            # (bin, family, flow) triples waiting (10 bytes
 assert 2 * MAX_FLOW_BINS <= 1 << 16         # a tracked bin's slot and family in 16 bits
 ODD_BIN = 2.0 ** 58              # as the Summary's bins: a clock past int64 once scaled
 
+
+def one_bin(lo: float, hi: float, interval: float):
+    """The time bin every timestamp between ``lo`` and ``hi`` (a batch's
+    earliest and latest) falls in, or None when they span several, or a
+    clock is odd (NaN, infinite, past int64 once scaled): division by the
+    interval and floor are monotonic, so the two ends decide."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    first = math.floor(lo / interval)
+    return first if abs(first) < ODD_BIN and first == math.floor(hi / interval) else None
+
 _TAG_MAC, _TAG_V4, _TAG_V6 = 1, 2, 3
 
 # The groups ``code_groups`` sorts each stream's distinct hashes into, by
@@ -505,14 +516,10 @@ class Population:
     def _bin_flows(self, ts, keyed, coded, interval, v4, v6):
         """Flows per time bin of the rows ``keyed`` picks; ``v4, v6`` are
         their distinct IPv4 and IPv6 flows, for a batch in one bin."""
-        # one bin when the earliest and the latest frame share it (division
-        # by the interval and floor are monotonic; a NaN fails the test)
-        lo, hi = float(ts.min()), float(ts.max())
-        if math.isfinite(lo) and math.isfinite(hi):
-            first = math.floor(lo / interval)
-            if abs(first) < ODD_BIN and first == math.floor(hi / interval):
-                self._bin_group(first, v4, v6, int(np.count_nonzero(keyed)))
-                return
+        first = one_bin(float(ts.min()), float(ts.max()), interval)
+        if first is not None:
+            self._bin_group(first, v4, v6, int(np.count_nonzero(keyed)))
+            return
         if bin_flows is not None:
             self._bin_flows_compiled(ts, keyed, coded, interval)
             return
