@@ -277,6 +277,9 @@ class PcapngReader:
         lay = self._layout
         block_head, u32, epb = lay.block_head, lay.u32, lay.epb
         interfaces: list[Interface] = []   # the first MAX_INTERFACES of the section
+        # equal interfaces share one object: a section repeating one IDB
+        # tens of thousands of times (hostile) holds references, not tuples
+        same: dict[Interface, Interface] = {}
         seen = 0                   # IDBs in the section, kept or not
         base = 0                   # stream offset of buf[0]
         size = len(buf)
@@ -292,7 +295,9 @@ class PcapngReader:
                         tally.cut_off(f"block at byte offset {base}: file ends inside "
                                       f"the block header ({size} of {BLOCK_OVERHEAD} bytes)")
                     return
-            if walk is not None and interfaces:
+            # the walk takes runs of EPBs: tried where one starts (its row
+            # table is sized from the buffer, so not once per other block)
+            if walk is not None and interfaces and block_head(buf, pos)[0] == BT_EPB:
                 if mapped is not None:      # the last run's readers, then this walk
                     mapped.check_torn(mapped.CUT_READ)
                 blob, end = walk(buf, pos, lay is _BIG, len(interfaces), MAX_BLOCK_LEN)
@@ -395,7 +400,7 @@ class PcapngReader:
                 interface = self._interface(lay, buf, pos, blen, base + pos)
                 seen += 1
                 if seen <= MAX_INTERFACES:
-                    interfaces.append(interface)
+                    interfaces.append(same.setdefault(interface, interface))
                     tally.linktype(interface.linktype)
                 else:
                     self._warn_once(tally, "not kept", f"{_block_name(btype)} at byte offset "
@@ -404,6 +409,7 @@ class PcapngReader:
             elif btype == BT_SHB:
                 self._section_body(lay, buf, pos, blen, base + pos)
                 interfaces = []
+                same = {}
                 seen = 0
             pos += blen
 
