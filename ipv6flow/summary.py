@@ -255,15 +255,9 @@ class Summary:
     def add_bin(self, idx: int, payload: str, carrier: str, packets: int, nbytes: int) -> None:
         """Add IP frames to time bin ``idx`` (start ``idx * interval``)."""
         packets, nbytes = packets * self.weight, nbytes * self.weight
-        b = self._bins.get(idx)
+        b = self._bin_row(idx, packets, nbytes)
         if b is None:
-            if len(self._bins) >= MAX_BINS:
-                # Timestamps spread over more bins than memory should hold
-                # (a hostile or broken clock): counted, not binned.
-                self.bin_overflow[0] += packets
-                self.bin_overflow[1] += nbytes
-                return
-            b = self._bins[idx] = [0] * 8
+            return
         i = 0 if payload == "ipv4" else 2
         b[i] += packets
         b[i + 1] += nbytes
@@ -276,15 +270,25 @@ class Summary:
         its eight counters as the bin holds them (payload IPv4 packets,
         bytes, payload IPv6 ..., carrier IPv4 ..., carrier IPv6 ...)."""
         w = self.weight
+        b = self._bin_row(idx, (sums[0] + sums[2]) * w, (sums[1] + sums[3]) * w)
+        if b is None:
+            return
+        for i in range(8):
+            b[i] += sums[i] * w
+
+    def _bin_row(self, idx: int, packets: int, nbytes: int):
+        """Bin ``idx``'s eight counters, made if new; None when no more bins
+        may be held: timestamps spread over more bins than memory should
+        hold (a hostile or broken clock) are counted (``packets``, ``nbytes``,
+        weighted), not binned."""
         b = self._bins.get(idx)
         if b is None:
             if len(self._bins) >= MAX_BINS:
-                self.bin_overflow[0] += (sums[0] + sums[2]) * w
-                self.bin_overflow[1] += (sums[1] + sums[3]) * w
-                return
+                self.bin_overflow[0] += packets
+                self.bin_overflow[1] += nbytes
+                return None
             b = self._bins[idx] = [0] * 8
-        for i in range(8):
-            b[i] += sums[i] * w
+        return b
 
     def add_time(self, ts, payload, carrier, packets, nbytes):
         if self.first is None or ts < self.first:
